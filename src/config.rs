@@ -1,0 +1,99 @@
+//! Recorder settings, with the seed's defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the recorder samples, how big windows get, and how long history is kept.
+///
+/// `Default` gives the seed's values. As in the seed, a zero in any numeric field
+/// means "use the default", so a partly filled config is always usable:
+///
+/// ```
+/// use incident_recorder::RecorderConfig;
+/// use std::time::Duration;
+///
+/// let cfg = RecorderConfig { sample_interval: Duration::ZERO, ..Default::default() }.normalized();
+/// assert_eq!(cfg.sample_interval, Duration::from_secs(5));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecorderConfig {
+    /// Time between two ticks of the sampling thread. Default 5 s.
+    pub sample_interval: Duration,
+    /// How much history the per-resource buffer keeps, copied into a window when
+    /// it opens. Default 5 min.
+    pub pre_incident_window: Duration,
+    /// How long a window keeps recording after its last trigger. Default 10 min.
+    pub post_incident_window: Duration,
+    /// A window closes as `truncated` when it holds this many points, buffered
+    /// ones included. Default 500.
+    pub max_data_points_per_window: usize,
+    /// How many closed windows to keep; older ones are deleted. Default 100.
+    pub max_windows: usize,
+    /// Closed windows whose end is older than this are deleted. Default 24 h.
+    pub retention: Duration,
+    /// The database file; `None` keeps everything in memory (lost on drop).
+    pub db_path: Option<PathBuf>,
+    /// When true, a window with an unresolved `alert` trigger does not complete at
+    /// its deadline; once its last alert resolves, the deadline becomes resolution
+    /// time + `post_incident_window`. Default false (the seed's behaviour).
+    pub hold_while_alert_active: bool,
+}
+
+impl RecorderConfig {
+    /// The seed's sample interval.
+    pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+    /// The seed's pre-incident window.
+    pub const DEFAULT_PRE_INCIDENT_WINDOW: Duration = Duration::from_secs(5 * 60);
+    /// The seed's post-incident window.
+    pub const DEFAULT_POST_INCIDENT_WINDOW: Duration = Duration::from_secs(10 * 60);
+    /// The seed's per-window point limit.
+    pub const DEFAULT_MAX_DATA_POINTS_PER_WINDOW: usize = 500;
+    /// The seed's window count limit.
+    pub const DEFAULT_MAX_WINDOWS: usize = 100;
+    /// The seed's retention.
+    pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// A default config recording into the database file at `path`.
+    pub fn with_db_path(path: impl Into<PathBuf>) -> RecorderConfig {
+        RecorderConfig {
+            db_path: Some(path.into()),
+            ..RecorderConfig::default()
+        }
+    }
+
+    /// This config with every zero replaced by its default. The recorder always
+    /// runs on a normalized config.
+    pub fn normalized(mut self) -> RecorderConfig {
+        fn or(d: &mut Duration, default: Duration) {
+            if d.is_zero() {
+                *d = default;
+            }
+        }
+        or(&mut self.sample_interval, Self::DEFAULT_SAMPLE_INTERVAL);
+        or(&mut self.pre_incident_window, Self::DEFAULT_PRE_INCIDENT_WINDOW);
+        or(&mut self.post_incident_window, Self::DEFAULT_POST_INCIDENT_WINDOW);
+        or(&mut self.retention, Self::DEFAULT_RETENTION);
+        if self.max_data_points_per_window == 0 {
+            self.max_data_points_per_window = Self::DEFAULT_MAX_DATA_POINTS_PER_WINDOW;
+        }
+        if self.max_windows == 0 {
+            self.max_windows = Self::DEFAULT_MAX_WINDOWS;
+        }
+        self
+    }
+}
+
+impl Default for RecorderConfig {
+    fn default() -> RecorderConfig {
+        RecorderConfig {
+            sample_interval: Self::DEFAULT_SAMPLE_INTERVAL,
+            pre_incident_window: Self::DEFAULT_PRE_INCIDENT_WINDOW,
+            post_incident_window: Self::DEFAULT_POST_INCIDENT_WINDOW,
+            max_data_points_per_window: Self::DEFAULT_MAX_DATA_POINTS_PER_WINDOW,
+            max_windows: Self::DEFAULT_MAX_WINDOWS,
+            retention: Self::DEFAULT_RETENTION,
+            db_path: None,
+            hold_while_alert_active: false,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The library's one error type.
+//!
+//! Variants say what went wrong in the user's terms (which file, which id, which
+//! limit) and keep the underlying error as their `source`, so a caller printing
+//! the chain gets both the explanation and the SQLite detail.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in incident-recorder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database file could not be opened or created.
+    #[error("cannot open database {path}")]
+    Open {
+        /// The database path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The file exists but is not an SQLite database (or its header is damaged).
+    #[error("{path} is not an SQLite database (wrong file, or its header is damaged); it was not modified")]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The database is damaged.
+    #[error("database is corrupt: {detail}")]
+    Corrupt {
+        /// SQLite's message.
+        detail: String,
+    },
+
+    /// An SQLite database that belongs to some other program.
+    #[error(
+        "{path} is an SQLite database of another program (it has tables but no incident-recorder schema); it was not modified"
+    )]
+    ForeignDatabase {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The database was written by a newer incident-recorder.
+    #[error(
+        "{path} has schema version {found}, newer than the {supported} this build understands; upgrade incident-recorder (the file was not modified)"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Schema version found in the file.
+        found: i64,
+        /// Newest schema version this build knows.
+        supported: i64,
+    },
+
+    /// The database has an older schema and was opened read-only, so it
+    /// cannot be upgraded.
+    #[error(
+        "{path} has schema version {found} but this build needs {supported}; open it once with write access to upgrade it"
+    )]
+    OlderSchema {
+        /// The file.
+        path: PathBuf,
+        /// Schema version found in the file.
+        found: i64,
+        /// Schema version this build needs.
+        supported: i64,
+    },
+
+    /// Another recorder is writing to this database.
+    #[error("another recorder is already recording into {path} (lock file {lock})")]
+    Locked {
+        /// The database.
+        path: PathBuf,
+        /// The lock file held by the other recorder.
+        lock: PathBuf,
+    },
+
+    /// Applying the schema migrations failed.
+    #[error("cannot migrate the database schema")]
+    Migration(#[source] Box<refinery::Error>),
+
+    /// An SQLite error (corrupt-file codes become [`Error::Corrupt`] instead).
+    #[error("database error")]
+    Sqlite(#[source] rusqlite::Error),
+
+    /// No connection could be taken from the pool in time.
+    #[error("database connection pool")]
+    Pool(#[from] r2d2::Error),
+
+    /// A file-system error, with the path it concerns.
+    #[error("{path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A resource id the recorder refuses (empty, too long, control characters).
+    #[error("invalid resource id {id:?}: {reason}")]
+    InvalidResourceId {
+        /// The id (cut to 64 characters).
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A timestamp outside what the recorder can store or order.
+    #[error("invalid timestamp {input}: {reason}")]
+    InvalidTimestamp {
+        /// The input (cut to 64 characters).
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A sample older than the last one accepted for the same resource.
+    #[error(
+        "sample for {resource:?} at {timestamp} is older than the last accepted one ({last}); samples of a resource must not go back in time"
+    )]
+    OutOfOrder {
+        /// The resource (cut to 64 characters).
+        resource: String,
+        /// The rejected sample's time.
+        timestamp: crate::Timestamp,
+        /// The newest accepted sample's time.
+        last: crate::Timestamp,
+    },
+
+    /// Sample metadata over the size or depth limit.
+    #[error("metadata rejected: {reason}")]
+    InvalidMetadata {
+        /// What limit it broke.
+        reason: String,
+    },
+
+    /// No window has this id.
+    #[error("no incident window with id {0:?}")]
+    WindowNotFound(String),
+
+    /// A name that should be one of a fixed set (status, trigger type).
+    #[error("unknown {kind} {input:?}; expected one of {expected:?}")]
+    UnknownName {
+        /// What was being parsed.
+        kind: &'static str,
+        /// The input (cut to 64 characters).
+        input: String,
+        /// The accepted names.
+        expected: &'static [&'static str],
+    },
+
+    /// The recorder is shutting down or its state was poisoned by a panic.
+    #[error("recorder is unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from a [`MetricsProvider`](crate::MetricsProvider) for one resource.
+///
+/// The recorder logs it, counts it and skips that resource for the tick.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ProviderError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with a message and the error that caused it.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ProviderError {
+        ProviderError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Cuts `s` to at most 64 characters for error messages.
+pub(crate) fn clip(s: &str) -> String {
+    s.chars().take(64).collect()
+}

@@ -1,0 +1,547 @@
+//! The data the recorder hands out: windows, their points and summaries.
+//!
+//! These types mirror the seed's JSON (`IncidentWindow`, `IncidentDataPoint`,
+//! `IncidentSummary`) field for field, so a window serialized here reads like one
+//! from Pulse's `incident_windows.json`. Fields the seed lacks (`deadline`,
+//! `triggers`, percentiles) are added with new names, never by renaming.
+//! Two deliberate differences: `duration_ms` holds milliseconds (the seed wrote
+//! a Go `time.Duration`, i.e. nanoseconds) and maps are `BTreeMap`s, so output is
+//! sorted by metric name and stable from run to run.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::Error;
+
+/// A point in time: whole milliseconds since the Unix epoch, UTC.
+///
+/// This is exactly what the database stores (`*_ms` columns). In JSON it is an
+/// RFC 3339 string, as in the seed; deserializing also accepts an integer of
+/// milliseconds, which is what most monitors emit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The earliest timestamp the recorder accepts: the Unix epoch.
+    pub const MIN: Timestamp = Timestamp(0);
+    /// The latest timestamp the recorder accepts: the last millisecond of year 9999,
+    /// so every stored time prints as a four-digit-year RFC 3339 string.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999);
+
+    /// Wraps a count of milliseconds since the Unix epoch.
+    pub const fn from_unix_ms(ms: i64) -> Timestamp {
+        Timestamp(ms)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn as_unix_ms(self) -> i64 {
+        self.0
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Timestamp {
+        let now = OffsetDateTime::now_utc();
+        Timestamp((now.unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// This time plus `d` (saturating, so far deadlines never wrap).
+    pub fn saturating_add(self, d: std::time::Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(duration_ms(d)))
+    }
+
+    /// This time minus `d` (saturating).
+    pub fn saturating_sub(self, d: std::time::Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(duration_ms(d)))
+    }
+
+    /// Whether the recorder can store this time (between [`Timestamp::MIN`] and
+    /// [`Timestamp::MAX`]).
+    pub fn is_valid(self) -> bool {
+        (Self::MIN..=Self::MAX).contains(&self)
+    }
+
+    /// The same instant as a `time` date-time, for formatting.
+    pub fn to_datetime(self) -> OffsetDateTime {
+        let clamped = self.0.clamp(Self::MIN.0, Self::MAX.0);
+        OffsetDateTime::from_unix_timestamp_nanos(clamped as i128 * 1_000_000)
+            .expect("clamped into the representable range")
+    }
+
+    /// Parses RFC 3339 (`2026-11-24T10:00:00Z`, any offset, any fraction).
+    pub fn parse_rfc3339(s: &str) -> Result<Timestamp, Error> {
+        let dt = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| Error::InvalidTimestamp {
+            input: s.chars().take(64).collect(),
+            reason: e.to_string(),
+        })?;
+        let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
+        Ok(Timestamp(ms as i64))
+    }
+}
+
+/// Milliseconds in `d`, saturating at `i64::MAX`.
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 with milliseconds, always in UTC: `2026-11-24T10:00:00.000Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dt = self.to_datetime();
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            dt.month() as u8,
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.millisecond()
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr<'a> {
+            Ms(i64),
+            #[serde(borrow)]
+            Text(Cow<'a, str>),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Ms(ms) => Ok(Timestamp(ms)),
+            Repr::Text(s) => Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The public name of an incident window, e.g. `iw-20261124100000-42`.
+///
+/// New ids are derived from the database row id, so they are unique per database
+/// without any process-wide counter. Windows imported from Pulse keep their ids.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WindowId(String);
+
+impl WindowId {
+    /// Wraps an existing id, e.g. one typed by a user or read from an export.
+    pub fn new(id: impl Into<String>) -> WindowId {
+        WindowId(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WindowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for WindowId {
+    fn from(s: &str) -> WindowId {
+        WindowId(s.to_owned())
+    }
+}
+
+impl From<String> for WindowId {
+    fn from(s: String) -> WindowId {
+        WindowId(s)
+    }
+}
+
+impl AsRef<str> for WindowId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The name stored in the database and used in JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<$name, Error> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(Error::UnknownName {
+                        kind: stringify!($name),
+                        input: s.chars().take(64).collect(),
+                        expected: &[$($text),+],
+                    }),
+                }
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where a window is in its life.
+    WindowStatus {
+        /// Still collecting samples.
+        Recording = "recording",
+        /// Closed at its deadline or by `stop_recording`.
+        Complete = "complete",
+        /// Closed because it reached `max_data_points_per_window`.
+        Truncated = "truncated",
+        /// Found recording after a crash, past its deadline, and closed on restart.
+        Interrupted = "interrupted",
+    }
+}
+
+text_enum! {
+    /// What opened a window.
+    TriggerType {
+        /// An alert fired (resolvable with `resolve_trigger`).
+        Alert = "alert",
+        /// An anomaly was detected.
+        Anomaly = "anomaly",
+        /// A user focused the resource.
+        Focus = "focus",
+        /// Someone asked for a recording.
+        Manual = "manual",
+    }
+}
+
+/// A request to open (or extend) a window: what fired, and its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    /// The kind of trigger.
+    pub kind: TriggerType,
+    /// The trigger's own id (an alert rule, a user...), if it has one.
+    /// Alerts are resolved by this id.
+    pub id: Option<String>,
+}
+
+impl Trigger {
+    /// A trigger of `kind` with an optional id.
+    pub fn new(kind: TriggerType, id: Option<String>) -> Trigger {
+        Trigger { kind, id }
+    }
+
+    /// An alert named `id` (e.g. the rule `cpu>90`).
+    pub fn alert(id: impl Into<String>) -> Trigger {
+        Trigger::new(TriggerType::Alert, Some(id.into()))
+    }
+
+    /// An anomaly named `id` (e.g. the metric that moved).
+    pub fn anomaly(id: impl Into<String>) -> Trigger {
+        Trigger::new(TriggerType::Anomaly, Some(id.into()))
+    }
+
+    /// A user focused the resource.
+    pub fn focus() -> Trigger {
+        Trigger::new(TriggerType::Focus, None)
+    }
+
+    /// A manual request.
+    pub fn manual() -> Trigger {
+        Trigger::new(TriggerType::Manual, None)
+    }
+}
+
+/// The resource a sample or window belongs to: its id, and optionally the
+/// display name and type the host knows it by (stored in `resources`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resource<'a> {
+    /// The host's id for the resource (`vm-101`, a host name...).
+    pub id: &'a str,
+    /// A display name, e.g. `web`.
+    pub name: Option<&'a str>,
+    /// A type, e.g. `vm` or `container`.
+    pub kind: Option<&'a str>,
+}
+
+impl<'a> Resource<'a> {
+    /// A resource with a name and type.
+    pub fn named(id: &'a str, name: &'a str, kind: &'a str) -> Resource<'a> {
+        Resource {
+            id,
+            name: Some(name),
+            kind: Some(kind),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Resource<'a> {
+    fn from(id: &'a str) -> Resource<'a> {
+        Resource {
+            id,
+            name: None,
+            kind: None,
+        }
+    }
+}
+
+impl<'a> From<&'a String> for Resource<'a> {
+    fn from(id: &'a String) -> Resource<'a> {
+        Resource::from(id.as_str())
+    }
+}
+
+/// One trigger that opened or extended a window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowTrigger {
+    /// The kind of trigger.
+    pub trigger_type: TriggerType,
+    /// Its id, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    /// When it fired.
+    pub fired_at: Timestamp,
+    /// When it cleared (`resolve_trigger`), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    /// True for the trigger that opened the window, false for ones that extended it.
+    pub opened_window: bool,
+}
+
+/// One sample: when, the metric values, and any metadata the host attached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataPoint {
+    /// When the sample was taken.
+    pub timestamp: Timestamp,
+    /// Metric name to value. Every value is finite.
+    pub metrics: BTreeMap<String, f64>,
+    /// Free-form JSON the host attached to the sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Statistics of a completed window, per metric.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    /// Milliseconds from the first to the last point (0 for a single point).
+    pub duration_ms: i64,
+    /// Number of points in the window.
+    pub data_points: u64,
+    /// Highest value of each metric.
+    pub peaks: BTreeMap<String, f64>,
+    /// Lowest value of each metric.
+    pub lows: BTreeMap<String, f64>,
+    /// Mean of each metric.
+    pub averages: BTreeMap<String, f64>,
+    /// Last value minus first value of each metric (over the points that have it).
+    pub changes: BTreeMap<String, f64>,
+    /// Number of points that carry each metric.
+    #[serde(default)]
+    pub samples: BTreeMap<String, u64>,
+    /// Median of each metric (linear interpolation between closest ranks).
+    #[serde(default)]
+    pub p50: BTreeMap<String, f64>,
+    /// 95th percentile of each metric.
+    #[serde(default)]
+    pub p95: BTreeMap<String, f64>,
+    /// 99th percentile of each metric.
+    #[serde(default)]
+    pub p99: BTreeMap<String, f64>,
+    /// Human-readable notes on samples that stood out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
+}
+
+/// A recording around one incident on one resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentWindow {
+    /// Public id.
+    pub id: WindowId,
+    /// The resource's id.
+    pub resource_id: String,
+    /// The resource's display name, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// The resource's type, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// What opened the window.
+    pub trigger_type: TriggerType,
+    /// The id of the trigger that opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    /// Time of the first point (the oldest buffered sample copied in), or the
+    /// trigger time if there was no buffered sample.
+    pub start_time: Timestamp,
+    /// When recording ended; `None` while recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Timestamp>,
+    /// When a recording window will complete unless extended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Timestamp>,
+    /// Where the window is in its life.
+    pub status: WindowStatus,
+    /// Every trigger that opened or extended the window, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<WindowTrigger>,
+    /// The samples, oldest first. Empty in listings that skip points.
+    #[serde(default)]
+    pub data_points: Vec<DataPoint>,
+    /// Statistics, once the window is closed and had at least one point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<IncidentSummary>,
+}
+
+/// A set of metric values for one sample, in the order the provider gave them.
+///
+/// Names are `Cow<'static, str>` so a provider with a fixed set of metrics
+/// (`"cpu"`, `"memory"`...) builds one without allocating a string per value.
+/// Inserting a name twice keeps the last value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    entries: Vec<(Cow<'static, str>, f64)>,
+}
+
+impl Metrics {
+    /// An empty set.
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// An empty set with room for `n` values.
+    pub fn with_capacity(n: usize) -> Metrics {
+        Metrics {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value of the same name.
+    /// Non-finite values are kept here and rejected (and counted) by the recorder.
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: f64) {
+        let name = name.into();
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    /// Builder form of [`Metrics::insert`].
+    pub fn with(mut self, name: impl Into<Cow<'static, str>>, value: f64) -> Metrics {
+        self.insert(name, value);
+        self
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.entries.iter().find(|(n, _)| n == name).map(|e| e.1)
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `(name, value)` pairs in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.entries.iter().map(|(n, v)| (n.as_ref(), *v))
+    }
+}
+
+impl<K: Into<Cow<'static, str>>> FromIterator<(K, f64)> for Metrics {
+    fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Metrics {
+        let mut m = Metrics::new();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+impl<K: Into<Cow<'static, str>>, const N: usize> From<[(K, f64); N]> for Metrics {
+    fn from(pairs: [(K, f64); N]) -> Metrics {
+        pairs.into_iter().collect()
+    }
+}
+
+impl From<std::collections::HashMap<String, f64>> for Metrics {
+    fn from(map: std::collections::HashMap<String, f64>) -> Metrics {
+        map.into_iter().collect()
+    }
+}
+
+impl From<BTreeMap<String, f64>> for Metrics {
+    fn from(map: BTreeMap<String, f64>) -> Metrics {
+        map.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_round_trips_through_json_and_accepts_integers() {
+        let t = Timestamp::from_unix_ms(1_732_440_000_123);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2024-11-24T09:20:00.123Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("1732440000123").unwrap(),
+            t
+        );
+        // Offsets are honoured; sub-millisecond digits are floored.
+        assert_eq!(
+            Timestamp::parse_rfc3339("2024-11-24T10:20:00.1239+01:00").unwrap(),
+            t
+        );
+    }
+
+    #[test]
+    fn enums_parse_their_own_names_and_reject_others() {
+        for s in WindowStatus::ALL {
+            assert_eq!(s.as_str().parse::<WindowStatus>().unwrap(), *s);
+        }
+        let err = "Recording".parse::<WindowStatus>().unwrap_err();
+        assert!(err.to_string().contains("recording"), "{err}");
+    }
+
+    #[test]
+    fn metrics_insert_replaces_duplicates_and_keeps_order() {
+        let m = Metrics::new().with("cpu", 1.0).with("mem", 2.0).with("cpu", 3.0);
+        assert_eq!(m.iter().collect::<Vec<_>>(), vec![("cpu", 3.0), ("mem", 2.0)]);
+    }
+}

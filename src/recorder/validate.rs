@@ -1,0 +1,88 @@
+//! Input checks at the recorder's boundary: bad input gets a clear error (or
+//! a counted skip for single values) before it can reach the buffers or the
+//! database.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result, clip};
+use crate::model::Timestamp;
+
+/// Longest accepted resource id, in bytes.
+pub(crate) const MAX_RESOURCE_ID_BYTES: usize = 1024;
+/// Longest accepted metric name, in bytes.
+pub(crate) const MAX_METRIC_NAME_BYTES: usize = 256;
+/// Largest accepted metadata, serialized, in bytes.
+pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Deepest accepted metadata nesting.
+pub(crate) const MAX_METADATA_DEPTH: usize = 64;
+
+/// Checks a resource id: not empty, at most 1024 bytes, no control characters
+/// (a NUL would cut the id short in C tools such as `sqlite3`).
+pub(crate) fn validate_resource_id(id: &str) -> Result<()> {
+    let reason = if id.is_empty() {
+        "it is empty"
+    } else if id.len() > MAX_RESOURCE_ID_BYTES {
+        "it is longer than 1024 bytes"
+    } else if id.chars().any(char::is_control) {
+        "it contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidResourceId {
+        id: clip(id),
+        reason,
+    })
+}
+
+/// True for a usable metric name (same rules as resource ids, 256 bytes).
+pub(crate) fn metric_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_METRIC_NAME_BYTES && !name.chars().any(char::is_control)
+}
+
+/// Checks a sample time is storable.
+pub(crate) fn timestamp(t: Timestamp) -> Result<()> {
+    if t.is_valid() {
+        Ok(())
+    } else {
+        Err(Error::InvalidTimestamp {
+            input: t.as_unix_ms().to_string(),
+            reason: "outside 1970-01-01 .. 9999-12-31".into(),
+        })
+    }
+}
+
+/// Serializes metadata after checking its depth and size.
+pub(crate) fn metadata(
+    m: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<Option<Arc<str>>> {
+    let Some(m) = m else { return Ok(None) };
+    if m.is_empty() {
+        return Ok(None);
+    }
+    // Iterative, so a hostile depth cannot overflow the stack here.
+    let mut stack: Vec<(&serde_json::Value, usize)> = m.values().map(|v| (v, 2)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_METADATA_DEPTH {
+            return Err(Error::InvalidMetadata {
+                reason: format!("nested deeper than {MAX_METADATA_DEPTH} levels"),
+            });
+        }
+        match v {
+            serde_json::Value::Array(a) => stack.extend(a.iter().map(|v| (v, depth + 1))),
+            serde_json::Value::Object(o) => stack.extend(o.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    let text = serde_json::to_string(m).map_err(|e| Error::InvalidMetadata {
+        reason: e.to_string(),
+    })?;
+    if text.len() > MAX_METADATA_BYTES {
+        return Err(Error::InvalidMetadata {
+            reason: format!(
+                "{} bytes serialized, over the {MAX_METADATA_BYTES}-byte limit",
+                text.len()
+            ),
+        });
+    }
+    Ok(Some(text.into()))
+}

@@ -1,0 +1,411 @@
+//! The SQLite store: the only module that knows SQL.
+//!
+//! # Design
+//!
+//! History lives in normalized tables (see `docs/schema.md` and
+//! `migrations/`): `windows` → `data_points` → `point_values`, with per-window
+//! `window_metric_stats`, `window_triggers` and `window_anomalies`. Deleting a
+//! window cascades to all of them. The recorder writes through one dedicated
+//! connection (a [`Writer`]); queries take connections from an r2d2 pool.
+//!
+//! ## Locking
+//!
+//! The database runs in WAL mode, so readers never block the writer and see
+//! only committed transactions: a tick's points, a window and its summary
+//! appear together or not at all. Every write transaction is `BEGIN IMMEDIATE`,
+//! taking SQLite's write lock up front, so a transaction never fails half way
+//! because another process (an `import`, a `prune`) wrote in between; waiting
+//! for the lock is bounded by `busy_timeout`. A recorder also holds an
+//! exclusive advisory lock on `<db>.lock` for its lifetime: two recorders would
+//! both believe they own the windows found `recording`.
+//!
+//! ## Compatibility
+//!
+//! The schema is versioned by refinery (`refinery_schema_history`). Opening
+//! checks the file before touching it: a file that is not SQLite, an SQLite
+//! database of another program, or one written by a newer schema version is
+//! refused with a clear error and left byte-for-byte unchanged. Older versions
+//! are migrated forward in one transaction. Read-only opens never migrate.
+//!
+//! ## Performance
+//!
+//! A tick's points go in as multi-row `INSERT`s through cached statements
+//! (`prepare_cached`) in one transaction; data point ids are assigned in memory
+//! from `max(id)` read inside that transaction, and metric names are mapped to
+//! ids through an in-memory cache, so the hot path does no lookups by name.
+//! `synchronous=NORMAL` in WAL mode makes a commit durable against process
+//! crashes without an fsync per transaction (the WAL is synced at checkpoints);
+//! `journal_size_limit` keeps the WAL from growing without bound.
+
+mod read;
+mod write;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+
+pub use read::{StoreStats, WindowFilter};
+pub use write::PruneReport;
+pub(crate) use write::{Closing, NewWindow, PointBatch, Trim, Writer};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How long a statement waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound on the WAL file kept after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+type Conn = PooledConnection<SqliteConnectionManager>;
+
+/// A handle on an incident database: queries, statistics and maintenance.
+///
+/// A recorder owns one; the CLI's read commands open one read-only with
+/// [`Store::open_read_only`], which never writes to the file.
+pub struct Store {
+    pool: Pool<SqliteConnectionManager>,
+    path: Option<PathBuf>,
+    read_only: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` for reading and
+    /// writing, migrating its schema to the current version.
+    ///
+    /// A missing parent directory is created with mode 0700 and a new database
+    /// file with mode 0600; SQLite gives its `-wal` and `-shm` files the same mode.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        create_private_file(&path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut probe = Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
+        probe
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| classify(&path, e))?;
+        match schema_version(&probe, &path)? {
+            Some(found) if found > current_version() => {
+                return Err(Error::NewerSchema {
+                    path,
+                    found,
+                    supported: current_version(),
+                });
+            }
+            _ => {}
+        }
+        let mode: String = probe
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "database is not in WAL mode; readers may block the writer");
+        }
+        migrate(&mut probe)?;
+        drop(probe);
+        let manager = SqliteConnectionManager::file(&path)
+            .with_flags(flags)
+            .with_init(init_connection);
+        Store::with_manager(manager, Some(path), false)
+    }
+
+    /// Opens an existing database for queries only. Nothing is ever written,
+    /// so this works on a read-only file; the schema must be current.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        if let Err(source) = std::fs::metadata(&path) {
+            return Err(Error::Open {
+                path,
+                source: Box::new(source),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let probe = Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
+        probe
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| classify(&path, e))?;
+        let found = schema_version(&probe, &path)?.unwrap_or(0);
+        let supported = current_version();
+        if found > supported {
+            return Err(Error::NewerSchema {
+                path,
+                found,
+                supported,
+            });
+        }
+        if found < supported {
+            return Err(Error::OlderSchema {
+                path,
+                found,
+                supported,
+            });
+        }
+        drop(probe);
+        let manager = SqliteConnectionManager::file(&path)
+            .with_flags(flags)
+            .with_init(|c| c.busy_timeout(BUSY_TIMEOUT));
+        Store::with_manager(manager, Some(path), true)
+    }
+
+    /// A fresh private in-memory database (SQLite's `memdb` VFS, shared by this
+    /// store's connections and freed with the last of them).
+    pub fn open_in_memory() -> Result<Store> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "file:/incident-recorder-{}-{}?vfs=memdb",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let manager = SqliteConnectionManager::file(&name)
+            .with_flags(flags)
+            .with_init(init_connection);
+        let store = Store::with_manager(manager, None, false)?;
+        migrate(&mut *store.conn()?)?;
+        Ok(store)
+    }
+
+    fn with_manager(
+        manager: SqliteConnectionManager,
+        path: Option<PathBuf>,
+        read_only: bool,
+    ) -> Result<Store> {
+        let pool = Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)
+            .map_err(|e| match &path {
+                Some(p) => Error::Open {
+                    path: p.clone(),
+                    source: Box::new(e),
+                },
+                None => Error::Pool(e),
+            })?;
+        Ok(Store {
+            pool,
+            path,
+            read_only,
+        })
+    }
+
+    /// The database file, or `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The newest schema version this build knows.
+    pub fn schema_version() -> i64 {
+        current_version()
+    }
+
+    fn conn(&self) -> Result<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    /// A dedicated connection for the recorder's writes.
+    pub(crate) fn writer(&self) -> Result<Writer> {
+        if self.read_only {
+            return Err(Error::Unavailable("the store was opened read-only"));
+        }
+        Writer::new(self.conn()?)
+    }
+
+    /// Takes the advisory lock that makes a recorder the only writer of
+    /// windows in this database; held until the returned file is dropped.
+    /// In-memory stores need none.
+    pub(crate) fn lock_for_recording(&self) -> Result<Option<File>> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        let lock = lock_path(path);
+        let file = open_private(&lock)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                path: path.clone(),
+                lock,
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path: lock, source }),
+        }
+    }
+
+    /// True if a recorder currently holds this database's recording lock
+    /// (so a [`Store::request_trigger`] will be picked up).
+    pub fn recorder_running(&self) -> Result<bool> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let lock = lock_path(path);
+        let file = match File::open(&lock) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(Error::Io { path: lock, source }),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path: lock, source }),
+        }
+    }
+}
+
+/// `<db>.lock`, beside the database.
+fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Creates the database file (mode 0600) and its directory (mode 0700) if
+/// missing, so SQLite never creates them with the process umask.
+fn create_private_file(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    if path.exists() {
+        return Ok(());
+    }
+    open_private(path).map(drop)
+}
+
+/// Opens `path` for writing (never truncating), creating it with mode 0600.
+fn open_private(path: &Path) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
+/// Pragmas every connection needs. `journal_mode=WAL` is not here: it is a
+/// property of the file, set once by [`Store::open`].
+fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.pragma_update(None, "foreign_keys", true)?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    embedded::migrations::runner()
+        .set_grouped(true)
+        .run(conn)
+        .map_err(|e| Error::Migration(Box::new(e)))?;
+    Ok(())
+}
+
+/// The schema version recorded in the file: `None` for an empty database.
+/// Fails for a non-SQLite file and for an SQLite database of another program.
+fn schema_version(conn: &Connection, path: &Path) -> Result<Option<i64>> {
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| classify(path, e))?;
+    if tables == 0 {
+        return Ok(None);
+    }
+    let version: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT (SELECT max(version) FROM refinery_schema_history)
+             WHERE EXISTS (SELECT 1 FROM sqlite_master
+                           WHERE type = 'table' AND name = 'refinery_schema_history')",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| classify(path, e))?;
+    match version {
+        Some(Some(v)) if has_our_tables(conn, path)? => Ok(Some(v)),
+        _ => Err(Error::ForeignDatabase {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+fn has_our_tables(conn: &Connection, path: &Path) -> Result<bool> {
+    conn.query_row(
+        "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('windows', 'point_values')",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| classify(path, e))
+}
+
+/// The newest migration version embedded in this build.
+fn current_version() -> i64 {
+    static V: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0)
+    })
+}
+
+fn open_err(path: &Path, e: rusqlite::Error) -> Error {
+    match classify(path, e) {
+        Error::Sqlite(e) => Error::Open {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        },
+        other => other,
+    }
+}
+
+/// Turns SQLite's "not a database" and "corrupt" codes into errors that say so.
+pub(crate) fn classify(path: &Path, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        _ => Error::from(e),
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Error::Corrupt {
+                detail: e.to_string(),
+            },
+            _ => Error::Sqlite(e),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Queries: windows, their points and summaries, and database statistics.
+//!
+//! Reads run on pooled connections, outside the recorder's lock, and in WAL
+//! mode they see the last committed tick without waiting for the writer.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::Store;
+use crate::error::Result;
+use crate::model::{
+    DataPoint, IncidentSummary, IncidentWindow, Timestamp, WindowId, WindowStatus, WindowTrigger,
+};
+
+/// Which windows [`Store::windows`] returns. The default is every window,
+/// most recent first, without points.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowFilter {
+    /// Only windows of this resource id.
+    pub resource: Option<String>,
+    /// Only windows with this status.
+    pub status: Option<WindowStatus>,
+    /// Only windows that started at or after this time.
+    pub since: Option<Timestamp>,
+    /// At most this many windows (0 = no limit).
+    pub limit: usize,
+    /// Load each window's data points too.
+    pub with_points: bool,
+}
+
+/// Counts and sizes of a database, for `incident-recorder stats`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct StoreStats {
+    /// Number of windows per status name.
+    pub windows_by_status: BTreeMap<String, u64>,
+    /// Data points stored.
+    pub points: u64,
+    /// Metric values stored.
+    pub values: u64,
+    /// Distinct resources with stored windows.
+    pub resources: u64,
+    /// Distinct metric names.
+    pub metrics: u64,
+    /// Size of the database file in bytes (pages in use and free).
+    pub database_bytes: u64,
+    /// Start of the oldest window.
+    pub oldest: Option<Timestamp>,
+    /// Start of the newest window.
+    pub newest: Option<Timestamp>,
+}
+
+const WINDOW_COLUMNS: &str = "SELECT w.id, w.public_id, r.external_id, r.name, r.type,
+        w.trigger_type, w.trigger_id, w.start_ms, w.end_ms, w.deadline_ms, w.status,
+        w.summary_points, w.duration_ms
+ FROM windows w JOIN resources r ON r.id = w.resource_id";
+
+impl Store {
+    /// The window with public id `id`, with its points and summary.
+    pub fn window(&self, id: &str) -> Result<Option<IncidentWindow>> {
+        let conn = self.conn()?;
+        let sql = [WINDOW_COLUMNS, " WHERE w.public_id = ?1"].concat();
+        let header = conn
+            .prepare_cached(&sql)?
+            .query_row([id], header_from_row)
+            .optional()?;
+        header
+            .map(|(row, w, summary_points)| complete(&conn, row, w, summary_points, true))
+            .transpose()
+    }
+
+    /// Windows matching `filter`, most recent first: by start time descending,
+    /// then by id descending, so the order is stable for equal start times.
+    /// Recording windows are included and count toward the limit.
+    pub fn windows(&self, filter: &WindowFilter) -> Result<Vec<IncidentWindow>> {
+        let conn = self.conn()?;
+        let sql = [
+            WINDOW_COLUMNS,
+            " WHERE (?1 IS NULL OR r.external_id = ?1)
+                AND (?2 IS NULL OR w.status = ?2)
+                AND (?3 IS NULL OR w.start_ms >= ?3)
+              ORDER BY w.start_ms DESC, w.id DESC
+              LIMIT ?4",
+        ]
+        .concat();
+        let limit = match filter.limit {
+            0 => -1,
+            n => i64::try_from(n).unwrap_or(i64::MAX),
+        };
+        let headers = conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![
+                    filter.resource,
+                    filter.status.map(WindowStatus::as_str),
+                    filter.since.map(Timestamp::as_unix_ms),
+                    limit
+                ],
+                header_from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        headers
+            .into_iter()
+            .map(|(row, w, summary_points)| complete(&conn, row, w, summary_points, filter.with_points))
+            .collect()
+    }
+
+    /// Counts and sizes of the whole database.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let conn = self.conn()?;
+        let mut stats = StoreStats::default();
+        let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM windows GROUP BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (status, n) = row?;
+            stats.windows_by_status.insert(status, n as u64);
+        }
+        let count = |sql: &str| -> Result<u64> {
+            Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        stats.points = count("SELECT count(*) FROM data_points")?;
+        stats.values = count("SELECT count(*) FROM point_values")?;
+        stats.resources = count("SELECT count(DISTINCT resource_id) FROM windows")?;
+        stats.metrics = count("SELECT count(*) FROM metrics")?;
+        let pages = count("SELECT page_count FROM pragma_page_count()")?;
+        let page_size = count("SELECT page_size FROM pragma_page_size()")?;
+        stats.database_bytes = pages * page_size;
+        let (oldest, newest): (Option<i64>, Option<i64>) =
+            conn.query_row("SELECT min(start_ms), max(start_ms) FROM windows", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        stats.oldest = oldest.map(Timestamp::from_unix_ms);
+        stats.newest = newest.map(Timestamp::from_unix_ms);
+        Ok(stats)
+    }
+}
+
+type Header = (i64, IncidentWindow, Option<i64>);
+
+fn header_from_row(r: &Row<'_>) -> rusqlite::Result<Header> {
+    let parse_err = |i: usize, e: crate::Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let status: String = r.get(10)?;
+    let trigger_type: String = r.get(5)?;
+    let end: Option<i64> = r.get(8)?;
+    let status: WindowStatus = status.parse().map_err(|e| parse_err(10, e))?;
+    Ok((
+        r.get(0)?,
+        IncidentWindow {
+            id: WindowId::new(r.get::<_, String>(1)?),
+            resource_id: r.get(2)?,
+            resource_name: r.get(3)?,
+            resource_type: r.get(4)?,
+            trigger_type: trigger_type.parse().map_err(|e| parse_err(5, e))?,
+            trigger_id: r.get(6)?,
+            start_time: Timestamp::from_unix_ms(r.get(7)?),
+            end_time: end.map(Timestamp::from_unix_ms),
+            deadline: (status == WindowStatus::Recording)
+                .then(|| r.get(9).map(Timestamp::from_unix_ms))
+                .transpose()?,
+            status,
+            triggers: Vec::new(),
+            data_points: Vec::new(),
+            summary: None,
+        },
+        r.get(11)?,
+    ))
+}
+
+/// Fills in a window's triggers, summary and (optionally) points.
+fn complete(
+    conn: &Connection,
+    row: i64,
+    mut w: IncidentWindow,
+    summary_points: Option<i64>,
+    with_points: bool,
+) -> Result<IncidentWindow> {
+    w.triggers = triggers(conn, row)?;
+    if let Some(points) = summary_points {
+        w.summary = Some(summary(conn, row, points)?);
+    }
+    if with_points {
+        w.data_points = points(conn, row)?;
+    }
+    Ok(w)
+}
+
+fn triggers(conn: &Connection, window: i64) -> Result<Vec<WindowTrigger>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT trigger_type, trigger_id, fired_ms, resolved_ms, opened_window
+         FROM window_triggers WHERE window_id = ?1 ORDER BY fired_ms, id",
+    )?;
+    let rows = stmt.query_map([window], |r| {
+        let kind: String = r.get(0)?;
+        Ok((kind, r.get(1)?, r.get(2)?, r.get::<_, Option<i64>>(3)?, r.get(4)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kind, trigger_id, fired, resolved, opened) = row?;
+        out.push(WindowTrigger {
+            trigger_type: kind.parse()?,
+            trigger_id,
+            fired_at: Timestamp::from_unix_ms(fired),
+            resolved_at: resolved.map(Timestamp::from_unix_ms),
+            opened_window: opened,
+        });
+    }
+    Ok(out)
+}
+
+fn summary(conn: &Connection, window: i64, points: i64) -> Result<IncidentSummary> {
+    let duration_ms: Option<i64> = conn
+        .prepare_cached("SELECT duration_ms FROM windows WHERE id = ?1")?
+        .query_row([window], |r| r.get(0))?;
+    let mut s = IncidentSummary {
+        duration_ms: duration_ms.unwrap_or(0),
+        data_points: points as u64,
+        ..IncidentSummary::default()
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.name, s.samples, s.peak, s.low, s.average, s.change, s.p50, s.p95, s.p99
+         FROM window_metric_stats s JOIN metrics m ON m.id = s.metric_id
+         WHERE s.window_id = ?1",
+    )?;
+    let mut rows = stmt.query([window])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        s.samples.insert(name.clone(), r.get::<_, i64>(1)? as u64);
+        s.peaks.insert(name.clone(), r.get(2)?);
+        s.lows.insert(name.clone(), r.get(3)?);
+        s.averages.insert(name.clone(), r.get(4)?);
+        s.changes.insert(name.clone(), r.get(5)?);
+        s.p50.insert(name.clone(), r.get(6)?);
+        s.p95.insert(name.clone(), r.get(7)?);
+        s.p99.insert(name, r.get(8)?);
+    }
+    s.anomalies = conn
+        .prepare_cached(
+            "SELECT description FROM window_anomalies WHERE window_id = ?1 ORDER BY ts_ms, id",
+        )?
+        .query_map([window], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(s)
+}
+
+fn points(conn: &Connection, window: i64) -> Result<Vec<DataPoint>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.id, p.ts_ms, p.metadata, m.name, v.value
+         FROM data_points p
+         LEFT JOIN point_values v ON v.point_id = p.id
+         LEFT JOIN metrics m ON m.id = v.metric_id
+         WHERE p.window_id = ?1
+         ORDER BY p.ts_ms, p.id",
+    )?;
+    let mut rows = stmt.query([window])?;
+    let mut out: Vec<DataPoint> = Vec::new();
+    let mut current = None;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        if current != Some(id) {
+            current = Some(id);
+            let metadata: Option<String> = r.get(2)?;
+            out.push(DataPoint {
+                timestamp: Timestamp::from_unix_ms(r.get(1)?),
+                metrics: BTreeMap::new(),
+                metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+            });
+        }
+        if let (Some(name), Some(value)) = (r.get::<_, Option<String>>(3)?, r.get::<_, Option<f64>>(4)?) {
+            out.last_mut()
+                .expect("a point was pushed for this id")
+                .metrics
+                .insert(name, value);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,683 @@
+//! Writes: the recorder's [`Writer`] and the store-level maintenance calls.
+//!
+//! Every write is one `BEGIN IMMEDIATE` transaction; on any error it rolls
+//! back whole and the caller keeps its pending data to retry, so a failed
+//! commit (a full disk, a locked file) loses nothing and leaves no partial rows.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
+
+use super::{Conn, Store};
+use crate::buffer::{MetricKey, MetricNames};
+use crate::error::{Error, Result};
+use crate::model::{Resource, Timestamp, Trigger, TriggerType, WindowId, WindowStatus};
+use crate::summary::metric_stats;
+
+/// Points waiting to be written, for any number of windows.
+///
+/// Values live in one flat vector shared by all points, so a tick with a
+/// thousand open windows allocates nothing once the batch has warmed up.
+#[derive(Debug, Default)]
+pub(crate) struct PointBatch {
+    points: Vec<PendingPoint>,
+    values: Vec<(MetricKey, f64)>,
+}
+
+#[derive(Debug)]
+struct PendingPoint {
+    window: i64,
+    ts: i64,
+    values: std::ops::Range<usize>,
+    metadata: Option<Arc<str>>,
+}
+
+impl PointBatch {
+    /// Queues one point of `window`.
+    pub(crate) fn push(
+        &mut self,
+        window: i64,
+        ts: i64,
+        values: impl IntoIterator<Item = (MetricKey, f64)>,
+        metadata: Option<Arc<str>>,
+    ) {
+        let start = self.values.len();
+        self.values.extend(values);
+        self.points.push(PendingPoint {
+            window,
+            ts,
+            values: start..self.values.len(),
+            metadata,
+        });
+    }
+
+    /// Number of queued points.
+    pub(crate) fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// True when nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Forgets everything (keeping the allocations).
+    pub(crate) fn clear(&mut self) {
+        self.points.clear();
+        self.values.clear();
+    }
+}
+
+/// A window to close in the next commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Closing {
+    /// Window row id.
+    pub(crate) window: i64,
+    /// Final status (not `Recording`).
+    pub(crate) status: WindowStatus,
+    /// End time, ms.
+    pub(crate) end_ms: i64,
+}
+
+/// What to trim after a commit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Trim {
+    /// Closed windows that ended at or before this are deleted.
+    pub(crate) cutoff_ms: i64,
+    /// Keep at most this many closed windows.
+    pub(crate) max_windows: usize,
+}
+
+/// A window found `recording` when the database was opened.
+#[derive(Debug)]
+pub(crate) struct RecoveredWindow {
+    pub(crate) row: i64,
+    pub(crate) public_id: WindowId,
+    pub(crate) resource: String,
+    pub(crate) start_ms: i64,
+    pub(crate) deadline_ms: i64,
+    pub(crate) points: usize,
+    pub(crate) last_ts: Option<i64>,
+    pub(crate) unresolved_alerts: Vec<String>,
+}
+
+/// A request from another process to open a window.
+#[derive(Debug)]
+pub(crate) struct TriggerRequest {
+    pub(crate) id: i64,
+    pub(crate) resource: String,
+    pub(crate) trigger: Trigger,
+}
+
+/// The description of a window to create.
+pub(crate) struct NewWindow<'a> {
+    pub(crate) resource: Resource<'a>,
+    pub(crate) trigger: &'a Trigger,
+    pub(crate) fired_ms: i64,
+    pub(crate) start_ms: i64,
+    pub(crate) deadline_ms: i64,
+}
+
+/// The recorder's write connection, with the id caches of the hot path.
+pub(crate) struct Writer {
+    conn: Conn,
+    /// Database id of each interned metric, by `MetricKey` (0 = not looked up).
+    /// Cleared whenever a transaction rolls back, since it may hold ids that
+    /// transaction created.
+    metric_ids: Vec<i64>,
+    /// Rows for `point_values`, reused between commits.
+    scratch: Vec<(i64, i64, f64)>,
+}
+
+impl Writer {
+    pub(crate) fn new(conn: Conn) -> Result<Writer> {
+        Ok(Writer {
+            conn,
+            metric_ids: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Runs `f` in one immediate transaction; on error rolls back and forgets
+    /// cached metric ids.
+    fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Connection, &mut Vec<i64>, &mut Vec<(i64, i64, f64)>) -> Result<T>,
+    ) -> Result<T> {
+        let Writer {
+            conn,
+            metric_ids,
+            scratch,
+        } = self;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        match f(&tx, metric_ids, scratch).and_then(|v| tx.commit().map(|()| v).map_err(Error::from)) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                metric_ids.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes queued points, closes windows and trims history, all in one
+    /// transaction.
+    pub(crate) fn commit(
+        &mut self,
+        names: &MetricNames,
+        batch: &PointBatch,
+        closings: &[Closing],
+        trim: Option<Trim>,
+    ) -> Result<usize> {
+        self.transaction(|tx, metric_ids, scratch| {
+            insert_points(tx, names, metric_ids, scratch, batch, None)?;
+            for c in closings {
+                close_window(tx, c)?;
+            }
+            match trim {
+                Some(t) => Ok(trim_windows(tx, t)?.windows),
+                None => Ok(0),
+            }
+        })
+    }
+
+    /// Creates a window with its first trigger and its buffered points (all
+    /// rows of `pre`, whatever window they name), closing it at once as
+    /// `truncated` at `truncate_at` if given.
+    pub(crate) fn open_window(
+        &mut self,
+        names: &MetricNames,
+        w: &NewWindow<'_>,
+        pre: &PointBatch,
+        truncate_at: Option<i64>,
+    ) -> Result<(i64, WindowId)> {
+        self.transaction(|tx, metric_ids, scratch| {
+            let resource_id: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO resources (external_id, name, type) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (external_id) DO UPDATE
+                        SET name = coalesce(excluded.name, resources.name),
+                            type = coalesce(excluded.type, resources.type)
+                     RETURNING id",
+                )?
+                .query_row(params![w.resource.id, w.resource.name, w.resource.kind], |r| r.get(0))?;
+            let row: i64 = tx.query_row(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0),
+                            coalesce((SELECT max(id) FROM windows), 0)) + 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let public_id = new_public_id(w.fired_ms, row);
+            tx.prepare_cached(
+                "INSERT INTO windows (id, public_id, resource_id, trigger_type, trigger_id,
+                                      start_ms, deadline_ms, status, opened_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'recording', ?8)",
+            )?
+            .execute(params![
+                row,
+                public_id.as_str(),
+                resource_id,
+                w.trigger.kind.as_str(),
+                w.trigger.id,
+                w.start_ms,
+                w.deadline_ms,
+                w.fired_ms
+            ])?;
+            insert_trigger(tx, row, w.trigger, w.fired_ms, true)?;
+            insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
+            if let Some(end_ms) = truncate_at {
+                close_window(
+                    tx,
+                    &Closing {
+                        window: row,
+                        status: WindowStatus::Truncated,
+                        end_ms,
+                    },
+                )?;
+            }
+            Ok((row, public_id))
+        })
+    }
+
+    /// Records a trigger that extends an open window to `deadline_ms`.
+    pub(crate) fn extend_window(
+        &mut self,
+        window: i64,
+        trigger: &Trigger,
+        fired_ms: i64,
+        deadline_ms: i64,
+    ) -> Result<()> {
+        self.transaction(|tx, _, _| {
+            tx.prepare_cached("UPDATE windows SET deadline_ms = ?2 WHERE id = ?1")?
+                .execute(params![window, deadline_ms])?;
+            insert_trigger(tx, window, trigger, fired_ms, false)
+        })
+    }
+
+    /// Marks every unresolved trigger named `trigger_id` on the windows of
+    /// `resource` as resolved at `now_ms`, and moves one window's deadline if
+    /// asked. Returns how many triggers were resolved.
+    pub(crate) fn resolve_trigger(
+        &mut self,
+        resource: &str,
+        trigger_id: &str,
+        now_ms: i64,
+        new_deadline: Option<(i64, i64)>,
+    ) -> Result<usize> {
+        self.transaction(|tx, _, _| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE window_triggers SET resolved_ms = ?3
+                     WHERE resolved_ms IS NULL AND trigger_id = ?2
+                       AND window_id IN (SELECT w.id FROM windows w
+                                         JOIN resources r ON r.id = w.resource_id
+                                         WHERE r.external_id = ?1)",
+                )?
+                .execute(params![resource, trigger_id, now_ms])?;
+            if let Some((window, deadline)) = new_deadline {
+                tx.prepare_cached("UPDATE windows SET deadline_ms = ?2 WHERE id = ?1")?
+                    .execute(params![window, deadline])?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// The windows still marked `recording`, oldest first.
+    pub(crate) fn recording_windows(&mut self) -> Result<Vec<RecoveredWindow>> {
+        let conn: &Connection = &self.conn;
+        let mut stmt = conn.prepare(
+            "SELECT w.id, w.public_id, r.external_id, w.start_ms, w.deadline_ms,
+                    (SELECT count(*) FROM data_points p WHERE p.window_id = w.id),
+                    (SELECT max(ts_ms) FROM data_points p WHERE p.window_id = w.id)
+             FROM windows w JOIN resources r ON r.id = w.resource_id
+             WHERE w.status = 'recording'
+             ORDER BY w.id",
+        )?;
+        let mut windows = stmt
+            .query_map([], |r| {
+                Ok(RecoveredWindow {
+                    row: r.get(0)?,
+                    public_id: WindowId::new(r.get::<_, String>(1)?),
+                    resource: r.get(2)?,
+                    start_ms: r.get(3)?,
+                    deadline_ms: r.get(4)?,
+                    points: r.get::<_, i64>(5)? as usize,
+                    last_ts: r.get(6)?,
+                    unresolved_alerts: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut alerts = conn.prepare(
+            "SELECT trigger_id FROM window_triggers
+             WHERE window_id = ?1 AND trigger_type = 'alert'
+               AND trigger_id IS NOT NULL AND resolved_ms IS NULL
+             ORDER BY id",
+        )?;
+        for w in &mut windows {
+            w.unresolved_alerts = alerts
+                .query_map([w.row], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+        }
+        Ok(windows)
+    }
+
+    /// Requests from other processes not yet handled, oldest first.
+    pub(crate) fn pending_requests(&mut self) -> Result<Vec<TriggerRequest>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, resource, trigger_type, trigger_id FROM trigger_requests
+             WHERE handled_ms IS NULL ORDER BY id LIMIT 1000",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, resource, kind, trigger_id) = row?;
+            // The CHECK constraint guarantees a known name.
+            let kind: TriggerType = kind.parse()?;
+            out.push(TriggerRequest {
+                id,
+                resource,
+                trigger: Trigger::new(kind, trigger_id),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Marks a request handled, with the window it opened or why it failed.
+    pub(crate) fn finish_request(
+        &mut self,
+        id: i64,
+        now_ms: i64,
+        outcome: std::result::Result<&WindowId, String>,
+    ) -> Result<()> {
+        let (window, error) = match outcome {
+            Ok(w) => (Some(w.as_str().to_owned()), None),
+            Err(e) => (None, Some(e)),
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE trigger_requests SET handled_ms = ?2, window_id = ?3, error = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, now_ms, window, error])?;
+        Ok(())
+    }
+}
+
+/// `iw-<UTC yyyymmddhhmmss of the trigger>-<row id>`: unique because the row
+/// id is, readable because of the time.
+fn new_public_id(fired_ms: i64, row: i64) -> WindowId {
+    let t = Timestamp::from_unix_ms(fired_ms).to_datetime();
+    WindowId::new(format!(
+        "iw-{:04}{:02}{:02}{:02}{:02}{:02}-{row}",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
+}
+
+fn insert_trigger(
+    tx: &Connection,
+    window: i64,
+    trigger: &Trigger,
+    fired_ms: i64,
+    opened: bool,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO window_triggers (window_id, trigger_type, trigger_id, fired_ms, opened_window)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        window,
+        trigger.kind.as_str(),
+        trigger.id,
+        fired_ms,
+        opened
+    ])?;
+    Ok(())
+}
+
+/// The database id of metric `key`, creating the `metrics` row on first use.
+fn metric_id(
+    tx: &Connection,
+    names: &MetricNames,
+    ids: &mut Vec<i64>,
+    key: MetricKey,
+) -> Result<i64> {
+    let i = key.0 as usize;
+    if let Some(&id) = ids.get(i).filter(|id| **id != 0) {
+        return Ok(id);
+    }
+    let name = names.name(key);
+    tx.prepare_cached("INSERT INTO metrics (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")?
+        .execute([name])?;
+    let id: i64 = tx
+        .prepare_cached("SELECT id FROM metrics WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))?;
+    if ids.len() <= i {
+        ids.resize(names.len().max(i + 1), 0);
+    }
+    ids[i] = id;
+    Ok(id)
+}
+
+/// Inserts every point of `batch` (into `window_override` if given) with
+/// multi-row statements. Point ids are assigned here, after `max(id)`, which is
+/// stable because the caller holds the write lock.
+fn insert_points(
+    tx: &Connection,
+    names: &MetricNames,
+    metric_ids: &mut Vec<i64>,
+    values: &mut Vec<(i64, i64, f64)>,
+    batch: &PointBatch,
+    window_override: Option<i64>,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let first_id: i64 = tx
+        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM data_points")?
+        .query_row([], |r| r.get(0))?;
+    values.clear();
+    for (i, p) in batch.points.iter().enumerate() {
+        let point_id = first_id + i as i64;
+        for &(key, v) in &batch.values[p.values.clone()] {
+            values.push((point_id, metric_id(tx, names, metric_ids, key)?, v));
+        }
+    }
+    let rows: Vec<(i64, i64, i64, Option<&str>)> = batch
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                first_id + i as i64,
+                window_override.unwrap_or(p.window),
+                p.ts,
+                p.metadata.as_deref(),
+            )
+        })
+        .collect();
+    insert_rows(tx, &DATA_POINTS, &rows, |stmt, at, &(id, w, ts, meta)| {
+        stmt.raw_bind_parameter(at, id)?;
+        stmt.raw_bind_parameter(at + 1, w)?;
+        stmt.raw_bind_parameter(at + 2, ts)?;
+        stmt.raw_bind_parameter(at + 3, meta)
+    })?;
+    insert_rows(tx, &POINT_VALUES, values, |stmt, at, &(p, m, v)| {
+        stmt.raw_bind_parameter(at, p)?;
+        stmt.raw_bind_parameter(at + 1, m)?;
+        stmt.raw_bind_parameter(at + 2, v)
+    })?;
+    Ok(())
+}
+
+/// An `INSERT ... VALUES (?, ...), (?, ...)` statement family: the same insert
+/// for several row counts, so any number of rows goes in a few executions.
+struct MultiInsert {
+    head: &'static str,
+    columns: usize,
+    sql: OnceLock<Vec<(usize, String)>>,
+}
+
+/// Rows per statement, largest first; any count is a sum of these with at most
+/// three of each smaller size.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+impl MultiInsert {
+    const fn new(head: &'static str, columns: usize) -> MultiInsert {
+        MultiInsert {
+            head,
+            columns,
+            sql: OnceLock::new(),
+        }
+    }
+
+    /// The statement text for each chunk size. Only placeholders are
+    /// generated here; values are always bound.
+    fn statements(&self) -> &[(usize, String)] {
+        self.sql.get_or_init(|| {
+            let row = ["(", &vec!["?"; self.columns].join(","), ")"].concat();
+            CHUNKS
+                .iter()
+                .map(|&n| (n, [self.head, " VALUES ", &vec![row.as_str(); n].join(",")].concat()))
+                .collect()
+        })
+    }
+}
+
+static DATA_POINTS: MultiInsert =
+    MultiInsert::new("INSERT INTO data_points (id, window_id, ts_ms, metadata)", 4);
+static POINT_VALUES: MultiInsert =
+    MultiInsert::new("INSERT INTO point_values (point_id, metric_id, value)", 3);
+
+fn insert_rows<R>(
+    tx: &Connection,
+    table: &MultiInsert,
+    rows: &[R],
+    bind: impl Fn(&mut Statement<'_>, usize, &R) -> rusqlite::Result<()>,
+) -> Result<()> {
+    let mut rest = rows;
+    for (n, sql) in table.statements() {
+        if rest.len() < *n {
+            continue;
+        }
+        let mut stmt = tx.prepare_cached(sql)?;
+        while rest.len() >= *n {
+            for (i, row) in rest[..*n].iter().enumerate() {
+                bind(&mut stmt, i * table.columns + 1, row)?;
+            }
+            stmt.raw_execute()?;
+            rest = &rest[*n..];
+        }
+    }
+    Ok(())
+}
+
+/// Closes a window: computes its summary from the stored points, writes the
+/// per-metric statistics and the final status, all inside the caller's
+/// transaction. A window already closed is left alone.
+fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
+    let still_recording: bool = tx
+        .prepare_cached("SELECT status = 'recording' FROM windows WHERE id = ?1")?
+        .query_row([c.window], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if !still_recording {
+        return Ok(());
+    }
+    let (points, first, last): (i64, Option<i64>, Option<i64>) = tx
+        .prepare_cached("SELECT count(*), min(ts_ms), max(ts_ms) FROM data_points WHERE window_id = ?1")?
+        .query_row([c.window], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let mut series: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT v.metric_id, v.value
+             FROM data_points p JOIN point_values v ON v.point_id = p.id
+             WHERE p.window_id = ?1
+             ORDER BY p.ts_ms, p.id",
+        )?;
+        let mut rows = stmt.query([c.window])?;
+        while let Some(r) = rows.next()? {
+            series.entry(r.get(0)?).or_default().push(r.get(1)?);
+        }
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO window_metric_stats
+            (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (metric, values) in &series {
+        if let Some(s) = metric_stats(values) {
+            insert.execute(params![
+                c.window,
+                metric,
+                s.samples as i64,
+                s.peak,
+                s.low,
+                s.average,
+                s.change,
+                s.p50,
+                s.p95,
+                s.p99
+            ])?;
+        }
+    }
+    let (summary_points, duration) = match (first, last) {
+        (Some(f), Some(l)) if points > 0 => (Some(points), Some(l - f)),
+        _ => (None, None),
+    };
+    tx.prepare_cached(
+        "UPDATE windows SET status = ?2, end_ms = ?3, summary_points = ?4, duration_ms = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        c.window,
+        c.status.as_str(),
+        c.end_ms,
+        summary_points,
+        duration
+    ])?;
+    Ok(())
+}
+
+/// What a trim deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Windows deleted.
+    pub windows: usize,
+    /// Data points deleted with them.
+    pub points: usize,
+}
+
+fn trim_windows(tx: &Connection, trim: Trim) -> Result<PruneReport> {
+    let max = i64::try_from(trim.max_windows).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM windows
+             WHERE status <> 'recording'
+               AND (end_ms <= ?1
+                    OR id IN (SELECT id FROM windows WHERE status <> 'recording'
+                              ORDER BY end_ms DESC, id DESC LIMIT -1 OFFSET ?2))",
+        )?
+        .query_map(params![trim.cutoff_ms, max], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut report = PruneReport::default();
+    let mut count = tx.prepare_cached("SELECT count(*) FROM data_points WHERE window_id = ?1")?;
+    let mut delete = tx.prepare_cached("DELETE FROM windows WHERE id = ?1")?;
+    for id in ids {
+        report.points += count.query_row([id], |r| r.get::<_, i64>(0))? as usize;
+        report.windows += delete.execute([id])?;
+    }
+    Ok(report)
+}
+
+impl Store {
+    /// Applies retention and the window limit now: deletes closed windows that
+    /// ended at or before `now - retention`, then all but the newest
+    /// `max_windows` closed windows. Recording windows are never deleted.
+    pub fn prune(
+        &self,
+        now: Timestamp,
+        retention: std::time::Duration,
+        max_windows: usize,
+    ) -> Result<PruneReport> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let report = trim_windows(
+            &tx,
+            Trim {
+                cutoff_ms: now.saturating_sub(retention).as_unix_ms(),
+                max_windows,
+            },
+        )?;
+        tx.commit()?;
+        Ok(report)
+    }
+
+    /// Asks the recorder running on this database to open a window on
+    /// `resource` at its next tick. Returns the request's id.
+    pub fn request_trigger(&self, resource: &str, trigger: &Trigger, now: Timestamp) -> Result<i64> {
+        crate::recorder::validate_resource_id(resource)?;
+        let conn = self.conn()?;
+        conn.prepare_cached(
+            "INSERT INTO trigger_requests (resource, trigger_type, trigger_id, requested_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            resource,
+            trigger.kind.as_str(),
+            trigger.id,
+            now.as_unix_ms()
+        ])?;
+        Ok(conn.last_insert_rowid())
+    }
+}

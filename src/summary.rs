@@ -1,0 +1,102 @@
+//! Statistics of a window's series: peak, low, average, change, percentiles.
+//!
+//! One pass over a metric's values in time order gives the count, extremes,
+//! sum and first/last value; the percentiles come from one sort of a copy.
+//! The seed seeded peaks and lows from the *first point only*, so a metric
+//! absent from it started at 0 (wrong for negative or late metrics); here every
+//! statistic starts from the metric's own first value.
+
+/// The statistics of one metric over one window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricStats {
+    /// Number of values.
+    pub samples: u64,
+    /// Highest value.
+    pub peak: f64,
+    /// Lowest value.
+    pub low: f64,
+    /// Arithmetic mean.
+    pub average: f64,
+    /// Last value minus first value, in time order.
+    pub change: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Statistics of `values`, given in time order; `None` if there are none.
+///
+/// Percentiles interpolate linearly between the closest ranks (the "type 7"
+/// definition used by NumPy and spreadsheets): for `n` sorted values the
+/// q-quantile sits at rank `q * (n - 1)`.
+///
+/// ```
+/// use incident_recorder::summary::metric_stats;
+///
+/// let s = metric_stats(&[10.0, 30.0, 20.0, 40.0]).unwrap();
+/// assert_eq!((s.peak, s.low, s.average, s.change), (40.0, 10.0, 25.0, 30.0));
+/// assert_eq!(s.p50, 25.0);
+/// ```
+pub fn metric_stats(values: &[f64]) -> Option<MetricStats> {
+    let (&first, &last) = (values.first()?, values.last()?);
+    let mut peak = first;
+    let mut low = first;
+    let mut sum = 0.0;
+    for &v in values {
+        peak = peak.max(v);
+        low = low.min(v);
+        sum += v;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    Some(MetricStats {
+        samples: values.len() as u64,
+        peak,
+        low,
+        average: sum / values.len() as f64,
+        change: last - first,
+        p50: percentile(&sorted, 0.50),
+        p95: percentile(&sorted, 0.95),
+        p99: percentile(&sorted, 0.99),
+    })
+}
+
+/// The `q`-quantile (0 ≤ q ≤ 1) of values sorted ascending, by linear
+/// interpolation between closest ranks. NaN for an empty slice.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let rank = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = rank.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            let frac = rank - lo as f64;
+            sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_between_ranks() {
+        let sorted: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 0.5), 5.5);
+        assert!((percentile(&sorted, 0.95) - 9.55).abs() < 1e-12);
+        assert_eq!(percentile(&sorted, 0.0), 1.0);
+        assert_eq!(percentile(&sorted, 1.0), 10.0);
+        assert!(percentile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn negative_series_keep_their_sign() {
+        let s = metric_stats(&[-0.5, -2.0, -1.0]).unwrap();
+        assert_eq!((s.peak, s.low, s.change), (-0.5, -2.0, -0.5));
+    }
+}
