@@ -126,12 +126,18 @@ impl RingBuffer {
     }
 
     /// Appends a sample. `values` must have distinct keys.
-    pub(crate) fn push(&mut self, ts: i64, values: &[(MetricKey, f64)], metadata: Option<Arc<str>>) {
+    pub(crate) fn push(
+        &mut self,
+        ts: i64,
+        values: &[(MetricKey, f64)],
+        metadata: Option<Arc<str>>,
+    ) {
         if !self.layout_matches(values) {
             self.widen(values);
         }
         if self.slots.capacity() == 0 {
-            self.slots.reserve_exact(self.expected_rows.max(1) * self.stride());
+            self.slots
+                .reserve_exact(self.expected_rows.max(1) * self.stride());
         }
         let seq = self.front_seq + self.len() as u64;
         self.slots.push_back(ts as u64);
@@ -139,7 +145,8 @@ impl RingBuffer {
             self.slots.extend(values.iter().map(|(_, v)| v.to_bits()));
         } else {
             let start = self.slots.len();
-            self.slots.extend(std::iter::repeat_n(ABSENT, self.layout.len()));
+            self.slots
+                .extend(std::iter::repeat_n(ABSENT, self.layout.len()));
             for &(key, v) in values {
                 let col = self.column(key).expect("widened to hold every key");
                 self.slots[start + col] = v.to_bits();
@@ -160,7 +167,11 @@ impl RingBuffer {
             self.slots.drain(..stride);
             self.front_seq += 1;
         }
-        while self.meta.front().is_some_and(|(seq, _)| *seq < self.front_seq) {
+        while self
+            .meta
+            .front()
+            .is_some_and(|(seq, _)| *seq < self.front_seq)
+        {
             self.meta.pop_front();
         }
         if self.slots.is_empty() && self.slots.capacity() > 4 * self.expected_rows * stride {
@@ -205,7 +216,8 @@ impl RingBuffer {
     }
 
     fn fast_order(&self, values: &[(MetricKey, f64)]) -> bool {
-        values.len() == self.layout.len() && values.iter().zip(&self.layout).all(|((k, _), l)| k == l)
+        values.len() == self.layout.len()
+            && values.iter().zip(&self.layout).all(|((k, _), l)| k == l)
     }
 
     fn column(&self, key: MetricKey) -> Option<usize> {
@@ -227,9 +239,11 @@ impl RingBuffer {
         if self.layout.is_empty() {
             // First sample: adopt its order, so later samples take the fast path.
             self.layout = added;
+            self.layout.shrink_to_fit();
             return;
         }
         self.layout.extend(added);
+        self.layout.shrink_to_fit();
         let new_stride = self.stride();
         let rows = self.slots.len() / old_stride;
         let mut slots = VecDeque::with_capacity(self.expected_rows.max(rows + 1) * new_stride);
@@ -246,5 +260,94 @@ impl RingBuffer {
         self.slots.capacity() * 8
             + self.layout.capacity() * std::mem::size_of::<MetricKey>()
             + self.meta.capacity() * std::mem::size_of::<(u64, Arc<str>)>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(names: &mut MetricNames, n: &[&str]) -> Vec<MetricKey> {
+        n.iter().map(|s| names.intern(s)).collect()
+    }
+
+    #[test]
+    fn steady_state_push_neither_copies_nor_grows_the_ring() {
+        // The seed rebuilt the whole slice on every push (O(n) per tick).
+        let mut names = MetricNames::default();
+        let k = keys(&mut names, &["cpu", "mem"]);
+        let mut b = RingBuffer::new(61);
+        for i in 0..61 {
+            b.push(i * 5000, &[(k[0], i as f64), (k[1], 1.0)], None);
+        }
+        let capacity = b.slots.capacity();
+        assert_eq!(capacity, 61 * 3);
+        for i in 61..10_000 {
+            b.evict_through((i - 60) * 5000);
+            b.push(i * 5000, &[(k[0], i as f64), (k[1], 1.0)], None);
+            assert_eq!(b.len(), 60);
+        }
+        assert_eq!(
+            b.slots.capacity(),
+            capacity,
+            "no reallocation in steady state"
+        );
+        assert_eq!(b.heap_bytes(), 61 * 3 * 8 + 2 * 4);
+    }
+
+    #[test]
+    fn eviction_is_by_time_and_inclusive_of_the_cutoff() {
+        let mut names = MetricNames::default();
+        let k = keys(&mut names, &["cpu"]);
+        let mut b = RingBuffer::new(4);
+        for ts in [10, 20, 30, 40] {
+            b.push(ts, &[(k[0], ts as f64)], None);
+        }
+        b.evict_through(20);
+        let rows = b.rows_after(i64::MIN, usize::MAX);
+        assert_eq!(rows.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![30, 40]);
+        assert_eq!(b.rows_after(30, usize::MAX).len(), 1);
+        assert_eq!(b.rows_after(0, 1)[0].ts, 40, "max keeps the newest");
+        b.evict_through(100);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn new_and_missing_metrics_and_metadata_stay_aligned_with_their_rows() {
+        let mut names = MetricNames::default();
+        let k = keys(&mut names, &["cpu", "mem", "disk"]);
+        let mut b = RingBuffer::new(2);
+        b.push(1, &[(k[0], 1.0)], Some("{\"a\":1}".into()));
+        b.push(2, &[(k[1], 2.0), (k[0], 3.0)], None); // a new metric, another order
+        b.push(3, &[(k[2], 4.0)], Some("{\"c\":3}".into()));
+        b.evict_through(1);
+        let rows = b.rows_after(i64::MIN, usize::MAX);
+        let vals: Vec<Vec<(MetricKey, f64)>> = rows.iter().map(|r| r.values().collect()).collect();
+        assert_eq!(
+            vals,
+            vec![vec![(k[0], 3.0), (k[1], 2.0)], vec![(k[2], 4.0)]]
+        );
+        let meta: Vec<Option<&str>> = rows.iter().map(|r| r.metadata.map(|m| &**m)).collect();
+        assert_eq!(meta, vec![None, Some("{\"c\":3}")]);
+    }
+
+    #[test]
+    fn rows_survive_the_ring_wrapping_around() {
+        let mut names = MetricNames::default();
+        let k = keys(&mut names, &["cpu"]);
+        let mut b = RingBuffer::new(3);
+        for ts in 0..100 {
+            b.evict_through(ts - 3);
+            b.push(ts, &[(k[0], ts as f64 * 2.0)], None);
+            let rows = b.rows_after(i64::MIN, usize::MAX);
+            let got: Vec<(i64, f64)> = rows
+                .iter()
+                .map(|r| (r.ts, r.values().next().unwrap().1))
+                .collect();
+            let want: Vec<(i64, f64)> = ((ts - 2).max(0)..=ts)
+                .map(|t| (t, t as f64 * 2.0))
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 }

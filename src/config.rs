@@ -70,8 +70,14 @@ impl RecorderConfig {
             }
         }
         or(&mut self.sample_interval, Self::DEFAULT_SAMPLE_INTERVAL);
-        or(&mut self.pre_incident_window, Self::DEFAULT_PRE_INCIDENT_WINDOW);
-        or(&mut self.post_incident_window, Self::DEFAULT_POST_INCIDENT_WINDOW);
+        or(
+            &mut self.pre_incident_window,
+            Self::DEFAULT_PRE_INCIDENT_WINDOW,
+        );
+        or(
+            &mut self.post_incident_window,
+            Self::DEFAULT_POST_INCIDENT_WINDOW,
+        );
         or(&mut self.retention, Self::DEFAULT_RETENTION);
         if self.max_data_points_per_window == 0 {
             self.max_data_points_per_window = Self::DEFAULT_MAX_DATA_POINTS_PER_WINDOW;

@@ -25,7 +25,11 @@ pub fn format_window(w: &IncidentWindow) -> String {
     let mut out = String::new();
     out.push_str("\n## Incident Recording Data\n");
     out.push_str("High-frequency metrics captured during incident:\n\n");
-    let _ = write!(out, "- Window: {} ({})\n- Resource: {}", w.id, w.status, w.resource_id);
+    let _ = write!(
+        out,
+        "- Window: {} ({})\n- Resource: {}",
+        w.id, w.status, w.resource_id
+    );
     match (&w.resource_name, &w.resource_type) {
         (Some(n), Some(t)) => {
             let _ = write!(out, " ({n}, {t})");
@@ -61,7 +65,12 @@ pub fn format_window(w: &IncidentWindow) -> String {
         let _ = writeln!(out, "- Duration: {}", format_duration_ms(s.duration_ms));
         let _ = writeln!(out, "- Data points: {}", s.data_points);
         section(&mut out, "Peak values", s.peaks.iter(), format_number);
-        section(&mut out, "Changes during incident", s.changes.iter(), format_signed);
+        section(
+            &mut out,
+            "Changes during incident",
+            s.changes.iter(),
+            format_signed,
+        );
         section(&mut out, "95th percentiles", s.p95.iter(), format_number);
         if !s.anomalies.is_empty() {
             out.push_str("\nAnomalies:\n");
@@ -110,7 +119,11 @@ pub fn format_number(v: f64) -> String {
 /// Like [`format_number`] with a `+` on values that are not negative.
 pub fn format_signed(v: f64) -> String {
     let s = format_number(v);
-    if s.starts_with('-') { s } else { format!("+{s}") }
+    if s.starts_with('-') {
+        s
+    } else {
+        format!("+{s}")
+    }
 }
 
 /// A duration the way Go prints one (`5m0s`, `1h2m3.5s`, `250ms`), as the

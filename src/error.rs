@@ -21,7 +21,9 @@ pub enum Error {
     },
 
     /// The file exists but is not an SQLite database (or its header is damaged).
-    #[error("{path} is not an SQLite database (wrong file, or its header is damaged); it was not modified")]
+    #[error(
+        "{path} is not an SQLite database (wrong file, or its header is damaged); it was not modified"
+    )]
     NotADatabase {
         /// The file.
         path: PathBuf,

@@ -84,12 +84,17 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
 pub use error::{Error, ProviderError, Result};
 pub use model::{
-    DataPoint, IncidentSummary, IncidentWindow, Metrics, Resource, Timestamp, Trigger,
-    TriggerType, WindowId, WindowStatus, WindowTrigger,
+    DataPoint, IncidentSummary, IncidentWindow, Metrics, Resource, Timestamp, Trigger, TriggerType,
+    WindowId, WindowStatus, WindowTrigger,
 };
 pub use provider::MetricsProvider;
 pub use recorder::{IncidentRecorder, PushReport, RecorderStats, Sample};
 pub use store::{PruneReport, Store, StoreStats, WindowFilter};
+
+/// The README's examples run as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// An error and its causes on one line: `cannot open database x: permission denied`.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

@@ -541,7 +541,13 @@ mod tests {
 
     #[test]
     fn metrics_insert_replaces_duplicates_and_keeps_order() {
-        let m = Metrics::new().with("cpu", 1.0).with("mem", 2.0).with("cpu", 3.0);
-        assert_eq!(m.iter().collect::<Vec<_>>(), vec![("cpu", 3.0), ("mem", 2.0)]);
+        let m = Metrics::new()
+            .with("cpu", 1.0)
+            .with("mem", 2.0)
+            .with("cpu", 3.0);
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            vec![("cpu", 3.0), ("mem", 2.0)]
+        );
     }
 }

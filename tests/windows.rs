@@ -71,10 +71,16 @@ fn buffer_keeps_the_pre_incident_window_and_the_window_starts_at_its_first_sampl
     // (t65, t95] holds 70, 75, ..., 95.
     assert_eq!(rig.recorder.stats().buffered_points, 6);
 
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     let w = window(&rig, &id);
     assert_eq!(times(&w), vec![70, 75, 80, 85, 90, 95]);
-    assert_eq!(cpu_series(&w), vec![140.0, 150.0, 160.0, 170.0, 180.0, 190.0]);
+    assert_eq!(
+        cpu_series(&w),
+        vec![140.0, 150.0, 160.0, 170.0, 180.0, 190.0]
+    );
     // The seed set start = now - pre_incident_window (t65), a time with no sample.
     assert_eq!(w.start_time, t(70));
     assert_eq!(w.status, WindowStatus::Recording);
@@ -103,10 +109,17 @@ fn a_window_without_buffered_data_starts_at_the_trigger_and_still_records() {
 #[test]
 fn a_second_trigger_extends_the_open_window_returns_its_id_and_is_recorded() {
     let rig = Rig::memory(small_config()); // post 60 s
-    rig.recorder.set_metrics_provider(Scripted::counting(&["a"]));
-    let first = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let first = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     rig.ticks(6, secs(5)); // t0..t25, clock at t30
-    let second = rig.recorder.start_recording("a", Trigger::alert("cpu-high")).unwrap();
+    let second = rig
+        .recorder
+        .start_recording("a", Trigger::alert("cpu-high"))
+        .unwrap();
     assert_eq!(first, second);
 
     let w = window(&rig, &first);
@@ -133,8 +146,12 @@ fn a_second_trigger_extends_the_open_window_returns_its_id_and_is_recorded() {
 #[test]
 fn a_window_completes_after_its_deadline_with_a_summary_in_real_milliseconds() {
     let rig = Rig::memory(small_config());
-    rig.recorder.set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     rig.ticks(13, secs(5)); // t0..t60: the deadline tick is still recorded
     assert_eq!(window(&rig, &id).status, WindowStatus::Recording);
     rig.ticks(1, secs(5)); // t65 > deadline
@@ -157,8 +174,12 @@ fn a_window_is_truncated_at_max_points() {
         ..small_config()
     };
     let rig = Rig::memory(config);
-    rig.recorder.set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     rig.ticks(12, secs(5));
     let w = window(&rig, &id);
     assert_eq!(w.status, WindowStatus::Truncated);
@@ -175,10 +196,14 @@ fn buffered_points_count_toward_max_points() {
         ..small_config()
     };
     let rig = Rig::memory(config);
-    rig.recorder.set_metrics_provider(Scripted::counting(&["a"]));
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
     rig.ticks(10, secs(5)); // t0..t45; buffer holds t20..t45 at t45
     rig.clock.set(t(45));
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     assert_eq!(window(&rig, &id).data_points.len(), 6);
     rig.clock.set(t(50));
     rig.ticks(5, secs(5));
@@ -193,10 +218,14 @@ fn buffered_points_count_toward_max_points() {
         ..small_config()
     };
     let rig = Rig::memory(config);
-    rig.recorder.set_metrics_provider(Scripted::counting(&["a"]));
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
     rig.ticks(10, secs(5));
     rig.clock.set(t(45));
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     let w = window(&rig, &id);
     assert_eq!(times(&w), vec![30, 35, 40, 45]);
     assert_eq!(w.status, WindowStatus::Truncated);
@@ -206,8 +235,12 @@ fn buffered_points_count_toward_max_points() {
 #[test]
 fn stop_recording_closes_now_and_tolerates_repeats_but_not_unknown_ids() {
     let rig = Rig::memory(small_config());
-    rig.recorder.set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     rig.ticks(3, secs(5)); // t0, t5, t10; clock at t15
     rig.recorder.stop_recording(&id).unwrap();
     let w = window(&rig, &id);
@@ -215,13 +248,13 @@ fn stop_recording_closes_now_and_tolerates_repeats_but_not_unknown_ids() {
     assert_eq!(w.end_time, Some(t(15)));
     assert_eq!(w.data_points.len(), 3);
     rig.recorder.stop_recording(&id).unwrap();
-    let err = rig
-        .recorder
-        .stop_recording(&"iw-nope".into())
-        .unwrap_err();
+    let err = rig.recorder.stop_recording(&"iw-nope".into()).unwrap_err();
     assert!(matches!(err, Error::WindowNotFound(_)), "{err}");
     // A new trigger after a stop opens a new window.
-    let again = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let again = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     assert_ne!(again, id);
 }
 
@@ -230,8 +263,12 @@ fn the_provider_is_asked_once_per_resource_per_tick() {
     let rig = Rig::memory(small_config());
     let p = Scripted::counting(&["a", "b", "a"]); // a listed twice
     rig.recorder.set_metrics_provider(p.clone());
-    rig.recorder.start_recording("a", Trigger::manual()).unwrap();
-    rig.recorder.start_recording("c", Trigger::manual()).unwrap(); // not listed
+    rig.recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
+    rig.recorder
+        .start_recording("c", Trigger::manual())
+        .unwrap(); // not listed
     rig.ticks(10, secs(5));
     // The seed asked twice for resources with an open window.
     assert_eq!(p.calls("a"), 10);
@@ -252,7 +289,10 @@ fn buffers_of_resources_no_longer_monitored_are_dropped() {
     let stats = rig.recorder.stats();
     assert_eq!(stats.resources, 1);
     assert_eq!(stats.buffered_points, 4);
-    let id = rig.recorder.start_recording("b", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("b", Trigger::manual())
+        .unwrap();
     assert!(window(&rig, &id).data_points.is_empty());
 }
 
@@ -266,7 +306,10 @@ fn batch_results_out_of_order_or_missing_fall_back_to_single_calls() {
         fn monitored_resource_ids(&self) -> Vec<String> {
             vec!["a".into(), "bb".into(), "ccc".into()]
         }
-        fn current_metrics_batch(&self, _: &[String]) -> Vec<(String, Result<Metrics, ProviderError>)> {
+        fn current_metrics_batch(
+            &self,
+            _: &[String],
+        ) -> Vec<(String, Result<Metrics, ProviderError>)> {
             // Reversed, missing "bb", plus an id nobody asked for.
             vec![
                 ("ccc".into(), Ok(Metrics::new().with("batch", 3.0))),
@@ -278,7 +321,11 @@ fn batch_results_out_of_order_or_missing_fall_back_to_single_calls() {
     let rig = Rig::memory(small_config());
     rig.recorder.set_metrics_provider(Arc::new(Partial));
     rig.recorder.record_sample().unwrap();
-    for (id, metric, value) in [("a", "batch", 1.0), ("bb", "single", 2.0), ("ccc", "batch", 3.0)] {
+    for (id, metric, value) in [
+        ("a", "batch", 1.0),
+        ("bb", "single", 2.0),
+        ("ccc", "batch", 3.0),
+    ] {
         let w = rig.recorder.start_recording(id, Trigger::manual()).unwrap();
         let w = window(&rig, &w);
         assert_eq!(w.data_points.len(), 1, "{id}");
@@ -296,8 +343,14 @@ fn provider_errors_and_panics_skip_only_that_resource() {
         _ => Ok(Metrics::new().with("cpu", n as f64)),
     });
     rig.recorder.set_metrics_provider(p.clone());
-    let id = rig.recorder.start_recording("good", Trigger::manual()).unwrap();
-    let bad = rig.recorder.start_recording("bad", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("good", Trigger::manual())
+        .unwrap();
+    let bad = rig
+        .recorder
+        .start_recording("bad", Trigger::manual())
+        .unwrap();
     rig.ticks(5, secs(5));
     assert_eq!(window(&rig, &id).data_points.len(), 5);
     assert!(window(&rig, &bad).data_points.is_empty());
@@ -311,7 +364,10 @@ fn provider_errors_and_panics_skip_only_that_resource() {
 #[test]
 fn non_finite_values_are_rejected_one_by_one_and_counted() {
     let rig = Rig::memory(small_config());
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     let m = Metrics::new()
         .with("cpu", f64::NAN)
         .with("memory", 42.5)
@@ -338,7 +394,10 @@ fn non_finite_values_are_rejected_one_by_one_and_counted() {
 #[test]
 fn samples_going_back_in_time_are_refused() {
     let rig = Rig::memory(small_config());
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     let m = || Metrics::new().with("cpu", 1.0);
     rig.recorder.push_sample("a", t(10), m(), None).unwrap();
     rig.recorder.push_sample("a", t(10), m(), None).unwrap();
@@ -355,21 +414,40 @@ fn samples_going_back_in_time_are_refused() {
 fn bad_resource_ids_timestamps_and_metadata_are_refused_clearly() {
     let rig = Rig::memory(small_config());
     let m = || Metrics::new().with("cpu", 1.0);
-    for bad in [String::new(), "x".repeat(10 * 1024), "a\0b".into(), "line\nbreak".into()] {
-        let err = rig.recorder.push_sample(bad.as_str(), t(0), m(), None).unwrap_err();
+    for bad in [
+        String::new(),
+        "x".repeat(10 * 1024),
+        "a\0b".into(),
+        "line\nbreak".into(),
+    ] {
+        let err = rig
+            .recorder
+            .push_sample(bad.as_str(), t(0), m(), None)
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidResourceId { .. }), "{err}");
-        let err = rig.recorder.start_recording(bad.as_str(), Trigger::manual()).unwrap_err();
+        let err = rig
+            .recorder
+            .start_recording(bad.as_str(), Trigger::manual())
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidResourceId { .. }), "{err}");
     }
     let err = rig
         .recorder
-        .push_sample("a", incident_recorder::Timestamp::from_unix_ms(-1), m(), None)
+        .push_sample(
+            "a",
+            incident_recorder::Timestamp::from_unix_ms(-1),
+            m(),
+            None,
+        )
         .unwrap_err();
     assert!(matches!(err, Error::InvalidTimestamp { .. }), "{err}");
 
     let mut huge = serde_json::Map::new();
     huge.insert("blob".into(), "x".repeat(1 << 20).into());
-    let err = rig.recorder.push_sample("a", t(0), m(), Some(&huge)).unwrap_err();
+    let err = rig
+        .recorder
+        .push_sample("a", t(0), m(), Some(&huge))
+        .unwrap_err();
     assert!(err.to_string().contains("limit"), "{err}");
 
     let mut deep = serde_json::Value::Null;
@@ -396,7 +474,10 @@ fn metadata_is_kept_with_its_sample() {
         .push_sample("a", t(5), Metrics::new().with("cpu", 2.0), None)
         .unwrap();
     rig.clock.set(t(5));
-    let id = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     let w = window(&rig, &id);
     assert_eq!(w.data_points[0].metadata.as_ref(), meta.as_object());
     assert_eq!(w.data_points[1].metadata, None);
@@ -415,7 +496,10 @@ fn sql_looking_and_unicode_resource_ids_round_trip() {
         rig.recorder
             .push_sample(*id, t(i as i64), Metrics::new().with("cpu", i as f64), None)
             .unwrap();
-        let w = rig.recorder.start_recording(*id, Trigger::manual()).unwrap();
+        let w = rig
+            .recorder
+            .start_recording(*id, Trigger::manual())
+            .unwrap();
         assert_eq!(window(&rig, &w).resource_id, *id);
         let found = rig.recorder.windows_for_resource(id, 0).unwrap();
         assert_eq!(found.len(), 1, "{id}");
@@ -429,31 +513,72 @@ fn sql_looking_and_unicode_resource_ids_round_trip() {
 fn queries_are_most_recent_first_and_limits_count_recording_windows() {
     let rig = Rig::memory(small_config());
     // Closed windows on a (t0) and b (t10), then recording ones on c (t20) and a (t30).
-    let w1 = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let w1 = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
     rig.recorder.stop_recording(&w1).unwrap();
     rig.clock.set(t(10));
-    let w2 = rig.recorder.start_recording("b", Trigger::manual()).unwrap();
+    let w2 = rig
+        .recorder
+        .start_recording("b", Trigger::manual())
+        .unwrap();
     rig.recorder.stop_recording(&w2).unwrap();
     rig.clock.set(t(20));
-    let w3 = rig.recorder.start_recording("c", Trigger::manual()).unwrap();
+    let w3 = rig
+        .recorder
+        .start_recording("c", Trigger::manual())
+        .unwrap();
     rig.clock.set(t(30));
-    let w4 = rig.recorder.start_recording("a", Trigger::manual()).unwrap();
+    let w4 = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
 
     let ids = |ws: Vec<IncidentWindow>| ws.into_iter().map(|w| w.id).collect::<Vec<_>>();
-    assert_eq!(ids(rig.recorder.recent_windows(0).unwrap()), vec![w4.clone(), w3.clone(), w2.clone(), w1.clone()]);
+    assert_eq!(
+        ids(rig.recorder.recent_windows(0).unwrap()),
+        vec![w4.clone(), w3.clone(), w2.clone(), w1.clone()]
+    );
     // The seed returned every active window whatever the limit.
-    assert_eq!(ids(rig.recorder.recent_windows(1).unwrap()), vec![w4.clone()]);
-    assert_eq!(ids(rig.recorder.recent_windows(3).unwrap()), vec![w4.clone(), w3, w2]);
-    assert_eq!(ids(rig.recorder.windows_for_resource("a", 0).unwrap()), vec![w4.clone(), w1]);
-    assert_eq!(ids(rig.recorder.windows_for_resource("a", 1).unwrap()), vec![w4]);
-    assert!(rig.recorder.windows_for_resource("zzz", 0).unwrap().is_empty());
+    assert_eq!(
+        ids(rig.recorder.recent_windows(1).unwrap()),
+        vec![w4.clone()]
+    );
+    assert_eq!(
+        ids(rig.recorder.recent_windows(3).unwrap()),
+        vec![w4.clone(), w3, w2]
+    );
+    assert_eq!(
+        ids(rig.recorder.windows_for_resource("a", 0).unwrap()),
+        vec![w4.clone(), w1]
+    );
+    assert_eq!(
+        ids(rig.recorder.windows_for_resource("a", 1).unwrap()),
+        vec![w4]
+    );
+    assert!(
+        rig.recorder
+            .windows_for_resource("zzz", 0)
+            .unwrap()
+            .is_empty()
+    );
 
     // Same start time: the later window (higher id) first, every time.
     rig.clock.set(t(40));
-    let x = rig.recorder.start_recording("x", Trigger::manual()).unwrap();
-    let y = rig.recorder.start_recording("y", Trigger::manual()).unwrap();
+    let x = rig
+        .recorder
+        .start_recording("x", Trigger::manual())
+        .unwrap();
+    let y = rig
+        .recorder
+        .start_recording("y", Trigger::manual())
+        .unwrap();
     for _ in 0..5 {
-        assert_eq!(ids(rig.recorder.recent_windows(2).unwrap()), vec![y.clone(), x.clone()]);
+        assert_eq!(
+            ids(rig.recorder.recent_windows(2).unwrap()),
+            vec![y.clone(), x.clone()]
+        );
     }
 }
 
@@ -464,8 +589,12 @@ fn alert_windows_can_be_held_until_the_alert_resolves() {
         ..small_config()
     };
     let rig = Rig::memory(config);
-    rig.recorder.set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig.recorder.start_recording("a", Trigger::alert("cpu>90")).unwrap();
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::alert("cpu>90"))
+        .unwrap();
     rig.ticks(25, secs(5)); // t0..t120, far past the t60 deadline
     assert_eq!(window(&rig, &id).status, WindowStatus::Recording);
 
@@ -491,16 +620,25 @@ fn two_alerts_hold_until_both_resolve_and_the_deadline_never_moves_earlier() {
         ..small_config()
     };
     let rig = Rig::memory(config);
-    let id = rig.recorder.start_recording("a", Trigger::alert("cpu")).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::alert("cpu"))
+        .unwrap();
     rig.clock.set(t(10));
-    rig.recorder.start_recording("a", Trigger::alert("mem")).unwrap();
+    rig.recorder
+        .start_recording("a", Trigger::alert("mem"))
+        .unwrap();
     assert_eq!(window(&rig, &id).deadline, Some(t(70)));
     rig.clock.set(t(20));
     rig.recorder.resolve_trigger("a", "cpu").unwrap();
     assert_eq!(window(&rig, &id).deadline, Some(t(70)), "mem still active");
     rig.clock.set(t(200));
     rig.recorder.record_sample().unwrap();
-    assert_eq!(window(&rig, &id).status, WindowStatus::Recording, "held by mem");
+    assert_eq!(
+        window(&rig, &id).status,
+        WindowStatus::Recording,
+        "held by mem"
+    );
     rig.recorder.resolve_trigger("a", "mem").unwrap();
     assert_eq!(window(&rig, &id).deadline, Some(t(260)));
 }
@@ -508,7 +646,10 @@ fn two_alerts_hold_until_both_resolve_and_the_deadline_never_moves_earlier() {
 #[test]
 fn without_hold_alert_windows_close_at_their_deadline_like_the_seed() {
     let rig = Rig::memory(small_config());
-    let id = rig.recorder.start_recording("a", Trigger::alert("cpu>90")).unwrap();
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::alert("cpu>90"))
+        .unwrap();
     rig.clock.set(t(61));
     rig.recorder.record_sample().unwrap();
     assert_eq!(window(&rig, &id).status, WindowStatus::Complete);
@@ -534,7 +675,10 @@ fn thousands_of_windows_opened_concurrently_get_distinct_ids() {
             })
         })
         .collect();
-    let mut ids: Vec<_> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut ids: Vec<_> = threads
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2000);
     ids.sort();
     ids.dedup();

@@ -38,7 +38,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::RecorderConfig;
 use crate::error::{Error, Result};
 use crate::model::{
-    IncidentWindow, Metrics, Resource, Timestamp, Trigger, TriggerType, WindowId, duration_ms,
+    IncidentWindow, Metrics, Resource, Timestamp, Trigger, TriggerType, WindowId, WindowStatus,
+    duration_ms,
 };
 use crate::provider::MetricsProvider;
 use crate::store::{Closing, PointBatch, Store, WindowFilter, Writer};
@@ -72,6 +73,15 @@ pub(crate) use validate::validate_resource_id;
 pub struct IncidentRecorder {
     inner: Arc<Inner>,
     worker: Mutex<Option<Worker>>,
+}
+
+impl std::fmt::Debug for IncidentRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncidentRecorder")
+            .field("db_path", &self.inner.config.db_path)
+            .field("running", &lock(&self.worker).is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 struct Worker {
@@ -200,7 +210,10 @@ impl IncidentRecorder {
     }
 
     /// Like [`open`](IncidentRecorder::open), with an injected clock.
-    pub fn open_with_clock(config: RecorderConfig, clock: Arc<dyn Clock>) -> Result<IncidentRecorder> {
+    pub fn open_with_clock(
+        config: RecorderConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<IncidentRecorder> {
         let config = config.normalized();
         let store = match &config.db_path {
             Some(path) => Store::open(path)?,
@@ -310,8 +323,13 @@ impl IncidentRecorder {
         validate::timestamp(timestamp)?;
         let metadata = validate::metadata(metadata)?;
         let mut state = self.inner.state();
-        self.inner
-            .accept(&mut state, resource, timestamp.as_unix_ms(), &metrics, metadata)?;
+        self.inner.accept(
+            &mut state,
+            resource,
+            timestamp.as_unix_ms(),
+            &metrics,
+            metadata,
+        )?;
         self.inner.flush(&mut state, self.inner.clock.now(), false)
     }
 
@@ -328,15 +346,21 @@ impl IncidentRecorder {
                 .and_then(|()| validate::timestamp(s.timestamp))
                 .and_then(|()| validate::metadata(s.metadata))
                 .and_then(|meta| {
-                    self.inner
-                        .accept(&mut state, s.resource, s.timestamp.as_unix_ms(), &s.metrics, meta)
+                    self.inner.accept(
+                        &mut state,
+                        s.resource,
+                        s.timestamp.as_unix_ms(),
+                        &s.metrics,
+                        meta,
+                    )
                 });
             match outcome {
                 Ok(()) => report.accepted += 1,
                 Err(e) => report.rejected.push((i, e)),
             }
         }
-        self.inner.flush(&mut state, self.inner.clock.now(), false)?;
+        self.inner
+            .flush(&mut state, self.inner.clock.now(), false)?;
         Ok(report)
     }
 
@@ -357,34 +381,33 @@ impl IncidentRecorder {
     /// Closes a recording window now, as `complete`. Closing a window that is
     /// already closed does nothing; an unknown id is an error.
     pub fn stop_recording(&self, id: &WindowId) -> Result<()> {
-        let mut state = self.inner.state();
+        let mut guard = self.inner.state();
         let now = self.inner.clock.now().as_unix_ms();
-        let open = state
-            .resources
+        let State {
+            resources,
+            closings,
+            ..
+        } = &mut *guard;
+        let open = resources
             .values_mut()
             .filter_map(|r| r.window.as_mut())
             .find(|w| &w.id == id);
         match open {
             Some(w) if !w.closing => {
                 let end_ms = w.last_ts.map_or(now, |t| t.max(now));
-                w.closing = true;
-                let window = w.row;
-                state.closings.push(Closing {
-                    window,
-                    status: crate::WindowStatus::Complete,
-                    end_ms,
-                });
+                w.queue_close(closings, WindowStatus::Complete, end_ms);
             }
             Some(_) => {}
             None => {
-                drop(state);
+                drop(guard);
                 return match self.inner.store.window(id.as_str())? {
                     Some(_) => Ok(()),
                     None => Err(Error::WindowNotFound(id.to_string())),
                 };
             }
         }
-        self.inner.flush(&mut state, Timestamp::from_unix_ms(now), true)
+        self.inner
+            .flush(&mut guard, Timestamp::from_unix_ms(now), true)
     }
 
     /// Records that trigger `trigger_id` of `resource_id` cleared. With
@@ -403,14 +426,22 @@ impl IncidentRecorder {
             .filter(|w| !w.closing);
         let new_deadline = window.and_then(|w| {
             let was_unresolved = w.unresolved_alerts.iter().any(|a| a == trigger_id);
-            let remaining = w.unresolved_alerts.iter().filter(|a| *a != trigger_id).count();
+            let remaining = w
+                .unresolved_alerts
+                .iter()
+                .filter(|a| *a != trigger_id)
+                .count();
             (hold && was_unresolved && remaining == 0)
                 .then(|| (w.row, w.deadline_ms.max(now.saturating_add(post))))
         });
         let resolved = state
             .writer
             .resolve_trigger(resource_id, trigger_id, now, new_deadline)?;
-        if let Some(w) = state.resources.get_mut(resource_id).and_then(|r| r.window.as_mut()) {
+        if let Some(w) = state
+            .resources
+            .get_mut(resource_id)
+            .and_then(|r| r.window.as_mut())
+        {
             w.unresolved_alerts.retain(|a| a != trigger_id);
             if let Some((_, deadline)) = new_deadline {
                 w.deadline_ms = deadline;
@@ -426,7 +457,11 @@ impl IncidentRecorder {
 
     /// The windows of one resource, most recent first, at most `limit`
     /// (0 = all), recording ones included.
-    pub fn windows_for_resource(&self, resource_id: &str, limit: usize) -> Result<Vec<IncidentWindow>> {
+    pub fn windows_for_resource(
+        &self,
+        resource_id: &str,
+        limit: usize,
+    ) -> Result<Vec<IncidentWindow>> {
         self.inner.store.windows(&WindowFilter {
             resource: Some(resource_id.to_owned()),
             limit,
@@ -466,8 +501,16 @@ impl IncidentRecorder {
         let mut stats = state.stats.clone();
         stats.resources = state.resources.len();
         stats.buffered_points = state.resources.values().map(|r| r.buffer.len()).sum();
-        stats.buffer_bytes = state.resources.values().map(|r| r.buffer.heap_bytes()).sum();
-        stats.active_windows = state.resources.values().filter(|r| r.window.is_some()).count();
+        stats.buffer_bytes = state
+            .resources
+            .values()
+            .map(|r| r.buffer.heap_bytes())
+            .sum();
+        stats.active_windows = state
+            .resources
+            .values()
+            .filter(|r| r.window.is_some())
+            .count();
         stats.pending_points = state.pending.len();
         stats
     }
@@ -524,7 +567,7 @@ impl Inner {
                 tracing::info!(window = %w.public_id, "closing window interrupted by a restart");
                 state.closings.push(Closing {
                     window: w.row,
-                    status: crate::WindowStatus::Interrupted,
+                    status: WindowStatus::Interrupted,
                     end_ms: w.last_ts.unwrap_or(w.start_ms).max(w.start_ms),
                 });
             }
@@ -554,7 +597,10 @@ impl Inner {
         match writer.commit(names, pending, closings, trim) {
             Ok(trimmed) => {
                 if trimmed > 0 {
-                    tracing::debug!(trimmed, "deleted windows past retention or the window limit");
+                    tracing::debug!(
+                        trimmed,
+                        "deleted windows past retention or the window limit"
+                    );
                 }
                 stats.points_written += pending.len() as u64;
                 stats.last_error = None;
@@ -638,24 +684,15 @@ impl Inner {
         stats.samples += 1;
         let hold = self.config.hold_while_alert_active;
         if let Some(w) = r.window.as_mut().filter(|w| !w.closing) {
-            if ts > w.deadline_ms && !(hold && !w.unresolved_alerts.is_empty()) {
-                w.closing = true;
-                closings.push(Closing {
-                    window: w.row,
-                    status: crate::WindowStatus::Complete,
-                    end_ms: w.deadline_ms,
-                });
+            if w.is_due(ts, hold) {
+                let deadline = w.deadline_ms;
+                w.queue_close(closings, WindowStatus::Complete, deadline);
             } else {
                 pending.push(w.row, ts, scratch.iter().copied(), metadata);
                 w.points += 1;
                 w.last_ts = Some(ts);
                 if w.points >= self.config.max_data_points_per_window {
-                    w.closing = true;
-                    closings.push(Closing {
-                        window: w.row,
-                        status: crate::WindowStatus::Truncated,
-                        end_ms: ts,
-                    });
+                    w.queue_close(closings, WindowStatus::Truncated, ts);
                 }
             }
         }
@@ -767,10 +804,27 @@ impl ResourceState {
 impl ActiveWindow {
     /// Tracks alerts that hold the window open until resolved.
     fn note_trigger(&mut self, trigger: &Trigger) {
-        if let (TriggerType::Alert, Some(id)) = (trigger.kind, &trigger.id) {
-            if !self.unresolved_alerts.contains(id) {
-                self.unresolved_alerts.push(id.clone());
-            }
+        if let (TriggerType::Alert, Some(id)) = (trigger.kind, &trigger.id)
+            && !self.unresolved_alerts.contains(id)
+        {
+            self.unresolved_alerts.push(id.clone());
         }
+    }
+
+    /// True when `now_ms` is past the deadline and no unresolved alert holds
+    /// the window open (with `hold_while_alert_active`).
+    fn is_due(&self, now_ms: i64, hold: bool) -> bool {
+        let held = hold && !self.unresolved_alerts.is_empty();
+        now_ms > self.deadline_ms && !held
+    }
+
+    /// Marks the window closing and queues its closing for the next commit.
+    fn queue_close(&mut self, closings: &mut Vec<Closing>, status: WindowStatus, end_ms: i64) {
+        self.closing = true;
+        closings.push(Closing {
+            window: self.row,
+            status,
+            end_ms,
+        });
     }
 }

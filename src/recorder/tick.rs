@@ -8,7 +8,6 @@ use super::{Inner, ResourceState, State, StopSignal, lock, validate_resource_id}
 use crate::error::{Error, ProviderError, Result, clip};
 use crate::model::{Metrics, Resource, Timestamp, duration_ms};
 use crate::provider::MetricsProvider;
-use crate::store::Closing;
 
 type Fetched = Vec<(String, std::result::Result<Metrics, ProviderError>)>;
 
@@ -35,7 +34,9 @@ impl Inner {
                 }
                 Err(_) => {
                     panics += 1;
-                    tracing::error!("provider panicked listing resources; keeping buffers as they are");
+                    tracing::error!(
+                        "provider panicked listing resources; keeping buffers as they are"
+                    );
                 }
             }
         }
@@ -47,7 +48,13 @@ impl Inner {
         for (id, result) in fetched {
             match result {
                 Ok(metrics) => {
-                    if let Err(e) = self.accept(&mut state, Resource::from(id.as_str()), now_ms, &metrics, None) {
+                    if let Err(e) = self.accept(
+                        &mut state,
+                        Resource::from(id.as_str()),
+                        now_ms,
+                        &metrics,
+                        None,
+                    ) {
                         tracing::debug!(resource = %clip(&id), error = %e, "sample skipped");
                     }
                 }
@@ -112,15 +119,13 @@ impl Inner {
         } = state;
         resources.retain(|_, r| {
             r.buffer.evict_through(cutoff);
-            if let Some(w) = r.window.as_mut().filter(|w| !w.closing) {
-                if now_ms > w.deadline_ms && !(hold && !w.unresolved_alerts.is_empty()) {
-                    w.closing = true;
-                    closings.push(Closing {
-                        window: w.row,
-                        status: crate::WindowStatus::Complete,
-                        end_ms: w.deadline_ms,
-                    });
-                }
+            if let Some(w) = r
+                .window
+                .as_mut()
+                .filter(|w| !w.closing && w.is_due(now_ms, hold))
+            {
+                let deadline = w.deadline_ms;
+                w.queue_close(closings, crate::WindowStatus::Complete, deadline);
             }
             if r.window.is_some() {
                 return true;
@@ -137,20 +142,25 @@ impl Inner {
     fn serve_requests(&self, state: &mut State, now: Timestamp) -> Result<()> {
         let requests = state.writer.pending_requests()?;
         for req in requests {
-            let outcome = validate_resource_id(&req.resource)
-                .and_then(|()| self.start_recording(state, Resource::from(req.resource.as_str()), &req.trigger));
+            let outcome = validate_resource_id(&req.resource).and_then(|()| {
+                self.start_recording(state, Resource::from(req.resource.as_str()), &req.trigger)
+            });
             let outcome = match outcome {
                 Ok(id) => Ok(id),
                 // A database error is ours, not the request's: retry next tick.
-                Err(e @ (Error::Sqlite(_) | Error::Pool(_) | Error::Corrupt { .. })) => return Err(e),
+                Err(e @ (Error::Sqlite(_) | Error::Pool(_) | Error::Corrupt { .. })) => {
+                    return Err(e);
+                }
                 Err(e) => Err(crate::error_chain(&e)),
             };
             if let Err(reason) = &outcome {
                 tracing::warn!(resource = %clip(&req.resource), %reason, "trigger request refused");
             }
-            state
-                .writer
-                .finish_request(req.id, now.as_unix_ms(), outcome.as_ref().map_err(Clone::clone))?;
+            state.writer.finish_request(
+                req.id,
+                now.as_unix_ms(),
+                outcome.as_ref().map_err(Clone::clone),
+            )?;
         }
         Ok(())
     }
@@ -221,7 +231,10 @@ pub(super) fn run(inner: &Inner, signal: &StopSignal) {
         next += interval;
         let now = Instant::now();
         if next <= now {
-            tracing::warn!(?interval, "tick overran the sample interval; skipping missed ticks");
+            tracing::warn!(
+                ?interval,
+                "tick overran the sample interval; skipping missed ticks"
+            );
             next = now + interval;
         }
     }

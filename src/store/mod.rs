@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
@@ -95,7 +95,8 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         create_private_file(&path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut probe = Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
+        let mut probe =
+            Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
         probe
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| classify(&path, e))?;
@@ -277,8 +278,10 @@ fn lock_path(db: &Path) -> PathBuf {
 /// Creates the database file (mode 0600) and its directory (mode 0700) if
 /// missing, so SQLite never creates them with the process umask.
 fn create_private_file(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        {
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
             #[cfg(unix)]
@@ -329,31 +332,40 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 /// The schema version recorded in the file: `None` for an empty database.
 /// Fails for a non-SQLite file and for an SQLite database of another program.
 fn schema_version(conn: &Connection, path: &Path) -> Result<Option<i64>> {
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| classify(path, e))?;
-    if tables == 0 {
-        return Ok(None);
+    let count = |sql: &str| -> Result<i64> {
+        conn.query_row(sql, [], |r| r.get(0))
+            .map_err(|e| classify(path, e))
+    };
+    let tables = count(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'
+           AND name NOT LIKE 'sqlite_%' AND name <> 'refinery_schema_history'",
+    )?;
+    let has_history = count(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history'",
+    )? > 0;
+    let foreign = || Error::ForeignDatabase {
+        path: path.to_path_buf(),
+    };
+    if !has_history {
+        return if tables == 0 {
+            Ok(None)
+        } else {
+            Err(foreign())
+        };
     }
-    let version: Option<Option<i64>> = conn
+    let version: Option<i64> = conn
         .query_row(
-            "SELECT (SELECT max(version) FROM refinery_schema_history)
-             WHERE EXISTS (SELECT 1 FROM sqlite_master
-                           WHERE type = 'table' AND name = 'refinery_schema_history')",
+            "SELECT max(version) FROM refinery_schema_history",
             [],
             |r| r.get(0),
         )
-        .optional()
         .map_err(|e| classify(path, e))?;
     match version {
-        Some(Some(v)) if has_our_tables(conn, path)? => Ok(Some(v)),
-        _ => Err(Error::ForeignDatabase {
-            path: path.to_path_buf(),
-        }),
+        // refinery creates its table before migrating; a crash in between
+        // leaves it empty, which is still a new database.
+        None if tables == 0 => Ok(None),
+        Some(v) if has_our_tables(conn, path)? => Ok(Some(v)),
+        _ => Err(foreign()),
     }
 }
 

@@ -101,7 +101,9 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         headers
             .into_iter()
-            .map(|(row, w, summary_points)| complete(&conn, row, w, summary_points, filter.with_points))
+            .map(|(row, w, summary_points)| {
+                complete(&conn, row, w, summary_points, filter.with_points)
+            })
             .collect()
     }
 
@@ -109,7 +111,8 @@ impl Store {
     pub fn stats(&self) -> Result<StoreStats> {
         let conn = self.conn()?;
         let mut stats = StoreStats::default();
-        let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM windows GROUP BY status")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT status, count(*) FROM windows GROUP BY status")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
             let (status, n) = row?;
@@ -125,10 +128,11 @@ impl Store {
         let pages = count("SELECT page_count FROM pragma_page_count()")?;
         let page_size = count("SELECT page_size FROM pragma_page_size()")?;
         stats.database_bytes = pages * page_size;
-        let (oldest, newest): (Option<i64>, Option<i64>) =
-            conn.query_row("SELECT min(start_ms), max(start_ms) FROM windows", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        let (oldest, newest): (Option<i64>, Option<i64>) = conn.query_row(
+            "SELECT min(start_ms), max(start_ms) FROM windows",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         stats.oldest = oldest.map(Timestamp::from_unix_ms);
         stats.newest = newest.map(Timestamp::from_unix_ms);
         Ok(stats)
@@ -193,7 +197,13 @@ fn triggers(conn: &Connection, window: i64) -> Result<Vec<WindowTrigger>> {
     )?;
     let rows = stmt.query_map([window], |r| {
         let kind: String = r.get(0)?;
-        Ok((kind, r.get(1)?, r.get(2)?, r.get::<_, Option<i64>>(3)?, r.get(4)?))
+        Ok((
+            kind,
+            r.get(1)?,
+            r.get(2)?,
+            r.get::<_, Option<i64>>(3)?,
+            r.get(4)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -267,7 +277,9 @@ fn points(conn: &Connection, window: i64) -> Result<Vec<DataPoint>> {
                 metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
             });
         }
-        if let (Some(name), Some(value)) = (r.get::<_, Option<String>>(3)?, r.get::<_, Option<f64>>(4)?) {
+        if let (Some(name), Some(value)) =
+            (r.get::<_, Option<String>>(3)?, r.get::<_, Option<f64>>(4)?)
+        {
             out.last_mut()
                 .expect("a point was pushed for this id")
                 .metrics

@@ -151,7 +151,8 @@ impl Writer {
             scratch,
         } = self;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        match f(&tx, metric_ids, scratch).and_then(|v| tx.commit().map(|()| v).map_err(Error::from)) {
+        match f(&tx, metric_ids, scratch).and_then(|v| tx.commit().map(|()| v).map_err(Error::from))
+        {
             Ok(v) => Ok(v),
             Err(e) => {
                 metric_ids.clear();
@@ -200,7 +201,10 @@ impl Writer {
                             type = coalesce(excluded.type, resources.type)
                      RETURNING id",
                 )?
-                .query_row(params![w.resource.id, w.resource.name, w.resource.kind], |r| r.get(0))?;
+                .query_row(
+                    params![w.resource.id, w.resource.name, w.resource.kind],
+                    |r| r.get(0),
+                )?;
             let row: i64 = tx.query_row(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0),
                             coalesce((SELECT max(id) FROM windows), 0)) + 1",
@@ -508,14 +512,21 @@ impl MultiInsert {
             let row = ["(", &vec!["?"; self.columns].join(","), ")"].concat();
             CHUNKS
                 .iter()
-                .map(|&n| (n, [self.head, " VALUES ", &vec![row.as_str(); n].join(",")].concat()))
+                .map(|&n| {
+                    (
+                        n,
+                        [self.head, " VALUES ", &vec![row.as_str(); n].join(",")].concat(),
+                    )
+                })
                 .collect()
         })
     }
 }
 
-static DATA_POINTS: MultiInsert =
-    MultiInsert::new("INSERT INTO data_points (id, window_id, ts_ms, metadata)", 4);
+static DATA_POINTS: MultiInsert = MultiInsert::new(
+    "INSERT INTO data_points (id, window_id, ts_ms, metadata)",
+    4,
+);
 static POINT_VALUES: MultiInsert =
     MultiInsert::new("INSERT INTO point_values (point_id, metric_id, value)", 3);
 
@@ -555,7 +566,9 @@ fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
         return Ok(());
     }
     let (points, first, last): (i64, Option<i64>, Option<i64>) = tx
-        .prepare_cached("SELECT count(*), min(ts_ms), max(ts_ms) FROM data_points WHERE window_id = ?1")?
+        .prepare_cached(
+            "SELECT count(*), min(ts_ms), max(ts_ms) FROM data_points WHERE window_id = ?1",
+        )?
         .query_row([c.window], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let mut series: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     {
@@ -665,7 +678,12 @@ impl Store {
 
     /// Asks the recorder running on this database to open a window on
     /// `resource` at its next tick. Returns the request's id.
-    pub fn request_trigger(&self, resource: &str, trigger: &Trigger, now: Timestamp) -> Result<i64> {
+    pub fn request_trigger(
+        &self,
+        resource: &str,
+        trigger: &Trigger,
+        now: Timestamp,
+    ) -> Result<i64> {
         crate::recorder::validate_resource_id(resource)?;
         let conn = self.conn()?;
         conn.prepare_cached(

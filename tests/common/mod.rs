@@ -26,13 +26,16 @@ pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// How a scripted provider answers: (resource, call number) → metrics.
+pub type Script = Box<dyn Fn(&str, usize) -> Result<Metrics, ProviderError> + Send + Sync>;
+
 /// A provider whose resources return values from a function of
 /// (resource, call number), counting every call.
 pub struct Scripted {
     pub ids: Mutex<Vec<String>>,
     pub calls: Mutex<HashMap<String, usize>>,
     pub batch_calls: AtomicUsize,
-    pub values: Box<dyn Fn(&str, usize) -> Result<Metrics, ProviderError> + Send + Sync>,
+    pub values: Script,
 }
 
 impl Scripted {
@@ -50,7 +53,11 @@ impl Scripted {
 
     /// cpu = 10 × call number, memory = 50.
     pub fn counting(ids: &[&str]) -> Arc<Scripted> {
-        Scripted::new(ids, |_, n| Ok(Metrics::new().with("cpu", 10.0 * n as f64).with("memory", 50.0)))
+        Scripted::new(ids, |_, n| {
+            Ok(Metrics::new()
+                .with("cpu", 10.0 * n as f64)
+                .with("memory", 50.0))
+        })
     }
 
     pub fn set_ids(&self, ids: &[&str]) {
@@ -103,7 +110,12 @@ impl Rig {
         let clock = ManualClock::new(t(0));
         let recorder =
             IncidentRecorder::open_with_clock(config.clone(), Arc::new(clock.clone())).unwrap();
-        Rig { recorder, clock, dir: None, config }
+        Rig {
+            recorder,
+            clock,
+            dir: None,
+            config,
+        }
     }
 
     /// A recorder on `incidents.db` in a fresh temp dir, at T0.
@@ -113,7 +125,12 @@ impl Rig {
         let clock = ManualClock::new(t(0));
         let recorder =
             IncidentRecorder::open_with_clock(config.clone(), Arc::new(clock.clone())).unwrap();
-        Rig { recorder, clock, dir: Some(dir), config }
+        Rig {
+            recorder,
+            clock,
+            dir: Some(dir),
+            config,
+        }
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -123,11 +140,21 @@ impl Rig {
     /// Closes the recorder (dropping it) and opens a new one on the same file
     /// and clock.
     pub fn reopen(self) -> Rig {
-        let Rig { recorder, clock, dir, config } = self;
+        let Rig {
+            recorder,
+            clock,
+            dir,
+            config,
+        } = self;
         drop(recorder);
         let recorder =
             IncidentRecorder::open_with_clock(config.clone(), Arc::new(clock.clone())).unwrap();
-        Rig { recorder, clock, dir, config }
+        Rig {
+            recorder,
+            clock,
+            dir,
+            config,
+        }
     }
 
     /// `n` ticks, advancing the clock by `step` after each.

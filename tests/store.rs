@@ -1,0 +1,447 @@
+//! The database: persistence across restarts, recovery of interrupted
+//! windows, trimming, refusal of files that are not ours, file permissions.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use incident_recorder::{
+    Error, IncidentRecorder, ManualClock, Metrics, RecorderConfig, Store, Trigger, WindowFilter,
+    WindowStatus,
+};
+
+/// Every table's row count, to compare against expectations in one assert.
+fn table_counts(conn: &rusqlite::Connection) -> [i64; 6] {
+    [
+        count(conn, "SELECT count(*) FROM windows"),
+        count(conn, "SELECT count(*) FROM window_triggers"),
+        count(conn, "SELECT count(*) FROM data_points"),
+        count(conn, "SELECT count(*) FROM point_values"),
+        count(conn, "SELECT count(*) FROM window_metric_stats"),
+        count(conn, "SELECT count(*) FROM window_anomalies"),
+    ]
+}
+
+/// No row anywhere refers to a deleted parent.
+fn assert_no_orphans(conn: &rusqlite::Connection) {
+    let fk_violations: i64 = count(conn, "SELECT count(*) FROM pragma_foreign_key_check");
+    assert_eq!(fk_violations, 0);
+    for sql in [
+        "SELECT count(*) FROM point_values WHERE point_id NOT IN (SELECT id FROM data_points)",
+        "SELECT count(*) FROM data_points WHERE window_id NOT IN (SELECT id FROM windows)",
+        "SELECT count(*) FROM window_metric_stats WHERE window_id NOT IN (SELECT id FROM windows)",
+        "SELECT count(*) FROM window_triggers WHERE window_id NOT IN (SELECT id FROM windows)",
+    ] {
+        assert_eq!(count(conn, sql), 0, "{sql}");
+    }
+}
+
+/// Opens a window on `resource` at `start` s, records `n` samples 5 s apart
+/// (cpu = 1, 2, ...) and closes it at the last one.
+fn recorded_window(rig: &Rig, resource: &str, start: i64, n: i64) -> incident_recorder::WindowId {
+    rig.clock.set(t(start));
+    let id = rig
+        .recorder
+        .start_recording(resource, Trigger::manual())
+        .unwrap();
+    for i in 0..n {
+        let at = t(start + 5 * i);
+        rig.clock.set(at);
+        rig.recorder
+            .push_sample(
+                resource,
+                at,
+                Metrics::new().with("cpu", (i + 1) as f64).with("mem", 5.0),
+                None,
+            )
+            .unwrap();
+    }
+    rig.recorder.stop_recording(&id).unwrap();
+    id
+}
+
+#[test]
+fn history_survives_a_restart_unchanged() {
+    let rig = Rig::file(small_config());
+    let id = recorded_window(&rig, "vm-101", 0, 4);
+    let before = serde_json::to_value(rig.recorder.window(&id).unwrap().unwrap()).unwrap();
+    let rig = rig.reopen();
+    let after = serde_json::to_value(rig.recorder.window(&id).unwrap().unwrap()).unwrap();
+    assert_eq!(before, after);
+    assert_eq!(after["summary"]["peaks"]["cpu"], 4.0);
+    assert_eq!(rig.recorder.recent_windows(0).unwrap().len(), 1);
+}
+
+#[test]
+fn a_window_left_recording_resumes_if_its_deadline_is_ahead() {
+    let config = RecorderConfig {
+        hold_while_alert_active: true,
+        ..small_config()
+    };
+    let rig = Rig::file(config);
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::alert("cpu"))
+        .unwrap();
+    rig.ticks(5, secs(5)); // t0..t20, clock at t25
+    // Dropped without stop(): the window stays `recording` in the file.
+    let rig = rig.reopen();
+    assert_eq!(rig.recorder.stats().active_windows, 1);
+    let w = rig.recorder.window(&id).unwrap().unwrap();
+    assert_eq!(w.status, WindowStatus::Recording);
+    assert_eq!(w.data_points.len(), 5);
+    // Same window: a new trigger extends it, new samples land in it.
+    assert_eq!(
+        rig.recorder
+            .start_recording("a", Trigger::manual())
+            .unwrap(),
+        id
+    );
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    rig.ticks(2, secs(5));
+    assert_eq!(
+        rig.recorder.window(&id).unwrap().unwrap().data_points.len(),
+        7
+    );
+    // The unresolved alert was restored: it still holds the window.
+    rig.clock.set(t(500));
+    rig.recorder.record_sample().unwrap();
+    assert_eq!(
+        rig.recorder.window(&id).unwrap().unwrap().status,
+        WindowStatus::Recording
+    );
+    rig.recorder.resolve_trigger("a", "cpu").unwrap();
+    rig.clock.set(t(561));
+    rig.recorder.record_sample().unwrap();
+    assert_eq!(
+        rig.recorder.window(&id).unwrap().unwrap().status,
+        WindowStatus::Complete
+    );
+}
+
+#[test]
+fn a_window_left_recording_past_its_deadline_closes_as_interrupted_with_a_summary() {
+    let rig = Rig::file(small_config());
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let id = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
+    rig.ticks(5, secs(5)); // t0..t20; deadline t60
+    rig.clock.set(t(100));
+    let rig = rig.reopen();
+    let w = rig.recorder.window(&id).unwrap().unwrap();
+    assert_eq!(w.status, WindowStatus::Interrupted);
+    assert_eq!(w.end_time, Some(t(20)));
+    let s = w.summary.unwrap();
+    assert_eq!(s.data_points, 5);
+    assert_eq!(s.peaks["cpu"], 40.0);
+    assert_eq!(rig.recorder.stats().active_windows, 0);
+}
+
+#[test]
+fn retention_deletes_old_windows_and_everything_under_them() {
+    let config = RecorderConfig {
+        retention: secs(100),
+        ..small_config()
+    };
+    let rig = Rig::file(config);
+    let old = recorded_window(&rig, "a", 0, 3); // ends t10
+    let kept = recorded_window(&rig, "b", 50, 2); // ends t55
+    let conn = rig.sql();
+    assert_eq!(table_counts(&conn), [2, 2, 5, 10, 4, 0]);
+    // Completing a window at t150 trims: cutoff t50 removes `old` only.
+    let newest = recorded_window(&rig, "c", 150, 1);
+    assert_eq!(table_counts(&conn), [2, 2, 3, 6, 4, 0]);
+    assert_no_orphans(&conn);
+    assert!(rig.recorder.window(&old).unwrap().is_none());
+    assert!(rig.recorder.window(&kept).unwrap().is_some());
+    assert!(rig.recorder.window(&newest).unwrap().is_some());
+}
+
+#[test]
+fn the_window_limit_keeps_the_newest_closed_windows_and_never_a_recording_one() {
+    let config = RecorderConfig {
+        max_windows: 3,
+        ..small_config()
+    };
+    let rig = Rig::file(config);
+    rig.clock.set(t(0));
+    let recording = rig
+        .recorder
+        .start_recording("live", Trigger::manual())
+        .unwrap();
+    let ids: Vec<_> = (0..5)
+        .map(|i| recorded_window(&rig, &format!("r{i}"), 10 * i, 2))
+        .collect();
+    let conn = rig.sql();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM windows WHERE status <> 'recording'"
+        ),
+        3
+    );
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            rig.recorder.window(id).unwrap().is_some(),
+            i >= 2,
+            "window {i}"
+        );
+    }
+    assert!(rig.recorder.window(&recording).unwrap().is_some());
+    assert_eq!(count(&conn, "SELECT count(*) FROM data_points"), 6);
+    assert_eq!(count(&conn, "SELECT count(*) FROM point_values"), 12);
+    assert_no_orphans(&conn);
+}
+
+#[test]
+fn retention_also_runs_when_the_database_is_opened() {
+    let config = RecorderConfig {
+        retention: secs(100),
+        ..small_config()
+    };
+    let rig = Rig::file(config);
+    let id = recorded_window(&rig, "a", 0, 3);
+    rig.clock.set(t(1000));
+    let rig = rig.reopen();
+    assert!(rig.recorder.window(&id).unwrap().is_none());
+    assert_eq!(table_counts(&rig.sql()), [0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn prune_reports_what_it_deleted() {
+    let rig = Rig::file(small_config());
+    recorded_window(&rig, "a", 0, 3);
+    recorded_window(&rig, "b", 100, 4);
+    let report = rig.recorder.store().prune(t(100), secs(50), 100).unwrap();
+    assert_eq!((report.windows, report.points), (1, 3));
+    let report = rig.recorder.store().prune(t(100), secs(50), 0).unwrap();
+    assert_eq!((report.windows, report.points), (1, 4));
+}
+
+#[test]
+fn the_long_format_view_lists_every_value() {
+    let rig = Rig::file(small_config());
+    let id = recorded_window(&rig, "vm-101", 0, 2);
+    let conn = rig.sql();
+    let rows: Vec<(String, String, String, i64, String, String, f64)> = conn
+        .prepare(
+            "SELECT window_id, resource_id, status, ts_ms, ts, metric, value
+             FROM incident_samples ORDER BY ts_ms, metric",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        rows[0],
+        (
+            id.to_string(),
+            "vm-101".into(),
+            "complete".into(),
+            T0,
+            "2026-11-24T10:00:00.000Z".into(),
+            "cpu".into(),
+            1.0
+        )
+    );
+    assert_eq!(rows[3].5, "mem");
+    assert_eq!(rows[3].3, T0 + 5000);
+}
+
+#[test]
+fn a_file_from_a_newer_schema_is_refused_and_left_untouched() {
+    let rig = Rig::file(small_config());
+    recorded_window(&rig, "a", 0, 2);
+    let path = rig.db_path();
+    let dir = rig.dir;
+    drop(rig.recorder);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute(
+            "INSERT INTO refinery_schema_history VALUES (99, 'future', '2030-01-01T00:00:00Z', '0')",
+            [],
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = IncidentRecorder::open(RecorderConfig::with_db_path(&path)).unwrap_err();
+    assert!(matches!(err, Error::NewerSchema { found: 99, .. }), "{err}");
+    assert!(err.to_string().contains("newer"), "{err}");
+    let err = Store::open_read_only(&path).unwrap_err();
+    assert!(matches!(err, Error::NewerSchema { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    drop(dir);
+}
+
+#[test]
+fn garbage_and_foreign_files_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    let bytes: Vec<u8> = (0..8192u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&garbage, &bytes).unwrap();
+    let err = IncidentRecorder::open(RecorderConfig::with_db_path(&garbage)).unwrap_err();
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+    assert!(err.to_string().contains("not an SQLite database"), "{err}");
+    let err = Store::open_read_only(&garbage).unwrap_err();
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+    assert_eq!(std::fs::read(&garbage).unwrap(), bytes);
+
+    let foreign = dir.path().join("app.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'ann');")
+        .unwrap();
+    let before = std::fs::read(&foreign).unwrap();
+    let err = IncidentRecorder::open(RecorderConfig::with_db_path(&foreign)).unwrap_err();
+    assert!(matches!(err, Error::ForeignDatabase { .. }), "{err}");
+    assert_eq!(std::fs::read(&foreign).unwrap(), before);
+
+    // Nothing was created beside them (no -wal, -shm or lock file).
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app.db", "garbage.db"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn files_are_private_and_missing_directories_are_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/incidents.db");
+    let recorder = IncidentRecorder::open(RecorderConfig::with_db_path(&path)).unwrap();
+    recorder.start_recording("a", Trigger::manual()).unwrap(); // forces WAL and SHM files
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("nested")), 0o700);
+    assert_eq!(mode(&dir.path().join("nested/deeper")), 0o700);
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        assert_eq!(
+            mode(std::path::Path::new(&p)),
+            0o600,
+            "incidents.db{suffix}"
+        );
+    }
+}
+
+#[test]
+fn only_one_recorder_writes_a_database_at_a_time() {
+    let rig = Rig::file(small_config());
+    let path = rig.db_path();
+    let err = IncidentRecorder::open(RecorderConfig::with_db_path(&path)).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    let store = Store::open_read_only(&path).unwrap();
+    assert!(store.recorder_running().unwrap());
+    drop(rig.recorder);
+    assert!(!store.recorder_running().unwrap());
+    IncidentRecorder::open(RecorderConfig::with_db_path(&path)).unwrap();
+}
+
+#[test]
+fn a_read_only_store_sees_committed_history_while_the_recorder_writes() {
+    let rig = Rig::file(small_config());
+    recorded_window(&rig, "a", 0, 3);
+    let store = Store::open_read_only(rig.db_path()).unwrap();
+    let open = rig
+        .recorder
+        .start_recording("b", Trigger::manual())
+        .unwrap();
+    let all = store.windows(&WindowFilter::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].id, open);
+    assert!(
+        all.iter().all(|w| w.data_points.is_empty()),
+        "listings skip points"
+    );
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.points, 3);
+    assert_eq!(stats.windows_by_status["complete"], 1);
+    assert_eq!(stats.windows_by_status["recording"], 1);
+    // A read-only store cannot be used to record.
+    let filtered = store
+        .windows(&WindowFilter {
+            status: Some(WindowStatus::Complete),
+            with_points: true,
+            ..WindowFilter::default()
+        })
+        .unwrap();
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0].data_points.len(), 3);
+}
+
+#[test]
+fn trigger_requests_from_other_processes_open_windows_at_the_next_tick() {
+    let rig = Rig::file(small_config());
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    rig.ticks(2, secs(5));
+    // Another process (here: another handle) asks for a window.
+    let other = Store::open(rig.db_path()).unwrap();
+    other
+        .request_trigger("a", &Trigger::manual(), t(10))
+        .unwrap();
+    other
+        .request_trigger("", &Trigger::manual(), t(10))
+        .unwrap_err();
+    rig.recorder.record_sample().unwrap();
+    let windows = rig.recorder.windows_for_resource("a", 0).unwrap();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0].data_points.len(), 3, "buffered samples included");
+    let conn = rig.sql();
+    let (handled, window): (Option<i64>, Option<String>) = conn
+        .query_row(
+            "SELECT handled_ms, window_id FROM trigger_requests",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(handled, Some(T0 + 10_000));
+    assert_eq!(window.as_deref(), Some(windows[0].id.as_str()));
+    // Handled once only.
+    rig.recorder.record_sample().unwrap();
+    assert_eq!(
+        rig.recorder.windows_for_resource("a", 0).unwrap()[0]
+            .triggers
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn an_in_memory_recorder_needs_no_file_and_shares_its_database_between_readers() {
+    let clock = ManualClock::new(t(0));
+    let recorder =
+        IncidentRecorder::open_with_clock(RecorderConfig::default(), Arc::new(clock.clone()))
+            .unwrap();
+    let id = recorder.start_recording("a", Trigger::manual()).unwrap();
+    recorder
+        .push_sample("a", t(1), Metrics::new().with("cpu", 1.0), None)
+        .unwrap();
+    assert_eq!(recorder.window(&id).unwrap().unwrap().data_points.len(), 1);
+    assert!(recorder.store().path().is_none());
+    // Two in-memory recorders do not see each other.
+    let other = IncidentRecorder::open(RecorderConfig::default()).unwrap();
+    assert!(other.recent_windows(0).unwrap().is_empty());
+}
