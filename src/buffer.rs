@@ -148,7 +148,7 @@ impl RingBuffer {
             self.slots
                 .extend(std::iter::repeat_n(ABSENT, self.layout.len()));
             for &(key, v) in values {
-                let col = self.column(key).expect("widened to hold every key");
+                let col = self.column_of(key).expect("widened to hold every key");
                 self.slots[start + col] = v.to_bits();
             }
         }
@@ -210,9 +210,25 @@ impl RingBuffer {
             .collect()
     }
 
+    /// The values of metric `key`, oldest first, leaving out the newest
+    /// `skip_newest` rows (and rows without the metric).
+    pub(crate) fn column(&self, key: MetricKey, skip_newest: usize, out: &mut Vec<f64>) {
+        out.clear();
+        let Some(col) = self.column_of(key) else {
+            return;
+        };
+        let stride = self.stride();
+        let rows = self.len().saturating_sub(skip_newest);
+        out.extend(
+            (0..rows)
+                .map(|r| f64::from_bits(self.slots[r * stride + 1 + col]))
+                .filter(|v| !v.is_nan()),
+        );
+    }
+
     fn layout_matches(&self, values: &[(MetricKey, f64)]) -> bool {
         values.len() <= self.layout.len()
-            && (self.fast_order(values) || values.iter().all(|(k, _)| self.column(*k).is_some()))
+            && (self.fast_order(values) || values.iter().all(|(k, _)| self.column_of(*k).is_some()))
     }
 
     fn fast_order(&self, values: &[(MetricKey, f64)]) -> bool {
@@ -220,7 +236,7 @@ impl RingBuffer {
             && values.iter().zip(&self.layout).all(|((k, _), l)| k == l)
     }
 
-    fn column(&self, key: MetricKey) -> Option<usize> {
+    fn column_of(&self, key: MetricKey) -> Option<usize> {
         self.layout.iter().position(|&k| k == key)
     }
 
@@ -231,7 +247,7 @@ impl RingBuffer {
         let added: Vec<MetricKey> = values
             .iter()
             .map(|(k, _)| *k)
-            .filter(|k| self.column(*k).is_none())
+            .filter(|k| self.column_of(*k).is_none())
             .collect();
         if added.is_empty() {
             return;

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::anomaly::AnomalyConfig;
+
 /// How the recorder samples, how big windows get, and how long history is kept.
 ///
 /// `Default` gives the seed's values. As in the seed, a zero in any numeric field
@@ -15,7 +17,7 @@ use std::time::Duration;
 /// let cfg = RecorderConfig { sample_interval: Duration::ZERO, ..Default::default() }.normalized();
 /// assert_eq!(cfg.sample_interval, Duration::from_secs(5));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RecorderConfig {
     /// Time between two ticks of the sampling thread. Default 5 s.
     pub sample_interval: Duration,
@@ -37,6 +39,14 @@ pub struct RecorderConfig {
     /// its deadline; once its last alert resolves, the deadline becomes resolution
     /// time + `post_incident_window`. Default false (the seed's behaviour).
     pub hold_while_alert_active: bool,
+    /// At most this many new windows per resource in any 24 hours (as
+    /// Perfetto's `max_per_24_h`); a trigger over the limit is recorded as
+    /// suppressed and opens nothing. Extending an open window is not limited.
+    /// Default 0: unlimited.
+    pub max_windows_per_resource_per_day: usize,
+    /// Anomaly scoring of closed windows, and the optional detector that
+    /// opens `anomaly` windows. See [`crate::anomaly`].
+    pub anomaly: AnomalyConfig,
 }
 
 impl RecorderConfig {
@@ -85,6 +95,7 @@ impl RecorderConfig {
         if self.max_windows == 0 {
             self.max_windows = Self::DEFAULT_MAX_WINDOWS;
         }
+        self.anomaly = self.anomaly.normalized();
         self
     }
 }
@@ -100,6 +111,8 @@ impl Default for RecorderConfig {
             retention: Self::DEFAULT_RETENTION,
             db_path: None,
             hold_while_alert_active: false,
+            max_windows_per_resource_per_day: 0,
+            anomaly: AnomalyConfig::default(),
         }
     }
 }

@@ -13,6 +13,8 @@ use crate::model::{IncidentWindow, Timestamp};
 
 /// How many of the most recent points the digest lists.
 pub const RECENT_POINTS: usize = 10;
+/// How many anomalies the digest lists (the rest are counted).
+pub const MAX_ANOMALIES: usize = 10;
 
 /// The digest of one window.
 ///
@@ -73,9 +75,12 @@ pub fn format_window(w: &IncidentWindow) -> String {
         );
         section(&mut out, "95th percentiles", s.p95.iter(), format_number);
         if !s.anomalies.is_empty() {
-            out.push_str("\nAnomalies:\n");
-            for a in &s.anomalies {
+            out.push_str("\nAnomalies (robust score against the pre-incident baseline):\n");
+            for a in s.anomalies.iter().take(MAX_ANOMALIES) {
                 let _ = writeln!(out, "- {a}");
+            }
+            if s.anomalies.len() > MAX_ANOMALIES {
+                let _ = writeln!(out, "- ... and {} more", s.anomalies.len() - MAX_ANOMALIES);
             }
         }
     }

@@ -141,6 +141,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A trigger over `max_windows_per_resource_per_day`: recorded as
+    /// suppressed in `window_triggers`, no window opened.
+    #[error(
+        "trigger suppressed: {resource:?} already opened {limit} windows in the last 24 hours (max_windows_per_resource_per_day)"
+    )]
+    Suppressed {
+        /// The resource (cut to 64 characters).
+        resource: String,
+        /// The limit in effect.
+        limit: usize,
+    },
+
     /// No window has this id.
     #[error("no incident window with id {0:?}")]
     WindowNotFound(String),

@@ -69,6 +69,7 @@
 
 #![deny(missing_docs)]
 
+pub mod anomaly;
 mod buffer;
 mod clock;
 mod config;
@@ -80,6 +81,7 @@ mod recorder;
 mod store;
 pub mod summary;
 
+pub use anomaly::AnomalyConfig;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
 pub use error::{Error, ProviderError, Result};

@@ -25,6 +25,7 @@
 //!   entry in `State::closings` until a commit succeeds;
 //! - samples of a resource are accepted in non-decreasing time order.
 
+mod detect;
 mod tick;
 mod validate;
 
@@ -42,7 +43,7 @@ use crate::model::{
     duration_ms,
 };
 use crate::provider::MetricsProvider;
-use crate::store::{Closing, PointBatch, Store, WindowFilter, Writer};
+use crate::store::{Closing, Opened, PointBatch, Store, WindowFilter, Writer};
 
 pub(crate) use validate::validate_resource_id;
 
@@ -119,6 +120,9 @@ struct State {
     tick: u64,
     /// Reused buffer of a sample's validated values.
     scratch: Vec<(MetricKey, f64)>,
+    /// Anomalies the detector found, to open windows for once the samples
+    /// at hand are taken: (resource, metric).
+    detections: Vec<(String, MetricKey)>,
 }
 
 /// One resource: its buffer, its open window, what we know of it.
@@ -130,6 +134,8 @@ struct ResourceState {
     seen_tick: u64,
     name: Option<Box<str>>,
     kind: Option<Box<str>>,
+    /// Anomaly detector state, only when detection is on.
+    detector: Option<Box<detect::Detector>>,
 }
 
 /// Bookkeeping of an open window; its points are in the database.
@@ -220,7 +226,8 @@ impl IncidentRecorder {
             None => Store::open_in_memory()?,
         };
         let lock = store.lock_for_recording()?;
-        let writer = store.writer()?;
+        let mut writer = store.writer()?;
+        writer.set_anomaly_config(config.anomaly.clone());
         let inner = Inner {
             config,
             clock,
@@ -235,6 +242,7 @@ impl IncidentRecorder {
                 stats: RecorderStats::default(),
                 tick: 0,
                 scratch: Vec::new(),
+                detections: Vec::new(),
             }),
             _lock: lock,
         };
@@ -641,6 +649,7 @@ impl Inner {
             closings,
             stats,
             scratch,
+            detections,
             ..
         } = state;
         scratch.clear();
@@ -682,6 +691,13 @@ impl Inner {
             .evict_through(ts.saturating_sub(duration_ms(self.config.pre_incident_window)));
         r.buffer.push(ts, scratch, metadata.clone());
         stats.samples += 1;
+        if self.config.anomaly.detect {
+            let detector = r.detector.get_or_insert_with(Default::default);
+            let fired = detector.observe(&r.buffer, scratch, names, &self.config.anomaly);
+            if let Some(key) = fired.filter(|_| r.window.as_ref().is_none_or(|w| w.closing)) {
+                detections.push((resource.id.to_owned(), key));
+            }
+        }
         let hold = self.config.hold_while_alert_active;
         if let Some(w) = r.window.as_mut().filter(|w| !w.closing) {
             if w.is_due(ts, hold) {
@@ -748,7 +764,8 @@ impl Inner {
             name: r.name.as_deref(),
             kind: r.kind.as_deref(),
         };
-        let (row, id) = writer.open_window(
+        let limit = self.config.max_windows_per_resource_per_day;
+        let opened = writer.open_window(
             names,
             &crate::store::NewWindow {
                 resource: described,
@@ -756,10 +773,21 @@ impl Inner {
                 fired_ms: now_ms,
                 start_ms,
                 deadline_ms: now_ms.saturating_add(post),
+                daily_limit: limit,
             },
             &pre,
             truncate_at,
         )?;
+        let (row, id) = match opened {
+            Opened::Window(row, id) => (row, id),
+            Opened::Suppressed => {
+                tracing::info!(resource = %crate::error::clip(resource.id), trigger = %trigger.kind, limit, "trigger suppressed by the daily window limit");
+                return Err(Error::Suppressed {
+                    resource: crate::error::clip(resource.id),
+                    limit,
+                });
+            }
+        };
         tracing::info!(window = %id, trigger = %trigger.kind, buffered = points, "started incident recording");
         if truncate_at.is_none() {
             let mut w = ActiveWindow {
@@ -778,6 +806,24 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Opens the `anomaly` windows the detector asked for.
+    fn open_detected(&self, state: &mut State) {
+        for (resource, key) in std::mem::take(&mut state.detections) {
+            let trigger = Trigger::anomaly(state.names.name(key));
+            match self.start_recording(state, Resource::from(resource.as_str()), &trigger) {
+                Ok(id) => tracing::info!(window = %id, metric = ?trigger.id, "anomaly detected"),
+                Err(e @ Error::Suppressed { .. }) => {
+                    tracing::debug!(error = %e, "anomaly window suppressed")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error_chain(&e), "could not open an anomaly window")
+                }
+            }
+        }
+    }
+}
+
 impl ResourceState {
     fn new(expected_rows: usize) -> ResourceState {
         ResourceState {
@@ -787,6 +833,7 @@ impl ResourceState {
             seen_tick: 0,
             name: None,
             kind: None,
+            detector: None,
         }
     }
 

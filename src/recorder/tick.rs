@@ -64,6 +64,7 @@ impl Inner {
                 }
             }
         }
+        self.open_detected(&mut state);
         self.expire(&mut state, now_ms, listed);
         let committed = self.flush(&mut state, now, false);
         let served = self.serve_requests(&mut state, now);

@@ -53,7 +53,7 @@ use crate::error::{Error, Result};
 
 pub use read::{StoreStats, WindowFilter};
 pub use write::PruneReport;
-pub(crate) use write::{Closing, NewWindow, PointBatch, Trim, Writer};
+pub(crate) use write::{Closing, NewWindow, Opened, PointBatch, Trim, Writer};
 
 mod embedded {
     refinery::embed_migrations!("migrations");

@@ -42,6 +42,10 @@ pub struct StoreStats {
     pub resources: u64,
     /// Distinct metric names.
     pub metrics: u64,
+    /// Anomalies found in closed windows.
+    pub anomalies: u64,
+    /// Triggers suppressed by the daily window limit.
+    pub suppressed_triggers: u64,
     /// Size of the database file in bytes (pages in use and free).
     pub database_bytes: u64,
     /// Start of the oldest window.
@@ -125,6 +129,9 @@ impl Store {
         stats.values = count("SELECT count(*) FROM point_values")?;
         stats.resources = count("SELECT count(DISTINCT resource_id) FROM windows")?;
         stats.metrics = count("SELECT count(*) FROM metrics")?;
+        stats.anomalies = count("SELECT count(*) FROM window_anomalies")?;
+        stats.suppressed_triggers =
+            count("SELECT count(*) FROM window_triggers WHERE suppressed = 1")?;
         let pages = count("SELECT page_count FROM pragma_page_count()")?;
         let page_size = count("SELECT page_size FROM pragma_page_size()")?;
         stats.database_bytes = pages * page_size;

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
 
 use super::{Conn, Store};
+use crate::anomaly::{AnomalyConfig, window_anomalies};
 use crate::buffer::{MetricKey, MetricNames};
 use crate::error::{Error, Result};
 use crate::model::{Resource, Timestamp, Trigger, TriggerType, WindowId, WindowStatus};
@@ -117,6 +118,17 @@ pub(crate) struct NewWindow<'a> {
     pub(crate) fired_ms: i64,
     pub(crate) start_ms: i64,
     pub(crate) deadline_ms: i64,
+    /// `max_windows_per_resource_per_day` (0 = unlimited).
+    pub(crate) daily_limit: usize,
+}
+
+/// What [`Writer::open_window`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Opened {
+    /// A new window: its row id and public id.
+    Window(i64, WindowId),
+    /// Over the daily limit: the trigger was recorded as suppressed.
+    Suppressed,
 }
 
 /// The recorder's write connection, with the id caches of the hot path.
@@ -128,6 +140,8 @@ pub(crate) struct Writer {
     metric_ids: Vec<i64>,
     /// Rows for `point_values`, reused between commits.
     scratch: Vec<(i64, i64, f64)>,
+    /// How closing windows score their anomalies.
+    anomaly: AnomalyConfig,
 }
 
 impl Writer {
@@ -136,7 +150,13 @@ impl Writer {
             conn,
             metric_ids: Vec::new(),
             scratch: Vec::new(),
+            anomaly: AnomalyConfig::default(),
         })
+    }
+
+    /// Sets how closing windows score anomalies.
+    pub(crate) fn set_anomaly_config(&mut self, config: AnomalyConfig) {
+        self.anomaly = config;
     }
 
     /// Runs `f` in one immediate transaction; on error rolls back and forgets
@@ -149,6 +169,7 @@ impl Writer {
             conn,
             metric_ids,
             scratch,
+            ..
         } = self;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         match f(&tx, metric_ids, scratch).and_then(|v| tx.commit().map(|()| v).map_err(Error::from))
@@ -170,10 +191,11 @@ impl Writer {
         closings: &[Closing],
         trim: Option<Trim>,
     ) -> Result<usize> {
+        let anomaly = self.anomaly.clone();
         self.transaction(|tx, metric_ids, scratch| {
             insert_points(tx, names, metric_ids, scratch, batch, None)?;
             for c in closings {
-                close_window(tx, c)?;
+                close_window_with(tx, c, &anomaly)?;
             }
             match trim {
                 Some(t) => Ok(trim_windows(tx, t)?.windows),
@@ -185,13 +207,18 @@ impl Writer {
     /// Creates a window with its first trigger and its buffered points (all
     /// rows of `pre`, whatever window they name), closing it at once as
     /// `truncated` at `truncate_at` if given.
+    ///
+    /// With a daily limit, a resource that already opened that many windows in
+    /// the 24 hours before `fired_ms` gets no window: the trigger is recorded
+    /// as suppressed instead.
     pub(crate) fn open_window(
         &mut self,
         names: &MetricNames,
         w: &NewWindow<'_>,
         pre: &PointBatch,
         truncate_at: Option<i64>,
-    ) -> Result<(i64, WindowId)> {
+    ) -> Result<Opened> {
+        let anomaly = self.anomaly.clone();
         self.transaction(|tx, metric_ids, scratch| {
             let resource_id: i64 = tx
                 .prepare_cached(
@@ -205,6 +232,28 @@ impl Writer {
                     params![w.resource.id, w.resource.name, w.resource.kind],
                     |r| r.get(0),
                 )?;
+            if w.daily_limit > 0 {
+                let since = w.fired_ms.saturating_sub(DAY_MS);
+                let recent: i64 = tx
+                    .prepare_cached(
+                        "SELECT count(*) FROM windows WHERE resource_id = ?1 AND opened_ms > ?2",
+                    )?
+                    .query_row(params![resource_id, since], |r| r.get(0))?;
+                if recent >= i64::try_from(w.daily_limit).unwrap_or(i64::MAX) {
+                    tx.prepare_cached(
+                        "INSERT INTO window_triggers (window_id, resource_id, trigger_type, trigger_id,
+                                                      fired_ms, opened_window, suppressed)
+                         VALUES (NULL, ?1, ?2, ?3, ?4, 0, 1)",
+                    )?
+                    .execute(params![
+                        resource_id,
+                        w.trigger.kind.as_str(),
+                        w.trigger.id,
+                        w.fired_ms
+                    ])?;
+                    return Ok(Opened::Suppressed);
+                }
+            }
             let row: i64 = tx.query_row(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0),
                             coalesce((SELECT max(id) FROM windows), 0)) + 1",
@@ -230,16 +279,17 @@ impl Writer {
             insert_trigger(tx, row, w.trigger, w.fired_ms, true)?;
             insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
             if let Some(end_ms) = truncate_at {
-                close_window(
+                close_window_with(
                     tx,
                     &Closing {
                         window: row,
                         status: WindowStatus::Truncated,
                         end_ms,
                     },
+                    &anomaly,
                 )?;
             }
-            Ok((row, public_id))
+            Ok(Opened::Window(row, public_id))
         })
     }
 
@@ -396,8 +446,9 @@ fn insert_trigger(
     opened: bool,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO window_triggers (window_id, trigger_type, trigger_id, fired_ms, opened_window)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO window_triggers
+            (window_id, resource_id, trigger_type, trigger_id, fired_ms, opened_window)
+         VALUES (?1, (SELECT resource_id FROM windows WHERE id = ?1), ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
         window,
@@ -553,34 +604,47 @@ fn insert_rows<R>(
     Ok(())
 }
 
-/// Closes a window: computes its summary from the stored points, writes the
-/// per-metric statistics and the final status, all inside the caller's
+/// Closes a window with the default anomaly settings; see [`close_window_with`].
+#[allow(dead_code)] // the entry point for callers without a recorder's config
+pub(super) fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
+    close_window_with(tx, c, &AnomalyConfig::default())
+}
+
+/// Closes a window: computes its summary and anomalies from the stored
+/// points, writes them and the final status, all inside the caller's
 /// transaction. A window already closed is left alone.
-fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
-    let still_recording: bool = tx
-        .prepare_cached("SELECT status = 'recording' FROM windows WHERE id = ?1")?
+pub(super) fn close_window_with(
+    tx: &Connection,
+    c: &Closing,
+    anomaly: &AnomalyConfig,
+) -> Result<()> {
+    let opened_ms: Option<i64> = tx
+        .prepare_cached("SELECT opened_ms FROM windows WHERE id = ?1 AND status = 'recording'")?
         .query_row([c.window], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false);
-    if !still_recording {
+        .optional()?;
+    let Some(opened_ms) = opened_ms else {
         return Ok(());
-    }
+    };
     let (points, first, last): (i64, Option<i64>, Option<i64>) = tx
         .prepare_cached(
             "SELECT count(*), min(ts_ms), max(ts_ms) FROM data_points WHERE window_id = ?1",
         )?
         .query_row([c.window], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let mut series: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    // Per metric id: (ts, value) in time order.
+    let mut series: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT v.metric_id, v.value
+            "SELECT v.metric_id, p.ts_ms, v.value
              FROM data_points p JOIN point_values v ON v.point_id = p.id
              WHERE p.window_id = ?1
              ORDER BY p.ts_ms, p.id",
         )?;
         let mut rows = stmt.query([c.window])?;
         while let Some(r) = rows.next()? {
-            series.entry(r.get(0)?).or_default().push(r.get(1)?);
+            series
+                .entry(r.get(0)?)
+                .or_default()
+                .push((r.get(1)?, r.get(2)?));
         }
     }
     let mut insert = tx.prepare_cached(
@@ -588,8 +652,16 @@ fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
             (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
-    for (metric, values) in &series {
-        if let Some(s) = metric_stats(values) {
+    let mut insert_anomaly = tx.prepare_cached(
+        "INSERT INTO window_anomalies (window_id, metric_id, ts_ms, value, score, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut name = tx.prepare_cached("SELECT name FROM metrics WHERE id = ?1")?;
+    let mut values = Vec::new();
+    for (metric, points) in &series {
+        values.clear();
+        values.extend(points.iter().map(|&(_, v)| v));
+        if let Some(s) = metric_stats(&values) {
             insert.execute(params![
                 c.window,
                 metric,
@@ -601,6 +673,18 @@ fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
                 s.p50,
                 s.p95,
                 s.p99
+            ])?;
+        }
+        let metric_name: String = name.query_row([metric], |r| r.get(0))?;
+        let threshold = anomaly.threshold_for(&metric_name);
+        for a in window_anomalies(points, opened_ms, threshold, anomaly.min_baseline_points) {
+            insert_anomaly.execute(params![
+                c.window,
+                metric,
+                a.ts_ms,
+                a.value,
+                a.score,
+                a.describe(&metric_name)
             ])?;
         }
     }
@@ -621,6 +705,9 @@ fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
     ])?;
     Ok(())
 }
+
+/// A day in milliseconds: the span of the per-resource window limit.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What a trim deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
