@@ -72,6 +72,15 @@ pub enum Error {
         supported: i64,
     },
 
+    /// The database (or its directory) cannot be written.
+    #[error(
+        "cannot write to {path}: the file or its directory is read-only (read commands such as `list` still work)"
+    )]
+    ReadOnly {
+        /// The database.
+        path: PathBuf,
+    },
+
     /// Another recorder is writing to this database.
     #[error("another recorder is already recording into {path} (lock file {lock})")]
     Locked {

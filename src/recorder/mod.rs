@@ -328,7 +328,7 @@ impl IncidentRecorder {
     ) -> Result<()> {
         let resource = resource.into();
         validate_resource_id(resource.id)?;
-        validate::timestamp(timestamp)?;
+        validate::timestamp(timestamp, self.inner.clock.now())?;
         let metadata = validate::metadata(metadata)?;
         let mut state = self.inner.state();
         self.inner.accept(
@@ -348,10 +348,11 @@ impl IncidentRecorder {
         samples: impl IntoIterator<Item = Sample<'a>>,
     ) -> Result<PushReport> {
         let mut report = PushReport::default();
+        let now = self.inner.clock.now();
         let mut state = self.inner.state();
         for (i, s) in samples.into_iter().enumerate() {
             let outcome = validate_resource_id(s.resource.id)
-                .and_then(|()| validate::timestamp(s.timestamp))
+                .and_then(|()| validate::timestamp(s.timestamp, now))
                 .and_then(|()| validate::metadata(s.metadata))
                 .and_then(|meta| {
                     self.inner.accept(

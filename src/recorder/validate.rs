@@ -39,16 +39,24 @@ pub(crate) fn metric_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_METRIC_NAME_BYTES && !name.chars().any(char::is_control)
 }
 
-/// Checks a sample time is storable.
-pub(crate) fn timestamp(t: Timestamp) -> Result<()> {
-    if t.is_valid() {
-        Ok(())
+/// How far ahead of the recorder's clock a pushed sample may be. A sample
+/// from the far future would otherwise become its resource's newest, and
+/// every later (correct) sample would be refused as out of order.
+pub(crate) const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
+
+/// Checks a sample time is storable and not far ahead of `now`.
+pub(crate) fn timestamp(t: Timestamp, now: Timestamp) -> Result<()> {
+    let reason = if !t.is_valid() {
+        "outside 1970-01-01 .. 9999-12-31"
+    } else if t.as_unix_ms() > now.as_unix_ms().saturating_add(MAX_FUTURE_SKEW_MS) {
+        "more than 10 minutes ahead of the recorder's clock"
     } else {
-        Err(Error::InvalidTimestamp {
-            input: t.as_unix_ms().to_string(),
-            reason: "outside 1970-01-01 .. 9999-12-31".into(),
-        })
-    }
+        return Ok(());
+    };
+    Err(Error::InvalidTimestamp {
+        input: t.to_string(),
+        reason: reason.into(),
+    })
 }
 
 /// Serializes metadata after checking its depth and size.

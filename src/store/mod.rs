@@ -94,9 +94,14 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         create_private_file(&path)?;
+        check_header(&path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut probe =
             Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
+        // SQLite silently falls back to read-only for a file it cannot write.
+        if probe.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(Error::ReadOnly { path });
+        }
         probe
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| classify(&path, e))?;
@@ -134,12 +139,29 @@ impl Store {
                 source: Box::new(source),
             });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let probe = Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
+        check_header(&path)?;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut target = path.as_os_str().to_owned();
+        let mut probe =
+            Connection::open_with_flags(&target, flags).map_err(|e| open_err(&path, e))?;
         probe
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| classify(&path, e))?;
-        let found = schema_version(&probe, &path)?.unwrap_or(0);
+        let mut version = schema_version(&probe, &path);
+        if let Err(Error::Sqlite(e)) = &version
+            && e.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+            && !wal_path(&path).exists()
+        {
+            // A WAL database on a read-only file system: SQLite cannot create
+            // the `-shm` index. With no `-wal` file there is no writer and
+            // nothing uncheckpointed, so the file alone is the database:
+            // open it immutable.
+            target = immutable_uri(&path)?.into();
+            flags |= OpenFlags::SQLITE_OPEN_URI;
+            probe = Connection::open_with_flags(&target, flags).map_err(|e| open_err(&path, e))?;
+            version = schema_version(&probe, &path);
+        }
+        let found = version?.unwrap_or(0);
         let supported = current_version();
         if found > supported {
             return Err(Error::NewerSchema {
@@ -156,7 +178,7 @@ impl Store {
             });
         }
         drop(probe);
-        let manager = SqliteConnectionManager::file(&path)
+        let manager = SqliteConnectionManager::file(&target)
             .with_flags(flags)
             .with_init(|c| c.busy_timeout(BUSY_TIMEOUT));
         Store::with_manager(manager, Some(path), true)
@@ -237,7 +259,20 @@ impl Store {
             return Ok(None);
         };
         let lock = lock_path(path);
-        let file = open_private(&lock)?;
+        let file = match open_private(&lock) {
+            Err(Error::Open { source, .. })
+                if source.downcast_ref::<std::io::Error>().is_some_and(|e| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ReadOnlyFilesystem
+                            | std::io::ErrorKind::PermissionDenied
+                    )
+                }) =>
+            {
+                return Err(Error::ReadOnly { path: path.clone() });
+            }
+            other => other?,
+        };
         match file.try_lock() {
             Ok(()) => Ok(Some(file)),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
@@ -266,6 +301,81 @@ impl Store {
             Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path: lock, source }),
         }
     }
+}
+
+/// Refuses a file whose SQLite header promises more pages than the file
+/// holds: a truncated copy. SQLite itself would only notice when a query
+/// reaches a missing page, possibly long after opening. Files that are not
+/// SQLite at all are left for SQLite to refuse.
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let Ok(file) = File::open(path) else {
+        return Ok(()); // SQLite reports unreadable files itself
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut header = Vec::with_capacity(100);
+    if file.take(100).read_to_end(&mut header).is_err() {
+        return Ok(());
+    }
+    const MAGIC: &[u8] = b"SQLite format 3\0";
+    if header.is_empty() || !MAGIC.starts_with(&header[..header.len().min(16)]) {
+        return Ok(());
+    }
+    let corrupt = |detail: String| Err(Error::Corrupt { detail });
+    if header.len() < 100 {
+        return corrupt(format!(
+            "{} is truncated: {len} bytes, shorter than an SQLite header",
+            path.display()
+        ));
+    }
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    // The page count is only authoritative when these two counters match.
+    let counted = be32(24) == be32(92) && pages > 0;
+    if counted && len < pages * page_size {
+        return corrupt(format!(
+            "{} is truncated: its header counts {pages} pages of {page_size} bytes but the file has {len} bytes",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// `<db>-wal`, SQLite's write-ahead log beside the database.
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// An SQLite URI opening `path` read-only and immutable (no locking, no
+/// `-shm`), with `%`, `?` and `#` escaped as the URI syntax requires.
+fn immutable_uri(path: &Path) -> Result<String> {
+    let absolute = std::path::absolute(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = absolute.to_str().ok_or_else(|| Error::Open {
+        path: path.to_path_buf(),
+        source: "the path is not valid UTF-8".into(),
+    })?;
+    let mut uri = String::from("file:");
+    for c in text.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    Ok(uri)
 }
 
 /// `<db>.lock`, beside the database.
@@ -405,6 +515,9 @@ fn open_err(path: &Path, e: rusqlite::Error) -> Error {
 pub(crate) fn classify(path: &Path, e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => Error::NotADatabase {
+            path: path.to_path_buf(),
+        },
+        Some(ErrorCode::ReadOnly) => Error::ReadOnly {
             path: path.to_path_buf(),
         },
         _ => Error::from(e),

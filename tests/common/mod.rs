@@ -188,3 +188,59 @@ pub fn small_config() -> RecorderConfig {
         ..RecorderConfig::default()
     }
 }
+
+/// A private tmpfs of a fixed size, mounted for one test and unmounted after.
+/// `None` (with a message saying why the test is skipped) where mounting is not
+/// permitted, e.g. without root.
+pub struct TmpMount {
+    pub dir: tempfile::TempDir,
+}
+
+impl TmpMount {
+    pub fn new(size: &str) -> Option<TmpMount> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(TmpMount { dir }),
+            _ => {
+                eprintln!("skipped: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Remounts read-only (`ro = true`) or read-write.
+    pub fn remount(&self, ro: bool) {
+        let opt = if ro { "remount,ro" } else { "remount,rw" };
+        let ok = std::process::Command::new("mount")
+            .args(["-o", opt])
+            .arg(self.dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "mount -o {opt} failed");
+    }
+}
+
+impl Drop for TmpMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
