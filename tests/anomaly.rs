@@ -35,10 +35,7 @@ fn window_with(before: &[f64], after: &[f64], config: RecorderConfig) -> (Incide
         at += 5;
     }
     rig.clock.set(t(at));
-    let id = rig
-        .recorder
-        .start_recording("vm", Trigger::alert("cpu"))
-        .unwrap();
+    let id = rig.start("vm", Trigger::alert("cpu"));
     for v in after {
         rig.recorder
             .push_sample(
@@ -228,24 +225,13 @@ fn the_daily_limit_suppresses_and_records_triggers() {
         ..config()
     };
     let rig = Rig::file(config);
-    let first = rig
-        .recorder
-        .start_recording("vm", Trigger::manual())
-        .unwrap();
+    let first = rig.start("vm", Trigger::manual());
     rig.recorder.stop_recording(&first).unwrap();
     rig.clock.set(t(3600));
-    let second = rig
-        .recorder
-        .start_recording("vm", Trigger::alert("cpu"))
-        .unwrap();
+    let second = rig.start("vm", Trigger::alert("cpu"));
     // Extending the open window is not a new window: allowed.
     rig.clock.set(t(3700));
-    assert_eq!(
-        rig.recorder
-            .start_recording("vm", Trigger::alert("mem"))
-            .unwrap(),
-        second
-    );
+    assert_eq!(rig.start("vm", Trigger::alert("mem")), second);
     rig.recorder.stop_recording(&second).unwrap();
 
     rig.clock.set(t(7200));
@@ -256,9 +242,7 @@ fn the_daily_limit_suppresses_and_records_triggers() {
     assert!(matches!(err, Error::Suppressed { limit: 2, .. }), "{err}");
     assert!(err.to_string().contains("24 hours"), "{err}");
     // Other resources have their own budget.
-    rig.recorder
-        .start_recording("other", Trigger::manual())
-        .unwrap();
+    rig.start("other", Trigger::manual());
 
     let conn = rig.sql();
     let (window, resource, kind, id, fired): (Option<i64>, String, String, String, i64) = conn
@@ -280,9 +264,7 @@ fn the_daily_limit_suppresses_and_records_triggers() {
 
     // 24 hours after the first window opened, one slot is free again.
     rig.clock.set(t(24 * 3600 + 1));
-    rig.recorder
-        .start_recording("vm", Trigger::manual())
-        .unwrap();
+    rig.start("vm", Trigger::manual());
     assert!(
         rig.recorder
             .start_recording("vm", Trigger::manual())

@@ -113,9 +113,7 @@ fn readers_never_see_a_partial_tick_or_a_busy_error() {
         rig.recorder.record_sample().unwrap();
         for i in 0..20 {
             let r = &ids[(tick * 20 + i) % ids.len()];
-            rig.recorder
-                .start_recording(r.as_str(), Trigger::manual())
-                .unwrap();
+            rig.start(r.as_str(), Trigger::manual());
         }
         rig.clock.advance(secs(5));
         tick += 1;

@@ -8,13 +8,10 @@ use incident_recorder::{Metrics, Resource, Trigger};
 #[test]
 fn the_digest_has_summary_peaks_changes_and_the_last_ten_points() {
     let rig = Rig::memory(small_config());
-    let id = rig
-        .recorder
-        .start_recording(
-            Resource::named("vm-101", "web", "vm"),
-            Trigger::alert("cpu>90"),
-        )
-        .unwrap();
+    let id = rig.start(
+        Resource::named("vm-101", "web", "vm"),
+        Trigger::alert("cpu>90"),
+    );
     // 12 points: cpu climbs 80.004 → 93.456; temp drifts from 0.25 to -0.25.
     for i in 0..12 {
         let at = t(5 * i);
@@ -69,13 +66,10 @@ fn the_digest_has_summary_peaks_changes_and_the_last_ten_points() {
 #[test]
 fn the_digest_of_a_resource_is_its_most_recent_window() {
     let rig = Rig::memory(small_config());
-    let first = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let first = rig.start("a", Trigger::manual());
     rig.recorder.stop_recording(&first).unwrap();
     rig.clock.set(t(100));
-    let second = rig.recorder.start_recording("a", Trigger::focus()).unwrap();
+    let second = rig.start("a", Trigger::focus());
     let text = rig
         .recorder
         .format_for_context(Some("a"), None)

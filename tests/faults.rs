@@ -166,10 +166,7 @@ fn a_truncated_database_is_refused_and_left_untouched() {
             .unwrap();
         if i % 20 == 0 {
             rig.clock.set(t(i));
-            let id = rig
-                .recorder
-                .start_recording("a", Trigger::manual())
-                .unwrap();
+            let id = rig.start("a", Trigger::manual());
             rig.recorder.stop_recording(&id).unwrap();
         }
     }
@@ -200,10 +197,7 @@ fn samples_from_the_far_future_are_refused_without_blocking_the_resource() {
         post_incident_window: secs(3600),
         ..small_config()
     });
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     let m = || Metrics::new().with("cpu", 1.0);
     let err = rig
         .recorder
@@ -225,10 +219,7 @@ fn a_clock_that_jumps_back_skips_samples_instead_of_storing_them_out_of_order() 
     let rig = Rig::memory(small_config());
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     rig.ticks(3, secs(5)); // t0, t5, t10
     rig.clock.set(t(2)); // NTP stepped the clock back
     rig.recorder.record_sample().unwrap();

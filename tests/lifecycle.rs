@@ -32,10 +32,7 @@ fn stop_waits_for_the_thread_and_leaves_no_sample_unsaved() {
         Ok(Metrics::new().with("n", n as f64))
     });
     rig.recorder.set_metrics_provider(p.clone());
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     rig.recorder.start().unwrap();
     rx.recv_timeout(Duration::from_secs(60))
         .expect("the thread ticks");

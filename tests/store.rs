@@ -41,10 +41,7 @@ fn assert_no_orphans(conn: &rusqlite::Connection) {
 /// (cpu = 1, 2, ...) and closes it at the last one.
 fn recorded_window(rig: &Rig, resource: &str, start: i64, n: i64) -> incident_recorder::WindowId {
     rig.clock.set(t(start));
-    let id = rig
-        .recorder
-        .start_recording(resource, Trigger::manual())
-        .unwrap();
+    let id = rig.start(resource, Trigger::manual());
     for i in 0..n {
         let at = t(start + 5 * i);
         rig.clock.set(at);
@@ -82,10 +79,7 @@ fn a_window_left_recording_resumes_if_its_deadline_is_ahead() {
     let rig = Rig::file(config);
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::alert("cpu"))
-        .unwrap();
+    let id = rig.start("a", Trigger::alert("cpu"));
     rig.ticks(5, secs(5)); // t0..t20, clock at t25
     // Dropped without stop(): the window stays `recording` in the file.
     let rig = rig.reopen();
@@ -94,12 +88,7 @@ fn a_window_left_recording_resumes_if_its_deadline_is_ahead() {
     assert_eq!(w.status, WindowStatus::Recording);
     assert_eq!(w.data_points.len(), 5);
     // Same window: a new trigger extends it, new samples land in it.
-    assert_eq!(
-        rig.recorder
-            .start_recording("a", Trigger::manual())
-            .unwrap(),
-        id
-    );
+    assert_eq!(rig.start("a", Trigger::manual()), id);
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
     rig.ticks(2, secs(5));
@@ -128,10 +117,7 @@ fn a_window_left_recording_past_its_deadline_closes_as_interrupted_with_a_summar
     let rig = Rig::file(small_config());
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     rig.ticks(5, secs(5)); // t0..t20; deadline t60
     rig.clock.set(t(100));
     let rig = rig.reopen();
@@ -172,10 +158,7 @@ fn the_window_limit_keeps_the_newest_closed_windows_and_never_a_recording_one() 
     };
     let rig = Rig::file(config);
     rig.clock.set(t(0));
-    let recording = rig
-        .recorder
-        .start_recording("live", Trigger::manual())
-        .unwrap();
+    let recording = rig.start("live", Trigger::manual());
     let ids: Vec<_> = (0..5)
         .map(|i| recorded_window(&rig, &format!("r{i}"), 10 * i, 2))
         .collect();
@@ -364,10 +347,7 @@ fn a_read_only_store_sees_committed_history_while_the_recorder_writes() {
     let rig = Rig::file(small_config());
     recorded_window(&rig, "a", 0, 3);
     let store = Store::open_read_only(rig.db_path()).unwrap();
-    let open = rig
-        .recorder
-        .start_recording("b", Trigger::manual())
-        .unwrap();
+    let open = rig.start("b", Trigger::manual());
     let all = store.windows(&WindowFilter::default()).unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].id, open);

@@ -16,10 +16,7 @@ fn summarize(points: &[Vec<(&'static str, f64)>]) -> IncidentSummary {
         post_incident_window: secs(3600),
         ..small_config()
     });
-    let id = rig
-        .recorder
-        .start_recording("r", Trigger::manual())
-        .unwrap();
+    let id = rig.start("r", Trigger::manual());
     for (i, p) in points.iter().enumerate() {
         let at = t(5 * i as i64);
         rig.clock.set(at);
@@ -93,10 +90,7 @@ fn a_single_point_has_zero_duration_and_zero_change() {
 #[test]
 fn a_window_without_points_has_no_summary() {
     let rig = Rig::memory(small_config());
-    let id = rig
-        .recorder
-        .start_recording("r", Trigger::manual())
-        .unwrap();
+    let id = rig.start("r", Trigger::manual());
     rig.recorder.stop_recording(&id).unwrap();
     assert!(rig.recorder.window(&id).unwrap().unwrap().summary.is_none());
 }

@@ -71,10 +71,7 @@ fn buffer_keeps_the_pre_incident_window_and_the_window_starts_at_its_first_sampl
     // (t65, t95] holds 70, 75, ..., 95.
     assert_eq!(rig.recorder.stats().buffered_points, 6);
 
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     let w = window(&rig, &id);
     assert_eq!(times(&w), vec![70, 75, 80, 85, 90, 95]);
     assert_eq!(
@@ -95,7 +92,7 @@ fn a_window_without_buffered_data_starts_at_the_trigger_and_still_records() {
     rig.clock.advance(secs(3));
     // "b" is not monitored: no buffer, but the open window makes the recorder
     // ask the provider for it every tick.
-    let id = rig.recorder.start_recording("b", Trigger::focus()).unwrap();
+    let id = rig.start("b", Trigger::focus());
     let w = window(&rig, &id);
     assert!(w.data_points.is_empty());
     assert_eq!(w.start_time, t(3));
@@ -111,15 +108,9 @@ fn a_second_trigger_extends_the_open_window_returns_its_id_and_is_recorded() {
     let rig = Rig::memory(small_config()); // post 60 s
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let first = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let first = rig.start("a", Trigger::manual());
     rig.ticks(6, secs(5)); // t0..t25, clock at t30
-    let second = rig
-        .recorder
-        .start_recording("a", Trigger::alert("cpu-high"))
-        .unwrap();
+    let second = rig.start("a", Trigger::alert("cpu-high"));
     assert_eq!(first, second);
 
     let w = window(&rig, &first);
@@ -148,10 +139,7 @@ fn a_window_completes_after_its_deadline_with_a_summary_in_real_milliseconds() {
     let rig = Rig::memory(small_config());
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     rig.ticks(13, secs(5)); // t0..t60: the deadline tick is still recorded
     assert_eq!(window(&rig, &id).status, WindowStatus::Recording);
     rig.ticks(1, secs(5)); // t65 > deadline
@@ -176,10 +164,7 @@ fn a_window_is_truncated_at_max_points() {
     let rig = Rig::memory(config);
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     rig.ticks(12, secs(5));
     let w = window(&rig, &id);
     assert_eq!(w.status, WindowStatus::Truncated);
@@ -200,10 +185,7 @@ fn buffered_points_count_toward_max_points() {
         .set_metrics_provider(Scripted::counting(&["a"]));
     rig.ticks(10, secs(5)); // t0..t45; buffer holds t20..t45 at t45
     rig.clock.set(t(45));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     assert_eq!(window(&rig, &id).data_points.len(), 6);
     rig.clock.set(t(50));
     rig.ticks(5, secs(5));
@@ -222,10 +204,7 @@ fn buffered_points_count_toward_max_points() {
         .set_metrics_provider(Scripted::counting(&["a"]));
     rig.ticks(10, secs(5));
     rig.clock.set(t(45));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     let w = window(&rig, &id);
     assert_eq!(times(&w), vec![30, 35, 40, 45]);
     assert_eq!(w.status, WindowStatus::Truncated);
@@ -237,10 +216,7 @@ fn stop_recording_closes_now_and_tolerates_repeats_but_not_unknown_ids() {
     let rig = Rig::memory(small_config());
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     rig.ticks(3, secs(5)); // t0, t5, t10; clock at t15
     rig.recorder.stop_recording(&id).unwrap();
     let w = window(&rig, &id);
@@ -251,10 +227,7 @@ fn stop_recording_closes_now_and_tolerates_repeats_but_not_unknown_ids() {
     let err = rig.recorder.stop_recording(&"iw-nope".into()).unwrap_err();
     assert!(matches!(err, Error::WindowNotFound(_)), "{err}");
     // A new trigger after a stop opens a new window.
-    let again = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let again = rig.start("a", Trigger::manual());
     assert_ne!(again, id);
 }
 
@@ -263,12 +236,8 @@ fn the_provider_is_asked_once_per_resource_per_tick() {
     let rig = Rig::memory(small_config());
     let p = Scripted::counting(&["a", "b", "a"]); // a listed twice
     rig.recorder.set_metrics_provider(p.clone());
-    rig.recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
-    rig.recorder
-        .start_recording("c", Trigger::manual())
-        .unwrap(); // not listed
+    rig.start("a", Trigger::manual());
+    rig.start("c", Trigger::manual()); // not listed
     rig.ticks(10, secs(5));
     // The seed asked twice for resources with an open window.
     assert_eq!(p.calls("a"), 10);
@@ -289,10 +258,7 @@ fn buffers_of_resources_no_longer_monitored_are_dropped() {
     let stats = rig.recorder.stats();
     assert_eq!(stats.resources, 1);
     assert_eq!(stats.buffered_points, 4);
-    let id = rig
-        .recorder
-        .start_recording("b", Trigger::manual())
-        .unwrap();
+    let id = rig.start("b", Trigger::manual());
     assert!(window(&rig, &id).data_points.is_empty());
 }
 
@@ -326,7 +292,7 @@ fn batch_results_out_of_order_or_missing_fall_back_to_single_calls() {
         ("bb", "single", 2.0),
         ("ccc", "batch", 3.0),
     ] {
-        let w = rig.recorder.start_recording(id, Trigger::manual()).unwrap();
+        let w = rig.start(id, Trigger::manual());
         let w = window(&rig, &w);
         assert_eq!(w.data_points.len(), 1, "{id}");
         assert_eq!(w.data_points[0].metrics[metric], value, "{id}");
@@ -343,14 +309,8 @@ fn provider_errors_and_panics_skip_only_that_resource() {
         _ => Ok(Metrics::new().with("cpu", n as f64)),
     });
     rig.recorder.set_metrics_provider(p.clone());
-    let id = rig
-        .recorder
-        .start_recording("good", Trigger::manual())
-        .unwrap();
-    let bad = rig
-        .recorder
-        .start_recording("bad", Trigger::manual())
-        .unwrap();
+    let id = rig.start("good", Trigger::manual());
+    let bad = rig.start("bad", Trigger::manual());
     rig.ticks(5, secs(5));
     assert_eq!(window(&rig, &id).data_points.len(), 5);
     assert!(window(&rig, &bad).data_points.is_empty());
@@ -364,10 +324,7 @@ fn provider_errors_and_panics_skip_only_that_resource() {
 #[test]
 fn non_finite_values_are_rejected_one_by_one_and_counted() {
     let rig = Rig::memory(small_config());
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     let m = Metrics::new()
         .with("cpu", f64::NAN)
         .with("memory", 42.5)
@@ -394,10 +351,7 @@ fn non_finite_values_are_rejected_one_by_one_and_counted() {
 #[test]
 fn samples_going_back_in_time_are_refused() {
     let rig = Rig::memory(small_config());
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     let m = || Metrics::new().with("cpu", 1.0);
     rig.recorder.push_sample("a", t(10), m(), None).unwrap();
     rig.recorder.push_sample("a", t(10), m(), None).unwrap();
@@ -474,10 +428,7 @@ fn metadata_is_kept_with_its_sample() {
         .push_sample("a", t(5), Metrics::new().with("cpu", 2.0), None)
         .unwrap();
     rig.clock.set(t(5));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let id = rig.start("a", Trigger::manual());
     let w = window(&rig, &id);
     assert_eq!(w.data_points[0].metadata.as_ref(), meta.as_object());
     assert_eq!(w.data_points[1].metadata, None);
@@ -496,10 +447,7 @@ fn sql_looking_and_unicode_resource_ids_round_trip() {
         rig.recorder
             .push_sample(*id, t(i as i64), Metrics::new().with("cpu", i as f64), None)
             .unwrap();
-        let w = rig
-            .recorder
-            .start_recording(*id, Trigger::manual())
-            .unwrap();
+        let w = rig.start(*id, Trigger::manual());
         assert_eq!(window(&rig, &w).resource_id, *id);
         let found = rig.recorder.windows_for_resource(id, 0).unwrap();
         assert_eq!(found.len(), 1, "{id}");
@@ -513,27 +461,15 @@ fn sql_looking_and_unicode_resource_ids_round_trip() {
 fn queries_are_most_recent_first_and_limits_count_recording_windows() {
     let rig = Rig::memory(small_config());
     // Closed windows on a (t0) and b (t10), then recording ones on c (t20) and a (t30).
-    let w1 = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let w1 = rig.start("a", Trigger::manual());
     rig.recorder.stop_recording(&w1).unwrap();
     rig.clock.set(t(10));
-    let w2 = rig
-        .recorder
-        .start_recording("b", Trigger::manual())
-        .unwrap();
+    let w2 = rig.start("b", Trigger::manual());
     rig.recorder.stop_recording(&w2).unwrap();
     rig.clock.set(t(20));
-    let w3 = rig
-        .recorder
-        .start_recording("c", Trigger::manual())
-        .unwrap();
+    let w3 = rig.start("c", Trigger::manual());
     rig.clock.set(t(30));
-    let w4 = rig
-        .recorder
-        .start_recording("a", Trigger::manual())
-        .unwrap();
+    let w4 = rig.start("a", Trigger::manual());
 
     let ids = |ws: Vec<IncidentWindow>| ws.into_iter().map(|w| w.id).collect::<Vec<_>>();
     assert_eq!(
@@ -566,14 +502,8 @@ fn queries_are_most_recent_first_and_limits_count_recording_windows() {
 
     // Same start time: the later window (higher id) first, every time.
     rig.clock.set(t(40));
-    let x = rig
-        .recorder
-        .start_recording("x", Trigger::manual())
-        .unwrap();
-    let y = rig
-        .recorder
-        .start_recording("y", Trigger::manual())
-        .unwrap();
+    let x = rig.start("x", Trigger::manual());
+    let y = rig.start("y", Trigger::manual());
     for _ in 0..5 {
         assert_eq!(
             ids(rig.recorder.recent_windows(2).unwrap()),
@@ -591,10 +521,7 @@ fn alert_windows_can_be_held_until_the_alert_resolves() {
     let rig = Rig::memory(config);
     rig.recorder
         .set_metrics_provider(Scripted::counting(&["a"]));
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::alert("cpu>90"))
-        .unwrap();
+    let id = rig.start("a", Trigger::alert("cpu>90"));
     rig.ticks(25, secs(5)); // t0..t120, far past the t60 deadline
     assert_eq!(window(&rig, &id).status, WindowStatus::Recording);
 
@@ -620,14 +547,9 @@ fn two_alerts_hold_until_both_resolve_and_the_deadline_never_moves_earlier() {
         ..small_config()
     };
     let rig = Rig::memory(config);
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::alert("cpu"))
-        .unwrap();
+    let id = rig.start("a", Trigger::alert("cpu"));
     rig.clock.set(t(10));
-    rig.recorder
-        .start_recording("a", Trigger::alert("mem"))
-        .unwrap();
+    rig.start("a", Trigger::alert("mem"));
     assert_eq!(window(&rig, &id).deadline, Some(t(70)));
     rig.clock.set(t(20));
     rig.recorder.resolve_trigger("a", "cpu").unwrap();
@@ -646,10 +568,7 @@ fn two_alerts_hold_until_both_resolve_and_the_deadline_never_moves_earlier() {
 #[test]
 fn without_hold_alert_windows_close_at_their_deadline_like_the_seed() {
     let rig = Rig::memory(small_config());
-    let id = rig
-        .recorder
-        .start_recording("a", Trigger::alert("cpu>90"))
-        .unwrap();
+    let id = rig.start("a", Trigger::alert("cpu>90"));
     rig.clock.set(t(61));
     rig.recorder.record_sample().unwrap();
     assert_eq!(window(&rig, &id).status, WindowStatus::Complete);
@@ -666,11 +585,7 @@ fn thousands_of_windows_opened_concurrently_get_distinct_ids() {
             let rig = Arc::clone(&rig);
             std::thread::spawn(move || {
                 (0..250)
-                    .map(|i| {
-                        rig.recorder
-                            .start_recording(format!("r-{th}-{i}").as_str(), Trigger::manual())
-                            .unwrap()
-                    })
+                    .map(|i| rig.start(format!("r-{th}-{i}").as_str(), Trigger::manual()))
                     .collect::<Vec<_>>()
             })
         })

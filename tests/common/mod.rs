@@ -107,30 +107,35 @@ pub struct Rig {
 impl Rig {
     /// An in-memory recorder at T0 with `config`.
     pub fn memory(config: RecorderConfig) -> Rig {
-        let clock = ManualClock::new(t(0));
-        let recorder =
-            IncidentRecorder::open_with_clock(config.clone(), Arc::new(clock.clone())).unwrap();
-        Rig {
-            recorder,
-            clock,
-            dir: None,
-            config,
-        }
+        Rig::open(config, None)
     }
 
     /// A recorder on `incidents.db` in a fresh temp dir, at T0.
     pub fn file(mut config: RecorderConfig) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         config.db_path = Some(dir.path().join("incidents.db"));
+        Rig::open(config, Some(dir))
+    }
+
+    fn open(config: RecorderConfig, dir: Option<tempfile::TempDir>) -> Rig {
         let clock = ManualClock::new(t(0));
         let recorder =
             IncidentRecorder::open_with_clock(config.clone(), Arc::new(clock.clone())).unwrap();
         Rig {
             recorder,
             clock,
-            dir: Some(dir),
+            dir,
             config,
         }
+    }
+
+    /// Opens (or extends) a window, which must succeed.
+    pub fn start<'a>(
+        &self,
+        resource: impl Into<incident_recorder::Resource<'a>>,
+        trigger: incident_recorder::Trigger,
+    ) -> incident_recorder::WindowId {
+        self.recorder.start_recording(resource, trigger).unwrap()
     }
 
     pub fn db_path(&self) -> PathBuf {
