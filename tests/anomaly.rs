@@ -22,29 +22,19 @@ fn config() -> RecorderConfig {
 /// `after` values, closes the window and returns its summary and the rig.
 fn window_with(before: &[f64], after: &[f64], config: RecorderConfig) -> (IncidentSummary, Rig) {
     let rig = Rig::file(config);
+    let push = |v: f64, at: i64| {
+        let m = Metrics::new().with("cpu", v).with("memory", 50.0);
+        rig.recorder.push_sample("vm", t(at), m, None).unwrap();
+    };
     let mut at = 0;
     for v in before {
-        rig.recorder
-            .push_sample(
-                "vm",
-                t(at),
-                Metrics::new().with("cpu", *v).with("memory", 50.0),
-                None,
-            )
-            .unwrap();
+        push(*v, at);
         at += 5;
     }
     rig.clock.set(t(at));
     let id = rig.start("vm", Trigger::alert("cpu"));
     for v in after {
-        rig.recorder
-            .push_sample(
-                "vm",
-                t(at),
-                Metrics::new().with("cpu", *v).with("memory", 50.0),
-                None,
-            )
-            .unwrap();
+        push(*v, at);
         at += 5;
     }
     rig.clock.set(t(at));
