@@ -39,6 +39,11 @@ pub struct RecorderConfig {
     /// its deadline; once its last alert resolves, the deadline becomes resolution
     /// time + `post_incident_window`. Default false (the seed's behaviour).
     pub hold_while_alert_active: bool,
+    /// How long one provider call may take before the recorder gives up on
+    /// it (the call is left to finish on its own thread, and a resource whose
+    /// calls hang is skipped for a while). Default 0: the sample interval,
+    /// and at least 1 s.
+    pub provider_timeout: Duration,
     /// At most this many new windows per resource in any 24 hours (as
     /// Perfetto's `max_per_24_h`); a trigger over the limit is recorded as
     /// suppressed and opens nothing. Extending an open window is not limited.
@@ -89,6 +94,8 @@ impl RecorderConfig {
             Self::DEFAULT_POST_INCIDENT_WINDOW,
         );
         or(&mut self.retention, Self::DEFAULT_RETENTION);
+        let timeout = self.sample_interval.max(Duration::from_secs(1));
+        or(&mut self.provider_timeout, timeout);
         if self.max_data_points_per_window == 0 {
             self.max_data_points_per_window = Self::DEFAULT_MAX_DATA_POINTS_PER_WINDOW;
         }
@@ -111,6 +118,7 @@ impl Default for RecorderConfig {
             retention: Self::DEFAULT_RETENTION,
             db_path: None,
             hold_while_alert_active: false,
+            provider_timeout: Duration::ZERO,
             max_windows_per_resource_per_day: 0,
             anomaly: AnomalyConfig::default(),
         }

@@ -231,3 +231,146 @@ fn a_clock_that_jumps_back_skips_samples_instead_of_storing_them_out_of_order() 
     assert_eq!(times, vec![t(0), t(5), t(10), t(15)]);
     assert_eq!(w.status, WindowStatus::Recording);
 }
+
+/// A provider whose `stuck` resource blocks until the gate opens (or for
+/// `hang_for` if set), counting calls.
+struct Hanging {
+    gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    hang_for: Option<std::time::Duration>,
+    hang_listing: std::sync::atomic::AtomicBool,
+    calls: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Hanging {
+    fn new(hang_for: Option<std::time::Duration>) -> Arc<Hanging> {
+        Arc::new(Hanging {
+            gate: Arc::default(),
+            hang_for,
+            hang_listing: Default::default(),
+            calls: Default::default(),
+        })
+    }
+
+    fn block(&self) {
+        let (open, cv) = &*self.gate;
+        let guard = open.lock().unwrap();
+        match self.hang_for {
+            Some(d) => drop(cv.wait_timeout_while(guard, d, |o| !*o).unwrap()),
+            None => drop(cv.wait_while(guard, |o| !*o).unwrap()),
+        }
+    }
+
+    fn release(&self) {
+        *self.gate.0.lock().unwrap() = true;
+        self.gate.1.notify_all();
+    }
+
+    fn calls(&self, id: &str) -> usize {
+        self.calls.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+impl incident_recorder::MetricsProvider for Hanging {
+    fn current_metrics(&self, id: &str) -> Result<Metrics, incident_recorder::ProviderError> {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_default() += 1;
+        if id == "stuck" {
+            self.block();
+        }
+        Ok(Metrics::new().with("cpu", 1.0))
+    }
+    fn monitored_resource_ids(&self) -> Vec<String> {
+        if self
+            .hang_listing
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.block();
+        }
+        vec!["a".into(), "stuck".into(), "b".into()]
+    }
+}
+
+fn hang_config() -> RecorderConfig {
+    RecorderConfig {
+        provider_timeout: std::time::Duration::from_millis(200),
+        post_incident_window: secs(3600),
+        ..small_config()
+    }
+}
+
+#[test]
+fn a_provider_call_that_never_returns_costs_one_tick_and_one_thread() {
+    let rig = Rig::memory(hang_config());
+    let p = Hanging::new(None);
+    rig.recorder.set_metrics_provider(p.clone());
+    let a = rig.start("a", Trigger::manual());
+    let b = rig.start("b", Trigger::manual());
+    // Tick 1: the batch call (the default one, resource by resource) hangs at
+    // `stuck`; it is abandoned after the timeout and the tick goes on.
+    rig.ticks(1, secs(5));
+    let stats = rig.recorder.stats();
+    assert_eq!(stats.provider_hangs, 1);
+    // Tick 2: resources are asked one by one; `stuck` hangs, is given up on
+    // and the others are still asked in the same tick.
+    rig.ticks(1, secs(5));
+    assert_eq!(rig.recorder.stats().provider_hangs, 2);
+    // Then `stuck` is skipped while its call is out: no more waiting, no
+    // more threads, every other sample recorded.
+    rig.ticks(10, secs(5));
+    let stats = rig.recorder.stats();
+    assert_eq!(stats.provider_hangs, 2);
+    assert_eq!(stats.provider_skipped, 10);
+    assert_eq!(stats.stuck_provider_calls, 2);
+    assert_eq!(p.calls("stuck"), 2);
+    for id in [&a, &b] {
+        let w = rig.recorder.window(id).unwrap().unwrap();
+        assert_eq!(w.data_points.len(), 11, "every tick but the first");
+        assert_eq!(w.data_points[0].timestamp, t(5));
+    }
+    p.release();
+}
+
+#[test]
+fn a_resource_that_hung_once_is_asked_again_after_a_while() {
+    let rig = Rig::memory(hang_config());
+    // `stuck` takes 300 ms (over the 200 ms timeout) each time it is asked.
+    let p = Hanging::new(Some(std::time::Duration::from_millis(300)));
+    rig.recorder.set_metrics_provider(p.clone());
+    rig.ticks(2, secs(5)); // batch hangs, then `stuck` hangs alone
+    let first = p.calls("stuck");
+    p.release(); // from now on `stuck` answers at once
+    rig.ticks(12, secs(5));
+    assert!(p.calls("stuck") > first, "retried after its quarantine");
+    let id = rig.start("stuck", Trigger::manual());
+    assert!(
+        !rig.recorder
+            .window(&id)
+            .unwrap()
+            .unwrap()
+            .data_points
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_hanging_resource_list_skips_the_tick_and_keeps_the_buffers() {
+    let rig = Rig::memory(hang_config());
+    let p = Hanging::new(Some(std::time::Duration::from_millis(400)));
+    p.release(); // `stuck` answers; only the listing will hang
+    rig.recorder.set_metrics_provider(p.clone());
+    rig.ticks(3, secs(5));
+    p.hang_listing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    *p.gate.0.lock().unwrap() = false;
+    rig.ticks(1, secs(5)); // the listing hangs: no samples, buffers kept
+    let stats = rig.recorder.stats();
+    assert_eq!(stats.provider_hangs, 1);
+    assert_eq!(stats.buffered_points, 9);
+    p.release();
+    rig.ticks(1, secs(5));
+    assert_eq!(rig.recorder.stats().buffered_points, 12);
+}

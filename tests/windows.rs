@@ -49,7 +49,17 @@ fn defaults_are_the_seeds_and_zero_values_fall_back_to_them() {
         ..RecorderConfig::default()
     };
     let rig = Rig::memory(zeros);
-    assert_eq!(rig.recorder.config(), &RecorderConfig::default());
+    assert_eq!(
+        rig.recorder.config(),
+        &RecorderConfig::default().normalized()
+    );
+    // Derived defaults: the provider timeout follows the interval (at least 1 s).
+    assert_eq!(rig.recorder.config().provider_timeout, secs(5));
+    let fast = RecorderConfig {
+        sample_interval: Duration::from_millis(100),
+        ..RecorderConfig::default()
+    };
+    assert_eq!(fast.normalized().provider_timeout, secs(1));
 
     let partial = RecorderConfig {
         max_windows: 7,

@@ -26,6 +26,7 @@
 //! - samples of a resource are accepted in non-decreasing time order.
 
 mod detect;
+mod fetch;
 mod tick;
 mod validate;
 
@@ -101,6 +102,8 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     store: Store,
     provider: RwLock<Option<Arc<dyn MetricsProvider>>>,
+    /// The provider's worker threads; held by one tick at a time.
+    fetcher: Mutex<fetch::Fetcher>,
     state: Mutex<State>,
     /// The advisory lock making this the only recorder of the database.
     _lock: Option<File>,
@@ -167,6 +170,13 @@ pub struct RecorderStats {
     pub provider_errors: u64,
     /// Provider calls that panicked.
     pub provider_panics: u64,
+    /// Provider calls abandoned because they took longer than
+    /// `provider_timeout`.
+    pub provider_hangs: u64,
+    /// Samples not asked for because their resource's calls hung recently.
+    pub provider_skipped: u64,
+    /// Provider threads still stuck in a call the recorder gave up on.
+    pub stuck_provider_calls: usize,
     /// Commits that failed (their points stay queued and are retried).
     pub write_errors: u64,
     /// Resources with a buffer.
@@ -233,6 +243,7 @@ impl IncidentRecorder {
             clock,
             store,
             provider: RwLock::new(None),
+            fetcher: Mutex::new(fetch::Fetcher::new()),
             state: Mutex::new(State {
                 writer,
                 names: MetricNames::default(),
@@ -521,6 +532,8 @@ impl IncidentRecorder {
             .filter(|r| r.window.is_some())
             .count();
         stats.pending_points = state.pending.len();
+        drop(state);
+        stats.stuck_provider_calls = lock(&self.inner.fetcher).stuck_workers();
         stats
     }
 }

@@ -1,15 +1,12 @@
 //! One tick of the recorder, and the thread that runs a tick every interval.
 
-use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use super::fetch::Fetched;
 use super::{Inner, ResourceState, State, StopSignal, lock, validate_resource_id};
-use crate::error::{Error, ProviderError, Result, clip};
-use crate::model::{Metrics, Resource, Timestamp, duration_ms};
-use crate::provider::MetricsProvider;
-
-type Fetched = Vec<(String, std::result::Result<Metrics, ProviderError>)>;
+use crate::error::{Error, Result, clip};
+use crate::model::{Resource, Timestamp, duration_ms};
 
 impl Inner {
     /// One tick: sample every resource once, close due windows, commit, then
@@ -22,30 +19,27 @@ impl Inner {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut panics = 0;
         let mut listed = false;
-        let mut fetched = Fetched::new();
-        if let Some(p) = provider.as_deref() {
-            match catch_unwind(AssertUnwindSafe(|| p.monitored_resource_ids())) {
-                Ok(ids) => {
-                    let ids = self.mark_listed(ids);
-                    fetched = fetch(p, ids, &mut panics);
-                    listed = true;
-                }
-                Err(_) => {
-                    panics += 1;
-                    tracing::error!(
-                        "provider panicked listing resources; keeping buffers as they are"
-                    );
-                }
+        let mut fetched = Fetched::default();
+        if let Some(p) = &provider {
+            // Provider calls run on worker threads, bounded by the timeout;
+            // see `fetch`. A listing that fails keeps buffers as they are.
+            let timeout = self.config.provider_timeout;
+            let mut fetcher = lock(&self.fetcher);
+            if let Some(ids) = fetcher.list(p, timeout, &mut fetched) {
+                let (ids, tick) = self.mark_listed(ids);
+                fetcher.fetch(p, ids, tick, timeout, &mut fetched);
+                listed = true;
             }
         }
 
         let mut state = self.state();
         state.stats.ticks += 1;
         state.stats.last_tick = Some(now);
-        state.stats.provider_panics += panics;
-        for (id, result) in fetched {
+        state.stats.provider_panics += fetched.panics;
+        state.stats.provider_hangs += fetched.hangs;
+        state.stats.provider_skipped += fetched.skipped;
+        for (id, result) in fetched.answers {
             match result {
                 Ok(metrics) => {
                     if let Err(e) = self.accept(
@@ -74,7 +68,7 @@ impl Inner {
     /// Marks the resources the provider lists this tick and returns the ids
     /// to fetch: each listed id once, plus resources with an open window that
     /// the provider no longer lists (their windows still need samples).
-    fn mark_listed(&self, ids: Vec<String>) -> Vec<String> {
+    fn mark_listed(&self, ids: Vec<String>) -> (Vec<String>, u64) {
         let expected = self.expected_rows();
         let mut state = self.state();
         state.tick += 1;
@@ -104,7 +98,7 @@ impl Inner {
                 .filter(|(_, r)| r.window.is_some() && r.seen_tick != tick)
                 .map(|(id, _)| id.to_string()),
         );
-        keep
+        (keep, tick)
     }
 
     /// Evicts old buffered samples, drops resources no longer monitored and
@@ -165,40 +159,6 @@ impl Inner {
         }
         Ok(())
     }
-}
-
-/// Asks the provider for every id: one batch call, then single calls for ids
-/// the batch left out. A panic is caught and counted; that resource (or, for
-/// the batch, the batch) is skipped.
-fn fetch(p: &dyn MetricsProvider, ids: Vec<String>, panics: &mut u64) -> Fetched {
-    let mut results = match catch_unwind(AssertUnwindSafe(|| p.current_metrics_batch(&ids))) {
-        Ok(r) => r,
-        Err(_) => {
-            *panics += 1;
-            tracing::error!("provider panicked in current_metrics_batch; asking per resource");
-            Vec::new()
-        }
-    };
-    let in_order = results.len() == ids.len() && results.iter().zip(&ids).all(|(r, id)| &r.0 == id);
-    if in_order {
-        return results;
-    }
-    let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut got: HashSet<String> = HashSet::with_capacity(results.len());
-    results.retain(|(id, _)| wanted.contains(id.as_str()) && got.insert(id.clone()));
-    for id in ids {
-        if got.contains(&id) {
-            continue;
-        }
-        match catch_unwind(AssertUnwindSafe(|| p.current_metrics(&id))) {
-            Ok(r) => results.push((id, r)),
-            Err(_) => {
-                *panics += 1;
-                tracing::error!(resource = %clip(&id), "provider panicked; resource skipped this tick");
-            }
-        }
-    }
-    results
 }
 
 /// The sampling thread: a tick every `sample_interval` at a fixed rate until
