@@ -48,9 +48,13 @@ struct InFlight {
 /// One resource's answer.
 pub(super) type Answer = (String, Result<Metrics, ProviderError>);
 
+/// The batch call's reply: the ids asked, then the answers (`Err` if it panicked).
+type BatchReply = (Vec<String>, Result<Vec<Answer>, ()>);
+
 enum Job {
     List(Sender<Result<Vec<String>, ()>>),
-    Batch(Vec<String>, Sender<Result<Vec<Answer>, ()>>),
+    /// The ids come back with the answers (no copy of them per tick).
+    Batch(Vec<String>, Sender<BatchReply>),
     /// Answers go back one at a time; `Err(())` for a call that panicked.
     Each(Vec<String>, Sender<(usize, Result<Answer, ()>)>),
 }
@@ -150,15 +154,16 @@ impl Fetcher {
         }
         if tick >= self.batch_off_until && !batch_busy && !ids.is_empty() {
             let (tx, rx) = mpsc::channel();
-            if self.submit(p, Job::Batch(ids.clone(), tx)).is_none() {
+            if self.submit(p, Job::Batch(ids, tx)).is_none() {
                 return;
             }
             match self.wait(&rx, deadline) {
-                Some(Ok(answers)) => {
+                Some((asked, Ok(answers))) => {
                     out.answers = answers;
-                    ids = missing(&ids, &mut out.answers);
+                    ids = missing(&asked, &mut out.answers);
                 }
-                Some(Err(())) => {
+                Some((asked, Err(()))) => {
+                    ids = asked;
                     out.panics += 1;
                     tracing::error!(
                         "provider panicked in current_metrics_batch; asking per resource"
@@ -320,7 +325,7 @@ fn spawn_worker(
                         lock(&in_flight).batch = true;
                         let answer = guard(|| p.current_metrics_batch(&ids));
                         lock(&in_flight).batch = false;
-                        let _ = reply.send(answer);
+                        let _ = reply.send((ids, answer));
                     }
                     Job::Each(ids, reply) => {
                         for (i, id) in ids.into_iter().enumerate() {
