@@ -96,14 +96,30 @@ impl Lcg {
 
 #[test]
 fn killed_at_random_moments_the_recorder_keeps_every_committed_tick() {
+    kill_and_verify(KILLS, 0x5eed);
+}
+
+/// The long version: `cargo test --release --test crash -- --ignored`
+/// (`IR_SOAK_KILLS` sets the number of kills, default 300).
+#[test]
+#[ignore = "soak: minutes long"]
+fn soak_killed_hundreds_of_times() {
+    let kills = std::env::var("IR_SOAK_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(300);
+    kill_and_verify(kills, 0xdecade);
+}
+
+fn kill_and_verify(kills: usize, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("incidents.db");
     let exe = std::env::current_exe().unwrap();
-    let mut rng = Lcg(0x5eed);
+    let mut rng = Lcg(seed);
     let mut start = T0;
     let mut resumed_total = 0;
     let mut interrupted_total = 0;
-    for kill in 0..KILLS {
+    for kill in 0..kills {
         let mut child = std::process::Command::new(&exe)
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env("IR_CRASH_CHILD_DB", &db)
