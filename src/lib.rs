@@ -75,7 +75,7 @@ mod config;
 pub mod context;
 mod error;
 mod model;
-mod provider;
+pub mod provider;
 mod recorder;
 mod store;
 pub mod summary;
