@@ -89,7 +89,7 @@ pub use model::{
 };
 pub use provider::MetricsProvider;
 pub use recorder::{IncidentRecorder, PushReport, RecorderStats, Sample};
-pub use store::{PruneReport, Store, StoreStats, WindowFilter};
+pub use store::{PruneReport, Store, StoreStats, TriggerRequestStatus, WindowFilter};
 
 /// The README's examples run as doctests, so they stay true.
 #[cfg(doctest)]

@@ -38,6 +38,7 @@
 //! `journal_size_limit` keeps the WAL from growing without bound.
 
 mod read;
+mod transfer;
 mod write;
 
 use std::fs::{File, OpenOptions};
@@ -51,7 +52,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
-pub use read::{StoreStats, WindowFilter};
+pub use read::{StoreStats, TriggerRequestStatus, WindowFilter};
 pub use write::PruneReport;
 pub(crate) use write::{Closing, NewWindow, PointBatch, Trim, Writer};
 

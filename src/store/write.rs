@@ -141,7 +141,7 @@ impl Writer {
 
     /// Runs `f` in one immediate transaction; on error rolls back and forgets
     /// cached metric ids.
-    fn transaction<T>(
+    pub(super) fn transaction<T>(
         &mut self,
         f: impl FnOnce(&Connection, &mut Vec<i64>, &mut Vec<(i64, i64, f64)>) -> Result<T>,
     ) -> Result<T> {
@@ -193,18 +193,7 @@ impl Writer {
         truncate_at: Option<i64>,
     ) -> Result<(i64, WindowId)> {
         self.transaction(|tx, metric_ids, scratch| {
-            let resource_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO resources (external_id, name, type) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (external_id) DO UPDATE
-                        SET name = coalesce(excluded.name, resources.name),
-                            type = coalesce(excluded.type, resources.type)
-                     RETURNING id",
-                )?
-                .query_row(
-                    params![w.resource.id, w.resource.name, w.resource.kind],
-                    |r| r.get(0),
-                )?;
+            let resource_id = upsert_resource(tx, w.resource)?;
             let row: i64 = tx.query_row(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0),
                             coalesce((SELECT max(id) FROM windows), 0)) + 1",
@@ -227,7 +216,7 @@ impl Writer {
                 w.deadline_ms,
                 w.fired_ms
             ])?;
-            insert_trigger(tx, row, w.trigger, w.fired_ms, true)?;
+            insert_trigger(tx, row, w.trigger, w.fired_ms, None, true)?;
             insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
             if let Some(end_ms) = truncate_at {
                 close_window(
@@ -254,7 +243,7 @@ impl Writer {
         self.transaction(|tx, _, _| {
             tx.prepare_cached("UPDATE windows SET deadline_ms = ?2 WHERE id = ?1")?
                 .execute(params![window, deadline_ms])?;
-            insert_trigger(tx, window, trigger, fired_ms, false)
+            insert_trigger(tx, window, trigger, fired_ms, None, false)
         })
     }
 
@@ -388,22 +377,42 @@ fn new_public_id(fired_ms: i64, row: i64) -> WindowId {
     ))
 }
 
-fn insert_trigger(
+/// The `resources` row of `resource`, created if new; a name or type given
+/// here replaces the stored one, an absent one keeps it.
+pub(super) fn upsert_resource(tx: &Connection, resource: Resource<'_>) -> Result<i64> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO resources (external_id, name, type) VALUES (?1, ?2, ?3)
+             ON CONFLICT (external_id) DO UPDATE
+                SET name = coalesce(excluded.name, resources.name),
+                    type = coalesce(excluded.type, resources.type)
+             RETURNING id",
+        )?
+        .query_row(params![resource.id, resource.name, resource.kind], |r| {
+            r.get(0)
+        })?)
+}
+
+/// Records a trigger of `window` (the one that opened it if `opened`).
+pub(super) fn insert_trigger(
     tx: &Connection,
     window: i64,
     trigger: &Trigger,
     fired_ms: i64,
+    resolved_ms: Option<i64>,
     opened: bool,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO window_triggers (window_id, trigger_type, trigger_id, fired_ms, opened_window)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO window_triggers
+            (window_id, trigger_type, trigger_id, fired_ms, resolved_ms, opened_window)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         window,
         trigger.kind.as_str(),
         trigger.id,
         fired_ms,
+        resolved_ms,
         opened
     ])?;
     Ok(())
@@ -436,7 +445,7 @@ fn metric_id(
 /// Inserts every point of `batch` (into `window_override` if given) with
 /// multi-row statements. Point ids are assigned here, after `max(id)`, which is
 /// stable because the caller holds the write lock.
-fn insert_points(
+pub(super) fn insert_points(
     tx: &Connection,
     names: &MetricNames,
     metric_ids: &mut Vec<i64>,
@@ -556,7 +565,7 @@ fn insert_rows<R>(
 /// Closes a window: computes its summary from the stored points, writes the
 /// per-metric statistics and the final status, all inside the caller's
 /// transaction. A window already closed is left alone.
-fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
+pub(super) fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
     let still_recording: bool = tx
         .prepare_cached("SELECT status = 'recording' FROM windows WHERE id = ?1")?
         .query_row([c.window], |r| r.get(0))
