@@ -263,8 +263,8 @@ fn delta(
     let mut sum = (0u64, 0u64);
     for (key, &(a1, b1)) in after {
         if let Some(&(a0, b0)) = before.get(key) {
-            sum.0 = sum.0.saturating_add(a1.checked_sub(a0).unwrap_or(0));
-            sum.1 = sum.1.saturating_add(b1.checked_sub(b0).unwrap_or(0));
+            sum.0 = sum.0.saturating_add(a1.saturating_sub(a0));
+            sum.1 = sum.1.saturating_add(b1.saturating_sub(b0));
         }
     }
     sum
