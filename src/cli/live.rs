@@ -94,12 +94,17 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    /// Clears the status line and prints the final summary.
-    pub fn finish(mut self, ran: Duration) -> Result<()> {
-        self.windows()?;
+    /// Removes the status line for good (before the last messages).
+    pub fn clear(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+
+    /// Clears the status line and prints the final summary.
+    pub fn finish(mut self, ran: Duration) -> Result<()> {
+        self.clear();
+        self.windows()?;
         let stats = self.recorder.stats();
         let still = match self.recording.len() {
             0 => String::new(),
@@ -107,7 +112,7 @@ impl<'a> Live<'a> {
         };
         self.say(&format!(
             "stopped after {}: {} samples, {} points written{still}",
-            format::duration_ms(ran.as_millis() as i64),
+            format::duration_ms(ran.as_secs() as i64 * 1000),
             stats.samples,
             stats.points_written
         ))

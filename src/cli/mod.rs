@@ -177,7 +177,14 @@ fn require_database(path: &Path) -> Result<()> {
 /// Opens an existing database for queries only (never writes, never trims).
 fn open_read_only(path: &Path) -> Result<Store> {
     require_database(path)?;
-    Ok(Store::open_read_only(path)?)
+    match Store::open_read_only(path) {
+        // A file a recorder has just created and not yet migrated.
+        Err(incident_recorder::Error::OlderSchema { found: 0, .. }) => Err(Failure::msg(format!(
+            "{} holds no incident history yet (empty database); record into it with `incident-recorder watch` or `demo`",
+            path.display()
+        ))),
+        other => Ok(other?),
+    }
 }
 
 /// Opens an existing database for writing (never creates one).

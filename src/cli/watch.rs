@@ -94,6 +94,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
         match rx.recv_timeout(wait) {
             Ok(Event::Rule(e)) => rule_event(&recorder, &live, &e)?,
             Ok(Event::Signal) => {
+                live.clear();
                 live.say("stopping: finishing the tick in flight and saving pending samples")?;
                 break;
             }
