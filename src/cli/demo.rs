@@ -109,7 +109,7 @@ pub fn run(db: &Path, a: DemoArgs) -> Result<ExitCode> {
     })?;
     writeln!(
         out,
-        "recorded {samples} samples in {:.1} s; window {id} holds {} points",
+        "recorded {samples} samples in {:.2} s; window {id} holds {} points",
         wall.elapsed().as_secs_f64(),
         window.data_points.len()
     )?;
