@@ -9,16 +9,8 @@ use incident_recorder::context::format_number;
 
 /// `2026-11-24 10:00:05Z`.
 pub fn time(t: Timestamp) -> String {
-    let dt = t.to_datetime();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        dt.year(),
-        dt.month() as u8,
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    )
+    let iso = t.to_string(); // 2026-11-24T10:00:05.250Z
+    format!("{} {}Z", &iso[..10], &iso[11..19])
 }
 
 /// Two decimals below a hundred thousand, then SI prefixes: `93.46`,

@@ -22,14 +22,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use incident_recorder::{
-    Clock, IncidentRecorder, ManualClock, Metrics, Resource, Sample, Timestamp, Trigger,
-    WindowFilter, WindowId, WindowStatus,
+    Clock, IncidentRecorder, ManualClock, Resource, Sample, Timestamp, Trigger, WindowFilter,
+    WindowId, WindowStatus,
 };
 use serde::Serialize;
 
 use super::args::IngestArgs;
 use super::error::{Context, Result};
-use super::ingest_line::{self, Line};
+use super::ingest_line::{self, Line, SampleLine};
 
 /// Samples pushed per commit.
 const BATCH: usize = 1000;
@@ -51,21 +51,11 @@ struct Report {
     rejected_values: u64,
 }
 
-/// A parsed sample waiting in the batch.
-struct Pending {
-    line: u64,
-    resource: String,
-    name: Option<String>,
-    kind: Option<String>,
-    ts: Timestamp,
-    metrics: Metrics,
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
 struct Ingest<'a> {
     recorder: &'a IncidentRecorder,
     clock: ManualClock,
-    batch: Vec<Pending>,
+    /// Samples waiting to be pushed, with their line numbers.
+    batch: Vec<(u64, SampleLine)>,
     opened: HashSet<WindowId>,
     report: Report,
 }
@@ -144,23 +134,8 @@ impl Ingest<'_> {
             self.clock.set(t);
         }
         match line {
-            Line::Sample {
-                resource,
-                name,
-                kind,
-                ts,
-                metrics,
-                metadata,
-            } => {
-                self.batch.push(Pending {
-                    line: n,
-                    resource,
-                    name,
-                    kind,
-                    ts: ts.0,
-                    metrics: metrics.into(),
-                    metadata,
-                });
+            Line::Sample(sample) => {
+                self.batch.push((n, sample));
                 if self.batch.len() >= BATCH {
                     self.flush()?;
                 }
@@ -217,32 +192,20 @@ impl Ingest<'_> {
             return Ok(());
         }
         let mut batch = std::mem::take(&mut self.batch);
-        let samples = batch.iter_mut().map(|p| {
-            let Pending {
-                resource,
-                name,
-                kind,
-                ts,
-                metrics,
-                metadata,
-                ..
-            } = p;
-            let (resource, metadata): (&String, &Option<_>) = (resource, metadata);
-            Sample {
-                resource: Resource {
-                    id: resource,
-                    name: name.as_deref(),
-                    kind: kind.as_deref(),
-                },
-                timestamp: *ts,
-                metrics: std::mem::take(metrics),
-                metadata: metadata.as_ref(),
-            }
+        let samples = batch.iter_mut().map(|(_, s)| Sample {
+            resource: Resource {
+                id: &s.resource,
+                name: s.name.as_deref(),
+                kind: s.kind.as_deref(),
+            },
+            timestamp: s.ts.0,
+            metrics: std::mem::take(&mut s.metrics).into(),
+            metadata: s.metadata.as_ref(),
         });
         let pushed = self.recorder.push_samples(samples)?;
         self.report.samples += pushed.accepted as u64;
         for (i, e) in &pushed.rejected {
-            self.reject(batch[*i].line, &incident_recorder::error_chain(e));
+            self.reject(batch[*i].0, &incident_recorder::error_chain(e));
         }
         batch.clear();
         self.batch = batch;

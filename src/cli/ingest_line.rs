@@ -23,17 +23,7 @@ use serde::de::{self, Deserializer, Visitor};
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Line {
-    Sample {
-        resource: String,
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        kind: Option<String>,
-        ts: LineTime,
-        metrics: BTreeMap<String, f64>,
-        #[serde(default)]
-        metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    },
+    Sample(SampleLine),
     Trigger {
         resource: String,
         #[serde(default)]
@@ -60,6 +50,20 @@ pub enum Line {
     },
 }
 
+/// A `sample` line.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct SampleLine {
+    pub resource: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub ts: LineTime,
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 fn manual() -> TriggerType {
     TriggerType::Manual
 }
@@ -68,7 +72,7 @@ impl Line {
     /// The line's own time, if it has one.
     pub fn time(&self) -> Option<Timestamp> {
         match self {
-            Line::Sample { ts, .. } => Some(ts.0),
+            Line::Sample(s) => Some(s.ts.0),
             Line::Trigger { ts, .. } | Line::Resolve { ts, .. } | Line::Stop { ts, .. } => {
                 ts.map(|t| t.0)
             }
@@ -139,17 +143,11 @@ mod tests {
     #[test]
     fn samples_with_either_kind_of_time() {
         let line = parse(r#"{"type":"sample","resource":"vm-101","name":"web","kind":"vm","ts":1795514400000,"metrics":{"cpu":93.5},"metadata":{"node":"pve1"},"extra":1}"#).unwrap();
-        let Line::Sample {
-            resource,
-            name,
-            kind,
-            ts,
-            metrics,
-            metadata,
-        } = line
-        else {
+        let Line::Sample(s) = line else {
             panic!("a sample")
         };
+        let (resource, name, kind) = (s.resource, s.name, s.kind);
+        let (ts, metrics, metadata) = (s.ts, s.metrics, s.metadata);
         assert_eq!(
             (resource.as_str(), name.as_deref(), kind.as_deref()),
             ("vm-101", Some("web"), Some("vm"))
