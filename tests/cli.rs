@@ -617,6 +617,23 @@ fn every_error_is_one_clear_line() {
         1,
         "cannot read",
     );
+    let in_missing_dir = dir.path().join("no/such/dir/out.json");
+    fails(
+        &run(&db, &["export", "-o", in_missing_dir.to_str().unwrap()]),
+        1,
+        "cannot write",
+    );
+    fails(
+        &run(&db, &["export", "-o", dir.path().to_str().unwrap()]),
+        1,
+        "cannot write",
+    );
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().flatten();
+    assert!(
+        !leftovers
+            .into_iter()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+    );
     let not_export = dir.path().join("x.json");
     std::fs::write(&not_export, "{\"hello\": 1}").unwrap();
     fails(

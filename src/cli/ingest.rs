@@ -30,6 +30,7 @@ use serde::Serialize;
 use super::args::IngestArgs;
 use super::error::{Context, Result};
 use super::ingest_line::{self, Line, SampleLine};
+use super::input::Input;
 
 /// Samples pushed per commit.
 const BATCH: usize = 1000;
@@ -58,6 +59,7 @@ struct Ingest<'a> {
     batch: Vec<(u64, SampleLine)>,
     opened: HashSet<WindowId>,
     report: Report,
+    progress: Option<indicatif::ProgressBar>,
 }
 
 pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
@@ -93,6 +95,7 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
         batch: Vec::with_capacity(BATCH),
         opened: HashSet::new(),
         report: Report::default(),
+        progress: input.progress.clone(),
     };
     for (n, parsed) in early {
         ingest.line(n, parsed)?;
@@ -228,10 +231,11 @@ impl Ingest<'_> {
 
     fn reject(&mut self, line: u64, why: &str) {
         self.report.rejected_lines += 1;
+        let note = |text: &str| Input::note(self.progress.as_ref(), text);
         if self.report.rejected_lines <= MAX_REPORTED {
-            eprintln!("line {line}: {why}");
+            note(&format!("line {line}: {why}"));
         } else if self.report.rejected_lines == MAX_REPORTED + 1 {
-            eprintln!("(more rejected lines are counted but not shown)");
+            note("(more rejected lines are counted but not shown)");
         }
     }
 

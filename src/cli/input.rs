@@ -20,6 +20,16 @@ pub struct Input {
     pub name: String,
 }
 
+impl Input {
+    /// Prints a line on stderr without garbling the progress bar.
+    pub fn note(progress: Option<&ProgressBar>, line: &str) {
+        match progress {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
 /// Opens `path`, or standard input when it is `-` or absent.
 pub fn open(path: Option<&Path>) -> Result<Input> {
     let path = path.filter(|p| p.as_os_str() != "-");

@@ -146,6 +146,17 @@ pub enum RuleEvent {
     Resolved { resource: String, rule: String },
 }
 
+impl fmt::Display for RuleEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleEvent::Fired { resource, rule } => write!(f, "rule {rule} firing on {resource}"),
+            RuleEvent::Resolved { resource, rule } => {
+                write!(f, "rule {rule} clearing on {resource}")
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum State {
     Unknown,

@@ -32,6 +32,7 @@ use serde_json::value::RawValue;
 
 use super::args::{ExportArgs, Format, ImportArgs};
 use super::error::{Context, Failure, Result};
+use super::input::Input;
 use super::pulse::PulseWindow;
 
 /// The native format's version; files with a newer one are refused.
@@ -100,9 +101,11 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
 }
 
 /// Where an export goes: stdout, or a file written beside its final name
-/// and renamed into place once complete (mode 0600, like the database).
+/// and renamed into place once complete (mode 0600, like the database). An
+/// export that fails leaves no partial file behind.
 struct Sink {
     writer: BufWriter<Box<dyn Write>>,
+    /// (partial file, final path) while a file is being written.
     file: Option<(PathBuf, PathBuf)>,
 }
 
@@ -136,20 +139,30 @@ impl Sink {
     }
 
     /// Flushes and moves the file into place; returns what it was written to.
-    fn finish(self) -> Result<String> {
-        let Sink { writer, file } = self;
-        let name = file
+    fn finish(mut self) -> Result<String> {
+        let name = self
+            .file
             .as_ref()
             .map_or("standard output".into(), |(_, p)| p.display().to_string());
-        writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .and_then(|mut w| w.flush())
+        self.writer
+            .flush()
             .context(format!("cannot write {name}"))?;
-        if let Some((partial, path)) = file {
-            std::fs::rename(&partial, &path).context(format!("cannot write {name}"))?;
+        if let Some((partial, path)) = self.file.take() {
+            let renamed = std::fs::rename(&partial, &path);
+            if renamed.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            renamed.context(format!("cannot write {name}"))?;
         }
         Ok(name)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some((partial, _)) = self.file.take() {
+            let _ = std::fs::remove_file(partial);
+        }
     }
 }
 
@@ -170,6 +183,7 @@ pub fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
         store: &store,
         counts: Counts::default(),
         fatal: None,
+        progress: input.progress.clone(),
     });
     let mut de = serde_json::Deserializer::from_reader(input.reader);
     let parsed = FileSeed {
@@ -210,6 +224,7 @@ struct Importer<'a> {
     counts: Counts,
     /// A database failure that stopped the import (it ends the parse).
     fatal: Option<Failure>,
+    progress: Option<indicatif::ProgressBar>,
 }
 
 impl Importer<'_> {
@@ -249,7 +264,7 @@ impl Importer<'_> {
 
     fn reject(&mut self, index: u64, why: &str) {
         self.counts.rejected += 1;
-        eprintln!("window {index}: {why}");
+        Input::note(self.progress.as_ref(), &format!("window {index}: {why}"));
     }
 }
 

@@ -122,7 +122,7 @@ fn rule_event(recorder: &IncidentRecorder, live: &Live<'_>, e: &RuleEvent) -> Re
         }
         (Ok(_), _) => Ok(()),
         (Err(err), _) => live.say(&format!(
-            "could not act on {e:?}: {}",
+            "could not act on {e}: {}",
             incident_recorder::error_chain(&err)
         )),
     }
