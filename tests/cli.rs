@@ -658,3 +658,27 @@ fn help_and_version_succeed() {
     let o = Command::new(BIN).arg("--version").output().unwrap();
     assert!(o.status.success());
 }
+
+#[test]
+fn an_ingest_trigger_after_a_deadline_opens_a_new_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("late.db");
+    let input = [
+        r#"{"type":"sample","resource":"a","ts":1795514400000,"metrics":{"cpu":1}}"#,
+        r#"{"type":"trigger","resource":"a"}"#,
+        r#"{"type":"trigger","resource":"a","ts":1795515400000}"#,
+    ]
+    .join("\n");
+    let o = run_with_stdin(&db, &["ingest", "--post", "1m", "--json"], Some(&input));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["windows_opened"], 2, "{report}");
+    assert_eq!(report["windows_recording"], 1, "{report}");
+    let list = json(&db, &["list", "--json"]);
+    assert_eq!(list[1]["status"], "complete");
+    assert_eq!(
+        list[1]["end_time"], "2026-11-24T10:01:00.000Z",
+        "closed at its deadline"
+    );
+    assert_eq!(list[0]["status"], "recording");
+}

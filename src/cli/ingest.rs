@@ -57,6 +57,7 @@ struct Ingest<'a> {
     clock: ManualClock,
     /// Samples waiting to be pushed, with their line numbers.
     batch: Vec<(u64, SampleLine)>,
+    /// Windows this ingest opened (not ones it extended).
     opened: HashSet<WindowId>,
     report: Report,
     progress: Option<indicatif::ProgressBar>,
@@ -157,13 +158,16 @@ impl Ingest<'_> {
                     name: name.as_deref(),
                     kind: kind.as_deref(),
                 };
+                let was_recording = self.recorder.recording_window(&resource).is_some();
                 match self
                     .recorder
                     .start_recording(res, Trigger::new(trigger, trigger_id))
                 {
                     Ok(id) => {
                         self.report.triggers += 1;
-                        self.opened.insert(id);
+                        if !was_recording {
+                            self.opened.insert(id);
+                        }
                     }
                     Err(e) => self.reject(n, &incident_recorder::error_chain(&e)),
                 }
@@ -189,11 +193,17 @@ impl Ingest<'_> {
     }
 
     /// Pushes the batch in one commit, then runs a maintenance tick so
-    /// windows past their deadline close at line time.
+    /// windows past their deadline close at line time (before a trigger
+    /// line, so it opens a new window rather than extending a stale one).
     fn flush(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
+        if !self.batch.is_empty() {
+            self.push_batch()?;
         }
+        self.recorder.record_sample()?;
+        Ok(())
+    }
+
+    fn push_batch(&mut self) -> Result<()> {
         let mut batch = std::mem::take(&mut self.batch);
         let samples = batch.iter_mut().map(|(_, s)| Sample {
             resource: Resource {
@@ -212,7 +222,6 @@ impl Ingest<'_> {
         }
         batch.clear();
         self.batch = batch;
-        self.recorder.record_sample()?;
         Ok(())
     }
 
