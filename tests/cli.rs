@@ -682,3 +682,29 @@ fn an_ingest_trigger_after_a_deadline_opens_a_new_window() {
     );
     assert_eq!(list[0]["status"], "recording");
 }
+
+#[test]
+fn watch_resolves_alerts_of_rules_it_no_longer_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orphan.db");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let input = format!(
+        "{{\"type\":\"sample\",\"resource\":\"box\",\"ts\":{now},\"metrics\":{{\"cpu\":60}}}}\n\
+         {{\"type\":\"trigger\",\"resource\":\"box\",\"trigger\":\"alert\",\"trigger_id\":\"cpu>50\"}}\n"
+    );
+    let o = run_with_stdin(&db, &["ingest"], Some(&input));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = json(&db, &["list", "--json"]);
+    assert_eq!(before[0]["triggers"][0].get("resolved_at"), None);
+
+    ok(&db, &["watch", "--for", "1s", "--interval", "1s"]);
+    let after = json(&db, &["list", "--json", "--resource", "box"]);
+    assert_eq!(after[0]["status"], "recording", "resumed, not interrupted");
+    assert!(
+        after[0]["triggers"][0]["resolved_at"].is_string(),
+        "{after}"
+    );
+}

@@ -10,11 +10,19 @@
 //! recording while the rule's condition holds and until `--post` after it
 //! clears.
 //!
+//! Alerts are resolved only by their rules, so at start the alerts of
+//! resumed windows whose rule is no longer given are resolved (otherwise
+//! they would hold their window open until its point limit). The same holds
+//! for an `alert` sent with `incident-recorder trigger --type alert`: no rule
+//! clears it, so it holds its window until `--max-points`; `manual` and
+//! `focus` requests record `--post` after they arrive.
+//!
 //! Stopping calls `recorder.stop()`, which waits for the tick in flight and
 //! commits every pending sample; windows still recording stay `recording` in
 //! the database and the next `watch` (or any recorder) resumes them. A
 //! second signal exits at once.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,12 +31,14 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use incident_recorder::provider::host::{self, HostProvider};
-use incident_recorder::{IncidentRecorder, SystemClock, Trigger};
+use incident_recorder::{
+    IncidentRecorder, SystemClock, Trigger, TriggerType, WindowFilter, WindowStatus,
+};
 
 use super::args::WatchArgs;
 use super::error::{Context, Failure, Result};
 use super::live::Live;
-use super::rules::{self, Applied, RuleEvent, RuleProvider};
+use super::rules::{self, Applied, Rule, RuleEvent, RuleProvider};
 
 /// How often the status line is refreshed.
 const REFRESH: Duration = Duration::from_millis(200);
@@ -71,6 +81,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     let provider = RuleProvider::new(host, rules.clone(), Arc::new(SystemClock), tx.clone());
     recorder.set_metrics_provider(Arc::new(provider));
     on_signal(tx)?;
+    resolve_orphan_alerts(&recorder, &rules)?;
 
     let started = Instant::now();
     let mut live = Live::new(&recorder, &resource)?;
@@ -109,6 +120,31 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     recorder.stop()?;
     live.finish(started.elapsed())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves the alerts of resumed windows whose rule is no longer given:
+/// nothing could ever clear them, and they would hold their window open
+/// until it reaches its point limit. (Alerts of rules still given are
+/// cleared by the rules themselves on the first sample, see `rules`.)
+fn resolve_orphan_alerts(recorder: &IncidentRecorder, rules: &[Rule]) -> Result<()> {
+    let ids: HashSet<String> = rules.iter().map(Rule::id).collect();
+    let recording = recorder.store().windows(&WindowFilter {
+        status: Some(WindowStatus::Recording),
+        ..WindowFilter::default()
+    })?;
+    for w in recording {
+        let orphans = w.triggers.iter().filter(|t| {
+            t.trigger_type == TriggerType::Alert
+                && t.resolved_at.is_none()
+                && t.trigger_id.as_ref().is_some_and(|id| !ids.contains(id))
+        });
+        for t in orphans {
+            let id = t.trigger_id.as_deref().unwrap_or_default();
+            recorder.resolve_trigger(&w.resource_id, id)?;
+            tracing::info!(window = %w.id, alert = id, "resolved an alert of a rule no longer given");
+        }
+    }
+    Ok(())
 }
 
 /// Opens or resolves the rule's alert and says so.
