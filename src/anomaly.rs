@@ -17,9 +17,12 @@
 //!
 //! When more than half of the baseline is one value, the MAD is 0. The spread
 //! then falls back to the mean absolute deviation scaled by 1.2533 (the same
-//! normal-consistency idea); if that is 0 too, the baseline is perfectly flat,
-//! no score is defined, and nothing is flagged. A baseline of fewer than
-//! `min_baseline_points` values flags nothing either.
+//! normal-consistency idea). The spread is never taken below 1% of the
+//! baseline's magnitude ([`MIN_RELATIVE_SIGMA`]): a metric that barely moves
+//! (disk usage creeping from 38.010 to 38.015) would otherwise turn every
+//! negligible drift into a towering score. If the spread is still 0 (a
+//! baseline of zeros), no score is defined and nothing is flagged. A baseline
+//! of fewer than `min_baseline_points` values flags nothing either.
 //!
 //! The same score serves twice: when a window closes, every sample after its
 //! trigger is scored against the samples before it (`window_anomalies`); and,
@@ -32,6 +35,8 @@ use std::collections::BTreeMap;
 const MAD_SCALE: f64 = 1.4826;
 /// Scale making the mean absolute deviation one (√(π/2)).
 const MEAN_AD_SCALE: f64 = 1.2533;
+/// The smallest spread, as a fraction of the baseline median's magnitude.
+pub const MIN_RELATIVE_SIGMA: f64 = 0.01;
 
 /// How anomalies are scored and when the detector fires.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,13 +106,13 @@ pub struct Baseline {
     /// Median of the baseline values.
     pub median: f64,
     /// Robust standard deviation: 1.4826 × MAD, or 1.2533 × mean absolute
-    /// deviation when the MAD is 0. Always > 0.
+    /// deviation when the MAD is 0, and at least 1% of `|median|`. Always > 0.
     pub sigma: f64,
 }
 
 impl Baseline {
     /// The baseline of `values`, or `None` if there are fewer than `min_points`
-    /// or they are all equal (no spread to measure against).
+    /// or they are all zero (no spread to measure against).
     ///
     /// ```
     /// use incident_recorder::anomaly::Baseline;
@@ -115,7 +120,9 @@ impl Baseline {
     /// let b = Baseline::of(&[30.0, 32.0, 31.0, 29.0, 33.0], 5).unwrap();
     /// assert_eq!(b.median, 31.0);
     /// assert!((b.score(45.826) - 10.0).abs() < 1e-3);
-    /// assert!(Baseline::of(&[5.0; 20], 10).is_none());
+    /// // A flat baseline gets the minimum spread, 1% of its level.
+    /// assert_eq!(Baseline::of(&[5.0; 20], 10).unwrap().sigma, 0.05);
+    /// assert!(Baseline::of(&[0.0; 20], 10).is_none());
     /// ```
     pub fn of(values: &[f64], min_points: usize) -> Option<Baseline> {
         if values.len() < min_points.max(1) {
@@ -132,7 +139,8 @@ impl Baseline {
             MAD_SCALE * mad
         } else {
             MEAN_AD_SCALE * mean_ad
-        };
+        }
+        .max(MIN_RELATIVE_SIGMA * median.abs());
         (sigma > 0.0 && sigma.is_finite()).then_some(Baseline { median, sigma })
     }
 
@@ -216,19 +224,30 @@ mod tests {
 
     #[test]
     fn zero_mad_falls_back_to_the_mean_absolute_deviation() {
-        // 9 × 50 and one 51: MAD 0, mean absolute deviation 0.1.
-        let mut v = vec![50.0; 9];
-        v.push(51.0);
+        // 9 × 1 and one 2: MAD 0, mean absolute deviation 0.1 (over the
+        // 1% floor, 0.01).
+        let mut v = vec![1.0; 9];
+        v.push(2.0);
         let b = Baseline::of(&v, 10).unwrap();
-        assert_eq!(b.median, 50.0);
+        assert_eq!(b.median, 1.0);
         assert!((b.sigma - 0.12533).abs() < 1e-9);
     }
 
     #[test]
-    fn too_few_or_flat_baselines_score_nothing() {
+    fn too_few_or_all_zero_baselines_score_nothing() {
         assert!(Baseline::of(&[1.0, 2.0, 3.0], 10).is_none());
-        assert!(Baseline::of(&[7.0; 30], 10).is_none());
+        assert!(Baseline::of(&[0.0; 30], 10).is_none());
         assert!(Baseline::of(&[], 0).is_none());
+    }
+
+    #[test]
+    fn the_spread_never_drops_below_one_percent_of_the_level() {
+        // Disk usage creeping by 0.001 per sample: MAD ≈ 0.005, but 1% of 38
+        // is 0.38, so a 0.02 drift scores about 0.05, not 4.
+        let creep: Vec<f64> = (0..20).map(|i| 38.0 + 0.001 * f64::from(i)).collect();
+        let b = Baseline::of(&creep, 10).unwrap();
+        assert!((b.sigma - 0.380095).abs() < 1e-9, "{}", b.sigma);
+        assert!(b.score(38.03).abs() < 0.1);
     }
 
     #[test]

@@ -75,12 +75,25 @@ pub fn format_window(w: &IncidentWindow) -> String {
         );
         section(&mut out, "95th percentiles", s.p95.iter(), format_number);
         if !s.anomalies.is_empty() {
-            out.push_str("\nAnomalies (robust score against the pre-incident baseline):\n");
-            for a in s.anomalies.iter().take(MAX_ANOMALIES) {
-                let _ = writeln!(out, "- {a}");
+            let _ = writeln!(
+                out,
+                "\nAnomalies ({} samples far from the pre-incident baseline, robust score):",
+                s.anomalies.len()
+            );
+            if s.anomalies_by_metric.is_empty() {
+                for a in s.anomalies.iter().take(MAX_ANOMALIES) {
+                    let _ = writeln!(out, "- {a}");
+                }
+                if s.anomalies.len() > MAX_ANOMALIES {
+                    let _ = writeln!(out, "- ... and {} more", s.anomalies.len() - MAX_ANOMALIES);
+                }
             }
-            if s.anomalies.len() > MAX_ANOMALIES {
-                let _ = writeln!(out, "- ... and {} more", s.anomalies.len() - MAX_ANOMALIES);
+            for (metric, a) in &s.anomalies_by_metric {
+                let _ = writeln!(
+                    out,
+                    "- {metric}: {} samples; strongest: {}",
+                    a.samples, a.strongest
+                );
             }
         }
     }

@@ -162,6 +162,16 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A window handed to [`Store::import_window`](crate::Store::import_window)
+    /// that cannot be stored as it is.
+    #[error("window {id:?} cannot be imported: {reason}")]
+    InvalidWindow {
+        /// The window's id (cut to 64 characters).
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// No window has this id.
     #[error("no incident window with id {0:?}")]
     WindowNotFound(String),

@@ -76,7 +76,7 @@ mod config;
 pub mod context;
 mod error;
 mod model;
-mod provider;
+pub mod provider;
 mod recorder;
 mod store;
 pub mod summary;
@@ -86,12 +86,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
 pub use error::{Error, ProviderError, Result};
 pub use model::{
-    DataPoint, IncidentSummary, IncidentWindow, Metrics, Resource, Timestamp, Trigger, TriggerType,
-    WindowId, WindowStatus, WindowTrigger,
+    DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
+    Trigger, TriggerType, WindowId, WindowStatus, WindowTrigger,
 };
 pub use provider::MetricsProvider;
 pub use recorder::{IncidentRecorder, PushReport, RecorderStats, Sample};
-pub use store::{PruneReport, Store, StoreStats, WindowFilter};
+pub use store::{PruneReport, Store, StoreStats, TriggerRequestStatus, WindowFilter};
 
 /// The README's examples run as doctests, so they stay true.
 #[cfg(doctest)]

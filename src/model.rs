@@ -376,9 +376,24 @@ pub struct IncidentSummary {
     /// 99th percentile of each metric.
     #[serde(default)]
     pub p99: BTreeMap<String, f64>,
-    /// Human-readable notes on samples that stood out.
+    /// Human-readable notes on samples that stood out, in time order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<String>,
+    /// The anomalies per metric: how many samples, and the strongest one.
+    /// A view derived from the stored anomalies for digests, so not part of
+    /// the JSON (which lists every note). Empty for anomalies known only as
+    /// text (imported windows).
+    #[serde(skip)]
+    pub anomalies_by_metric: BTreeMap<String, MetricAnomalies>,
+}
+
+/// The anomalies of one metric in a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricAnomalies {
+    /// Anomalous samples.
+    pub samples: u64,
+    /// The note of the sample with the highest score (in absolute value).
+    pub strongest: String,
 }
 
 /// A recording around one incident on one resource.

@@ -89,8 +89,13 @@ fn a_known_spike_gives_exactly_the_expected_anomalies() {
         .unwrap()
         .unwrap();
     assert!(
-        text.contains("- cpu 97.2 at 10:02:00, 44.7 MADs above baseline 31.0\n"),
+        text.contains("Anomalies (2 samples far from the pre-incident baseline, robust score):\n- cpu: 2 samples; strongest: cpu 97.2 at 10:02:00, 44.7 MADs above baseline 31.0\n"),
         "{text}"
+    );
+    let cpu = &s.anomalies_by_metric["cpu"];
+    assert_eq!(
+        (cpu.samples, cpu.strongest.as_str()),
+        (2, "cpu 97.2 at 10:02:00, 44.7 MADs above baseline 31.0")
     );
     assert_eq!(rig.recorder.store().stats().unwrap().anomalies, 2);
 }
@@ -99,11 +104,16 @@ fn a_known_spike_gives_exactly_the_expected_anomalies() {
 fn a_flat_series_has_no_anomalies_and_no_division_by_zero() {
     let (s, _rig) = window_with(&[42.0; 20], &[42.0; 10], config());
     assert!(s.anomalies.is_empty());
-    // A flat baseline has no spread to score against: even a jump is not
-    // scored (rather than given an infinite score).
-    let (s, _rig) = window_with(&[42.0; 20], &[42.0, 90.0, 42.0], config());
+    // All-zero: no spread at all, nothing can be scored (no division by zero).
+    let (s, _rig) = window_with(&[0.0; 20], &[0.0, 90.0, 0.0], config());
     assert!(s.anomalies.is_empty());
-    assert_eq!(s.peaks["cpu"], 90.0);
+    // A flat non-zero baseline scores against 1% of its level: a jump from
+    // 42 to 90 stands out (48 / 0.42 = 114.3), a wobble to 43 does not (2.4).
+    let (s, _rig) = window_with(&[42.0; 20], &[42.0, 43.0, 90.0, 42.0], config());
+    assert_eq!(
+        s.anomalies,
+        vec!["cpu 90.0 at 10:01:50, 114.3 MADs above baseline 42.0".to_string()]
+    );
 }
 
 #[test]

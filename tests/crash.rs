@@ -161,7 +161,7 @@ fn verify(db: &std::path::Path, kill: usize) -> Option<Timestamp> {
     );
     drop(conn);
 
-    let store = Store::open_read_only(db).unwrap();
+    let store = Store::open_read_only(db).unwrap_or_else(|e| panic!("kill {kill}: {e:?}"));
     let windows = store
         .windows(&WindowFilter {
             with_points: true,

@@ -28,7 +28,7 @@
 mod detect;
 mod fetch;
 mod tick;
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -468,6 +468,17 @@ impl IncidentRecorder {
             }
         }
         Ok(resolved > 0)
+    }
+
+    /// The id of the window recording on `resource_id`, if one is open.
+    pub fn recording_window(&self, resource_id: &str) -> Option<WindowId> {
+        let state = self.inner.state();
+        state
+            .resources
+            .get(resource_id)
+            .and_then(|r| r.window.as_ref())
+            .filter(|w| !w.closing)
+            .map(|w| w.id.clone())
     }
 
     /// The window with this id (recording or closed), with points and summary.

@@ -44,19 +44,28 @@ pub(crate) fn metric_name(name: &str) -> bool {
 /// every later (correct) sample would be refused as out of order.
 pub(crate) const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
 
+/// Checks a time is storable: between 1970 and the end of year 9999.
+pub(crate) fn storable(t: Timestamp) -> Result<()> {
+    if t.is_valid() {
+        Ok(())
+    } else {
+        Err(Error::InvalidTimestamp {
+            input: t.as_unix_ms().to_string(),
+            reason: "outside 1970-01-01 .. 9999-12-31".into(),
+        })
+    }
+}
+
 /// Checks a sample time is storable and not far ahead of `now`.
 pub(crate) fn timestamp(t: Timestamp, now: Timestamp) -> Result<()> {
-    let reason = if !t.is_valid() {
-        "outside 1970-01-01 .. 9999-12-31"
-    } else if t.as_unix_ms() > now.as_unix_ms().saturating_add(MAX_FUTURE_SKEW_MS) {
-        "more than 10 minutes ahead of the recorder's clock"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidTimestamp {
-        input: t.to_string(),
-        reason: reason.into(),
-    })
+    storable(t)?;
+    if t.as_unix_ms() > now.as_unix_ms().saturating_add(MAX_FUTURE_SKEW_MS) {
+        return Err(Error::InvalidTimestamp {
+            input: t.to_string(),
+            reason: "more than 10 minutes ahead of the recorder's clock".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Serializes metadata after checking its depth and size.

@@ -38,6 +38,7 @@
 //! `journal_size_limit` keeps the WAL from growing without bound.
 
 mod read;
+mod transfer;
 mod write;
 
 use std::fs::{File, OpenOptions};
@@ -51,7 +52,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
-pub use read::{StoreStats, WindowFilter};
+pub use read::{StoreStats, TriggerRequestStatus, WindowFilter};
 pub use write::PruneReport;
 pub(crate) use write::{Closing, NewWindow, Opened, PointBatch, Trim, Writer};
 
@@ -307,8 +308,15 @@ impl Store {
 /// holds: a truncated copy. SQLite itself would only notice when a query
 /// reaches a missing page, possibly long after opening. Files that are not
 /// SQLite at all are left for SQLite to refuse.
+///
+/// Only a file without WAL content is judged: a checkpoint interrupted by a
+/// crash can leave the main file shorter than its header says, with the
+/// missing pages still in the `-wal` file, from which SQLite recovers.
 fn check_header(path: &Path) -> Result<()> {
     use std::io::Read;
+    if std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
     let Ok(file) = File::open(path) else {
         return Ok(()); // SQLite reports unreadable files itself
     };

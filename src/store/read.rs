@@ -29,6 +29,18 @@ pub struct WindowFilter {
     pub with_points: bool,
 }
 
+/// What became of a request made with [`Store::request_trigger`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TriggerRequestStatus {
+    /// When the recorder handled it; `None` while it is pending.
+    pub handled_at: Option<Timestamp>,
+    /// The window it opened or extended, if it was handled successfully.
+    pub window_id: Option<WindowId>,
+    /// Why the recorder refused it, if it did.
+    pub error: Option<String>,
+}
+
 /// Counts and sizes of a database, for `incident-recorder stats`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct StoreStats {
@@ -78,37 +90,31 @@ impl Store {
     /// Recording windows are included and count toward the limit.
     pub fn windows(&self, filter: &WindowFilter) -> Result<Vec<IncidentWindow>> {
         let conn = self.conn()?;
-        let sql = [
-            WINDOW_COLUMNS,
-            " WHERE (?1 IS NULL OR r.external_id = ?1)
-                AND (?2 IS NULL OR w.status = ?2)
-                AND (?3 IS NULL OR w.start_ms >= ?3)
-              ORDER BY w.start_ms DESC, w.id DESC
-              LIMIT ?4",
-        ]
-        .concat();
-        let limit = match filter.limit {
-            0 => -1,
-            n => i64::try_from(n).unwrap_or(i64::MAX),
-        };
-        let headers = conn
-            .prepare_cached(&sql)?
-            .query_map(
-                params![
-                    filter.resource,
-                    filter.status.map(WindowStatus::as_str),
-                    filter.since.map(Timestamp::as_unix_ms),
-                    limit
-                ],
-                header_from_row,
+        let mut out = Vec::new();
+        each_window(&conn, filter, Order::NewestFirst, |w| {
+            out.push(w);
+            Ok::<_, crate::Error>(())
+        })?;
+        Ok(out)
+    }
+
+    /// What became of the request `id` made with [`Store::request_trigger`];
+    /// `None` if there is no such request.
+    pub fn trigger_request(&self, id: i64) -> Result<Option<TriggerRequestStatus>> {
+        let conn = self.conn()?;
+        let status = conn
+            .prepare_cached(
+                "SELECT handled_ms, window_id, error FROM trigger_requests WHERE id = ?1",
             )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        headers
-            .into_iter()
-            .map(|(row, w, summary_points)| {
-                complete(&conn, row, w, summary_points, filter.with_points)
+            .query_row([id], |r| {
+                Ok(TriggerRequestStatus {
+                    handled_at: r.get::<_, Option<i64>>(0)?.map(Timestamp::from_unix_ms),
+                    window_id: r.get::<_, Option<String>>(1)?.map(WindowId::new),
+                    error: r.get(2)?,
+                })
             })
-            .collect()
+            .optional()?;
+        Ok(status)
     }
 
     /// Counts and sizes of the whole database.
@@ -144,6 +150,55 @@ impl Store {
         stats.newest = newest.map(Timestamp::from_unix_ms);
         Ok(stats)
     }
+}
+
+/// The order [`each_window`] visits windows in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Order {
+    /// By start time descending, then id descending (listings).
+    NewestFirst,
+    /// By start time, then id (exports).
+    OldestFirst,
+}
+
+const WINDOW_FILTER: &str = " WHERE (?1 IS NULL OR r.external_id = ?1)
+                AND (?2 IS NULL OR w.status = ?2)
+                AND (?3 IS NULL OR w.start_ms >= ?3)";
+const NEWEST_FIRST: &str = " ORDER BY w.start_ms DESC, w.id DESC LIMIT ?4";
+const OLDEST_FIRST: &str = " ORDER BY w.start_ms, w.id LIMIT ?4";
+
+/// Calls `f` with each window matching `filter`, in `order`, completing one
+/// window (triggers, summary, points if asked) before reading the next row,
+/// so only one window is in memory at a time.
+pub(super) fn each_window<E: From<crate::Error>>(
+    conn: &Connection,
+    filter: &WindowFilter,
+    order: Order,
+    mut f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let tail = match order {
+        Order::NewestFirst => NEWEST_FIRST,
+        Order::OldestFirst => OLDEST_FIRST,
+    };
+    let sql = [WINDOW_COLUMNS, WINDOW_FILTER, tail].concat();
+    let limit = match filter.limit {
+        0 => -1,
+        n => i64::try_from(n).unwrap_or(i64::MAX),
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(crate::Error::from)?;
+    let mut rows = stmt
+        .query(params![
+            filter.resource,
+            filter.status.map(WindowStatus::as_str),
+            filter.since.map(Timestamp::as_unix_ms),
+            limit
+        ])
+        .map_err(crate::Error::from)?;
+    while let Some(row) = rows.next().map_err(crate::Error::from)? {
+        let (id, w, summary_points) = header_from_row(row).map_err(crate::Error::from)?;
+        f(complete(conn, id, w, summary_points, filter.with_points)?)?;
+    }
+    Ok(())
 }
 
 type Header = (i64, IncidentWindow, Option<i64>);
@@ -252,12 +307,28 @@ fn summary(conn: &Connection, window: i64, points: i64) -> Result<IncidentSummar
         s.p95.insert(name.clone(), r.get(7)?);
         s.p99.insert(name, r.get(8)?);
     }
-    s.anomalies = conn
-        .prepare_cached(
-            "SELECT description FROM window_anomalies WHERE window_id = ?1 ORDER BY ts_ms, id",
-        )?
-        .query_map([window], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.name, a.score, a.description
+         FROM window_anomalies a LEFT JOIN metrics m ON m.id = a.metric_id
+         WHERE a.window_id = ?1 ORDER BY a.ts_ms, a.id",
+    )?;
+    let mut rows = stmt.query([window])?;
+    let mut strongest: BTreeMap<String, f64> = BTreeMap::new();
+    while let Some(r) = rows.next()? {
+        let description: String = r.get(2)?;
+        if let (Some(metric), Some(score)) =
+            (r.get::<_, Option<String>>(0)?, r.get::<_, Option<f64>>(1)?)
+        {
+            let entry = s.anomalies_by_metric.entry(metric.clone()).or_default();
+            entry.samples += 1;
+            let best = strongest.entry(metric).or_insert(f64::NEG_INFINITY);
+            if score.abs() > *best {
+                *best = score.abs();
+                entry.strongest = description.clone();
+            }
+        }
+        s.anomalies.push(description);
+    }
     Ok(s)
 }
 

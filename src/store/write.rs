@@ -161,7 +161,7 @@ impl Writer {
 
     /// Runs `f` in one immediate transaction; on error rolls back and forgets
     /// cached metric ids.
-    fn transaction<T>(
+    pub(super) fn transaction<T>(
         &mut self,
         f: impl FnOnce(&Connection, &mut Vec<i64>, &mut Vec<(i64, i64, f64)>) -> Result<T>,
     ) -> Result<T> {
@@ -195,7 +195,7 @@ impl Writer {
         self.transaction(|tx, metric_ids, scratch| {
             insert_points(tx, names, metric_ids, scratch, batch, None)?;
             for c in closings {
-                close_window_with(tx, c, &anomaly)?;
+                close_window(tx, c, Some(&anomaly))?;
             }
             match trim {
                 Some(t) => Ok(trim_windows(tx, t)?.windows),
@@ -220,18 +220,7 @@ impl Writer {
     ) -> Result<Opened> {
         let anomaly = self.anomaly.clone();
         self.transaction(|tx, metric_ids, scratch| {
-            let resource_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO resources (external_id, name, type) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (external_id) DO UPDATE
-                        SET name = coalesce(excluded.name, resources.name),
-                            type = coalesce(excluded.type, resources.type)
-                     RETURNING id",
-                )?
-                .query_row(
-                    params![w.resource.id, w.resource.name, w.resource.kind],
-                    |r| r.get(0),
-                )?;
+            let resource_id = upsert_resource(tx, w.resource)?;
             if w.daily_limit > 0 {
                 let since = w.fired_ms.saturating_sub(DAY_MS);
                 let recent: i64 = tx
@@ -276,17 +265,17 @@ impl Writer {
                 w.deadline_ms,
                 w.fired_ms
             ])?;
-            insert_trigger(tx, row, w.trigger, w.fired_ms, true)?;
+            insert_trigger(tx, row, w.trigger, w.fired_ms, None, true)?;
             insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
             if let Some(end_ms) = truncate_at {
-                close_window_with(
+                close_window(
                     tx,
                     &Closing {
                         window: row,
                         status: WindowStatus::Truncated,
                         end_ms,
                     },
-                    &anomaly,
+                    Some(&anomaly),
                 )?;
             }
             Ok(Opened::Window(row, public_id))
@@ -304,7 +293,7 @@ impl Writer {
         self.transaction(|tx, _, _| {
             tx.prepare_cached("UPDATE windows SET deadline_ms = ?2 WHERE id = ?1")?
                 .execute(params![window, deadline_ms])?;
-            insert_trigger(tx, window, trigger, fired_ms, false)
+            insert_trigger(tx, window, trigger, fired_ms, None, false)
         })
     }
 
@@ -438,23 +427,42 @@ fn new_public_id(fired_ms: i64, row: i64) -> WindowId {
     ))
 }
 
-fn insert_trigger(
+/// The `resources` row of `resource`, created if new; a name or type given
+/// here replaces the stored one, an absent one keeps it.
+pub(super) fn upsert_resource(tx: &Connection, resource: Resource<'_>) -> Result<i64> {
+    Ok(tx
+        .prepare_cached(
+            "INSERT INTO resources (external_id, name, type) VALUES (?1, ?2, ?3)
+             ON CONFLICT (external_id) DO UPDATE
+                SET name = coalesce(excluded.name, resources.name),
+                    type = coalesce(excluded.type, resources.type)
+             RETURNING id",
+        )?
+        .query_row(params![resource.id, resource.name, resource.kind], |r| {
+            r.get(0)
+        })?)
+}
+
+/// Records a trigger of `window` (the one that opened it if `opened`).
+pub(super) fn insert_trigger(
     tx: &Connection,
     window: i64,
     trigger: &Trigger,
     fired_ms: i64,
+    resolved_ms: Option<i64>,
     opened: bool,
 ) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO window_triggers
-            (window_id, resource_id, trigger_type, trigger_id, fired_ms, opened_window)
-         VALUES (?1, (SELECT resource_id FROM windows WHERE id = ?1), ?2, ?3, ?4, ?5)",
+            (window_id, resource_id, trigger_type, trigger_id, fired_ms, resolved_ms, opened_window)
+         VALUES (?1, (SELECT resource_id FROM windows WHERE id = ?1), ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         window,
         trigger.kind.as_str(),
         trigger.id,
         fired_ms,
+        resolved_ms,
         opened
     ])?;
     Ok(())
@@ -487,7 +495,7 @@ fn metric_id(
 /// Inserts every point of `batch` (into `window_override` if given) with
 /// multi-row statements. Point ids are assigned here, after `max(id)`, which is
 /// stable because the caller holds the write lock.
-fn insert_points(
+pub(super) fn insert_points(
     tx: &Connection,
     names: &MetricNames,
     metric_ids: &mut Vec<i64>,
@@ -604,19 +612,13 @@ fn insert_rows<R>(
     Ok(())
 }
 
-/// Closes a window with the default anomaly settings; see [`close_window_with`].
-#[allow(dead_code)] // the entry point for callers without a recorder's config
-pub(super) fn close_window(tx: &Connection, c: &Closing) -> Result<()> {
-    close_window_with(tx, c, &AnomalyConfig::default())
-}
-
-/// Closes a window: computes its summary and anomalies from the stored
-/// points, writes them and the final status, all inside the caller's
-/// transaction. A window already closed is left alone.
-pub(super) fn close_window_with(
+/// Closes a window: computes its summary (and, with `anomalies`, its
+/// anomalies) from the stored points, writes them and the final status, all
+/// inside the caller's transaction. A window already closed is left alone.
+pub(super) fn close_window(
     tx: &Connection,
     c: &Closing,
-    anomaly: &AnomalyConfig,
+    anomalies: Option<&AnomalyConfig>,
 ) -> Result<()> {
     let opened_ms: Option<i64> = tx
         .prepare_cached("SELECT opened_ms FROM windows WHERE id = ?1 AND status = 'recording'")?
@@ -675,9 +677,10 @@ pub(super) fn close_window_with(
                 s.p99
             ])?;
         }
+        let Some(config) = anomalies else { continue };
         let metric_name: String = name.query_row([metric], |r| r.get(0))?;
-        let threshold = anomaly.threshold_for(&metric_name);
-        for a in window_anomalies(points, opened_ms, threshold, anomaly.min_baseline_points) {
+        let threshold = config.threshold_for(&metric_name);
+        for a in window_anomalies(points, opened_ms, threshold, config.min_baseline_points) {
             insert_anomaly.execute(params![
                 c.window,
                 metric,

@@ -4,6 +4,11 @@
 //! "which resources exist?". The recorder asks once per resource per tick (the
 //! seed asked twice for resources with an open window) and prefers the batch
 //! call, which a provider backed by one API request per tick should override.
+//!
+//! [`host::HostProvider`] is a ready-made provider for the machine the
+//! process runs on (what `incident-recorder watch` records).
+
+pub mod host;
 
 use crate::error::ProviderError;
 use crate::model::Metrics;

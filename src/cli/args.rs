@@ -1,0 +1,273 @@
+//! The command line's grammar (clap derive). Only parsing lives here; each
+//! command's behaviour is in its own module.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use incident_recorder::{RecorderConfig, TriggerType, WindowStatus};
+
+use super::duration;
+use super::rules::Rule;
+
+/// A flight recorder for metrics: keeps the last minutes of every resource in
+/// memory and records the minutes around each incident into SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "incident-recorder", version, max_term_width = 100)]
+#[command(
+    after_help = "Start with `incident-recorder watch` (records this machine) or \
+`incident-recorder demo` (a simulated incident), then `list`, `show ID` and `context ID`.\n\
+Exit codes: 0 success, 1 error, 2 invalid command line, 3 finished but some input lines or \
+windows were rejected (ingest, import)."
+)]
+pub struct Cli {
+    /// The incident database.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "incidents.db"
+    )]
+    pub db: PathBuf,
+
+    /// More diagnostics on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record this machine: sample it every interval, open windows when rules fire.
+    Watch(WatchArgs),
+    /// Record samples and triggers from JSON lines (a file, or - for stdin).
+    Ingest(IngestArgs),
+    /// Ask the recorder running on the database to open a window now.
+    Trigger(TriggerArgs),
+    /// List recorded windows, most recent first.
+    List(ListArgs),
+    /// Show one window: header, summary table and a sparkline per metric.
+    Show(ShowArgs),
+    /// Print a window as text for an AI prompt.
+    Context(ContextArgs),
+    /// Write windows to a JSON file (native, or Pulse's incident_windows.json).
+    Export(ExportArgs),
+    /// Read windows from an export file; windows already present are skipped.
+    Import(ImportArgs),
+    /// Delete closed windows past the retention or beyond the window limit.
+    Prune(PruneArgs),
+    /// Counts and sizes of the database.
+    Stats(JsonFlag),
+    /// Record a simulated fleet with one CPU incident, then show it.
+    Demo(DemoArgs),
+}
+
+/// `--json`, for commands that print a result.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How windows are recorded and kept; shared by the commands that record.
+#[derive(Debug, Args)]
+pub struct WindowOptions {
+    /// Time between samples.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse_positive)]
+    pub interval: Duration,
+    /// History kept in memory and copied into a window when it opens.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
+    pub pre: Duration,
+    /// How long a window records after its last trigger (or its last alert clears).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration::parse_positive)]
+    pub post: Duration,
+    /// A window closes as truncated at this many points.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_points: u32,
+    /// Closed windows older than this are deleted.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration::parse_positive)]
+    pub retention: Duration,
+    /// At most this many closed windows are kept.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_windows: u32,
+}
+
+impl WindowOptions {
+    /// The recorder settings for database `db`.
+    pub fn config(&self, db: &std::path::Path) -> RecorderConfig {
+        RecorderConfig {
+            sample_interval: self.interval,
+            pre_incident_window: self.pre,
+            post_incident_window: self.post,
+            max_data_points_per_window: self.max_points as usize,
+            max_windows: self.max_windows as usize,
+            retention: self.retention,
+            db_path: Some(db.to_path_buf()),
+            ..RecorderConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub window: WindowOptions,
+    /// Open an alert window when METRIC compares to VALUE for DURATION, e.g.
+    /// 'cpu>90 for 30s' (also <, >=, <=). Repeatable. Default: cpu>90 for 1m,
+    /// memory>90 for 1m, disk>90.
+    #[arg(long = "rule", value_name = "RULE", value_parser = clap::value_parser!(Rule))]
+    pub rules: Vec<Rule>,
+    /// Open a manual window at once.
+    #[arg(long)]
+    pub trigger_now: bool,
+    /// Stop after this long (default: until Ctrl-C or SIGTERM).
+    #[arg(long = "for", value_name = "DURATION", value_parser = duration::parse_positive)]
+    pub run_for: Option<Duration>,
+    /// Also open `anomaly` windows when a metric stays far from its recent
+    /// baseline (3 samples in a row above the robust score threshold).
+    #[arg(long)]
+    pub anomaly: bool,
+    /// Robust score above which a sample is anomalous (median/MAD units).
+    #[arg(long, value_name = "SCORE", default_value_t = 3.5)]
+    pub anomaly_threshold: f64,
+    /// At most this many new windows per resource in any 24 hours; more
+    /// triggers are recorded as suppressed. 0 = unlimited.
+    #[arg(long, value_name = "N", default_value_t = 24)]
+    pub max_per_day: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub window: WindowOptions,
+    /// JSON lines to read; - or nothing reads standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: Option<PathBuf>,
+    /// At the end of the input, close the windows still recording (at the
+    /// last line's time) instead of leaving them for the next ingest.
+    #[arg(long)]
+    pub finish: bool,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// The resource to record (its id, as the recorder knows it).
+    pub resource: String,
+    /// The kind of trigger.
+    #[arg(long = "type", value_name = "TYPE", default_value = "manual", value_parser = parse_trigger_type)]
+    pub kind: TriggerType,
+    /// The trigger's id (an alert name...).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// How long to wait for the recorder to handle the request (0s: don't wait).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration::parse)]
+    pub wait: Duration,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only windows of this resource.
+    #[arg(long, value_name = "ID")]
+    pub resource: Option<String>,
+    /// Only windows with this status (recording, complete, truncated, interrupted).
+    #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+    pub status: Option<WindowStatus>,
+    /// Only windows that started in the last DURATION (e.g. 2h), or since an
+    /// RFC 3339 time.
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+    /// At most N windows (0: all).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The window's id (from `list`).
+    pub id: String,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["id", "resource"]))]
+pub struct ContextArgs {
+    /// The window's id.
+    pub id: Option<String>,
+    /// The most recent window of this resource instead.
+    #[arg(long, value_name = "ID")]
+    pub resource: Option<String>,
+}
+
+/// The two export file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// incident-recorder's own: every field, one window per line.
+    Native,
+    /// Pulse's incident_windows.json (`{"completed_windows": [...]}`).
+    Pulse,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Native)]
+    pub format: Format,
+    /// Only windows of this resource.
+    #[arg(long, value_name = "ID")]
+    pub resource: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export file; - reads standard input.
+    #[arg(value_name = "FILE|-")]
+    pub input: PathBuf,
+    /// The file's format (default: recognized from its contents).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete closed windows that ended longer ago than this.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = duration::parse_positive)]
+    pub retention: Duration,
+    /// Keep at most this many closed windows.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_windows: u32,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub window: WindowOptions,
+    /// How many simulated resources.
+    #[arg(long, value_name = "N", default_value_t = 36, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub resources: u32,
+}
+
+fn parse_trigger_type(s: &str) -> Result<TriggerType, String> {
+    s.parse()
+        .map_err(|e: incident_recorder::Error| e.to_string())
+}
+
+fn parse_status(s: &str) -> Result<WindowStatus, String> {
+    s.parse()
+        .map_err(|e: incident_recorder::Error| e.to_string())
+}

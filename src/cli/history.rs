@@ -1,0 +1,348 @@
+//! Reading history: `list`, `show`, `context`, `stats`; and `prune`.
+//!
+//! The read commands open the database read-only ([`super::open_read_only`]):
+//! they never write or trim and work on a file the user may not write, even
+//! while a recorder writes it. `prune` is the one maintenance command that
+//! deletes, and only when asked.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use incident_recorder::summary::metric_stats;
+use incident_recorder::{IncidentSummary, IncidentWindow, Store, Timestamp, WindowFilter};
+
+use super::args::{ContextArgs, JsonFlag, ListArgs, PruneArgs, ShowArgs};
+use super::error::{Failure, Result};
+use super::format;
+use super::sparkline::sparkline;
+use super::table::{Align, Table};
+
+pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
+    let store = super::open_read_only(db)?;
+    let since = a.since.as_deref().map(parse_since).transpose()?;
+    let windows = store.windows(&WindowFilter {
+        resource: a.resource,
+        status: a.status,
+        since,
+        limit: a.limit,
+        with_points: false,
+    })?;
+    if a.output.json {
+        super::print_json(&windows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    if windows.is_empty() {
+        writeln!(out, "no windows")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        ("ID", Align::Left),
+        ("RESOURCE", Align::Left),
+        ("TRIGGER", Align::Left),
+        ("STATUS", Align::Left),
+        ("START (UTC)", Align::Left),
+        ("DURATION", Align::Right),
+        ("POINTS", Align::Right),
+    ]);
+    for w in &windows {
+        let (duration, points) = match &w.summary {
+            Some(s) => (
+                format::duration_ms(s.duration_ms),
+                s.data_points.to_string(),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        t.row(vec![
+            w.id.to_string(),
+            w.resource_id.clone(),
+            trigger_text(w),
+            w.status.to_string(),
+            format::time(w.start_time),
+            duration,
+            points,
+        ]);
+    }
+    t.write(&mut out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`: a duration back from now, or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<Timestamp> {
+    if let Ok(d) = super::duration::parse(text) {
+        return Ok(Timestamp::now().saturating_sub(d));
+    }
+    Timestamp::parse_rfc3339(text).map_err(|_| {
+        Failure::msg(format!(
+            "invalid --since {text:?}: give a duration (2h, 30m, 7d) or an RFC 3339 time (2026-11-24T10:00:00Z)"
+        ))
+    })
+}
+
+fn trigger_text(w: &IncidentWindow) -> String {
+    match &w.trigger_id {
+        Some(id) => format!("{} {id}", w.trigger_type),
+        None => w.trigger_type.to_string(),
+    }
+}
+
+pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
+    let store = super::open_read_only(db)?;
+    let w = find(&store, &a.id)?;
+    if a.output.json {
+        super::print_json(&w)?;
+    } else {
+        render_window(&w, &mut std::io::stdout().lock())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find(store: &Store, id: &str) -> Result<IncidentWindow> {
+    store
+        .window(id)?
+        .ok_or_else(|| incident_recorder::Error::WindowNotFound(id.to_owned()).into())
+}
+
+/// The text of `show`: header, triggers, summary table, sparklines.
+pub fn render_window(w: &IncidentWindow, out: &mut impl Write) -> Result<()> {
+    let resource = match (&w.resource_name, &w.resource_type) {
+        (Some(n), Some(t)) => format!("{} ({n}, {t})", w.resource_id),
+        (Some(x), None) | (None, Some(x)) => format!("{} ({x})", w.resource_id),
+        (None, None) => w.resource_id.clone(),
+    };
+    writeln!(out, "window    {}", w.id)?;
+    writeln!(out, "resource  {resource}")?;
+    writeln!(out, "trigger   {}", trigger_text(w))?;
+    writeln!(out, "status    {}", w.status)?;
+    writeln!(out, "start     {}", format::time(w.start_time))?;
+    match (w.end_time, w.deadline) {
+        (Some(end), _) => writeln!(out, "end       {}", format::time(end))?,
+        (None, Some(d)) => writeln!(out, "recording until at least {}", format::time(d))?,
+        (None, None) => {}
+    }
+    if let Some(s) = &w.summary {
+        writeln!(out, "duration  {}", format::duration_ms(s.duration_ms))?;
+    }
+    writeln!(out, "points    {}", w.data_points.len())?;
+    if w.triggers.len() > 1 || w.triggers.iter().any(|t| t.resolved_at.is_some()) {
+        writeln!(out, "\ntriggers")?;
+        for t in &w.triggers {
+            let mut line = format!("  {} {}", format::time(t.fired_at), t.trigger_type);
+            if let Some(id) = &t.trigger_id {
+                line.push(' ');
+                line.push_str(id);
+            }
+            if let Some(r) = t.resolved_at {
+                line.push_str(&format!(", resolved {}", format::time(r)));
+            }
+            if t.opened_window {
+                line.push_str(" (opened the window)");
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    let (summary, note) = match &w.summary {
+        Some(s) => (s.clone(), ""),
+        None => (summarize(w), " (so far)"),
+    };
+    if summary.samples.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nsummary{note}")?;
+    let mut t = Table::new(&[
+        ("METRIC", Align::Left),
+        ("SAMPLES", Align::Right),
+        ("LOW", Align::Right),
+        ("AVG", Align::Right),
+        ("P50", Align::Right),
+        ("P95", Align::Right),
+        ("PEAK", Align::Right),
+        ("CHANGE", Align::Right),
+    ]);
+    let get = |m: &std::collections::BTreeMap<String, f64>, k: &str| {
+        m.get(k).map(|v| format::value(*v)).unwrap_or_default()
+    };
+    for (metric, samples) in &summary.samples {
+        t.row(vec![
+            metric.clone(),
+            samples.to_string(),
+            get(&summary.lows, metric),
+            get(&summary.averages, metric),
+            get(&summary.p50, metric),
+            get(&summary.p95, metric),
+            get(&summary.peaks, metric),
+            summary
+                .changes
+                .get(metric)
+                .map(|v| format::signed(*v))
+                .unwrap_or_default(),
+        ]);
+    }
+    t.write(out)?;
+    if !summary.anomalies.is_empty() {
+        writeln!(
+            out,
+            "\nanomalies: {} samples far from the samples before the trigger (robust score)",
+            summary.anomalies.len()
+        )?;
+        if summary.anomalies_by_metric.is_empty() {
+            for a in &summary.anomalies {
+                writeln!(out, "  {a}")?;
+            }
+        }
+        for (metric, a) in &summary.anomalies_by_metric {
+            writeln!(
+                out,
+                "  {metric}: {} samples; strongest: {}",
+                a.samples, a.strongest
+            )?;
+        }
+    }
+    writeln!(out)?;
+    let label = summary
+        .samples
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let width = terminal_width().saturating_sub(label + 2).clamp(10, 120);
+    for metric in summary.samples.keys() {
+        let series: Vec<Option<f64>> = w
+            .data_points
+            .iter()
+            .map(|p| p.metrics.get(metric).copied())
+            .collect();
+        writeln!(out, "{metric:<label$}  {}", sparkline(&series, width))?;
+    }
+    Ok(())
+}
+
+/// The summary of a window still recording, from the points it has so far
+/// (the same statistics the store computes when it closes).
+fn summarize(w: &IncidentWindow) -> IncidentSummary {
+    let mut s = IncidentSummary::default();
+    let mut names: Vec<&String> = w
+        .data_points
+        .iter()
+        .flat_map(|p| p.metrics.keys())
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let values: Vec<f64> = w
+            .data_points
+            .iter()
+            .filter_map(|p| p.metrics.get(name).copied())
+            .collect();
+        if let Some(m) = metric_stats(&values) {
+            s.samples.insert(name.clone(), m.samples);
+            s.lows.insert(name.clone(), m.low);
+            s.averages.insert(name.clone(), m.average);
+            s.p50.insert(name.clone(), m.p50);
+            s.p95.insert(name.clone(), m.p95);
+            s.peaks.insert(name.clone(), m.peak);
+            s.changes.insert(name.clone(), m.change);
+        }
+    }
+    s
+}
+
+/// Columns of the terminal on stdout, or 80 when it is not one.
+fn terminal_width() -> usize {
+    let term = console::Term::stdout();
+    if std::io::stdout().is_terminal() {
+        term.size_checked().map_or(80, |(_, cols)| cols as usize)
+    } else {
+        80
+    }
+}
+
+pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
+    let store = super::open_read_only(db)?;
+    let window = match (&a.id, &a.resource) {
+        (Some(id), _) => find(&store, id)?,
+        (None, Some(resource)) => store
+            .windows(&WindowFilter {
+                resource: Some(resource.clone()),
+                limit: 1,
+                with_points: true,
+                ..WindowFilter::default()
+            })?
+            .pop()
+            .ok_or_else(|| Failure::msg(format!("no incident window for resource {resource:?}")))?,
+        (None, None) => unreachable!("clap requires an id or --resource"),
+    };
+    let mut out = std::io::stdout().lock();
+    write!(
+        out,
+        "{}",
+        incident_recorder::context::format_window(&window)
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
+    let store = super::open_read_only(db)?;
+    let stats = store.stats()?;
+    let running = store.recorder_running()?;
+    if a.json {
+        let mut value = serde_json::to_value(&stats)?;
+        value["database"] = db.display().to_string().into();
+        value["recorder_running"] = running.into();
+        super::print_json(&value)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    let total: u64 = stats.windows_by_status.values().sum();
+    let by_status: Vec<String> = stats
+        .windows_by_status
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    writeln!(
+        out,
+        "database   {} ({})",
+        db.display(),
+        format::bytes(stats.database_bytes)
+    )?;
+    writeln!(
+        out,
+        "recorder   {}",
+        if running { "running" } else { "not running" }
+    )?;
+    if by_status.is_empty() {
+        writeln!(out, "windows    0")?;
+    } else {
+        writeln!(out, "windows    {total} ({})", by_status.join(", "))?;
+    }
+    writeln!(out, "points     {} ({} values)", stats.points, stats.values)?;
+    writeln!(out, "resources  {}", stats.resources)?;
+    writeln!(out, "metrics    {}", stats.metrics)?;
+    if let (Some(oldest), Some(newest)) = (stats.oldest, stats.newest) {
+        writeln!(out, "oldest     {}", format::time(oldest))?;
+        writeln!(out, "newest     {}", format::time(newest))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune(db: &Path, a: PruneArgs) -> Result<ExitCode> {
+    let store = super::open_existing(db)?;
+    let report = store.prune(Timestamp::now(), a.retention, a.max_windows as usize)?;
+    if a.output.json {
+        super::print_json(&serde_json::json!({
+            "deleted_windows": report.windows,
+            "deleted_points": report.points,
+        }))?;
+    } else {
+        writeln!(
+            std::io::stdout().lock(),
+            "deleted {} windows ({} points): ended more than {} ago or beyond the newest {}",
+            report.windows,
+            report.points,
+            super::duration::format(a.retention),
+            a.max_windows
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

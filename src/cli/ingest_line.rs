@@ -1,0 +1,239 @@
+//! The JSON-lines format `ingest` reads, one object per line:
+//!
+//! ```text
+//! {"type":"sample","resource":"vm-101","name":"web","kind":"vm","ts":1732440000000,"metrics":{"cpu":93.5},"metadata":{"node":"pve1"}}
+//! {"type":"trigger","resource":"vm-101","trigger":"alert","trigger_id":"cpu-high","ts":"2026-11-24T10:00:00Z"}
+//! {"type":"resolve","resource":"vm-101","trigger_id":"cpu-high"}
+//! {"type":"stop","resource":"vm-101"}
+//! ```
+//!
+//! `ts` is Unix milliseconds or an RFC 3339 string; it is required on samples
+//! and optional elsewhere (then the line happens at the latest time seen).
+//! `name`, `kind` and `metadata` are optional; `trigger` defaults to
+//! `manual`. Unknown fields are ignored, so monitors can send more.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use incident_recorder::{Timestamp, TriggerType};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// One parsed line.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Line {
+    Sample(SampleLine),
+    Trigger {
+        resource: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default = "manual")]
+        trigger: TriggerType,
+        #[serde(default)]
+        trigger_id: Option<String>,
+        #[serde(default)]
+        ts: Option<LineTime>,
+    },
+    Resolve {
+        resource: String,
+        trigger_id: String,
+        #[serde(default)]
+        ts: Option<LineTime>,
+    },
+    Stop {
+        resource: String,
+        #[serde(default)]
+        ts: Option<LineTime>,
+    },
+}
+
+/// A `sample` line.
+#[derive(Debug, Deserialize, PartialEq)]
+pub struct SampleLine {
+    pub resource: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub ts: LineTime,
+    pub metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn manual() -> TriggerType {
+    TriggerType::Manual
+}
+
+impl Line {
+    /// The line's own time, if it has one.
+    pub fn time(&self) -> Option<Timestamp> {
+        match self {
+            Line::Sample(s) => Some(s.ts.0),
+            Line::Trigger { ts, .. } | Line::Resolve { ts, .. } | Line::Stop { ts, .. } => {
+                ts.map(|t| t.0)
+            }
+        }
+    }
+}
+
+/// Parses one line; the error reads well after `line N: `.
+pub fn parse(text: &str) -> Result<Line, String> {
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json appends " at line 1 column C"; within one line only the
+        // column means anything.
+        let message = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        match message.strip_suffix(&suffix) {
+            Some(m) if e.column() > 0 => format!("{m} (column {})", e.column()),
+            Some(m) => m.to_owned(),
+            None => message,
+        }
+    })
+}
+
+/// A line's time: integer milliseconds or RFC 3339 text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LineTime(pub Timestamp);
+
+impl<'de> Deserialize<'de> for LineTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LineTime, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LineTime;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("Unix milliseconds or an RFC 3339 time")
+            }
+            fn visit_i64<E: de::Error>(self, ms: i64) -> Result<LineTime, E> {
+                let t = Timestamp::from_unix_ms(ms);
+                if t.is_valid() {
+                    Ok(LineTime(t))
+                } else {
+                    Err(E::custom(format!("ts {ms} is outside years 1970..9999")))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, ms: u64) -> Result<LineTime, E> {
+                self.visit_i64(i64::try_from(ms).unwrap_or(i64::MAX))
+            }
+            fn visit_f64<E: de::Error>(self, ms: f64) -> Result<LineTime, E> {
+                if ms.is_finite() && ms.abs() < 9.0e15 {
+                    self.visit_i64(ms.floor() as i64)
+                } else {
+                    Err(E::custom(format!("ts {ms} is outside years 1970..9999")))
+                }
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<LineTime, E> {
+                let t = Timestamp::parse_rfc3339(s).map_err(E::custom)?;
+                self.visit_i64(t.as_unix_ms())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_795_514_400_000; // 2026-11-24T10:00:00Z
+
+    #[test]
+    fn samples_with_either_kind_of_time() {
+        let line = parse(r#"{"type":"sample","resource":"vm-101","name":"web","kind":"vm","ts":1795514400000,"metrics":{"cpu":93.5},"metadata":{"node":"pve1"},"extra":1}"#).unwrap();
+        let Line::Sample(s) = line else {
+            panic!("a sample")
+        };
+        let (resource, name, kind) = (s.resource, s.name, s.kind);
+        let (ts, metrics, metadata) = (s.ts, s.metrics, s.metadata);
+        assert_eq!(
+            (resource.as_str(), name.as_deref(), kind.as_deref()),
+            ("vm-101", Some("web"), Some("vm"))
+        );
+        assert_eq!(ts.0.as_unix_ms(), T);
+        assert_eq!(metrics["cpu"], 93.5);
+        assert_eq!(metadata.unwrap()["node"], "pve1");
+        let text =
+            parse(r#"{"type":"sample","resource":"a","ts":"2026-11-24T10:00:00.5Z","metrics":{}}"#)
+                .unwrap();
+        assert_eq!(text.time(), Some(Timestamp::from_unix_ms(T + 500)));
+    }
+
+    #[test]
+    fn triggers_stops_and_resolves() {
+        let t = parse(
+            r#"{"type":"trigger","resource":"vm-101","trigger":"alert","trigger_id":"cpu-high"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            Line::Trigger {
+                resource: "vm-101".into(),
+                name: None,
+                kind: None,
+                trigger: TriggerType::Alert,
+                trigger_id: Some("cpu-high".into()),
+                ts: None
+            }
+        );
+        assert_eq!(t.time(), None);
+        let m = parse(r#"{"type":"trigger","resource":"x","ts":1795514400000}"#).unwrap();
+        assert!(matches!(
+            m,
+            Line::Trigger {
+                trigger: TriggerType::Manual,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"stop","resource":"x"}"#).unwrap(),
+            Line::Stop { .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"resolve","resource":"x","trigger_id":"a"}"#).unwrap(),
+            Line::Resolve { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        for (text, why) in [
+            ("garbage", "expected value"),
+            (r#"{"resource":"x"}"#, "missing field `type`"),
+            (
+                r#"{"type":"metric","resource":"x"}"#,
+                "unknown variant `metric`",
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":1}"#,
+                "missing field `metrics`",
+            ),
+            (
+                r#"{"type":"sample","resource":"x","metrics":{}}"#,
+                "missing field `ts`",
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":"yesterday","metrics":{}}"#,
+                "invalid timestamp",
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":-5,"metrics":{}}"#,
+                "outside years",
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":1,"metrics":{"cpu":"high"}}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"type":"trigger","resource":"x","trigger":"page"}"#,
+                "unknown variant `page`",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(!err.contains("at line"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The `incident-recorder` command line, on top of the library.
+//!
+//! `main` parses the arguments (clap derive, [`args`]), sets up logging
+//! (tracing to stderr, `RUST_LOG` or `-v`), runs one command and turns its
+//! outcome into an exit code. Every failure is printed as one line,
+//! `error: <what>: <why>`, from the error's cause chain ([`error`]).
+//!
+//! One module per command or per concern, each small enough to read whole:
+//!
+//! | module | holds |
+//! |---|---|
+//! | `args` | the grammar: commands, options, defaults |
+//! | `watch`, `live` | recording this host; the status line and window events |
+//! | `rules` | threshold rules, their state machine, the provider wrapper |
+//! | `ingest`, `ingest_line` | recording JSON lines on their own clock; the line format |
+//! | `trigger` | asking a running recorder for a window |
+//! | `history` | `list`, `show`, `context`, `stats`, `prune` |
+//! | `transfer`, `pulse` | `export` / `import`; Pulse's file shape |
+//! | `demo`, `fleet` | the simulated incident; its simulated fleet |
+//! | `table`, `sparkline`, `format` | text output |
+//! | `input` | files or stdin, with a progress bar for files |
+//! | `duration`, `error` | human durations; the error type |
+//!
+//! The library never depends on this module: everything here is reachable
+//! from the library's public API, which is the point of having one.
+
+mod args;
+mod demo;
+mod duration;
+mod error;
+mod fleet;
+mod format;
+mod history;
+mod ingest;
+mod ingest_line;
+mod input;
+mod live;
+mod pulse;
+mod rules;
+mod sparkline;
+mod table;
+mod transfer;
+mod trigger;
+mod watch;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use incident_recorder::Store;
+
+use args::{Cli, Command};
+use error::{Failure, Result};
+
+/// Exit code: the command failed.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: the command line could not be parsed.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the command finished, but some input lines or windows were
+/// rejected (`ingest`, `import`); the rest was recorded.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Parses, runs, reports.
+pub fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!(
+            "error: internal error: {message}{} (this is a bug; please report it)",
+            place.unwrap_or_default()
+        );
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.chain());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Prints clap's help and version as clap does, and usage errors on one line.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+    }
+    eprintln!("{}", one_line(&e.render().to_string()));
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// clap's multi-line message as one line: the usage block and the pointer
+/// to --help are dropped, the rest is joined.
+fn one_line(rendered: &str) -> String {
+    let mut out = String::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")
+        {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    if !out.starts_with("error:") {
+        out.insert_str(0, "error: ");
+    }
+    out.push_str(" (see --help)");
+    out
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let db = cli.db.as_path();
+    match cli.command {
+        Command::Watch(a) => watch::run(db, a),
+        Command::Ingest(a) => ingest::run(db, a),
+        Command::Trigger(a) => trigger::run(db, a),
+        Command::List(a) => history::list(db, a),
+        Command::Show(a) => history::show(db, a),
+        Command::Context(a) => history::context(db, a),
+        Command::Export(a) => transfer::export(db, a),
+        Command::Import(a) => transfer::import(db, a),
+        Command::Prune(a) => history::prune(db, a),
+        Command::Stats(a) => history::stats(db, a),
+        Command::Demo(a) => demo::run(db, a),
+    }
+}
+
+/// Fails with a helpful message if there is no database at `path`.
+fn require_database(path: &Path) -> Result<()> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(Failure::msg(format!(
+            "no database at {}; record one with `incident-recorder watch` or `demo`",
+            path.display()
+        )))
+    }
+}
+
+/// Opens an existing database for queries only (never writes, never trims).
+fn open_read_only(path: &Path) -> Result<Store> {
+    require_database(path)?;
+    match Store::open_read_only(path) {
+        // A file a recorder has just created and not yet migrated.
+        Err(incident_recorder::Error::OlderSchema { found: 0, .. }) => Err(Failure::msg(format!(
+            "{} holds no incident history yet (empty database); record into it with `incident-recorder watch` or `demo`",
+            path.display()
+        ))),
+        other => Ok(other?),
+    }
+}
+
+/// Opens an existing database for writing (never creates one).
+fn open_existing(path: &Path) -> Result<Store> {
+    require_database(path)?;
+    Ok(Store::open(path)?)
+}
+
+/// Writes `value` as pretty JSON and a newline to stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The exit code for a command that may have rejected some of its input.
+fn partial_if(rejected: bool) -> ExitCode {
+    if rejected {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let e = Cli::try_parse_from(["incident-recorder", "lst"]).unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("error: unrecognized subcommand 'lst'"),
+            "{line}"
+        );
+        assert!(
+            line.contains("tip: a similar subcommand exists: 'list'"),
+            "{line}"
+        );
+
+        let e =
+            Cli::try_parse_from(["incident-recorder", "watch", "--rule", "cpu>>9"]).unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(line.contains("invalid rule"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

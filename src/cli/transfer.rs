@@ -1,0 +1,378 @@
+//! `export` and `import`: whole windows to and from JSON files.
+//!
+//! Two formats ([`Format`]):
+//!
+//! * `native`: `{"format":"incident-recorder","version":1,"windows":[...]}`
+//!   with one window per line, every field the library has (triggers with
+//!   their resolution times, metadata, percentiles). Lossless: exporting and
+//!   importing into an empty database gives back the same windows.
+//! * `pulse`: the seed's `incident_windows.json` (see `pulse`), so Pulse
+//!   users can bring their history in, or take it back out. Pulse files only
+//!   hold completed windows, so a pulse export leaves recording ones out.
+//!
+//! Both directions stream: export writes window by window as the store walks
+//! them; import reads the file with a serde visitor that hands over one
+//! window (as raw JSON) at a time, so a 100 MB file never sits in memory. A
+//! window that cannot be read or stored is reported (`window N: <why>`) and
+//! skipped; the exit code is then 3. Import is keyed on window ids: windows
+//! already in the database are skipped, so importing twice adds nothing, and
+//! it never trims history.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use incident_recorder::{Error, IncidentWindow, Store, WindowFilter};
+use serde::Serialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::args::{ExportArgs, Format, ImportArgs};
+use super::error::{Context, Failure, Result};
+use super::input::Input;
+use super::pulse::PulseWindow;
+
+/// The native format's version; files with a newer one are refused.
+const NATIVE_VERSION: u64 = 1;
+
+pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
+    let store = super::open_read_only(db)?;
+    let mut sink = Sink::create(a.output.as_deref())?;
+    let filter = WindowFilter {
+        resource: a.resource,
+        with_points: true,
+        ..WindowFilter::default()
+    };
+    let (mut windows, mut points, mut skipped) = (0u64, 0u64, 0u64);
+    let mut indented = Vec::new();
+    let w = &mut sink.writer;
+    match a.format {
+        Format::Native => {
+            write!(
+                w,
+                "{{\"format\":\"incident-recorder\",\"version\":{NATIVE_VERSION},\"windows\":["
+            )?;
+            store.for_each_window(&filter, |window| -> Result<()> {
+                w.write_all(if windows == 0 { b"\n" } else { b",\n" })?;
+                serde_json::to_writer(&mut *w, &window)?;
+                windows += 1;
+                points += window.data_points.len() as u64;
+                Ok(())
+            })?;
+            w.write_all(b"\n]}\n")?;
+        }
+        Format::Pulse => {
+            // Go's MarshalIndent("", "  "): each window is indented twice.
+            w.write_all(b"{\n  \"completed_windows\": [")?;
+            store.for_each_window(&filter, |window| -> Result<()> {
+                let Some(pulse) = PulseWindow::from_window(&window) else {
+                    skipped += 1;
+                    return Ok(());
+                };
+                indented.clear();
+                serde_json::to_writer_pretty(&mut indented, &pulse)?;
+                w.write_all(if windows == 0 { b"\n    " } else { b",\n    " })?;
+                for (i, line) in indented.split(|b| *b == b'\n').enumerate() {
+                    if i > 0 {
+                        w.write_all(b"\n    ")?;
+                    }
+                    w.write_all(line)?;
+                }
+                windows += 1;
+                points += window.data_points.len() as u64;
+                Ok(())
+            })?;
+            w.write_all(if windows == 0 {
+                b"]\n}\n"
+            } else {
+                b"\n  ]\n}\n"
+            })?;
+        }
+    }
+    let target = sink.finish()?;
+    eprintln!("exported {windows} windows ({points} points) to {target}");
+    if skipped > 0 {
+        eprintln!("left out {skipped} recording windows: Pulse files hold completed windows only");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where an export goes: stdout, or a file written beside its final name
+/// and renamed into place once complete (mode 0600, like the database). An
+/// export that fails leaves no partial file behind.
+struct Sink {
+    writer: BufWriter<Box<dyn Write>>,
+    /// (partial file, final path) while a file is being written.
+    file: Option<(PathBuf, PathBuf)>,
+}
+
+impl Sink {
+    fn create(path: Option<&Path>) -> Result<Sink> {
+        let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
+            return Ok(Sink {
+                writer: BufWriter::new(Box::new(std::io::stdout().lock())),
+                file: None,
+            });
+        };
+        let special = path.exists() && !path.is_file(); // e.g. /dev/stdout, a FIFO
+        let partial = if special {
+            path.to_path_buf()
+        } else {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".partial");
+            PathBuf::from(name)
+        };
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file: File = opts
+            .open(&partial)
+            .context(format!("cannot write {}", path.display()))?;
+        Ok(Sink {
+            writer: BufWriter::new(Box::new(file)),
+            file: (!special).then(|| (partial, path.to_path_buf())),
+        })
+    }
+
+    /// Flushes and moves the file into place; returns what it was written to.
+    fn finish(mut self) -> Result<String> {
+        let name = self
+            .file
+            .as_ref()
+            .map_or("standard output".into(), |(_, p)| p.display().to_string());
+        self.writer
+            .flush()
+            .context(format!("cannot write {name}"))?;
+        if let Some((partial, path)) = self.file.take() {
+            let renamed = std::fs::rename(&partial, &path);
+            if renamed.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            renamed.context(format!("cannot write {name}"))?;
+        }
+        Ok(name)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some((partial, _)) = self.file.take() {
+            let _ = std::fs::remove_file(partial);
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    format: &'static str,
+    imported: u64,
+    points: u64,
+    already_present: u64,
+    rejected: u64,
+}
+
+pub fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
+    let input = super::input::open(Some(&a.input))?;
+    let store = Store::open(db)?;
+    let importer = RefCell::new(Importer {
+        store: &store,
+        counts: Counts::default(),
+        fatal: None,
+        progress: input.progress.clone(),
+    });
+    let mut de = serde_json::Deserializer::from_reader(input.reader);
+    let parsed = FileSeed {
+        expected: a.format,
+        importer: &importer,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    let Importer { counts, fatal, .. } = importer.into_inner();
+    if let Some(bar) = &input.progress {
+        bar.finish_and_clear();
+    }
+    if let Some(failure) = fatal {
+        return Err(failure);
+    }
+    parsed.context(format!("cannot read {} as an export file", input.name))?;
+    if a.output.json {
+        super::print_json(&counts)?;
+    } else {
+        writeln!(
+            std::io::stdout().lock(),
+            "imported {} windows ({} points) from {} ({} format) into {}; {} already present, {} rejected",
+            counts.imported,
+            counts.points,
+            input.name,
+            counts.format,
+            db.display(),
+            counts.already_present,
+            counts.rejected
+        )?;
+    }
+    Ok(super::partial_if(counts.rejected > 0))
+}
+
+/// Stores windows as the visitor hands them over.
+struct Importer<'a> {
+    store: &'a Store,
+    counts: Counts,
+    /// A database failure that stopped the import (it ends the parse).
+    fatal: Option<Failure>,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl Importer<'_> {
+    /// Reads and stores window number `index`; false stops the import.
+    fn window(&mut self, format: Format, index: u64, raw: &RawValue) -> bool {
+        let parsed: std::result::Result<IncidentWindow, String> = match format {
+            Format::Native => serde_json::from_str(raw.get()).map_err(|e| e.to_string()),
+            Format::Pulse => serde_json::from_str::<PulseWindow>(raw.get())
+                .map_err(|e| e.to_string())
+                .and_then(PulseWindow::into_window),
+        };
+        let window = match parsed {
+            Ok(w) => w,
+            Err(why) => {
+                self.reject(index, &why);
+                return true;
+            }
+        };
+        match self.store.import_window(&window) {
+            Ok(true) => {
+                self.counts.imported += 1;
+                self.counts.points += window.data_points.len() as u64;
+            }
+            Ok(false) => self.counts.already_present += 1,
+            Err(e @ Error::InvalidWindow { .. }) => self.reject(index, &e.to_string()),
+            Err(e) => {
+                self.fatal = Some(
+                    Err::<(), _>(e)
+                        .context(format!("cannot import window {}", window.id))
+                        .unwrap_err(),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    fn reject(&mut self, index: u64, why: &str) {
+        self.counts.rejected += 1;
+        Input::note(self.progress.as_ref(), &format!("window {index}: {why}"));
+    }
+}
+
+/// The top-level object: finds the windows array and checks the format.
+struct FileSeed<'a, 'b> {
+    expected: Option<Format>,
+    importer: &'a RefCell<Importer<'b>>,
+}
+
+impl<'de> DeserializeSeed<'de> for FileSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FileSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an export: an object with a \"windows\" or \"completed_windows\" array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let format = match key.as_str() {
+                "windows" => Format::Native,
+                "completed_windows" => Format::Pulse,
+                "version" => {
+                    let v: u64 = map.next_value()?;
+                    if v > NATIVE_VERSION {
+                        return Err(de::Error::custom(format!(
+                            "export version {v} is newer than this build reads ({NATIVE_VERSION}); upgrade incident-recorder"
+                        )));
+                    }
+                    continue;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if let Some(expected) = self.expected.filter(|e| *e != format) {
+                return Err(de::Error::custom(format!(
+                    "this is a {} export, not {}; drop --format or use --format {}",
+                    name(format),
+                    name(expected),
+                    name(format)
+                )));
+            }
+            self.importer.borrow_mut().counts.format = name(format);
+            found = Some(format);
+            map.next_value_seed(WindowsSeed {
+                format,
+                importer: self.importer,
+            })?;
+        }
+        match found {
+            Some(_) => Ok(()),
+            None => Err(de::Error::custom(
+                "no \"windows\" or \"completed_windows\" array: not an incident-recorder or Pulse export",
+            )),
+        }
+    }
+}
+
+fn name(f: Format) -> &'static str {
+    match f {
+        Format::Native => "native",
+        Format::Pulse => "pulse",
+    }
+}
+
+/// The windows array, one raw window at a time (`null`: no windows).
+struct WindowsSeed<'a, 'b> {
+    format: Format,
+    importer: &'a RefCell<Importer<'b>>,
+}
+
+impl<'de> DeserializeSeed<'de> for WindowsSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WindowsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of windows")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            index += 1;
+            if !self.importer.borrow_mut().window(self.format, index, &raw) {
+                return Err(de::Error::custom("import stopped"));
+            }
+        }
+        Ok(())
+    }
+}

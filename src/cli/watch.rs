@@ -1,0 +1,182 @@
+//! `watch`: record this host until stopped.
+//!
+//! The host provider (the library's `HostProvider`) is wrapped in a
+//! [`RuleProvider`]: the recorder's thread samples the host every interval,
+//! the wrapper checks the rules on each sample and sends what fired or
+//! cleared over a channel. This thread owns the recorder and acts on those
+//! events (`start_recording` / `resolve_trigger`), refreshes the display,
+//! and stops on `--for`, SIGINT, SIGTERM or SIGHUP, which arrive on the same
+//! channel. `hold_while_alert_active` is on: a window opened by a rule keeps
+//! recording while the rule's condition holds and until `--post` after it
+//! clears.
+//!
+//! Alerts are resolved only by their rules, so at start the alerts of
+//! resumed windows whose rule is no longer given are resolved (otherwise
+//! they would hold their window open until its point limit). The same holds
+//! for an `alert` sent with `incident-recorder trigger --type alert`: no rule
+//! clears it, so it holds its window until `--max-points`; `manual` and
+//! `focus` requests record `--post` after they arrive.
+//!
+//! Stopping calls `recorder.stop()`, which waits for the tick in flight and
+//! commits every pending sample; windows still recording stay `recording` in
+//! the database and the next `watch` (or any recorder) resumes them. A
+//! second signal exits at once.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use incident_recorder::provider::host::{self, HostProvider};
+use incident_recorder::{
+    IncidentRecorder, SystemClock, Trigger, TriggerType, WindowFilter, WindowStatus,
+};
+
+use super::args::WatchArgs;
+use super::error::{Context, Failure, Result};
+use super::live::Live;
+use super::rules::{self, Applied, Rule, RuleEvent, RuleProvider};
+
+/// How often the status line is refreshed.
+const REFRESH: Duration = Duration::from_millis(200);
+
+/// What the main loop waits for.
+enum Event {
+    Rule(RuleEvent),
+    Signal,
+}
+
+impl From<RuleEvent> for Event {
+    fn from(e: RuleEvent) -> Event {
+        Event::Rule(e)
+    }
+}
+
+pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
+    let rules = if a.rules.is_empty() {
+        rules::default_rules()
+    } else {
+        a.rules
+    };
+    if let Some(r) = rules
+        .iter()
+        .find(|r| !host::METRICS.contains(&r.metric.as_str()))
+    {
+        return Err(Failure::msg(format!(
+            "rule {:?} uses metric {:?}, which this host does not report; use one of {}",
+            r.id(),
+            r.metric,
+            host::METRICS.join(", ")
+        )));
+    }
+    let mut config = a.window.config(db);
+    config.hold_while_alert_active = true;
+    config.max_windows_per_resource_per_day = a.max_per_day as usize;
+    config.anomaly.detect = a.anomaly;
+    config.anomaly.threshold = a.anomaly_threshold;
+    let recorder = IncidentRecorder::open(config)?;
+    let host = HostProvider::new().context("cannot read this host's metrics")?;
+    let resource = host.resource_id().to_owned();
+    let (tx, rx) = mpsc::channel::<Event>();
+    let provider = RuleProvider::new(host, rules.clone(), Arc::new(SystemClock), tx.clone());
+    recorder.set_metrics_provider(Arc::new(provider));
+    on_signal(tx)?;
+    resolve_orphan_alerts(&recorder, &rules)?;
+
+    let started = Instant::now();
+    let mut live = Live::new(&recorder, &resource)?;
+    let rule_list: Vec<String> = rules.iter().map(|r| r.id()).collect();
+    live.say(&format!(
+        "recording {resource} every {} into {} (rules: {}); Ctrl-C stops",
+        super::duration::format(a.window.interval),
+        db.display(),
+        rule_list.join(", ")
+    ))?;
+    recorder.record_sample()?; // the first sample now, not one interval later
+    if a.trigger_now {
+        recorder.start_recording(resource.as_str(), Trigger::manual())?;
+    }
+    recorder.start()?;
+    let deadline = a.run_for.map(|d| started + d);
+    loop {
+        let wait = deadline.map_or(REFRESH, |d| {
+            d.saturating_duration_since(Instant::now()).min(REFRESH)
+        });
+        match rx.recv_timeout(wait) {
+            Ok(Event::Rule(e)) => rule_event(&recorder, &live, &e)?,
+            Ok(Event::Signal) => {
+                live.clear();
+                live.say("stopping: finishing the tick in flight and saving pending samples")?;
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        live.refresh()?;
+    }
+    recorder.stop()?;
+    live.finish(started.elapsed())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves the alerts of resumed windows whose rule is no longer given:
+/// nothing could ever clear them, and they would hold their window open
+/// until it reaches its point limit. (Alerts of rules still given are
+/// cleared by the rules themselves on the first sample, see `rules`.)
+fn resolve_orphan_alerts(recorder: &IncidentRecorder, rules: &[Rule]) -> Result<()> {
+    let ids: HashSet<String> = rules.iter().map(Rule::id).collect();
+    let recording = recorder.store().windows(&WindowFilter {
+        status: Some(WindowStatus::Recording),
+        ..WindowFilter::default()
+    })?;
+    for w in recording {
+        let orphans = w.triggers.iter().filter(|t| {
+            t.trigger_type == TriggerType::Alert
+                && t.resolved_at.is_none()
+                && t.trigger_id.as_ref().is_some_and(|id| !ids.contains(id))
+        });
+        for t in orphans {
+            let id = t.trigger_id.as_deref().unwrap_or_default();
+            recorder.resolve_trigger(&w.resource_id, id)?;
+            tracing::info!(window = %w.id, alert = id, "resolved an alert of a rule no longer given");
+        }
+    }
+    Ok(())
+}
+
+/// Opens or resolves the rule's alert and says so.
+fn rule_event(recorder: &IncidentRecorder, live: &Live<'_>, e: &RuleEvent) -> Result<()> {
+    match (rules::apply(recorder, e), e) {
+        (Ok(Applied::Opened(id)), RuleEvent::Fired { rule, .. }) => {
+            live.say(&format!("rule {rule} fired: recording into {id}"))
+        }
+        (Ok(Applied::Resolved(true)), RuleEvent::Resolved { rule, .. }) => {
+            live.say(&format!("rule {rule} cleared"))
+        }
+        (Ok(_), _) => Ok(()),
+        (Err(err), _) => live.say(&format!(
+            "could not act on {e}: {}",
+            incident_recorder::error_chain(&err)
+        )),
+    }
+}
+
+/// Sends [`Event::Signal`] on SIGINT, SIGTERM or SIGHUP; a second signal
+/// exits at once (exit code 130).
+fn on_signal(tx: Sender<Event>) -> Result<()> {
+    static SIGNALLED: AtomicBool = AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if SIGNALLED.swap(true, Ordering::SeqCst) {
+            eprintln!("error: interrupted again; exiting without waiting for the recorder");
+            std::process::exit(130);
+        }
+        let _ = tx.send(Event::Signal);
+    })
+    .context("cannot install the signal handler")
+}

@@ -1,0 +1,248 @@
+//! Whole windows in and out of a database: the export walk and the import.
+//!
+//! Exports walk the windows oldest first, one at a time, inside one read
+//! transaction, so a file of any size is written with one window in memory
+//! and reflects one consistent moment even while a recorder writes.
+//!
+//! An import stores a window exactly as given (ids, times, triggers, points)
+//! in one transaction, then closes it with the same code that closes recorded
+//! windows, so its summary is computed from its points like any other. It is
+//! keyed on the window's public id: a window already present is skipped, so
+//! importing a file twice adds nothing. Imports never trim history.
+
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::read::{Order, each_window};
+use super::write::{
+    Closing, PointBatch, close_window, insert_points, insert_trigger, upsert_resource,
+};
+use super::{Store, WindowFilter};
+use crate::buffer::MetricNames;
+use crate::error::{Error, Result, clip};
+use crate::model::{IncidentWindow, Resource, Timestamp, Trigger, WindowStatus};
+use crate::recorder::validate;
+
+impl Store {
+    /// Calls `f` with every window matching `filter` (its `limit` and
+    /// `with_points` included), **oldest first** (by start time, then id), one
+    /// window at a time, all read from one consistent snapshot of the database.
+    /// The first error, from the store or from `f`, stops the walk.
+    ///
+    /// ```
+    /// # use incident_recorder::{Store, WindowFilter};
+    /// let store = Store::open_in_memory()?;
+    /// let mut ids = Vec::new();
+    /// store.for_each_window(&WindowFilter { with_points: true, ..Default::default() }, |w| {
+    ///     ids.push(w.id);
+    ///     Ok::<_, incident_recorder::Error>(())
+    /// })?;
+    /// assert!(ids.is_empty());
+    /// # Ok::<(), incident_recorder::Error>(())
+    /// ```
+    pub fn for_each_window<E: From<Error>>(
+        &self,
+        filter: &WindowFilter,
+        f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let conn = self.conn()?;
+        // A read transaction: every window comes from the same snapshot.
+        let tx = conn.unchecked_transaction().map_err(Error::from)?;
+        each_window(&tx, filter, Order::OldestFirst, f)
+    }
+
+    /// Stores a window read from an export (this crate's, or Pulse's
+    /// `incident_windows.json` once converted), with its triggers and points,
+    /// and computes its summary from those points. Returns `false`, changing
+    /// nothing, if a window with the same public id is already stored.
+    ///
+    /// What is kept as given: the public id, resource (id, name, type),
+    /// trigger, start and end times, triggers (fired and resolved times) and
+    /// points with their metadata, and the summary's anomaly notes. What is
+    /// recomputed: the summary's statistics. A window given as `recording`
+    /// cannot go on recording here, so it is stored as `interrupted`, ending
+    /// at its last point, exactly as if a recorder had crashed while
+    /// recording it. A window without triggers gets its opening trigger,
+    /// fired at its start time.
+    ///
+    /// Invalid content (an empty id, a time outside years 1970–9999, a
+    /// non-finite value, an invalid metric name, oversized metadata) refuses
+    /// the whole window with [`Error::InvalidWindow`] and stores nothing.
+    pub fn import_window(&self, w: &IncidentWindow) -> Result<bool> {
+        let plan = ImportPlan::check(w)?;
+        let mut writer = self.writer()?;
+        writer.transaction(|tx, metric_ids, scratch| {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM windows WHERE public_id = ?1")?
+                .query_row([w.id.as_str()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if exists {
+                return Ok(false);
+            }
+            let resource = upsert_resource(
+                tx,
+                Resource {
+                    id: &w.resource_id,
+                    name: w.resource_name.as_deref(),
+                    kind: w.resource_type.as_deref(),
+                },
+            )?;
+            let row: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO windows (public_id, resource_id, trigger_type, trigger_id,
+                                          start_ms, deadline_ms, status, opened_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'recording', ?7)
+                     RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        w.id.as_str(),
+                        resource,
+                        w.trigger_type.as_str(),
+                        w.trigger_id,
+                        w.start_time.as_unix_ms(),
+                        plan.deadline_ms,
+                        plan.opened_ms
+                    ],
+                    |r| r.get(0),
+                )?;
+            if w.triggers.is_empty() {
+                let opening = Trigger::new(w.trigger_type, w.trigger_id.clone());
+                insert_trigger(tx, row, &opening, plan.opened_ms, None, true)?;
+            }
+            for t in &w.triggers {
+                let trigger = Trigger::new(t.trigger_type, t.trigger_id.clone());
+                let resolved = t.resolved_at.map(Timestamp::as_unix_ms);
+                let fired = t.fired_at.as_unix_ms();
+                insert_trigger(tx, row, &trigger, fired, resolved, t.opened_window)?;
+            }
+            insert_points(
+                tx,
+                &plan.names,
+                metric_ids,
+                scratch,
+                &plan.points,
+                Some(row),
+            )?;
+            // Statistics are recomputed; anomalies are kept as the file
+            // gives them (they depend on the thresholds of the recorder that
+            // found them), so none are scored here.
+            close_window(
+                tx,
+                &Closing {
+                    window: row,
+                    status: plan.status,
+                    end_ms: plan.end_ms,
+                },
+                None,
+            )?;
+            let anomalies = w.summary.iter().flat_map(|s| &s.anomalies);
+            for description in anomalies {
+                tx.prepare_cached(
+                    "INSERT INTO window_anomalies (window_id, description) VALUES (?1, ?2)",
+                )?
+                .execute(params![row, description])?;
+            }
+            Ok(true)
+        })
+    }
+}
+
+/// A window checked for import, with its points ready to insert.
+struct ImportPlan {
+    names: MetricNames,
+    points: PointBatch,
+    status: WindowStatus,
+    end_ms: i64,
+    deadline_ms: i64,
+    opened_ms: i64,
+}
+
+impl ImportPlan {
+    fn check(w: &IncidentWindow) -> Result<ImportPlan> {
+        let invalid = |reason: String| Error::InvalidWindow {
+            id: clip(w.id.as_str()),
+            reason,
+        };
+        let id = w.id.as_str();
+        if id.is_empty() || id.len() > 1024 || id.chars().any(char::is_control) {
+            return Err(invalid(
+                "its id must be 1 to 1024 bytes without control characters".into(),
+            ));
+        }
+        validate::validate_resource_id(&w.resource_id).map_err(|e| invalid(e.to_string()))?;
+        let times = [Some(w.start_time), w.end_time, w.deadline]
+            .into_iter()
+            .flatten()
+            .chain(
+                w.triggers
+                    .iter()
+                    .flat_map(|t| [Some(t.fired_at), t.resolved_at])
+                    .flatten(),
+            )
+            .chain(w.data_points.iter().map(|p| p.timestamp));
+        for t in times {
+            validate::storable(t).map_err(|e| invalid(e.to_string()))?;
+        }
+        let mut names = MetricNames::default();
+        let mut points = PointBatch::default();
+        let mut keys = Vec::new();
+        for p in &w.data_points {
+            keys.clear();
+            for (name, &value) in &p.metrics {
+                if !validate::metric_name(name) {
+                    return Err(invalid(format!(
+                        "point at {}: invalid metric name {:?}",
+                        p.timestamp,
+                        clip(name)
+                    )));
+                }
+                if !value.is_finite() {
+                    return Err(invalid(format!(
+                        "point at {}: metric {:?} is not a finite number",
+                        p.timestamp,
+                        clip(name)
+                    )));
+                }
+                keys.push((names.intern(name), value));
+            }
+            let metadata: Option<Arc<str>> = validate::metadata(p.metadata.as_ref())
+                .map_err(|e| invalid(format!("point at {}: {e}", p.timestamp)))?;
+            points.push(0, p.timestamp.as_unix_ms(), keys.iter().copied(), metadata);
+        }
+        let start_ms = w.start_time.as_unix_ms();
+        let last_point = w.data_points.iter().map(|p| p.timestamp.as_unix_ms()).max();
+        let (status, end_ms) = match w.status {
+            WindowStatus::Recording => (
+                WindowStatus::Interrupted,
+                last_point.unwrap_or(start_ms).max(start_ms),
+            ),
+            status => (
+                status,
+                w.end_time
+                    .map(Timestamp::as_unix_ms)
+                    .or(last_point)
+                    .unwrap_or(start_ms),
+            ),
+        };
+        let opened_ms = w
+            .triggers
+            .iter()
+            .find(|t| t.opened_window)
+            .map_or(start_ms, |t| t.fired_at.as_unix_ms());
+        let deadline_ms = w
+            .deadline
+            .or(w.end_time)
+            .map_or(end_ms, Timestamp::as_unix_ms);
+        Ok(ImportPlan {
+            names,
+            points,
+            status,
+            end_ms,
+            deadline_ms,
+            opened_ms,
+        })
+    }
+}
