@@ -425,3 +425,31 @@ fn an_in_memory_recorder_needs_no_file_and_shares_its_database_between_readers()
     let other = IncidentRecorder::open(RecorderConfig::default()).unwrap();
     assert!(other.recent_windows(0).unwrap().is_empty());
 }
+
+#[test]
+fn a_generated_id_never_collides_with_an_imported_one() {
+    let rig = Rig::file(small_config());
+    // The id the recorder would give its next window (row 2, opened at t0).
+    let taken = incident_recorder::WindowId::new("iw-20261124100000-2");
+    let imported = incident_recorder::IncidentWindow {
+        id: taken.clone(),
+        resource_id: "elsewhere".into(),
+        resource_name: None,
+        resource_type: None,
+        trigger_type: incident_recorder::TriggerType::Manual,
+        trigger_id: None,
+        start_time: t(-100),
+        end_time: Some(t(-50)),
+        deadline: None,
+        status: WindowStatus::Complete,
+        triggers: Vec::new(),
+        data_points: Vec::new(),
+        summary: None,
+    };
+    assert!(rig.recorder.store().import_window(&imported).unwrap());
+    let own = rig.start("a", Trigger::manual());
+    assert_ne!(own, taken);
+    assert_eq!(own.as_str(), "iw-20261124100000-2-2");
+    assert!(rig.recorder.window(&taken).unwrap().is_some());
+    assert!(rig.recorder.window(&own).unwrap().is_some());
+}

@@ -610,3 +610,22 @@ fn thousands_of_windows_opened_concurrently_get_distinct_ids() {
     assert_eq!(ids.len(), 2000, "every window id is distinct");
     assert_eq!(rig.recorder.recent_windows(0).unwrap().len(), 2000);
 }
+
+#[test]
+fn a_trigger_after_the_deadline_opens_a_new_window_even_before_a_tick() {
+    let rig = Rig::memory(small_config()); // post 60 s
+    let first = rig.start("a", Trigger::manual());
+    rig.recorder
+        .push_sample("a", t(30), Metrics::new().with("cpu", 1.0), None)
+        .unwrap();
+    // No tick ran since the deadline (t60) passed: the window has ended all
+    // the same, and a new trigger must not revive it.
+    rig.clock.set(t(90));
+    let second = rig.start("a", Trigger::alert("cpu"));
+    assert_ne!(first, second);
+    let w = window(&rig, &first);
+    assert_eq!(w.status, WindowStatus::Complete);
+    assert_eq!(w.end_time, Some(t(60)));
+    assert_eq!(w.triggers.len(), 1);
+    assert_eq!(window(&rig, &second).deadline, Some(t(150)));
+}

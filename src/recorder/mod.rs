@@ -749,9 +749,25 @@ impl Inner {
         trigger: &Trigger,
     ) -> Result<WindowId> {
         let now = self.clock.now();
+        let now_ms = now.as_unix_ms();
+        // A window past its deadline has ended, even if no tick has closed it
+        // yet: a new trigger opens a new window rather than reviving it.
+        let hold = self.config.hold_while_alert_active;
+        let State {
+            resources,
+            closings,
+            ..
+        } = &mut *state;
+        if let Some(w) = resources
+            .get_mut(resource.id)
+            .and_then(|r| r.window.as_mut())
+            .filter(|w| !w.closing && w.is_due(now_ms, hold))
+        {
+            let deadline = w.deadline_ms;
+            w.queue_close(closings, WindowStatus::Complete, deadline);
+        }
         // Windows that are due to close must be closed before a new one opens.
         self.flush(state, now, false)?;
-        let now_ms = now.as_unix_ms();
         let post = duration_ms(self.config.post_incident_window);
         let expected = self.expected_rows();
         let State {

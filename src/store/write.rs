@@ -249,7 +249,7 @@ impl Writer {
                 [],
                 |r| r.get(0),
             )?;
-            let public_id = new_public_id(w.fired_ms, row);
+            let public_id = free_public_id(tx, w.fired_ms, row)?;
             tx.prepare_cached(
                 "INSERT INTO windows (id, public_id, resource_id, trigger_type, trigger_id,
                                       start_ms, deadline_ms, status, opened_ms)
@@ -412,8 +412,23 @@ impl Writer {
     }
 }
 
-/// `iw-<UTC yyyymmddhhmmss of the trigger>-<row id>`: unique because the row
-/// id is, readable because of the time.
+/// [`new_public_id`], or, in the unlikely case that an imported window
+/// already has that id, the same with `-2`, `-3`... appended.
+fn free_public_id(tx: &Connection, fired_ms: i64, row: i64) -> Result<WindowId> {
+    let base = new_public_id(fired_ms, row);
+    let mut exists = tx.prepare_cached("SELECT 1 FROM windows WHERE public_id = ?1")?;
+    let mut candidate = base.clone();
+    for n in 2.. {
+        if !exists.exists([candidate.as_str()])? {
+            break;
+        }
+        candidate = WindowId::new(format!("{base}-{n}"));
+    }
+    Ok(candidate)
+}
+
+/// `iw-<UTC yyyymmddhhmmss of the trigger>-<row id>`: unique among generated
+/// ids because the row id is, readable because of the time.
 fn new_public_id(fired_ms: i64, row: i64) -> WindowId {
     let t = Timestamp::from_unix_ms(fired_ms).to_datetime();
     WindowId::new(format!(
