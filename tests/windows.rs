@@ -82,6 +82,11 @@ fn buffer_keeps_the_pre_incident_window_and_the_window_starts_at_its_first_sampl
     assert_eq!(rig.recorder.stats().buffered_points, 6);
 
     let id = rig.start("a", Trigger::manual());
+    assert_eq!(
+        rig.recorder.stats().points_written,
+        6,
+        "buffered points count as written"
+    );
     let w = window(&rig, &id);
     assert_eq!(times(&w), vec![70, 75, 80, 85, 90, 95]);
     assert_eq!(

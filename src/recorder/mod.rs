@@ -774,6 +774,7 @@ impl Inner {
             writer,
             names,
             resources,
+            stats,
             ..
         } = state;
         let r = resources
@@ -829,6 +830,7 @@ impl Inner {
                 });
             }
         };
+        stats.points_written += points as u64;
         tracing::info!(window = %id, trigger = %trigger.kind, buffered = points, "started incident recording");
         if truncate_at.is_none() {
             let mut w = ActiveWindow {
