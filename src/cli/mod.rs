@@ -30,6 +30,8 @@ mod duration;
 mod error;
 mod fleet;
 mod format;
+#[cfg(test)]
+mod fuzz;
 mod history;
 mod ingest;
 mod ingest_line;
