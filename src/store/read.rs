@@ -335,10 +335,13 @@ fn summary(conn: &Connection, window: i64, points: i64) -> Result<IncidentSummar
 fn points(conn: &Connection, window: i64) -> Result<Vec<DataPoint>> {
     let mut stmt = conn.prepare_cached(
         "SELECT p.id, p.ts_ms, p.metadata, m.name, v.value
-         FROM data_points p
+         FROM windows w
+         JOIN data_points p ON p.id BETWEEN w.first_point_id
+                                        AND coalesce(w.last_point_id, 9223372036854775807)
+                            AND p.window_id = w.id
          LEFT JOIN point_values v ON v.point_id = p.id
          LEFT JOIN metrics m ON m.id = v.metric_id
-         WHERE p.window_id = ?1
+         WHERE w.id = ?1
          ORDER BY p.ts_ms, p.id",
     )?;
     let mut rows = stmt.query([window])?;

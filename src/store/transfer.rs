@@ -16,7 +16,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::read::{Order, each_window};
 use super::write::{
-    Closing, PointBatch, close_window, insert_points, insert_trigger, upsert_resource,
+    Closing, PointBatch, close_window, insert_points, insert_trigger, next_point_id,
+    upsert_resource,
 };
 use super::{Store, WindowFilter};
 use crate::buffer::MetricNames;
@@ -92,8 +93,8 @@ impl Store {
             let row: i64 = tx
                 .prepare_cached(
                     "INSERT INTO windows (public_id, resource_id, trigger_type, trigger_id,
-                                          start_ms, deadline_ms, status, opened_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'recording', ?7)
+                                          start_ms, deadline_ms, status, opened_ms, first_point_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'recording', ?7, ?8)
                      RETURNING id",
                 )?
                 .query_row(
@@ -104,7 +105,8 @@ impl Store {
                         w.trigger_id,
                         w.start_time.as_unix_ms(),
                         plan.deadline_ms,
-                        plan.opened_ms
+                        plan.opened_ms,
+                        next_point_id(tx)?
                     ],
                     |r| r.get(0),
                 )?;

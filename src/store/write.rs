@@ -182,8 +182,14 @@ impl Writer {
         }
     }
 
-    /// Writes queued points, closes windows and trims history, all in one
-    /// transaction.
+    /// Writes queued points and closes windows in one transaction, then trims
+    /// history in a second one (see [`trim`]). Returns the number of windows
+    /// trimmed.
+    ///
+    /// Once the first transaction commits the call succeeds: a failed trim is
+    /// logged and simply happens at the next completion (or open), since
+    /// reporting it as a failed commit would make the caller queue the
+    /// committed points again.
     pub(crate) fn commit(
         &mut self,
         names: &MetricNames,
@@ -197,11 +203,16 @@ impl Writer {
             for c in closings {
                 close_window(tx, c, Some(&anomaly))?;
             }
-            match trim {
-                Some(t) => Ok(trim_windows(tx, t)?.windows),
-                None => Ok(0),
+            Ok(())
+        })?;
+        let Some(t) = trim else { return Ok(0) };
+        match self::trim(&self.conn, t) {
+            Ok(report) => Ok(report.windows),
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "trimming history failed; it runs again after the next completion");
+                Ok(0)
             }
-        })
+        }
     }
 
     /// Creates a window with its first trigger and its buffered points (all
@@ -252,8 +263,8 @@ impl Writer {
             let public_id = free_public_id(tx, w.fired_ms, row)?;
             tx.prepare_cached(
                 "INSERT INTO windows (id, public_id, resource_id, trigger_type, trigger_id,
-                                      start_ms, deadline_ms, status, opened_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'recording', ?8)",
+                                      start_ms, deadline_ms, status, opened_ms, first_point_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'recording', ?8, ?9)",
             )?
             .execute(params![
                 row,
@@ -263,7 +274,8 @@ impl Writer {
                 w.trigger.id,
                 w.start_ms,
                 w.deadline_ms,
-                w.fired_ms
+                w.fired_ms,
+                next_point_id(tx)?
             ])?;
             insert_trigger(tx, row, w.trigger, w.fired_ms, None, true)?;
             insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
@@ -330,8 +342,10 @@ impl Writer {
         let conn: &Connection = &self.conn;
         let mut stmt = conn.prepare(
             "SELECT w.id, w.public_id, r.external_id, w.start_ms, w.deadline_ms,
-                    (SELECT count(*) FROM data_points p WHERE p.window_id = w.id),
-                    (SELECT max(ts_ms) FROM data_points p WHERE p.window_id = w.id)
+                    (SELECT count(*) FROM data_points p
+                     WHERE p.id >= w.first_point_id AND p.window_id = w.id),
+                    (SELECT max(p.ts_ms) FROM data_points p
+                     WHERE p.id >= w.first_point_id AND p.window_id = w.id)
              FROM windows w JOIN resources r ON r.id = w.resource_id
              WHERE w.status = 'recording'
              ORDER BY w.id",
@@ -425,6 +439,14 @@ fn free_public_id(tx: &Connection, fired_ms: i64, row: i64) -> Result<WindowId> 
         candidate = WindowId::new(format!("{base}-{n}"));
     }
     Ok(candidate)
+}
+
+/// The id the next data point gets: ids only grow (the caller holds the write
+/// lock), which is what lets a window find its points by id range.
+pub(super) fn next_point_id(tx: &Connection) -> Result<i64> {
+    Ok(tx
+        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM data_points")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// `iw-<UTC yyyymmddhhmmss of the trigger>-<row id>`: unique among generated
@@ -521,9 +543,7 @@ pub(super) fn insert_points(
     if batch.is_empty() {
         return Ok(());
     }
-    let first_id: i64 = tx
-        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM data_points")?
-        .query_row([], |r| r.get(0))?;
+    let first_id = next_point_id(tx)?;
     values.clear();
     for (i, p) in batch.points.iter().enumerate() {
         let point_id = first_id + i as i64;
@@ -635,28 +655,35 @@ pub(super) fn close_window(
     c: &Closing,
     anomalies: Option<&AnomalyConfig>,
 ) -> Result<()> {
-    let opened_ms: Option<i64> = tx
-        .prepare_cached("SELECT opened_ms FROM windows WHERE id = ?1 AND status = 'recording'")?
-        .query_row([c.window], |r| r.get(0))
+    let window: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT opened_ms, first_point_id FROM windows WHERE id = ?1 AND status = 'recording'",
+        )?
+        .query_row([c.window], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some(opened_ms) = opened_ms else {
+    let Some((opened_ms, first_point)) = window else {
         return Ok(());
     };
-    let (points, first, last): (i64, Option<i64>, Option<i64>) = tx
+    // Every point of the window has an id at or after `first_point` (see
+    // migrations/V3); ids of other windows' points interleave with them.
+    let (points, first, last, last_point): (i64, Option<i64>, Option<i64>, Option<i64>) = tx
         .prepare_cached(
-            "SELECT count(*), min(ts_ms), max(ts_ms) FROM data_points WHERE window_id = ?1",
+            "SELECT count(*), min(ts_ms), max(ts_ms), max(id) FROM data_points
+             WHERE id >= ?2 AND window_id = ?1",
         )?
-        .query_row([c.window], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        .query_row([c.window, first_point], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
     // Per metric id: (ts, value) in time order.
     let mut series: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
     {
         let mut stmt = tx.prepare_cached(
             "SELECT v.metric_id, p.ts_ms, v.value
              FROM data_points p JOIN point_values v ON v.point_id = p.id
-             WHERE p.window_id = ?1
+             WHERE p.id BETWEEN ?2 AND ?3 AND p.window_id = ?1
              ORDER BY p.ts_ms, p.id",
         )?;
-        let mut rows = stmt.query([c.window])?;
+        let mut rows = stmt.query([c.window, first_point, last_point.unwrap_or(0)])?;
         while let Some(r) = rows.next()? {
             series
                 .entry(r.get(0)?)
@@ -711,7 +738,8 @@ pub(super) fn close_window(
         _ => (None, None),
     };
     tx.prepare_cached(
-        "UPDATE windows SET status = ?2, end_ms = ?3, summary_points = ?4, duration_ms = ?5
+        "UPDATE windows SET status = ?2, end_ms = ?3, summary_points = ?4, duration_ms = ?5,
+                            last_point_id = ?6
          WHERE id = ?1",
     )?
     .execute(params![
@@ -719,7 +747,8 @@ pub(super) fn close_window(
         c.status.as_str(),
         c.end_ms,
         summary_points,
-        duration
+        duration,
+        last_point.unwrap_or(first_point - 1)
     ])?;
     Ok(())
 }
@@ -736,26 +765,96 @@ pub struct PruneReport {
     pub points: usize,
 }
 
+/// Deletes the closed windows `trim` selects, with everything recorded under
+/// them, in an immediate transaction of its own on `conn`.
+///
+/// The schema cascades deletes from `windows`, but a cascade finds a
+/// window's points by scanning `data_points` (which has no index by window,
+/// see migrations/V3). So enforcement is off for this transaction only (the
+/// pragma cannot change inside one) and [`delete_window`] deletes every
+/// dependent row itself, by the window's point-id range; a unit test fails
+/// if a table that references `windows` is missing there.
+fn trim(conn: &Connection, trim: Trim) -> Result<PruneReport> {
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let report = (|| {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let report = trim_windows(&tx, trim)?;
+        tx.commit()?;
+        Ok(report)
+    })();
+    // On every path: the connection goes back with enforcement on.
+    conn.pragma_update(None, "foreign_keys", true)?;
+    report
+}
+
 fn trim_windows(tx: &Connection, trim: Trim) -> Result<PruneReport> {
     let max = i64::try_from(trim.max_windows).unwrap_or(i64::MAX);
+    // Closed windows are exactly those with an end (a CHECK constraint), so
+    // both halves run on the partial index `windows_by_end`: expired ones by
+    // range, the oldest beyond the limit by a count and a short walk.
     let ids: Vec<i64> = tx
         .prepare_cached(
-            "SELECT id FROM windows
-             WHERE status <> 'recording'
-               AND (end_ms <= ?1
-                    OR id IN (SELECT id FROM windows WHERE status <> 'recording'
-                              ORDER BY end_ms DESC, id DESC LIMIT -1 OFFSET ?2))",
+            "SELECT id FROM windows WHERE end_ms <= ?1
+             UNION
+             SELECT id FROM (SELECT id FROM windows WHERE end_ms IS NOT NULL
+                             ORDER BY end_ms, id
+                             LIMIT max(0, (SELECT count(*) FROM windows
+                                           WHERE end_ms IS NOT NULL) - ?2))",
         )?
         .query_map(params![trim.cutoff_ms, max], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut report = PruneReport::default();
-    let mut count = tx.prepare_cached("SELECT count(*) FROM data_points WHERE window_id = ?1")?;
-    let mut delete = tx.prepare_cached("DELETE FROM windows WHERE id = ?1")?;
     for id in ids {
-        report.points += count.query_row([id], |r| r.get::<_, i64>(0))? as usize;
-        report.windows += delete.execute([id])?;
+        report.points += delete_window(tx, id)?;
+        report.windows += 1;
     }
     Ok(report)
+}
+
+/// The tables that reference `windows`, all emptied by [`delete_window`]
+/// (checked against the schema by a test).
+#[cfg(test)]
+const WINDOW_CHILDREN: [&str; 4] = [
+    "data_points",
+    "window_anomalies",
+    "window_metric_stats",
+    "window_triggers",
+];
+
+/// The ids of the points of window `?1` (closed): its id range, then its id.
+macro_rules! window_point_ids {
+    () => {
+        "SELECT p.id FROM windows w JOIN data_points p
+           ON p.id BETWEEN w.first_point_id AND w.last_point_id AND p.window_id = w.id
+         WHERE w.id = ?1"
+    };
+}
+
+/// Deletes one closed window and everything recorded under it, children
+/// first; returns how many points it had.
+fn delete_window(tx: &Connection, id: i64) -> Result<usize> {
+    tx.prepare_cached(concat!(
+        "DELETE FROM point_values WHERE point_id IN (",
+        window_point_ids!(),
+        ")"
+    ))?
+    .execute([id])?;
+    let points = tx
+        .prepare_cached(concat!(
+            "DELETE FROM data_points WHERE id IN (",
+            window_point_ids!(),
+            ")"
+        ))?
+        .execute([id])?;
+    for sql in [
+        "DELETE FROM window_anomalies WHERE window_id = ?1",
+        "DELETE FROM window_metric_stats WHERE window_id = ?1",
+        "DELETE FROM window_triggers WHERE window_id = ?1",
+        "DELETE FROM windows WHERE id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute([id])?;
+    }
+    Ok(points)
 }
 
 impl Store {
@@ -768,17 +867,14 @@ impl Store {
         retention: std::time::Duration,
         max_windows: usize,
     ) -> Result<PruneReport> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let report = trim_windows(
-            &tx,
+        let conn = self.conn()?;
+        trim(
+            &conn,
             Trim {
                 cutoff_ms: now.saturating_sub(retention).as_unix_ms(),
                 max_windows,
             },
-        )?;
-        tx.commit()?;
-        Ok(report)
+        )
     }
 
     /// Asks the recorder running on this database to open a window on
@@ -802,5 +898,28 @@ impl Store {
             now.as_unix_ms()
         ])?;
         Ok(conn.last_insert_rowid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_window_covers_every_table_that_references_windows() {
+        let store = Store::open_in_memory().unwrap();
+        let conn = store.conn().unwrap();
+        let mut referencing: Vec<String> = conn
+            .prepare(
+                "SELECT m.name FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+                 WHERE m.type = 'table' AND f.\"table\" = 'windows'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        referencing.sort();
+        assert_eq!(referencing, WINDOW_CHILDREN);
     }
 }
