@@ -169,6 +169,7 @@ fn a_100_mb_pulse_import_streams_in_bounded_memory() {
     )
     .expect("python3");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    eprintln!("peak RSS {rss} KiB for a {bytes}-byte import");
     assert!(
         rss < 64 * 1024,
         "peak RSS {rss} KiB for a {bytes}-byte import"
