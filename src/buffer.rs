@@ -88,14 +88,19 @@ impl Row<'_> {
 }
 
 /// The ring of recent samples of one resource.
+///
+/// A recorder holds one per monitored resource, so its size counts: the
+/// layout is a boxed slice and the (rarely used) metadata queue is boxed
+/// only once a row has metadata.
 #[derive(Debug, Default)]
 pub(crate) struct RingBuffer {
-    layout: Vec<MetricKey>,
+    layout: Box<[MetricKey]>,
     slots: VecDeque<u64>,
-    meta: VecDeque<(u64, Arc<str>)>,
+    meta: Option<Box<VecDeque<(u64, Arc<str>)>>>,
     /// Sequence number of the front row.
     front_seq: u64,
-    /// Rows to reserve room for when the layout is first known.
+    /// Rows of the steady state: the ring is sized to exactly this many and
+    /// grows one row at a time up to one more, doubling only past that.
     expected_rows: usize,
 }
 
@@ -113,6 +118,11 @@ impl RingBuffer {
 
     fn stride(&self) -> usize {
         1 + self.layout.len()
+    }
+
+    /// Which metric each column holds.
+    pub(crate) fn layout(&self) -> &[MetricKey] {
+        &self.layout
     }
 
     /// Number of rows held.
@@ -135,9 +145,17 @@ impl RingBuffer {
         if !self.layout_matches(values) {
             self.widen(values);
         }
-        if self.slots.capacity() == 0 {
-            self.slots
-                .reserve_exact(self.expected_rows.max(1) * self.stride());
+        let stride = self.stride();
+        let len = self.slots.len();
+        if len + stride > self.slots.capacity() {
+            let steady = self.expected_rows.max(1) * stride;
+            if len <= steady {
+                // Up to the steady state, and one late row past it, exactly:
+                // VecDeque would double, leaving up to half the ring unused.
+                self.slots.reserve_exact(steady.max(len + stride) - len);
+            } else {
+                self.slots.reserve(stride);
+            }
         }
         let seq = self.front_seq + self.len() as u64;
         self.slots.push_back(ts as u64);
@@ -153,7 +171,7 @@ impl RingBuffer {
             }
         }
         if let Some(m) = metadata {
-            self.meta.push_back((seq, m));
+            self.meta.get_or_insert_default().push_back((seq, m));
         }
     }
 
@@ -167,12 +185,13 @@ impl RingBuffer {
             self.slots.drain(..stride);
             self.front_seq += 1;
         }
-        while self
-            .meta
-            .front()
-            .is_some_and(|(seq, _)| *seq < self.front_seq)
-        {
-            self.meta.pop_front();
+        if let Some(meta) = &mut self.meta {
+            while meta.front().is_some_and(|(seq, _)| *seq < self.front_seq) {
+                meta.pop_front();
+            }
+            if meta.is_empty() {
+                self.meta = None;
+            }
         }
         if self.slots.is_empty() && self.slots.capacity() > 4 * self.expected_rows * stride {
             // A burst grew the ring far past its working size; give the memory back.
@@ -192,7 +211,7 @@ impl RingBuffer {
             .position(|i| slots[i * stride] as i64 > cutoff)
             .unwrap_or(rows)
             .max(rows.saturating_sub(max));
-        let mut meta = self.meta.iter().peekable();
+        let mut meta = self.meta.iter().flat_map(|m| m.iter()).peekable();
         (first..rows)
             .map(|i| {
                 let seq = front_seq + i as u64;
@@ -238,12 +257,10 @@ impl RingBuffer {
         }
         if self.layout.is_empty() {
             // First sample: adopt its order, so later samples take the fast path.
-            self.layout = added;
-            self.layout.shrink_to_fit();
+            self.layout = added.into_boxed_slice();
             return;
         }
-        self.layout.extend(added);
-        self.layout.shrink_to_fit();
+        self.layout = [&self.layout[..], &added].concat().into_boxed_slice();
         let new_stride = self.stride();
         let rows = self.slots.len() / old_stride;
         let mut slots = VecDeque::with_capacity(self.expected_rows.max(rows + 1) * new_stride);
@@ -258,8 +275,11 @@ impl RingBuffer {
     /// Bytes of heap this buffer holds (ring, layout, metadata queue).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.capacity() * 8
-            + self.layout.capacity() * std::mem::size_of::<MetricKey>()
-            + self.meta.capacity() * std::mem::size_of::<(u64, Arc<str>)>()
+            + self.layout.len() * std::mem::size_of::<MetricKey>()
+            + self
+                .meta
+                .as_ref()
+                .map_or(0, |m| m.capacity() * std::mem::size_of::<(u64, Arc<str>)>())
     }
 }
 

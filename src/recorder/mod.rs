@@ -43,6 +43,7 @@ use crate::model::{
 };
 use crate::provider::MetricsProvider;
 use crate::store::{Closing, PointBatch, Store, WindowFilter, Writer};
+use tick::ProviderSlot;
 
 pub(crate) use validate::validate_resource_id;
 
@@ -99,7 +100,7 @@ pub(crate) struct Inner {
     config: RecorderConfig,
     clock: Arc<dyn Clock>,
     store: Store,
-    provider: RwLock<Option<Arc<dyn MetricsProvider>>>,
+    provider: RwLock<Option<ProviderSlot>>,
     state: Mutex<State>,
     /// The advisory lock making this the only recorder of the database.
     _lock: Option<File>,
@@ -109,7 +110,10 @@ pub(crate) struct Inner {
 struct State {
     writer: Writer,
     names: MetricNames,
-    resources: HashMap<Box<str>, ResourceState>,
+    /// Boxed, so the table's slots stay small: a table is sized in powers of
+    /// two and is up to half empty, and these slots are most of the memory a
+    /// resource costs beyond its ring.
+    resources: HashMap<Box<str>, Box<ResourceState>>,
     /// Points of open windows not yet committed.
     pending: PointBatch,
     /// Windows to close at the next commit.
@@ -261,7 +265,7 @@ impl IncidentRecorder {
             .inner
             .provider
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(provider);
+            .unwrap_or_else(|e| e.into_inner()) = Some(ProviderSlot::new(provider));
     }
 
     /// Starts the sampling thread: one [`record_sample`](Self::record_sample)
@@ -535,9 +539,13 @@ impl Inner {
         lock(&self.state)
     }
 
+    /// Rows a full buffer holds in the steady state: one per interval over the
+    /// pre-incident window. Rings are sized to exactly this and grow a row at a
+    /// time past it (a late tick can leave one more row in), so buffers cost
+    /// no more than their samples.
     fn expected_rows(&self) -> usize {
         let c = &self.config;
-        (c.pre_incident_window.as_millis() / c.sample_interval.as_millis().max(1)) as usize + 1
+        ((c.pre_incident_window.as_millis() / c.sample_interval.as_millis().max(1)) as usize).max(1)
     }
 
     /// Resumes or closes the windows a previous process left recording, then
@@ -644,17 +652,30 @@ impl Inner {
             ..
         } = state;
         scratch.clear();
-        for (name, value) in metrics.iter() {
-            if value.is_finite() && validate::metric_name(name) {
-                scratch.push((names.intern(name), value));
-            } else {
-                stats.rejected_values += 1;
-                if stats.rejected_values.is_power_of_two() {
-                    tracing::warn!(
-                        resource = %crate::error::clip(resource.id), metric = %crate::error::clip(name), value,
-                        total = stats.rejected_values,
-                        "rejected a non-finite value or invalid metric name"
-                    );
+        let known = resources.get_mut(resource.id);
+        // A provider sends its metrics in the same order every time, so a name
+        // is usually the one in the same column of the buffer: then it is
+        // already interned and validated, and one string comparison replaces
+        // a hash lookup and a validation.
+        let layout = known.as_deref().map_or(&[][..], |r| r.buffer.layout());
+        for (i, (name, value)) in metrics.iter().enumerate() {
+            let key = match layout.get(i) {
+                _ if !value.is_finite() => None,
+                Some(&k) if names.name(k) == name => Some(k),
+                _ if validate::metric_name(name) => Some(names.intern(name)),
+                _ => None,
+            };
+            match key {
+                Some(k) => scratch.push((k, value)),
+                _ => {
+                    stats.rejected_values += 1;
+                    if stats.rejected_values.is_power_of_two() {
+                        tracing::warn!(
+                            resource = %crate::error::clip(resource.id), metric = %crate::error::clip(name), value,
+                            total = stats.rejected_values,
+                            "rejected a non-finite value or invalid metric name"
+                        );
+                    }
                 }
             }
         }
@@ -662,7 +683,7 @@ impl Inner {
             return Ok(());
         }
         let expected = self.expected_rows();
-        let r = match resources.get_mut(resource.id) {
+        let r = match known {
             Some(r) => r,
             None => resources
                 .entry(resource.id.into())
@@ -779,15 +800,15 @@ impl Inner {
 }
 
 impl ResourceState {
-    fn new(expected_rows: usize) -> ResourceState {
-        ResourceState {
+    fn new(expected_rows: usize) -> Box<ResourceState> {
+        Box::new(ResourceState {
             buffer: RingBuffer::new(expected_rows),
             last_ts: None,
             window: None,
             seen_tick: 0,
             name: None,
             kind: None,
-        }
+        })
     }
 
     /// Keeps the display name and type the host gave, if any.

@@ -1,15 +1,49 @@
 //! One tick of the recorder, and the thread that runs a tick every interval.
+//!
+//! A tick touches every monitored resource, so its per-resource path is kept
+//! lean: ids are validated only when first seen, the provider's default batch
+//! is bypassed for direct calls (same results, no id clones; see
+//! [`ProviderSlot`]), and samples whose metrics come in the buffer's column
+//! order skip interning (see `Inner::accept`).
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use super::{Inner, ResourceState, State, StopSignal, lock, validate_resource_id};
 use crate::error::{Error, ProviderError, Result, clip};
 use crate::model::{Metrics, Resource, Timestamp, duration_ms};
-use crate::provider::MetricsProvider;
+use crate::provider::{MetricsProvider, ran_default_batch, reset_default_batch_mark};
 
 type Fetched = Vec<(String, std::result::Result<Metrics, ProviderError>)>;
+
+/// The provider, with what the recorder learned about its batch call.
+///
+/// When the provider keeps the default `current_metrics_batch` (which only
+/// calls `current_metrics` for each id), the recorder calls `current_metrics`
+/// itself after the first tick: the same calls in the same order, without
+/// the batch's clone of every id. A provider that overrides the batch keeps
+/// getting one batch call per tick.
+#[derive(Clone)]
+pub(super) struct ProviderSlot {
+    pub(super) provider: Arc<dyn MetricsProvider>,
+    batch: Arc<AtomicU8>,
+}
+
+const BATCH_UNKNOWN: u8 = 0;
+const BATCH_DEFAULT: u8 = 1;
+const BATCH_CUSTOM: u8 = 2;
+
+impl ProviderSlot {
+    pub(super) fn new(provider: Arc<dyn MetricsProvider>) -> ProviderSlot {
+        ProviderSlot {
+            provider,
+            batch: Arc::new(AtomicU8::new(BATCH_UNKNOWN)),
+        }
+    }
+}
 
 impl Inner {
     /// One tick: sample every resource once, close due windows, commit, then
@@ -25,8 +59,8 @@ impl Inner {
         let mut panics = 0;
         let mut listed = false;
         let mut fetched = Fetched::new();
-        if let Some(p) = provider.as_deref() {
-            match catch_unwind(AssertUnwindSafe(|| p.monitored_resource_ids())) {
+        if let Some(p) = provider.as_ref() {
+            match catch_unwind(AssertUnwindSafe(|| p.provider.monitored_resource_ids())) {
                 Ok(ids) => {
                     let ids = self.mark_listed(ids);
                     fetched = fetch(p, ids, &mut panics);
@@ -80,12 +114,13 @@ impl Inner {
         let tick = state.tick;
         let mut keep = Vec::with_capacity(ids.len());
         for id in ids {
-            if validate_resource_id(&id).is_err() {
-                tracing::debug!(resource = %clip(&id), "provider listed an invalid resource id; skipped");
-                continue;
-            }
             let r = match state.resources.get_mut(id.as_str()) {
                 Some(r) => r,
+                // Only ids never seen need checking: every key was checked once.
+                None if validate_resource_id(&id).is_err() => {
+                    tracing::debug!(resource = %clip(&id), "provider listed an invalid resource id; skipped");
+                    continue;
+                }
                 None => state
                     .resources
                     .entry(id.as_str().into())
@@ -167,9 +202,25 @@ impl Inner {
 }
 
 /// Asks the provider for every id: one batch call, then single calls for ids
-/// the batch left out. A panic is caught and counted; that resource (or, for
-/// the batch, the batch) is skipped.
-fn fetch(p: &dyn MetricsProvider, ids: Vec<String>, panics: &mut u64) -> Fetched {
+/// the batch left out; or, for a provider known to keep the default batch,
+/// single calls directly. A panic is caught and counted; that resource (or,
+/// for the batch, the batch) is skipped.
+fn fetch(slot: &ProviderSlot, ids: Vec<String>, panics: &mut u64) -> Fetched {
+    let p = &*slot.provider;
+    if slot.batch.load(Ordering::Relaxed) == BATCH_DEFAULT {
+        let mut results = Fetched::with_capacity(ids.len());
+        for id in ids {
+            match catch_unwind(AssertUnwindSafe(|| p.current_metrics(&id))) {
+                Ok(r) => results.push((id, r)),
+                Err(_) => {
+                    *panics += 1;
+                    tracing::error!(resource = %clip(&id), "provider panicked; resource skipped this tick");
+                }
+            }
+        }
+        return results;
+    }
+    reset_default_batch_mark();
     let mut results = match catch_unwind(AssertUnwindSafe(|| p.current_metrics_batch(&ids))) {
         Ok(r) => r,
         Err(_) => {
@@ -178,6 +229,14 @@ fn fetch(p: &dyn MetricsProvider, ids: Vec<String>, panics: &mut u64) -> Fetched
             Vec::new()
         }
     };
+    let learned = if ran_default_batch(p) {
+        BATCH_DEFAULT
+    } else {
+        BATCH_CUSTOM
+    };
+    let _ =
+        slot.batch
+            .compare_exchange(BATCH_UNKNOWN, learned, Ordering::Relaxed, Ordering::Relaxed);
     let in_order = results.len() == ids.len() && results.iter().zip(&ids).all(|(r, id)| &r.0 == id);
     if in_order {
         return results;
