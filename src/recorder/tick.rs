@@ -19,6 +19,10 @@ use crate::provider::{MetricsProvider, ran_default_batch, reset_default_batch_ma
 
 type Fetched = Vec<(String, std::result::Result<Metrics, ProviderError>)>;
 
+/// Resources fetched between two takes of the state lock on the direct path
+/// (see `Inner::fetch_and_accept`).
+const FETCH_GROUP: usize = 4;
+
 /// The provider, with what the recorder learned about its batch call.
 ///
 /// When the provider keeps the default `current_metrics_batch` (which only
@@ -63,7 +67,11 @@ impl Inner {
             match catch_unwind(AssertUnwindSafe(|| p.provider.monitored_resource_ids())) {
                 Ok(ids) => {
                     let ids = self.mark_listed(ids);
-                    fetched = fetch(p, ids, &mut panics);
+                    if p.batch.load(Ordering::Relaxed) == BATCH_DEFAULT {
+                        self.fetch_and_accept(&*p.provider, &ids, now_ms, &mut panics);
+                    } else {
+                        fetched = fetch(p, ids, &mut panics);
+                    }
                     listed = true;
                 }
                 Err(_) => {
@@ -80,23 +88,7 @@ impl Inner {
         state.stats.last_tick = Some(now);
         state.stats.provider_panics += panics;
         for (id, result) in fetched {
-            match result {
-                Ok(metrics) => {
-                    if let Err(e) = self.accept(
-                        &mut state,
-                        Resource::from(id.as_str()),
-                        now_ms,
-                        &metrics,
-                        None,
-                    ) {
-                        tracing::debug!(resource = %clip(&id), error = %e, "sample skipped");
-                    }
-                }
-                Err(e) => {
-                    state.stats.provider_errors += 1;
-                    tracing::debug!(resource = %clip(&id), error = %crate::error_chain(&e), "provider error; resource skipped this tick");
-                }
-            }
+            self.accept_fetched(&mut state, &id, now_ms, result);
         }
         self.expire(&mut state, now_ms, listed);
         let committed = self.flush(&mut state, now, false);
@@ -104,33 +96,91 @@ impl Inner {
         committed.and(served)
     }
 
+    /// Takes one fetched result: the sample into its resource, or the error
+    /// into the counters.
+    fn accept_fetched(
+        &self,
+        state: &mut State,
+        id: &str,
+        now_ms: i64,
+        result: std::result::Result<Metrics, ProviderError>,
+    ) {
+        match result {
+            Ok(metrics) => {
+                if let Err(e) = self.accept(state, Resource::from(id), now_ms, &metrics, None) {
+                    tracing::debug!(resource = %clip(id), error = %e, "sample skipped");
+                }
+            }
+            Err(e) => {
+                state.stats.provider_errors += 1;
+                tracing::debug!(resource = %clip(id), error = %crate::error_chain(&e), "provider error; resource skipped this tick");
+            }
+        }
+    }
+
+    /// Asks a provider that keeps the default batch for each id with
+    /// `current_metrics` directly, and takes the samples a few at a time.
+    ///
+    /// Taking them a few at a time (locking the state briefly for each group)
+    /// rather than all at once after fetching lets each sample's `Metrics` be
+    /// freed before the next ones are allocated: the allocator then recycles
+    /// the same few blocks from its thread cache, where holding ten thousand at
+    /// once sends every allocation and free through its slow paths (a third of
+    /// a 10,000-resource tick, measured with callgrind).
+    fn fetch_and_accept(
+        &self,
+        p: &dyn MetricsProvider,
+        ids: &[String],
+        now_ms: i64,
+        panics: &mut u64,
+    ) {
+        let mut got = Vec::with_capacity(FETCH_GROUP);
+        for group in ids.chunks(FETCH_GROUP) {
+            for id in group {
+                match catch_unwind(AssertUnwindSafe(|| p.current_metrics(id))) {
+                    Ok(r) => got.push((id.as_str(), r)),
+                    Err(_) => {
+                        *panics += 1;
+                        tracing::error!(resource = %clip(id), "provider panicked; resource skipped this tick");
+                    }
+                }
+            }
+            let mut state = self.state();
+            for (id, result) in got.drain(..) {
+                self.accept_fetched(&mut state, id, now_ms, result);
+            }
+        }
+    }
+
     /// Marks the resources the provider lists this tick and returns the ids
     /// to fetch: each listed id once, plus resources with an open window that
-    /// the provider no longer lists (their windows still need samples).
-    fn mark_listed(&self, ids: Vec<String>) -> Vec<String> {
+    /// the provider no longer lists (their windows still need samples). The
+    /// provider's vector is filtered in place, so a tick allocates no list of
+    /// its own.
+    fn mark_listed(&self, mut ids: Vec<String>) -> Vec<String> {
         let expected = self.expected_rows();
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         state.tick += 1;
         let tick = state.tick;
-        let mut keep = Vec::with_capacity(ids.len());
-        for id in ids {
-            let r = match state.resources.get_mut(id.as_str()) {
+        let resources = &mut state.resources;
+        ids.retain(|id| {
+            let r = match resources.get_mut(id.as_str()) {
                 Some(r) => r,
                 // Only ids never seen need checking: every key was checked once.
-                None if validate_resource_id(&id).is_err() => {
-                    tracing::debug!(resource = %clip(&id), "provider listed an invalid resource id; skipped");
-                    continue;
+                None if validate_resource_id(id).is_err() => {
+                    tracing::debug!(resource = %clip(id), "provider listed an invalid resource id; skipped");
+                    return false;
                 }
-                None => state
-                    .resources
+                None => resources
                     .entry(id.as_str().into())
                     .or_insert_with(|| ResourceState::new(expected)),
             };
-            if r.seen_tick != tick {
-                r.seen_tick = tick;
-                keep.push(id);
-            }
-        }
+            let first = r.seen_tick != tick;
+            r.seen_tick = tick;
+            first
+        });
+        let mut keep = ids;
         keep.extend(
             state
                 .resources
