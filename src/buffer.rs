@@ -150,13 +150,16 @@ pub(crate) struct RingBuffer {
     /// Timestamp of the oldest row (meaningless when empty), kept here so
     /// that deciding there is nothing to evict, the usual case, reads no row.
     front_ts: i64,
-    meta: Option<Box<VecDeque<(u64, Arc<str>)>>>,
+    meta: Option<Box<MetaQueue>>,
     /// Sequence number of the front row.
     front_seq: u64,
     /// Rows of the steady state: the ring is sized to exactly this many and
     /// grows one row at a time up to one more, doubling only past that.
     expected_rows: usize,
 }
+
+/// Metadata of buffered rows, by row sequence number, oldest first.
+type MetaQueue = VecDeque<(u64, Arc<str>)>;
 
 const ABSENT: u64 = 0x7ff8_0000_0000_0000; // f64::NAN.to_bits()
 

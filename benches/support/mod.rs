@@ -502,9 +502,33 @@ pub struct IngestRig {
     clock: ManualClock,
     /// Resource ids, by window index.
     resources: Vec<String>,
+    batches: Batches,
+    _dir: tempfile::TempDir,
+}
+
+/// The ingest batches: the peer's values (seed 1), timestamps moving on.
+pub struct Batches {
+    windows: usize,
     next_ts: Timestamp,
     rng: Rng,
-    _dir: tempfile::TempDir,
+}
+
+impl Batches {
+    pub fn new(windows: usize, start: Timestamp) -> Batches {
+        Batches {
+            windows,
+            next_ts: start,
+            rng: Rng::new(1),
+        }
+    }
+
+    /// The next batch: `per_window` points for each window, later than the last.
+    pub fn next(&mut self, per_window: usize) -> IngestBatch {
+        let b = IngestBatch::new(&mut self.rng, self.windows, per_window, self.next_ts);
+        self.next_ts =
+            Timestamp::from_unix_ms(self.next_ts.as_unix_ms() + per_window as i64 * INTERVAL_MS);
+        b
+    }
 }
 
 /// How many windows the ingest rigs spread their points over.
@@ -527,28 +551,19 @@ impl IngestRig {
                 .start_recording(r.as_str(), Trigger::manual())
                 .expect("open window");
         }
-        let next_ts = clock.now_ts();
+        let batches = Batches::new(windows, clock.now_ts());
         IngestRig {
             recorder,
             clock,
             resources,
-            next_ts,
-            rng: Rng::new(1),
+            batches,
             _dir: dir,
         }
     }
 
     /// The next batch: `per_window` points for each window, later than the last.
     pub fn batch(&mut self, per_window: usize) -> IngestBatch {
-        let b = IngestBatch::new(
-            &mut self.rng,
-            self.resources.len(),
-            per_window,
-            self.next_ts,
-        );
-        self.next_ts =
-            Timestamp::from_unix_ms(self.next_ts.as_unix_ms() + per_window as i64 * INTERVAL_MS);
-        b
+        self.batches.next(per_window)
     }
 
     /// Times `push_samples` of the batch (building the `Sample`s is untimed).
@@ -567,7 +582,7 @@ impl IngestRig {
         let report = self.recorder.push_samples(samples).expect("push");
         let el = t0.elapsed();
         assert_eq!(report.accepted, batch.rows.len());
-        self.clock.set(self.next_ts);
+        self.clock.set(self.batches.next_ts);
         el
     }
 }
