@@ -125,6 +125,8 @@ struct State {
     tick: u64,
     /// Reused buffer of a sample's validated values.
     scratch: Vec<(MetricKey, f64)>,
+    /// What the last tick learned about the provider's listing.
+    listing: tick::ListingMemo,
 }
 
 /// One resource: its buffer, its open window, what we know of it.
@@ -241,6 +243,7 @@ impl IncidentRecorder {
                 stats: RecorderStats::default(),
                 tick: 0,
                 scratch: Vec::new(),
+                listing: tick::ListingMemo::default(),
             }),
             _lock: lock,
         };
@@ -335,6 +338,7 @@ impl IncidentRecorder {
             timestamp.as_unix_ms(),
             &metrics,
             metadata,
+            None,
         )?;
         self.inner.flush(&mut state, self.inner.clock.now(), false)
     }
@@ -358,6 +362,7 @@ impl IncidentRecorder {
                         s.timestamp.as_unix_ms(),
                         &s.metrics,
                         meta,
+                        None,
                     )
                 });
             match outcome {
@@ -636,6 +641,8 @@ impl Inner {
     }
 
     /// Takes one sample of one resource: buffer, open window, bookkeeping.
+    /// With `listed_at`, also marks the resource as listed by the provider in
+    /// that tick (see `tick::ListingMemo`), sparing the tick another lookup.
     fn accept(
         &self,
         state: &mut State,
@@ -643,6 +650,7 @@ impl Inner {
         ts: i64,
         metrics: &Metrics,
         metadata: Option<Arc<str>>,
+        listed_at: Option<u64>,
     ) -> Result<()> {
         let State {
             names,
@@ -654,7 +662,10 @@ impl Inner {
             ..
         } = state;
         scratch.clear();
-        let known = resources.get_mut(resource.id);
+        let mut known = resources.get_mut(resource.id);
+        if let (Some(r), Some(tick)) = (known.as_deref_mut(), listed_at) {
+            r.seen_tick = tick;
+        }
         // A provider sends its metrics in the same order every time, so a name
         // is usually the one in the same column of the buffer: then it is
         // already interned and validated, and one string comparison replaces
@@ -687,9 +698,11 @@ impl Inner {
         let expected = self.expected_rows();
         let r = match known {
             Some(r) => r,
-            None => resources
-                .entry(resource.id.into())
-                .or_insert_with(|| ResourceState::new(expected)),
+            None => resources.entry(resource.id.into()).or_insert_with(|| {
+                let mut r = ResourceState::new(expected);
+                r.seen_tick = listed_at.unwrap_or(0);
+                r
+            }),
         };
         if let Some(last) = r.last_ts.filter(|&last| ts < last) {
             stats.out_of_order += 1;

@@ -23,6 +23,49 @@ type Fetched = Vec<(String, std::result::Result<Metrics, ProviderError>)>;
 /// (see `Inner::fetch_and_accept`).
 const FETCH_GROUP: usize = 4;
 
+/// What a tick learned about the provider's listing, so that the next tick,
+/// if the provider lists the very same ids (the usual case), can skip looking
+/// every id up before fetching: the samples' own lookups mark them listed.
+///
+/// It holds only while nothing could make that listing mean something else:
+/// the same fingerprint (a keyed hash of the ids in order), a listing that
+/// had neither an invalid nor a repeated id, and the same resources as after
+/// that tick's expiry (resources are only removed by expiry; any added since,
+/// by a push or a trigger, changes the count).
+#[derive(Default)]
+pub(super) struct ListingMemo {
+    /// Fingerprint of the last listing, if it was clean.
+    fingerprint: Option<u64>,
+    /// `State::resources.len()` after that tick's expiry.
+    resources: usize,
+    /// Resources with an open window that the listing left out (fetched
+    /// anyway: their windows need samples).
+    unlisted_windows: Vec<Box<str>>,
+    /// The fingerprint's key.
+    hasher: foldhash::quality::RandomState,
+}
+
+impl ListingMemo {
+    fn fingerprint(&self, ids: &[String]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(ids)
+    }
+}
+
+/// How `mark_listed` prepared a tick's fetch.
+struct Listing {
+    /// The ids to fetch: the listed ones, then unlisted resources with a window.
+    ids: Vec<String>,
+    /// How many of `ids` the provider listed.
+    listed: usize,
+    /// False when the memo let marking be left to the samples' lookups.
+    marked: bool,
+    /// The tick's number (`State::tick`).
+    tick: u64,
+    /// The listing's fingerprint, if it was clean.
+    fingerprint: Option<u64>,
+}
+
 /// The provider, with what the recorder learned about its batch call.
 ///
 /// When the provider keeps the default `current_metrics_batch` (which only
@@ -62,15 +105,18 @@ impl Inner {
             .clone();
         let mut panics = 0;
         let mut listed = false;
+        let mut fingerprint = None;
         let mut fetched = Fetched::new();
         if let Some(p) = provider.as_ref() {
             match catch_unwind(AssertUnwindSafe(|| p.provider.monitored_resource_ids())) {
                 Ok(ids) => {
-                    let ids = self.mark_listed(ids);
-                    if p.batch.load(Ordering::Relaxed) == BATCH_DEFAULT {
-                        self.fetch_and_accept(&*p.provider, &ids, now_ms, &mut panics);
+                    let direct = p.batch.load(Ordering::Relaxed) == BATCH_DEFAULT;
+                    let listing = self.mark_listed(ids, direct);
+                    fingerprint = listing.fingerprint;
+                    if direct {
+                        self.fetch_and_accept(&*p.provider, &listing, now_ms, &mut panics);
                     } else {
-                        fetched = fetch(p, ids, &mut panics);
+                        fetched = fetch(p, listing.ids, &mut panics);
                     }
                     listed = true;
                 }
@@ -88,33 +134,43 @@ impl Inner {
         state.stats.last_tick = Some(now);
         state.stats.provider_panics += panics;
         for (id, result) in fetched {
-            self.accept_fetched(&mut state, &id, now_ms, result);
+            self.accept_fetched(&mut state, &id, now_ms, Some(result), None);
         }
-        self.expire(&mut state, now_ms, listed);
+        self.expire(&mut state, now_ms, listed.then_some(fingerprint));
         let committed = self.flush(&mut state, now, false);
         let served = self.serve_requests(&mut state, now);
         committed.and(served)
     }
 
     /// Takes one fetched result: the sample into its resource, or the error
-    /// into the counters.
+    /// into the counters (`None`: the provider panicked). With `listed_at`,
+    /// the resource is marked listed in that tick whatever the result.
     fn accept_fetched(
         &self,
         state: &mut State,
         id: &str,
         now_ms: i64,
-        result: std::result::Result<Metrics, ProviderError>,
+        result: Option<std::result::Result<Metrics, ProviderError>>,
+        listed_at: Option<u64>,
     ) {
         match result {
-            Ok(metrics) => {
-                if let Err(e) = self.accept(state, Resource::from(id), now_ms, &metrics, None) {
+            Some(Ok(metrics)) => {
+                let r = self.accept(state, Resource::from(id), now_ms, &metrics, None, listed_at);
+                if let Err(e) = r {
                     tracing::debug!(resource = %clip(id), error = %e, "sample skipped");
                 }
+                return;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 state.stats.provider_errors += 1;
                 tracing::debug!(resource = %clip(id), error = %crate::error_chain(&e), "provider error; resource skipped this tick");
             }
+            None => {}
+        }
+        if let Some(tick) = listed_at
+            && let Some(r) = state.resources.get_mut(id)
+        {
+            r.seen_tick = tick;
         }
     }
 
@@ -130,24 +186,27 @@ impl Inner {
     fn fetch_and_accept(
         &self,
         p: &dyn MetricsProvider,
-        ids: &[String],
+        listing: &Listing,
         now_ms: i64,
         panics: &mut u64,
     ) {
         let mut got = Vec::with_capacity(FETCH_GROUP);
-        for group in ids.chunks(FETCH_GROUP) {
-            for id in group {
+        for (g, group) in listing.ids.chunks(FETCH_GROUP).enumerate() {
+            for (i, id) in group.iter().enumerate() {
+                let listed = g * FETCH_GROUP + i < listing.listed;
                 match catch_unwind(AssertUnwindSafe(|| p.current_metrics(id))) {
-                    Ok(r) => got.push((id.as_str(), r)),
+                    Ok(r) => got.push((id.as_str(), Some(r), listed)),
                     Err(_) => {
                         *panics += 1;
                         tracing::error!(resource = %clip(id), "provider panicked; resource skipped this tick");
+                        got.push((id.as_str(), None, listed));
                     }
                 }
             }
             let mut state = self.state();
-            for (id, result) in got.drain(..) {
-                self.accept_fetched(&mut state, id, now_ms, result);
+            for (id, result, listed) in got.drain(..) {
+                let mark = (listed && !listing.marked).then_some(listing.tick);
+                self.accept_fetched(&mut state, id, now_ms, result, mark);
             }
         }
     }
@@ -157,19 +216,50 @@ impl Inner {
     /// the provider no longer lists (their windows still need samples). The
     /// provider's vector is filtered in place, so a tick allocates no list of
     /// its own.
-    fn mark_listed(&self, mut ids: Vec<String>) -> Vec<String> {
+    ///
+    /// On the direct path, a listing the [`ListingMemo`] vouches for skips
+    /// the per-id work: the samples' lookups mark the resources instead.
+    fn mark_listed(&self, mut ids: Vec<String>, direct: bool) -> Listing {
         let expected = self.expected_rows();
         let mut guard = self.state();
         let state = &mut *guard;
+        let fingerprint = state.listing.fingerprint(&ids);
         state.tick += 1;
         let tick = state.tick;
+        let memo = &state.listing;
+        if direct
+            && memo.fingerprint == Some(fingerprint)
+            && memo.resources == state.resources.len()
+        {
+            let listed = ids.len();
+            ids.extend(
+                memo.unlisted_windows
+                    .iter()
+                    .filter(|id| {
+                        state
+                            .resources
+                            .get(&***id)
+                            .is_some_and(|r| r.window.is_some())
+                    })
+                    .map(|id| id.to_string()),
+            );
+            return Listing {
+                ids,
+                listed,
+                marked: false,
+                tick,
+                fingerprint: Some(fingerprint),
+            };
+        }
         let resources = &mut state.resources;
+        let mut clean = true;
         ids.retain(|id| {
             let r = match resources.get_mut(id.as_str()) {
                 Some(r) => r,
                 // Only ids never seen need checking: every key was checked once.
                 None if validate_resource_id(id).is_err() => {
                     tracing::debug!(resource = %clip(id), "provider listed an invalid resource id; skipped");
+                    clean = false;
                     return false;
                 }
                 None => resources
@@ -178,31 +268,44 @@ impl Inner {
             };
             let first = r.seen_tick != tick;
             r.seen_tick = tick;
+            clean &= first;
             first
         });
-        let mut keep = ids;
-        keep.extend(
+        let listed = ids.len();
+        ids.extend(
             state
                 .resources
                 .iter()
                 .filter(|(_, r)| r.window.is_some() && r.seen_tick != tick)
                 .map(|(id, _)| id.to_string()),
         );
-        keep
+        Listing {
+            ids,
+            listed,
+            marked: true,
+            tick,
+            fingerprint: clean.then_some(fingerprint),
+        }
     }
 
     /// Evicts old buffered samples, drops resources no longer monitored and
-    /// queues windows past their deadline for closing.
-    fn expire(&self, state: &mut State, now_ms: i64, listed: bool) {
+    /// queues windows past their deadline for closing. `listing` is `None`
+    /// when the provider gave no listing this tick, else the listing's
+    /// fingerprint if it was clean, which the memo then records.
+    fn expire(&self, state: &mut State, now_ms: i64, listing: Option<Option<u64>>) {
         let cutoff = now_ms.saturating_sub(duration_ms(self.config.pre_incident_window));
         let hold = self.config.hold_while_alert_active;
+        let listed = listing.is_some();
         let State {
             resources,
             closings,
             tick,
+            listing: memo,
             ..
         } = state;
-        resources.retain(|_, r| {
+        memo.unlisted_windows.clear();
+        let unlisted = &mut memo.unlisted_windows;
+        resources.retain(|id, r| {
             r.buffer.evict_through(cutoff);
             if let Some(w) = r
                 .window
@@ -213,6 +316,9 @@ impl Inner {
                 w.queue_close(closings, crate::WindowStatus::Complete, deadline);
             }
             if r.window.is_some() {
+                if r.seen_tick != *tick {
+                    unlisted.push(id.clone());
+                }
                 return true;
             }
             if listed {
@@ -221,6 +327,8 @@ impl Inner {
                 !r.buffer.is_empty()
             }
         });
+        memo.fingerprint = listing.flatten();
+        memo.resources = resources.len();
     }
 
     /// Opens the windows other processes asked for (`trigger_requests`).
