@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use incident_recorder::{IncidentRecorder, WindowId};
 use support::CompleteRig;
 
@@ -84,6 +84,10 @@ fn windows(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("read");
+    // recent_windows(100) reads 50,000 points (~0.1 s): same-size samples,
+    // few of them, or criterion's linear sampling would take minutes.
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
     for f in &fx {
         let recorder =
             IncidentRecorder::open(support::fixture_config(&f.path, f.windows)).expect("open");
