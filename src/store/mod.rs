@@ -202,9 +202,16 @@ impl Store {
         path: Option<PathBuf>,
         read_only: bool,
     ) -> Result<Store> {
+        // No idle timeout or maximum lifetime: r2d2 enforces them with a job
+        // that reschedules itself every 30 s and keeps the pool's three threads
+        // alive that long after the pool is dropped, so a process that opens
+        // stores repeatedly piled up thousands of threads (the `open` bench
+        // ran out of memory). Idle SQLite connections cost little to keep.
         let pool = Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)
             .map_err(|e| match &path {
