@@ -11,7 +11,7 @@
 //! row = [ timestamp (i64) | value of column 0 | value of column 1 | ... ]
 //! ```
 //!
-//! stored as `u64` slots in a single `VecDeque` (timestamps as two's complement,
+//! stored as `u64` slots in one boxed slice used circularly (timestamps as two's complement,
 //! values as `f64::to_bits`). Metric names are interned once in a [`MetricNames`]
 //! table shared by all buffers; each buffer keeps its column layout (which metric
 //! each column holds). A value absent from a sample is stored as NaN, which can
@@ -19,15 +19,16 @@
 //! Metadata is rare, so it lives in a side queue keyed by row sequence number.
 //!
 //! Invariants:
-//! - `slots.len() == rows * (1 + layout.len())`;
+//! - `slots.len()` is a whole number of rows of `1 + layout.len()` slots, and
+//!   `rows` of them, starting at row `head` and wrapping around, are in use;
 //! - timestamps are non-decreasing from front to back (the recorder rejects
 //!   samples that go back in time);
 //! - `meta` is sorted by sequence number and only holds rows still in the ring.
 //!
 //! Pushing is amortised O(1) (O(1) with no allocation once the ring has grown to
-//! its working size); eviction pops rows from the front.
+//! its working size: it writes one row in place); eviction moves the head.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// An interned metric name: an index into [`MetricNames`].
@@ -39,6 +40,11 @@ pub(crate) struct MetricKey(pub(crate) u32);
 pub(crate) struct MetricNames {
     by_name: HashMap<Arc<str>, MetricKey>,
     names: Vec<Arc<str>>,
+    /// Column layouts in use, shared by the buffers that have them: resources
+    /// of one provider usually report the same metrics in the same order, so
+    /// ten thousand buffers share one layout instead of holding ten thousand
+    /// copies (and a tick reads one hot copy instead of ten thousand cold ones).
+    layouts: HashSet<Arc<[MetricKey]>>,
 }
 
 impl MetricNames {
@@ -59,9 +65,44 @@ impl MetricNames {
         &self.names[key.0 as usize]
     }
 
+    /// True if `key` is the name `name`: for every value of every sample of
+    /// a tick, so short names are compared a word at a time, not by `memcmp`.
+    #[inline]
+    pub(crate) fn is(&self, key: MetricKey, name: &str) -> bool {
+        same_bytes(self.names[key.0 as usize].as_bytes(), name.as_bytes())
+    }
+
     /// Number of interned names.
     pub(crate) fn len(&self) -> usize {
         self.names.len()
+    }
+
+    /// The shared copy of a column layout.
+    fn layout(&mut self, keys: &[MetricKey]) -> Arc<[MetricKey]> {
+        if let Some(l) = self.layouts.get(keys) {
+            return l.clone();
+        }
+        let l: Arc<[MetricKey]> = keys.into();
+        self.layouts.insert(l.clone());
+        l
+    }
+}
+
+/// `a == b`, comparing strings of up to 16 bytes with two overlapping word
+/// loads each instead of a call to `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w4 = |s: &[u8], at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
+    let w8 = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    match n {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=8 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        9..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -88,16 +129,37 @@ impl Row<'_> {
 }
 
 /// The ring of recent samples of one resource.
-#[derive(Debug, Default)]
+///
+/// A recorder holds one per monitored resource and pushes to every one of
+/// them each tick, so both its size and its push count: rows live end to end
+/// in one boxed slice used circularly (a push writes one row in place, an
+/// eviction moves the head), the layout is a boxed slice, and the rarely used
+/// metadata queue exists only while a row has metadata.
+#[derive(Debug)]
 pub(crate) struct RingBuffer {
-    layout: Vec<MetricKey>,
-    slots: VecDeque<u64>,
-    meta: VecDeque<(u64, Arc<str>)>,
+    layout: Arc<[MetricKey]>,
+    /// `capacity_rows() * stride()` slots; row `i` (oldest first) starts at
+    /// `((head + i) % capacity_rows()) * stride()`.
+    slots: Box<[u64]>,
+    /// `slots.len() / stride()`, kept to spare a division per push.
+    cap_rows: usize,
+    /// Row index of the oldest row.
+    head: usize,
+    /// Rows held.
+    rows: usize,
+    /// Timestamp of the oldest row (meaningless when empty), kept here so
+    /// that deciding there is nothing to evict, the usual case, reads no row.
+    front_ts: i64,
+    meta: Option<Box<MetaQueue>>,
     /// Sequence number of the front row.
     front_seq: u64,
-    /// Rows to reserve room for when the layout is first known.
+    /// Rows of the steady state: the ring is sized to exactly this many and
+    /// grows one row at a time up to one more, doubling only past that.
     expected_rows: usize,
 }
+
+/// Metadata of buffered rows, by row sequence number, oldest first.
+type MetaQueue = VecDeque<(u64, Arc<str>)>;
 
 const ABSENT: u64 = 0x7ff8_0000_0000_0000; // f64::NAN.to_bits()
 
@@ -106,8 +168,15 @@ impl RingBuffer {
     /// (the pre-incident window divided by the sample interval).
     pub(crate) fn new(expected_rows: usize) -> RingBuffer {
         RingBuffer {
-            expected_rows,
-            ..RingBuffer::default()
+            layout: Arc::new([]),
+            slots: Box::default(),
+            cap_rows: 0,
+            head: 0,
+            rows: 0,
+            front_ts: 0,
+            meta: None,
+            front_seq: 0,
+            expected_rows: expected_rows.max(1),
         }
     }
 
@@ -115,68 +184,135 @@ impl RingBuffer {
         1 + self.layout.len()
     }
 
+    fn capacity_rows(&self) -> usize {
+        self.cap_rows
+    }
+
+    /// Which metric each column holds.
+    pub(crate) fn layout(&self) -> &[MetricKey] {
+        &self.layout
+    }
+
     /// Number of rows held.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len() / self.stride()
+        self.rows
     }
 
     /// True when no row is held.
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.rows == 0
     }
 
-    /// Appends a sample. `values` must have distinct keys.
+    /// Slot index where row `i` (0 = oldest) starts.
+    fn row_start(&self, i: usize) -> usize {
+        let mut r = self.head + i;
+        let cap = self.capacity_rows();
+        if r >= cap {
+            r -= cap;
+        }
+        r * self.stride()
+    }
+
+    /// Appends a sample. `values` must have distinct keys; `names` supplies
+    /// the shared layout when a new metric widens the buffer.
     pub(crate) fn push(
         &mut self,
         ts: i64,
         values: &[(MetricKey, f64)],
         metadata: Option<Arc<str>>,
+        names: &mut MetricNames,
     ) {
-        if !self.layout_matches(values) {
-            self.widen(values);
+        let in_order = self.in_layout_order(values);
+        if !in_order && !values.iter().all(|(k, _)| self.column(*k).is_some()) {
+            self.widen(values, names);
         }
-        if self.slots.capacity() == 0 {
-            self.slots
-                .reserve_exact(self.expected_rows.max(1) * self.stride());
+        if self.rows == self.capacity_rows() {
+            self.grow();
         }
-        let seq = self.front_seq + self.len() as u64;
-        self.slots.push_back(ts as u64);
-        if values.len() == self.layout.len() && self.fast_order(values) {
-            self.slots.extend(values.iter().map(|(_, v)| v.to_bits()));
+        let seq = self.front_seq + self.rows as u64;
+        if self.rows == 0 {
+            self.front_ts = ts;
+        }
+        let base = self.row_start(self.rows);
+        let stride = self.stride();
+        let row = &mut self.slots[base..base + stride];
+        row[0] = ts as u64;
+        if in_order {
+            for (slot, (_, v)) in row[1..].iter_mut().zip(values) {
+                *slot = v.to_bits();
+            }
         } else {
-            let start = self.slots.len();
-            self.slots
-                .extend(std::iter::repeat_n(ABSENT, self.layout.len()));
+            row[1..].fill(ABSENT);
             for &(key, v) in values {
-                let col = self.column_of(key).expect("widened to hold every key");
-                self.slots[start + col] = v.to_bits();
+                let col = self.layout.iter().position(|&k| k == key);
+                row[1 + col.expect("widened to hold every key")] = v.to_bits();
             }
         }
+        self.rows += 1;
         if let Some(m) = metadata {
-            self.meta.push_back((seq, m));
+            self.meta.get_or_insert_default().push_back((seq, m));
         }
+    }
+
+    /// Room for one more row: exactly up to the steady state and one late row
+    /// past it (doubling would leave up to half of every ring unused), then
+    /// doubling, so a burst of samples costs amortized O(1) per push.
+    fn grow(&mut self) {
+        let cap = self.capacity_rows();
+        let new_cap = if cap < self.expected_rows {
+            self.expected_rows
+        } else if cap == self.expected_rows {
+            cap + 1
+        } else {
+            cap * 2
+        };
+        self.relayout(new_cap, self.stride());
+    }
+
+    /// Moves the rows, oldest first, into a new ring of `cap` rows of `stride`
+    /// slots (new columns, if any, hold ABSENT).
+    fn relayout(&mut self, cap: usize, stride: usize) {
+        let old_stride = self.stride();
+        let mut slots = vec![ABSENT; cap * stride].into_boxed_slice();
+        for i in 0..self.rows {
+            let from = self.row_start(i);
+            slots[i * stride..i * stride + old_stride]
+                .copy_from_slice(&self.slots[from..from + old_stride]);
+        }
+        self.slots = slots;
+        self.cap_rows = cap;
+        self.head = 0;
     }
 
     /// Drops every row with a timestamp at or before `cutoff`.
     pub(crate) fn evict_through(&mut self, cutoff: i64) {
+        if self.rows == 0 || self.front_ts > cutoff {
+            return;
+        }
+        let cap = self.capacity_rows();
         let stride = self.stride();
-        while let Some(&ts) = self.slots.front() {
-            if ts as i64 > cutoff {
-                break;
+        while self.rows > 0 && self.front_ts <= cutoff {
+            self.head += 1;
+            if self.head == cap {
+                self.head = 0;
             }
-            self.slots.drain(..stride);
+            self.rows -= 1;
             self.front_seq += 1;
+            self.front_ts = self.slots[self.head * stride] as i64;
         }
-        while self
-            .meta
-            .front()
-            .is_some_and(|(seq, _)| *seq < self.front_seq)
-        {
-            self.meta.pop_front();
+        if let Some(meta) = &mut self.meta {
+            while meta.front().is_some_and(|(seq, _)| *seq < self.front_seq) {
+                meta.pop_front();
+            }
+            if meta.is_empty() {
+                self.meta = None;
+            }
         }
-        if self.slots.is_empty() && self.slots.capacity() > 4 * self.expected_rows * stride {
+        if self.rows == 0 && cap > 4 * self.expected_rows {
             // A burst grew the ring far past its working size; give the memory back.
-            self.slots = VecDeque::new();
+            self.slots = Box::default();
+            self.cap_rows = 0;
+            self.head = 0;
         }
     }
 
@@ -185,14 +321,16 @@ impl RingBuffer {
     /// window opens) so rows can be lent out as plain slices.
     pub(crate) fn rows_after(&mut self, cutoff: i64, max: usize) -> Vec<Row<'_>> {
         let stride = self.stride();
+        self.slots.rotate_left(self.head * stride);
+        self.head = 0;
         let front_seq = self.front_seq;
-        let slots: &[u64] = self.slots.make_contiguous();
-        let rows = slots.len() / stride;
+        let rows = self.rows;
+        let slots: &[u64] = &self.slots[..rows * stride];
         let first = (0..rows)
             .position(|i| slots[i * stride] as i64 > cutoff)
             .unwrap_or(rows)
             .max(rows.saturating_sub(max));
-        let mut meta = self.meta.iter().peekable();
+        let mut meta = self.meta.iter().flat_map(|m| m.iter()).peekable();
         (first..rows)
             .map(|i| {
                 let seq = front_seq + i as u64;
@@ -211,71 +349,60 @@ impl RingBuffer {
     }
 
     /// The values of metric `key`, oldest first, leaving out the newest
-    /// `skip_newest` rows (and rows without the metric).
-    pub(crate) fn column(&self, key: MetricKey, skip_newest: usize, out: &mut Vec<f64>) {
+    /// `skip_newest` rows (and rows without the metric): the anomaly
+    /// detector's baseline.
+    pub(crate) fn column_values(&self, key: MetricKey, skip_newest: usize, out: &mut Vec<f64>) {
         out.clear();
-        let Some(col) = self.column_of(key) else {
+        let Some(col) = self.column(key) else {
             return;
         };
-        let stride = self.stride();
-        let rows = self.len().saturating_sub(skip_newest);
+        let rows = self.rows.saturating_sub(skip_newest);
         out.extend(
             (0..rows)
-                .map(|r| f64::from_bits(self.slots[r * stride + 1 + col]))
+                .map(|i| f64::from_bits(self.slots[self.row_start(i) + 1 + col]))
                 .filter(|v| !v.is_nan()),
         );
     }
 
-    fn layout_matches(&self, values: &[(MetricKey, f64)]) -> bool {
-        values.len() <= self.layout.len()
-            && (self.fast_order(values) || values.iter().all(|(k, _)| self.column_of(*k).is_some()))
-    }
-
-    fn fast_order(&self, values: &[(MetricKey, f64)]) -> bool {
+    /// True when `values` has exactly the layout's keys in the layout's order
+    /// (the usual case: a provider sends its metrics in a fixed order).
+    fn in_layout_order(&self, values: &[(MetricKey, f64)]) -> bool {
         values.len() == self.layout.len()
-            && values.iter().zip(&self.layout).all(|((k, _), l)| k == l)
+            && values
+                .iter()
+                .zip(self.layout.iter())
+                .all(|((k, _), l)| k == l)
     }
 
-    fn column_of(&self, key: MetricKey) -> Option<usize> {
+    fn column(&self, key: MetricKey) -> Option<usize> {
         self.layout.iter().position(|&k| k == key)
     }
 
     /// Adds columns for the keys of `values` not in the layout, re-laying out
     /// existing rows with NaN in the new columns. Rare: a metric appeared.
-    fn widen(&mut self, values: &[(MetricKey, f64)]) {
-        let old_stride = self.stride();
+    fn widen(&mut self, values: &[(MetricKey, f64)], names: &mut MetricNames) {
         let added: Vec<MetricKey> = values
             .iter()
             .map(|(k, _)| *k)
-            .filter(|k| self.column_of(*k).is_none())
+            .filter(|k| self.column(*k).is_none())
             .collect();
         if added.is_empty() {
             return;
         }
-        if self.layout.is_empty() {
-            // First sample: adopt its order, so later samples take the fast path.
-            self.layout = added;
-            self.layout.shrink_to_fit();
-            return;
-        }
-        self.layout.extend(added);
-        self.layout.shrink_to_fit();
-        let new_stride = self.stride();
-        let rows = self.slots.len() / old_stride;
-        let mut slots = VecDeque::with_capacity(self.expected_rows.max(rows + 1) * new_stride);
-        for r in 0..rows {
-            let base = r * old_stride;
-            slots.extend((0..old_stride).map(|i| self.slots[base + i]));
-            slots.extend(std::iter::repeat_n(ABSENT, new_stride - old_stride));
-        }
-        self.slots = slots;
+        let cap = self.capacity_rows().max(self.expected_rows);
+        let new_stride = self.stride() + added.len();
+        self.relayout(cap, new_stride);
+        self.layout = names.layout(&[&self.layout[..], &added].concat());
     }
 
     /// Bytes of heap this buffer holds (ring, layout, metadata queue).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 8
-            + self.layout.capacity() * std::mem::size_of::<MetricKey>()
-            + self.meta.capacity() * std::mem::size_of::<(u64, Arc<str>)>()
+        self.slots.len() * 8
+            + self.layout.len() * std::mem::size_of::<MetricKey>()
+            + self
+                .meta
+                .as_ref()
+                .map_or(0, |m| m.capacity() * std::mem::size_of::<(u64, Arc<str>)>())
     }
 }
 
@@ -294,21 +421,51 @@ mod tests {
         let k = keys(&mut names, &["cpu", "mem"]);
         let mut b = RingBuffer::new(61);
         for i in 0..61 {
-            b.push(i * 5000, &[(k[0], i as f64), (k[1], 1.0)], None);
+            b.push(i * 5000, &[(k[0], i as f64), (k[1], 1.0)], None, &mut names);
         }
-        let capacity = b.slots.capacity();
+        let capacity = b.slots.len();
         assert_eq!(capacity, 61 * 3);
         for i in 61..10_000 {
             b.evict_through((i - 60) * 5000);
-            b.push(i * 5000, &[(k[0], i as f64), (k[1], 1.0)], None);
+            b.push(i * 5000, &[(k[0], i as f64), (k[1], 1.0)], None, &mut names);
             assert_eq!(b.len(), 60);
         }
-        assert_eq!(
-            b.slots.capacity(),
-            capacity,
-            "no reallocation in steady state"
-        );
+        assert_eq!(b.slots.len(), capacity, "no reallocation in steady state");
         assert_eq!(b.heap_bytes(), 61 * 3 * 8 + 2 * 4);
+    }
+
+    #[test]
+    fn short_string_comparison_agrees_with_eq() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "bbcd",
+            "cpu",
+            "disk",
+            "load",
+            "memory",
+            "netout",
+            "diskread",
+            "diskwrite",
+            "diskwritf",
+            "0123456789abcdef",
+            "0123456789abcdeF",
+            "0123456789abcdefg",
+            "0123456789abcdefh",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(
+                    same_bytes(a.as_bytes(), b.as_bytes()),
+                    a == b,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -317,7 +474,7 @@ mod tests {
         let k = keys(&mut names, &["cpu"]);
         let mut b = RingBuffer::new(4);
         for ts in [10, 20, 30, 40] {
-            b.push(ts, &[(k[0], ts as f64)], None);
+            b.push(ts, &[(k[0], ts as f64)], None, &mut names);
         }
         b.evict_through(20);
         let rows = b.rows_after(i64::MIN, usize::MAX);
@@ -333,9 +490,9 @@ mod tests {
         let mut names = MetricNames::default();
         let k = keys(&mut names, &["cpu", "mem", "disk"]);
         let mut b = RingBuffer::new(2);
-        b.push(1, &[(k[0], 1.0)], Some("{\"a\":1}".into()));
-        b.push(2, &[(k[1], 2.0), (k[0], 3.0)], None); // a new metric, another order
-        b.push(3, &[(k[2], 4.0)], Some("{\"c\":3}".into()));
+        b.push(1, &[(k[0], 1.0)], Some("{\"a\":1}".into()), &mut names);
+        b.push(2, &[(k[1], 2.0), (k[0], 3.0)], None, &mut names); // a new metric, another order
+        b.push(3, &[(k[2], 4.0)], Some("{\"c\":3}".into()), &mut names);
         b.evict_through(1);
         let rows = b.rows_after(i64::MIN, usize::MAX);
         let vals: Vec<Vec<(MetricKey, f64)>> = rows.iter().map(|r| r.values().collect()).collect();
@@ -354,7 +511,7 @@ mod tests {
         let mut b = RingBuffer::new(3);
         for ts in 0..100 {
             b.evict_through(ts - 3);
-            b.push(ts, &[(k[0], ts as f64 * 2.0)], None);
+            b.push(ts, &[(k[0], ts as f64 * 2.0)], None, &mut names);
             let rows = b.rows_after(i64::MIN, usize::MAX);
             let got: Vec<(i64, f64)> = rows
                 .iter()

@@ -444,6 +444,10 @@ pub struct IncidentWindow {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Metrics {
     entries: Vec<(Cow<'static, str>, f64)>,
+    /// Bit `len % 64` is set for the length of every name held: a name whose
+    /// length bit is clear cannot be a duplicate, so most inserts skip the
+    /// scan (providers build one of these per resource per tick).
+    lengths: u64,
 }
 
 impl Metrics {
@@ -456,17 +460,25 @@ impl Metrics {
     pub fn with_capacity(n: usize) -> Metrics {
         Metrics {
             entries: Vec::with_capacity(n),
+            lengths: 0,
         }
     }
 
     /// Sets `name` to `value`, replacing an earlier value of the same name.
     /// Non-finite values are kept here and rejected (and counted) by the recorder.
+    #[inline]
     pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: f64) {
         let name = name.into();
-        match self.entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = value,
-            None => self.entries.push((name, value)),
+        let len = name.len();
+        let bit = 1u64 << (len % 64);
+        if self.lengths & bit != 0
+            && let Some(entry) = self.entries.iter_mut().find(|(n, _)| *n == name)
+        {
+            entry.1 = value;
+            return;
         }
+        self.lengths |= bit;
+        self.entries.push((name, value));
     }
 
     /// Builder form of [`Metrics::insert`].

@@ -146,11 +146,15 @@ fn a_large_pulse_import_streams_in_bounded_memory() {
     .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("imported 56 windows (28000 points)"));
-    // Seven times the input, but memory does not follow: one window at a time.
+    // Seven times the input (~9 MB more), but memory does not follow: windows
+    // are read one at a time. What does grow is SQLite's page cache, up to
+    // its 8 MiB; an importer holding the file, or its windows, would add at
+    // least the input's size on top.
     let grew_kib = large_rss.saturating_sub(small_rss);
     let input_grew_kib = (large_bytes - small_bytes) / 1024;
+    assert!(input_grew_kib > 8 * 1024);
     assert!(
-        grew_kib * 4 < input_grew_kib,
+        grew_kib < 8 * 1024 + 1024,
         "peak RSS {small_rss} KiB -> {large_rss} KiB for {small_bytes} -> {large_bytes} bytes of input"
     );
 }

@@ -294,6 +294,19 @@ impl incident_recorder::MetricsProvider for Hanging {
     }
 }
 
+/// Waits (up to 10 s) until no provider call is stuck: released calls return
+/// on their own threads, and a resource is not asked again before that.
+fn wait_until_unstuck(rig: &Rig) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rig.recorder.stats().stuck_provider_calls > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck calls never returned"
+        );
+        std::thread::yield_now();
+    }
+}
+
 fn hang_config() -> RecorderConfig {
     RecorderConfig {
         provider_timeout: std::time::Duration::from_millis(200),
@@ -332,6 +345,7 @@ fn a_provider_call_that_never_returns_costs_one_tick_and_one_thread() {
         assert_eq!(w.data_points[0].timestamp, t(5));
     }
     p.release();
+    wait_until_unstuck(&rig);
 }
 
 #[test]
@@ -343,6 +357,7 @@ fn a_resource_that_hung_once_is_asked_again_after_a_while() {
     rig.ticks(2, secs(5)); // batch hangs, then `stuck` hangs alone
     let first = p.calls("stuck");
     p.release(); // from now on `stuck` answers at once
+    wait_until_unstuck(&rig);
     rig.ticks(12, secs(5));
     assert!(p.calls("stuck") > first, "retried after its quarantine");
     let id = rig.start("stuck", Trigger::manual());
@@ -371,6 +386,7 @@ fn a_hanging_resource_list_skips_the_tick_and_keeps_the_buffers() {
     assert_eq!(stats.provider_hangs, 1);
     assert_eq!(stats.buffered_points, 9);
     p.release();
+    wait_until_unstuck(&rig);
     rig.ticks(1, secs(5));
     assert_eq!(rig.recorder.stats().buffered_points, 12);
 }

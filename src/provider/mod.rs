@@ -10,6 +10,8 @@
 
 pub mod host;
 
+use std::cell::Cell;
+
 use crate::error::ProviderError;
 use crate::model::Metrics;
 
@@ -35,9 +37,32 @@ pub trait MetricsProvider: Send + Sync {
         &self,
         resource_ids: &[String],
     ) -> Vec<(String, Result<Metrics, ProviderError>)> {
+        DEFAULT_BATCH.with(|c| c.set((self as *const Self).cast()));
         resource_ids
             .iter()
             .map(|id| (id.clone(), self.current_metrics(id)))
             .collect()
     }
+}
+
+thread_local! {
+    /// The provider whose *default* `current_metrics_batch` ran last on this
+    /// thread. The default is nothing but `current_metrics` per id, plus a
+    /// clone of every id for the result; once the recorder has seen that a
+    /// provider uses it, it calls `current_metrics` itself, which gives the same
+    /// results without the clones (one allocation per resource per tick).
+    static DEFAULT_BATCH: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Forgets which provider last ran the default batch on this thread.
+pub(crate) fn reset_default_batch_mark() {
+    DEFAULT_BATCH.with(|c| c.set(std::ptr::null()));
+}
+
+/// True if the last batch call on this thread ran the default implementation
+/// on `provider` (rather than an override, or the default of a provider it
+/// wraps).
+pub(crate) fn ran_default_batch(provider: &dyn MetricsProvider) -> bool {
+    let this: *const () = (provider as *const dyn MetricsProvider).cast();
+    DEFAULT_BATCH.with(|c| c.get() == this)
 }

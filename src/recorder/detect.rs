@@ -63,7 +63,7 @@ impl Detector {
             };
             let track = &mut self.tracks[i];
             if refresh {
-                buffer.column(key, config.consecutive, &mut self.scratch);
+                buffer.column_values(key, config.consecutive, &mut self.scratch);
                 track.baseline = Baseline::of(&self.scratch, config.min_baseline_points);
             }
             let threshold = config.threshold_for(names.name(key));

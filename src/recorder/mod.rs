@@ -45,6 +45,7 @@ use crate::model::{
 };
 use crate::provider::MetricsProvider;
 use crate::store::{Closing, Opened, PointBatch, Store, WindowFilter, Writer};
+use tick::ProviderSlot;
 
 pub(crate) use validate::validate_resource_id;
 
@@ -101,7 +102,7 @@ pub(crate) struct Inner {
     config: RecorderConfig,
     clock: Arc<dyn Clock>,
     store: Store,
-    provider: RwLock<Option<Arc<dyn MetricsProvider>>>,
+    provider: RwLock<Option<ProviderSlot>>,
     /// The provider's worker threads; held by one tick at a time.
     fetcher: Mutex<fetch::Fetcher>,
     state: Mutex<State>,
@@ -113,7 +114,12 @@ pub(crate) struct Inner {
 struct State {
     writer: Writer,
     names: MetricNames,
-    resources: HashMap<Box<str>, ResourceState>,
+    /// Boxed, so the table's slots stay small: a table is sized in powers of
+    /// two and is up to half empty, and these slots are most of the memory a
+    /// resource costs beyond its ring. Hashed with foldhash (randomly seeded,
+    /// minimally DoS-resistant): a tick looks every resource up twice, and
+    /// SipHash was a quarter of a 10,000-resource tick (callgrind).
+    resources: HashMap<Box<str>, Box<ResourceState>, foldhash::fast::RandomState>,
     /// Points of open windows not yet committed.
     pending: PointBatch,
     /// Windows to close at the next commit.
@@ -126,6 +132,8 @@ struct State {
     /// Anomalies the detector found, to open windows for once the samples
     /// at hand are taken: (resource, metric).
     detections: Vec<(String, MetricKey)>,
+    /// What the last tick learned about the provider's listing.
+    listing: tick::ListingMemo,
 }
 
 /// One resource: its buffer, its open window, what we know of it.
@@ -247,13 +255,14 @@ impl IncidentRecorder {
             state: Mutex::new(State {
                 writer,
                 names: MetricNames::default(),
-                resources: HashMap::new(),
+                resources: HashMap::default(),
                 pending: PointBatch::default(),
                 closings: Vec::new(),
                 stats: RecorderStats::default(),
                 tick: 0,
                 scratch: Vec::new(),
                 detections: Vec::new(),
+                listing: tick::ListingMemo::default(),
             }),
             _lock: lock,
         };
@@ -280,7 +289,7 @@ impl IncidentRecorder {
             .inner
             .provider
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(provider);
+            .unwrap_or_else(|e| e.into_inner()) = Some(ProviderSlot::new(provider));
     }
 
     /// Starts the sampling thread: one [`record_sample`](Self::record_sample)
@@ -348,6 +357,7 @@ impl IncidentRecorder {
             timestamp.as_unix_ms(),
             &metrics,
             metadata,
+            None,
         )?;
         self.inner.flush(&mut state, self.inner.clock.now(), false)
     }
@@ -372,6 +382,7 @@ impl IncidentRecorder {
                         s.timestamp.as_unix_ms(),
                         &s.metrics,
                         meta,
+                        None,
                     )
                 });
             match outcome {
@@ -568,9 +579,13 @@ impl Inner {
         lock(&self.state)
     }
 
+    /// Rows a full buffer holds in the steady state: one per interval over the
+    /// pre-incident window. Rings are sized to exactly this and grow a row at a
+    /// time past it (a late tick can leave one more row in), so buffers cost
+    /// no more than their samples.
     fn expected_rows(&self) -> usize {
         let c = &self.config;
-        (c.pre_incident_window.as_millis() / c.sample_interval.as_millis().max(1)) as usize + 1
+        ((c.pre_incident_window.as_millis() / c.sample_interval.as_millis().max(1)) as usize).max(1)
     }
 
     /// Resumes or closes the windows a previous process left recording, then
@@ -659,6 +674,8 @@ impl Inner {
     }
 
     /// Takes one sample of one resource: buffer, open window, bookkeeping.
+    /// With `listed_at`, also marks the resource as listed by the provider in
+    /// that tick (see `tick::ListingMemo`), sparing the tick another lookup.
     fn accept(
         &self,
         state: &mut State,
@@ -666,6 +683,7 @@ impl Inner {
         ts: i64,
         metrics: &Metrics,
         metadata: Option<Arc<str>>,
+        listed_at: Option<u64>,
     ) -> Result<()> {
         let State {
             names,
@@ -678,17 +696,33 @@ impl Inner {
             ..
         } = state;
         scratch.clear();
-        for (name, value) in metrics.iter() {
-            if value.is_finite() && validate::metric_name(name) {
-                scratch.push((names.intern(name), value));
-            } else {
-                stats.rejected_values += 1;
-                if stats.rejected_values.is_power_of_two() {
-                    tracing::warn!(
-                        resource = %crate::error::clip(resource.id), metric = %crate::error::clip(name), value,
-                        total = stats.rejected_values,
-                        "rejected a non-finite value or invalid metric name"
-                    );
+        let mut known = resources.get_mut(resource.id);
+        if let (Some(r), Some(tick)) = (known.as_deref_mut(), listed_at) {
+            r.seen_tick = tick;
+        }
+        // A provider sends its metrics in the same order every time, so a name
+        // is usually the one in the same column of the buffer: then it is
+        // already interned and validated, and one string comparison replaces
+        // a hash lookup and a validation.
+        let layout = known.as_deref().map_or(&[][..], |r| r.buffer.layout());
+        for (i, (name, value)) in metrics.iter().enumerate() {
+            let key = match layout.get(i) {
+                _ if !value.is_finite() => None,
+                Some(&k) if names.is(k, name) => Some(k),
+                _ if validate::metric_name(name) => Some(names.intern(name)),
+                _ => None,
+            };
+            match key {
+                Some(k) => scratch.push((k, value)),
+                _ => {
+                    stats.rejected_values += 1;
+                    if stats.rejected_values.is_power_of_two() {
+                        tracing::warn!(
+                            resource = %crate::error::clip(resource.id), metric = %crate::error::clip(name), value,
+                            total = stats.rejected_values,
+                            "rejected a non-finite value or invalid metric name"
+                        );
+                    }
                 }
             }
         }
@@ -696,11 +730,13 @@ impl Inner {
             return Ok(());
         }
         let expected = self.expected_rows();
-        let r = match resources.get_mut(resource.id) {
+        let r = match known {
             Some(r) => r,
-            None => resources
-                .entry(resource.id.into())
-                .or_insert_with(|| ResourceState::new(expected)),
+            None => resources.entry(resource.id.into()).or_insert_with(|| {
+                let mut r = ResourceState::new(expected);
+                r.seen_tick = listed_at.unwrap_or(0);
+                r
+            }),
         };
         if let Some(last) = r.last_ts.filter(|&last| ts < last) {
             stats.out_of_order += 1;
@@ -714,7 +750,7 @@ impl Inner {
         r.last_ts = Some(ts);
         r.buffer
             .evict_through(ts.saturating_sub(duration_ms(self.config.pre_incident_window)));
-        r.buffer.push(ts, scratch, metadata.clone());
+        r.buffer.push(ts, scratch, metadata.clone(), names);
         stats.samples += 1;
         if self.config.anomaly.detect {
             let detector = r.detector.get_or_insert_with(Default::default);
@@ -868,8 +904,8 @@ impl Inner {
 }
 
 impl ResourceState {
-    fn new(expected_rows: usize) -> ResourceState {
-        ResourceState {
+    fn new(expected_rows: usize) -> Box<ResourceState> {
+        Box::new(ResourceState {
             buffer: RingBuffer::new(expected_rows),
             last_ts: None,
             window: None,
@@ -877,7 +913,7 @@ impl ResourceState {
             name: None,
             kind: None,
             detector: None,
-        }
+        })
     }
 
     /// Keeps the display name and type the host gave, if any.

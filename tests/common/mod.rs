@@ -228,15 +228,27 @@ impl TmpMount {
         self.dir.path()
     }
 
-    /// Remounts read-only (`ro = true`) or read-write.
+    /// Remounts read-only (`ro = true`) or read-write. A read-only remount
+    /// is refused while a file is open for writing, and r2d2 may still be
+    /// closing a dropped pool's last connection on one of its threads for a
+    /// moment, so it is retried for up to two seconds.
     pub fn remount(&self, ro: bool) {
         let opt = if ro { "remount,ro" } else { "remount,rw" };
-        let ok = std::process::Command::new("mount")
-            .args(["-o", opt])
-            .arg(self.dir.path())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let attempt = || {
+            std::process::Command::new("mount")
+                .args(["-o", opt])
+                .arg(self.dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let ok = (0..40).any(|_| {
+            attempt() || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                false
+            }
+        });
         assert!(ok, "mount -o {opt} failed");
     }
 }

@@ -1,0 +1,136 @@
+//! The tick's fast paths give the same results as the general one.
+//!
+//! A provider that keeps the default `current_metrics_batch` is asked per id
+//! directly, and while its listing stays the same the tick skips marking each
+//! listed id up front (`ListingMemo` in `src/recorder/tick.rs`). These tests
+//! change everything that memo depends on between ticks (windows on listed
+//! and unlisted resources, pushes, errors, a changed listing) and check that
+//! every resource is still asked exactly once per tick and recorded as before.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use common::*;
+use incident_recorder::{Metrics, MetricsProvider, ProviderError, Trigger};
+
+/// A provider with the default batch call: cpu = call number per resource;
+/// ids listed in `failing` answer with an error.
+#[derive(Default)]
+struct Plain {
+    ids: Mutex<Vec<String>>,
+    calls: Mutex<HashMap<String, usize>>,
+    failing: Mutex<Vec<String>>,
+}
+
+impl Plain {
+    fn new(ids: &[&str]) -> std::sync::Arc<Plain> {
+        let p = Plain::default();
+        p.set_ids(ids);
+        std::sync::Arc::new(p)
+    }
+
+    fn set_ids(&self, ids: &[&str]) {
+        *self.ids.lock().unwrap() = ids.iter().map(|s| s.to_string()).collect();
+    }
+
+    fn calls(&self, id: &str) -> usize {
+        self.calls.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+impl MetricsProvider for Plain {
+    fn current_metrics(&self, id: &str) -> Result<Metrics, ProviderError> {
+        let n = {
+            let mut calls = self.calls.lock().unwrap();
+            let c = calls.entry(id.to_string()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        if self.failing.lock().unwrap().iter().any(|f| f == id) {
+            return Err(ProviderError::new("down"));
+        }
+        Ok(Metrics::new().with("cpu", n as f64).with("memory", 1.0))
+    }
+
+    fn monitored_resource_ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
+    }
+}
+
+fn points(rig: &Rig, id: &incident_recorder::WindowId) -> usize {
+    rig.recorder.window(id).unwrap().unwrap().data_points.len()
+}
+
+#[test]
+fn a_stable_listing_still_samples_every_resource_and_unlisted_windows_once_per_tick() {
+    let rig = Rig::memory(small_config());
+    let p = Plain::new(&["a", "b"]);
+    rig.recorder.set_metrics_provider(p.clone());
+    rig.ticks(3, secs(5));
+    assert_eq!((p.calls("a"), p.calls("b")), (3, 3));
+
+    // A window on a resource the provider does not list: fetched each tick.
+    let c = rig
+        .recorder
+        .start_recording("c", Trigger::manual())
+        .unwrap();
+    rig.ticks(3, secs(5));
+    assert_eq!((p.calls("a"), p.calls("c")), (6, 3));
+    assert_eq!(points(&rig, &c), 3);
+
+    // A window on a listed resource: still one call per tick.
+    let a = rig
+        .recorder
+        .start_recording("a", Trigger::manual())
+        .unwrap();
+    let buffered = points(&rig, &a);
+    rig.ticks(2, secs(5));
+    assert_eq!((p.calls("a"), p.calls("c")), (8, 5));
+    assert_eq!(points(&rig, &a), buffered + 2);
+
+    // Once the unlisted resource's window closes, it is neither asked nor kept.
+    rig.recorder.stop_recording(&c).unwrap();
+    rig.ticks(2, secs(5));
+    assert_eq!(p.calls("c"), 5);
+    assert_eq!(rig.recorder.stats().resources, 2);
+}
+
+#[test]
+fn pushes_errors_and_a_changed_listing_between_ticks_keep_the_usual_rules() {
+    let rig = Rig::memory(small_config());
+    let p = Plain::new(&["a", "b"]);
+    rig.recorder.set_metrics_provider(p.clone());
+    rig.ticks(2, secs(5));
+
+    // A pushed, unlisted resource is dropped at the next tick, as always.
+    rig.recorder
+        .push_sample("d", rig_now(&rig), Metrics::new().with("cpu", 1.0), None)
+        .unwrap();
+    assert_eq!(rig.recorder.stats().resources, 3);
+    rig.ticks(1, secs(5));
+    assert_eq!(rig.recorder.stats().resources, 2);
+    assert_eq!(p.calls("d"), 0);
+
+    // A listed resource whose provider call fails keeps its buffer.
+    p.failing.lock().unwrap().push("b".into());
+    rig.ticks(2, secs(5));
+    let stats = rig.recorder.stats();
+    assert_eq!((stats.resources, stats.provider_errors), (2, 2));
+    assert_eq!(p.calls("b"), 5);
+
+    // A new listing (another order, one more id) is asked once per id.
+    p.failing.lock().unwrap().clear();
+    p.set_ids(&["e", "b", "a"]);
+    rig.ticks(2, secs(5));
+    assert_eq!((p.calls("a"), p.calls("b"), p.calls("e")), (7, 7, 2));
+    assert_eq!(rig.recorder.stats().resources, 3);
+    p.set_ids(&["e"]);
+    rig.ticks(1, secs(5));
+    assert_eq!(rig.recorder.stats().resources, 1);
+}
+
+fn rig_now(rig: &Rig) -> incident_recorder::Timestamp {
+    incident_recorder::Clock::now(&rig.clock)
+}
