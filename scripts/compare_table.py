@@ -212,8 +212,13 @@ def main():
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name, peer, ours, unit, ratio, target, ok, crit in rows:
-        cells = [name, fmt(peer, unit), fmt(ours, unit),
-                 "–" if ratio is None else (f"1/{1 / ratio:.3g}" if ratio < 1 else f"{ratio:.3g}"),
+        if ratio is None:
+            ratio_text = "–"
+        elif "ingest" in name:
+            ratio_text = f"{ratio:.0%} of raw"
+        else:
+            ratio_text = f"1/{1 / ratio:.3g}" if ratio < 1 else f"{ratio:.3g}"
+        cells = [name, fmt(peer, unit), fmt(ours, unit), ratio_text,
                  target, "" if ok is None else ("pass" if ok else "**FAIL**")]
         if crit_root:
             if crit is not None and "ingest" in name:

@@ -394,10 +394,16 @@ pub fn build_history(path: &Path, windows: usize, points: usize, end: Timestamp)
 
 /// Folds the WAL into the database file and empties it, so copies of the
 /// file are self-contained and every measurement starts from the same state.
+/// The file is then synced, so the kernel is not still writing a freshly
+/// built fixture back while the next measurement runs.
 pub fn checkpoint(path: &Path) {
     let conn = rusqlite::Connection::open(path).expect("open for checkpoint");
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .expect("checkpoint");
+    drop(conn);
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .expect("sync");
 }
 
 /// Copies a database file (checkpointed, so without its WAL) into `dir`.
@@ -620,6 +626,11 @@ impl RawRig {
         let conn = rusqlite::Connection::open(&path).expect("open raw");
         conn.pragma_update(None, "foreign_keys", true).unwrap();
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        // The recorder's writer's page cache (`WRITER_CACHE_KIB` in
+        // src/store/write.rs). Also keeps the two from evicting each other:
+        // all connections of a process share SQLite's page LRU here, and one
+        // at its limit recycles the other's pages.
+        conn.pragma_update(None, "cache_size", -8192).unwrap();
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();

@@ -135,7 +135,17 @@ pub(crate) enum Opened {
 ///
 /// Each tick touches the last index page of every open window plus the tails
 /// of the tables: with 1,000 open windows about 4.4 MiB, which at the default
-/// was re-read every tick; 8 MiB keeps it (10% of such a tick).
+/// was re-read every tick; 8 MiB keeps it (10% of such a tick). The bundled
+/// SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so all connections
+/// of the process share one LRU and a connection at its own limit takes the
+/// least recently used page of any other: the margin above the hot set is
+/// what keeps the writer's pages when readers are busy.
+///
+/// The writer also keeps temporary storage in memory (`temp_store`): every
+/// multi-row insert needs a statement journal (the foreign keys could abort
+/// it half way), a copy of each page it changes, and past 64 KiB SQLite
+/// spilled that to a temporary file, about a hundred files written per tick
+/// with 1,000 open windows (a fifth of such a tick).
 const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
 /// The recorder's write connection, with the id caches of the hot path.
@@ -154,6 +164,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn new(conn: Conn) -> Result<Writer> {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(Writer {
             conn,
             metric_ids: Vec::new(),
