@@ -325,17 +325,19 @@ fn bench_complete(a: &Args, fx: &mut Fixtures, w: usize) {
         let stats = rig.recorder.store().stats().expect("stats");
         assert_eq!(stats.windows_by_status.values().sum::<u64>(), w as u64);
     }
-    emit(
-        "complete",
-        a.reps,
-        vec![
-            ("W", V::N(w as f64)),
-            ("P", V::N(a.points as f64)),
-            ("metrics_per_point", V::N(8.0)),
-            ("completed_windows_kept", V::N(w as f64)),
-            ("ns_per_stop_recording", V::St(ns)),
-        ],
-    );
+    let mut fields = history_fields(w, a.points);
+    fields.push(("completed_windows_kept", V::N(w as f64)));
+    fields.push(("ns_per_stop_recording", V::St(ns)));
+    emit("complete", a.reps, fields);
+}
+
+/// The fields describing a history of `w` windows of `p` points.
+fn history_fields(w: usize, p: usize) -> Vec<(&'static str, V)> {
+    vec![
+        ("W", V::N(w as f64)),
+        ("P", V::N(p as f64)),
+        ("metrics_per_point", V::N(8.0)),
+    ]
 }
 
 fn open_config(path: &Path, w: usize) -> RecorderConfig {
@@ -365,18 +367,11 @@ fn bench_persist(a: &Args, fx: &mut Fixtures, w: usize) {
         drop(rec);
     }
     let pts = (w * a.points) as f64;
-    emit(
-        "persist",
-        a.reps,
-        vec![
-            ("W", V::N(w as f64)),
-            ("P", V::N(a.points as f64)),
-            ("metrics_per_point", V::N(8.0)),
-            ("file_bytes", V::N(size as f64)),
-            ("file_bytes_per_point", V::N(size as f64 / pts)),
-            ("open_ms", V::St(open)),
-        ],
-    );
+    let mut fields = history_fields(w, a.points);
+    fields.push(("file_bytes", V::N(size as f64)));
+    fields.push(("file_bytes_per_point", V::N(size as f64 / pts)));
+    fields.push(("open_ms", V::St(open)));
+    emit("persist", a.reps, fields);
 }
 
 fn bench_read(a: &Args, fx: &mut Fixtures, w: usize) {

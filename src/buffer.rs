@@ -91,7 +91,7 @@ impl MetricNames {
 /// `a == b`, comparing strings of up to 16 bytes with two overlapping word
 /// loads each instead of a call to `memcmp`.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

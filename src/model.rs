@@ -472,7 +472,10 @@ impl Metrics {
         let len = name.len();
         let bit = 1u64 << (len % 64);
         if self.lengths & bit != 0
-            && let Some(entry) = self.entries.iter_mut().find(|(n, _)| *n == name)
+            && let Some(entry) = self
+                .entries
+                .iter_mut()
+                .find(|(n, _)| crate::buffer::same_bytes(n.as_bytes(), name.as_bytes()))
         {
             entry.1 = value;
             return;

@@ -9,53 +9,48 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use incident_recorder::{Metrics, MetricsProvider, ProviderError, Trigger};
 
-/// A provider with the default batch call: cpu = call number per resource;
-/// ids listed in `failing` answer with an error.
-#[derive(Default)]
+/// The common `Scripted` provider (cpu = call number, calls counted) without
+/// its batch override, so the recorder takes the direct path; resources
+/// named in `failing` answer with an error.
 struct Plain {
-    ids: Mutex<Vec<String>>,
-    calls: Mutex<HashMap<String, usize>>,
-    failing: Mutex<Vec<String>>,
+    inner: Arc<Scripted>,
+    failing: Arc<Mutex<Vec<String>>>,
 }
 
 impl Plain {
-    fn new(ids: &[&str]) -> std::sync::Arc<Plain> {
-        let p = Plain::default();
-        p.set_ids(ids);
-        std::sync::Arc::new(p)
+    fn new(ids: &[&str]) -> Arc<Plain> {
+        let failing: Arc<Mutex<Vec<String>>> = Arc::default();
+        let f = failing.clone();
+        let inner = Scripted::new(ids, move |id, n| {
+            if f.lock().unwrap().iter().any(|x| x == id) {
+                return Err(ProviderError::new("down"));
+            }
+            Ok(Metrics::new().with("cpu", n as f64).with("memory", 1.0))
+        });
+        Arc::new(Plain { inner, failing })
     }
 
     fn set_ids(&self, ids: &[&str]) {
-        *self.ids.lock().unwrap() = ids.iter().map(|s| s.to_string()).collect();
+        self.inner.set_ids(ids);
     }
 
     fn calls(&self, id: &str) -> usize {
-        self.calls.lock().unwrap().get(id).copied().unwrap_or(0)
+        self.inner.calls(id)
     }
 }
 
 impl MetricsProvider for Plain {
     fn current_metrics(&self, id: &str) -> Result<Metrics, ProviderError> {
-        let n = {
-            let mut calls = self.calls.lock().unwrap();
-            let c = calls.entry(id.to_string()).or_insert(0);
-            *c += 1;
-            *c
-        };
-        if self.failing.lock().unwrap().iter().any(|f| f == id) {
-            return Err(ProviderError::new("down"));
-        }
-        Ok(Metrics::new().with("cpu", n as f64).with("memory", 1.0))
+        self.inner.current_metrics(id)
     }
 
     fn monitored_resource_ids(&self) -> Vec<String> {
-        self.ids.lock().unwrap().clone()
+        self.inner.monitored_resource_ids()
     }
 }
 

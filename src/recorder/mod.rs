@@ -117,8 +117,8 @@ struct State {
     /// Boxed, so the table's slots stay small: a table is sized in powers of
     /// two and is up to half empty, and these slots are most of the memory a
     /// resource costs beyond its ring. Hashed with foldhash (randomly seeded,
-    /// minimally DoS-resistant): a tick looks every resource up twice, and
-    /// SipHash was a quarter of a 10,000-resource tick (callgrind).
+    /// minimally DoS-resistant): a tick looks every resource up (twice when the
+    /// listing changed), and SipHash was a quarter of a 10,000-resource tick.
     resources: HashMap<Box<str>, Box<ResourceState>, foldhash::fast::RandomState>,
     /// Points of open windows not yet committed.
     pending: PointBatch,

@@ -38,7 +38,7 @@ pub(super) struct ListingMemo {
     /// anyway: their windows need samples).
     unlisted_windows: Vec<Box<str>>,
     /// The fingerprint's key.
-    hasher: foldhash::quality::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl ListingMemo {
