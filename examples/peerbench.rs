@@ -10,8 +10,9 @@
 //!
 //! Each line names its bench like the peer's (`provider`, `tick`, `summary`,
 //! `complete`, `persist`) plus Rust-only ones: `read` (queries), `ingest` (bulk
-//! `push_samples` against raw rusqlite on the same rows) and `disk` (bytes
-//! written per recorded point). Heap per point needs a counting allocator,
+//! `push_samples` against raw rusqlite on the same rows), `storm` (the tick
+//! in which `--disk-active` windows recorded together all close) and `disk`
+//! (bytes written per recorded point). Heap per point needs a counting allocator,
 //! which would slow everything here: see `examples/heap.rs`.
 
 #[path = "../benches/support/mod.rs"]
@@ -53,7 +54,7 @@ struct Args {
     /// ingest: points per push_samples batch (spread over 100 windows)
     #[arg(long, default_value_t = 10_000)]
     ingest_points: usize,
-    /// disk: active windows kept recording
+    /// disk: active windows kept recording; storm: windows closing together
     #[arg(long, default_value = "100,1000", value_delimiter = ',')]
     disk_active: Vec<usize>,
     /// disk: measured ticks
@@ -62,7 +63,7 @@ struct Args {
     /// which benches to run
     #[arg(
         long,
-        default_value = "provider,tick,summary,complete,persist,read,ingest,disk",
+        default_value = "provider,tick,summary,complete,persist,read,ingest,storm,disk",
         value_delimiter = ','
     )]
     only: Vec<String>,
@@ -442,6 +443,35 @@ fn bench_ingest(a: &Args) {
     );
 }
 
+/// The tick in which `act` windows recorded together close at once (they
+/// reach the point limit, 501, in the same tick): the worst case for finding
+/// a window's points, which interleave with those of every other window.
+/// Includes the tick's own sampling of `act` resources. No peer equivalent
+/// (the seed completes in memory, then rewrites its whole file).
+fn bench_storm(a: &Args, act: usize) {
+    progress(format!("storm A={act}"));
+    let mut ns = Stat::default();
+    for rep in 0..a.reps {
+        let mut rig = TickRig::new(act, act, 1 + rep as u64);
+        let left = rig.ticks_left;
+        rig.timed_ticks(left);
+        rig.clock.advance(Duration::from_secs(5));
+        let t0 = Instant::now();
+        rig.recorder.record_sample().expect("tick");
+        ns.push(t0.elapsed().as_nanos() as f64);
+        assert_eq!(rig.recorder.stats().active_windows, 0, "all windows closed");
+    }
+    emit(
+        "storm",
+        a.reps,
+        vec![
+            ("A", V::N(act as f64)),
+            ("points_per_window", V::N(501.0)),
+            ("ns_closing_tick", V::St(ns)),
+        ],
+    );
+}
+
 /// Disk bytes written per recorded point: `act` windows kept recording (a new
 /// one opens as others complete), `disk_ticks` ticks, then a final
 /// checkpoint, so every byte the points cost (WAL frames and the checkpoint
@@ -550,6 +580,11 @@ fn main() {
     }
     if only("ingest") {
         bench_ingest(&a);
+    }
+    if only("storm") {
+        for &act in &a.disk_active {
+            bench_storm(&a, act);
+        }
     }
     if only("disk") {
         for &act in &a.disk_active {

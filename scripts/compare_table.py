@@ -178,6 +178,10 @@ def main():
                 med(o, "recent_windows_100_ms") * 1e6, "ms",
                 crit=criterion(crit_root, "read", "recent_windows_100", str(w)))
 
+    for o in [l for l in lines if l.get("bench") == "storm" and l.get("lang") == "rust"]:
+        row(f"tick closing {o['A']:,} windows of 501 points recorded together", None,
+            med(o, "ns_closing_tick"), "ms")
+
     o = find(lines, bench="ingest", lang="rust")
     sq = find(lines, bench="sqlite", layout="normalized")
     if o:

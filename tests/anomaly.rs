@@ -312,7 +312,8 @@ fn a_version_1_database_is_upgraded_with_its_triggers() {
     let w = recorder.window(&"iw-old-1".into()).unwrap().unwrap();
     assert_eq!(w.triggers.len(), 1);
     assert_eq!(w.triggers[0].trigger_id.as_deref(), Some("cpu"));
-    // V3 gave every window its point-id range: the points are all found.
+    // V3 gave every window its point-id range and V4 listed the closed
+    // windows' points: the points are all found.
     let cpu = |id: &str| -> Vec<f64> {
         let w = recorder.window(&id.into()).unwrap().unwrap();
         w.data_points.iter().map(|p| p.metrics["cpu"]).collect()

@@ -453,3 +453,129 @@ fn a_generated_id_never_collides_with_an_imported_one() {
     assert!(rig.recorder.window(&taken).unwrap().is_some());
     assert!(rig.recorder.window(&own).unwrap().is_some());
 }
+
+/// Windows recording at the same time share one range of point ids (each tick
+/// writes a point of each). Each must still get exactly its own points,
+/// summary, point list and view rows: when it closes in the recorder that
+/// wrote it, when it closes after a restart, and when it is trimmed.
+#[test]
+fn windows_recorded_together_keep_their_own_points() {
+    let resources = ["a", "b", "c", "d", "e", "f"];
+    // cpu = 1000 × resource index + call number: a value names its resource
+    // and its tick.
+    let provider = Scripted::new(&resources, |id, n| {
+        let base = f64::from(id.as_bytes()[0] - b'a') * 1000.0;
+        Ok(Metrics::new().with("cpu", base + n as f64))
+    });
+    let rig = Rig::file(RecorderConfig {
+        max_windows: 100,
+        ..small_config()
+    });
+    rig.recorder.set_metrics_provider(provider.clone());
+    rig.ticks(2, secs(5));
+    let first: Vec<_> = resources[..3]
+        .iter()
+        .map(|r| rig.start(*r, Trigger::manual()))
+        .collect();
+    rig.ticks(6, secs(5));
+    let second: Vec<_> = resources[3..]
+        .iter()
+        .map(|r| rig.start(*r, Trigger::manual()))
+        .collect();
+    rig.ticks(8, secs(5));
+    for id in &first {
+        let w = rig.recorder.window(id).unwrap().unwrap();
+        assert_eq!(
+            w.status,
+            WindowStatus::Complete,
+            "{id} closes before the restart"
+        );
+    }
+    let rig = rig.reopen();
+    rig.recorder.set_metrics_provider(provider.clone());
+    assert_eq!(rig.recorder.stats().active_windows, 3);
+    rig.ticks(8, secs(5));
+    let recording = rig.start("a", Trigger::manual());
+    rig.ticks(1, secs(5));
+
+    let conn = rig.sql();
+    let mut kept = 0;
+    for (n, id) in first.iter().chain(&second).enumerate() {
+        let w = rig.recorder.window(id).unwrap().unwrap();
+        assert_eq!(
+            w.status,
+            WindowStatus::Complete,
+            "{id} closes after the restart"
+        );
+        let cpu: Vec<f64> = w.data_points.iter().map(|p| p.metrics["cpu"]).collect();
+        let base = f64::from(w.resource_id.as_bytes()[0] - b'a') * 1000.0;
+        assert!(cpu.len() > 12, "{id}: {cpu:?}");
+        assert!(
+            cpu.iter().all(|v| (base..base + 1000.0).contains(v)),
+            "{id} holds another resource's points: {cpu:?}"
+        );
+        assert!(
+            cpu.windows(2).all(|p| p[1] == p[0] + 1.0),
+            "{id} misses or repeats a tick: {cpu:?}"
+        );
+        let s = w.summary.as_ref().unwrap();
+        assert_eq!(s.data_points as usize, cpu.len());
+        assert_eq!(s.samples["cpu"] as usize, cpu.len());
+        assert_eq!(
+            (s.lows["cpu"], s.peaks["cpu"]),
+            (cpu[0], cpu[cpu.len() - 1])
+        );
+        let row = |sql: &str| -> i64 { conn.query_row(sql, [id.as_str()], |r| r.get(0)).unwrap() };
+        let listed = row(
+            "SELECT count(*) FROM window_points x JOIN windows w ON w.id = x.window_id
+             JOIN data_points p ON p.id = x.point_id AND p.window_id = w.id
+             WHERE w.public_id = ?1",
+        );
+        assert_eq!(listed as usize, cpu.len(), "{id}'s point list");
+        let viewed = row("SELECT count(*) FROM incident_samples WHERE window_id = ?1");
+        assert_eq!(viewed as usize, cpu.len(), "{id} in the view");
+        if n >= 3 {
+            kept += cpu.len();
+        }
+    }
+    let open = rig.recorder.window(&recording).unwrap().unwrap();
+    let viewed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM incident_samples WHERE window_id = ?1 AND status = 'recording'",
+            [recording.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(viewed as usize, open.data_points.len());
+    assert!(open.data_points.len() > 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM window_points x JOIN windows w ON w.id = x.window_id WHERE w.status = 'recording'"
+        ),
+        0,
+        "a recording window has no list yet"
+    );
+
+    // Trimming to three closed windows deletes the first group and nothing
+    // of the others.
+    let report = rig
+        .recorder
+        .store()
+        .prune(t(0), secs(10_000_000), 3)
+        .unwrap();
+    assert_eq!(report.windows, 3);
+    assert_no_orphans(&conn);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM window_points") as usize,
+        kept
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM data_points") as usize,
+        kept + open.data_points.len()
+    );
+    for id in &second {
+        let w = rig.recorder.window(id).unwrap().unwrap();
+        assert_eq!(w.data_points.len() as u64, w.summary.unwrap().data_points);
+    }
+}

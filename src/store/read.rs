@@ -247,7 +247,7 @@ fn complete(
         w.summary = Some(summary(conn, row, points)?);
     }
     if with_points {
-        w.data_points = points(conn, row)?;
+        w.data_points = points(conn, row, w.status == WindowStatus::Recording)?;
     }
     Ok(w)
 }
@@ -332,18 +332,26 @@ fn summary(conn: &Connection, window: i64, points: i64) -> Result<IncidentSummar
     Ok(s)
 }
 
-fn points(conn: &Connection, window: i64) -> Result<Vec<DataPoint>> {
-    let mut stmt = conn.prepare_cached(
+/// The points of a window: a closed one through its list, a recording one
+/// through its id range (see migrations/V4).
+fn points(conn: &Connection, window: i64, recording: bool) -> Result<Vec<DataPoint>> {
+    let mut stmt = conn.prepare_cached(if recording {
         "SELECT p.id, p.ts_ms, p.metadata, m.name, v.value
          FROM windows w
-         JOIN data_points p ON p.id BETWEEN w.first_point_id
-                                        AND coalesce(w.last_point_id, 9223372036854775807)
-                            AND p.window_id = w.id
+         JOIN data_points p ON p.id >= w.first_point_id AND p.window_id = w.id
          LEFT JOIN point_values v ON v.point_id = p.id
          LEFT JOIN metrics m ON m.id = v.metric_id
          WHERE w.id = ?1
-         ORDER BY p.ts_ms, p.id",
-    )?;
+         ORDER BY p.ts_ms, p.id"
+    } else {
+        "SELECT p.id, p.ts_ms, p.metadata, m.name, v.value
+         FROM window_points x
+         JOIN data_points p ON p.id = x.point_id
+         LEFT JOIN point_values v ON v.point_id = p.id
+         LEFT JOIN metrics m ON m.id = v.metric_id
+         WHERE x.window_id = ?1
+         ORDER BY p.ts_ms, p.id"
+    })?;
     let mut rows = stmt.query([window])?;
     let mut out: Vec<DataPoint> = Vec::new();
     let mut current = None;

@@ -4,7 +4,7 @@
 //! back whole and the caller keeps its pending data to retry, so a failed
 //! commit (a full disk, a locked file) loses nothing and leaves no partial rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
@@ -61,6 +61,15 @@ impl PointBatch {
     /// True when nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.points.is_empty()
+    }
+
+    /// The ids the points of `window` get when the batch is written from
+    /// `first_id` on (see [`insert_points`]).
+    fn ids_of(&self, window: i64, first_id: i64) -> impl Iterator<Item = i64> + '_ {
+        (first_id..)
+            .zip(&self.points)
+            .filter(move |(_, p)| p.window == window)
+            .map(|(id, _)| id)
     }
 
     /// Forgets everything (keeping the allocations).
@@ -159,6 +168,12 @@ pub(crate) struct Writer {
     scratch: Vec<(i64, i64, f64)>,
     /// How closing windows score their anomalies.
     anomaly: AnomalyConfig,
+    /// The ids of the committed points of each recording window this writer
+    /// opened or recovered, ascending; a window's entry goes when it closes.
+    /// Closing a window reads its points by these ids: its id range also
+    /// holds the points of every window recording at the same time (see
+    /// migrations/V4). A window without an entry is found by its range.
+    points: HashMap<i64, Vec<i64>>,
 }
 
 impl Writer {
@@ -170,6 +185,7 @@ impl Writer {
             metric_ids: Vec::new(),
             scratch: Vec::new(),
             anomaly: AnomalyConfig::default(),
+            points: HashMap::new(),
         })
     }
 
@@ -217,13 +233,30 @@ impl Writer {
         trim: Option<Trim>,
     ) -> Result<usize> {
         let anomaly = self.anomaly.clone();
-        self.transaction(|tx, metric_ids, scratch| {
-            insert_points(tx, names, metric_ids, scratch, batch, None)?;
-            for c in closings {
-                close_window(tx, c, Some(&anomaly))?;
+        let known: Vec<Option<Vec<i64>>> = closings
+            .iter()
+            .map(|c| self.points.get(&c.window).cloned())
+            .collect();
+        let first_id = self.transaction(|tx, metric_ids, scratch| {
+            let first_id = insert_points(tx, names, metric_ids, scratch, batch, None)?;
+            for (c, known) in closings.iter().zip(known) {
+                let ids = known.map(|mut ids| {
+                    ids.extend(batch.ids_of(c.window, first_id));
+                    ids
+                });
+                close_window(tx, c, ids, Some(&anomaly))?;
             }
-            Ok(())
+            Ok(first_id)
         })?;
+        // Committed: only now do the lists take the new ids.
+        for (id, p) in (first_id..).zip(&batch.points) {
+            if let Some(ids) = self.points.get_mut(&p.window) {
+                ids.push(id);
+            }
+        }
+        for c in closings {
+            self.points.remove(&c.window);
+        }
         let Some(t) = trim else { return Ok(0) };
         match self::trim(&self.conn, t) {
             Ok(report) => Ok(report.windows),
@@ -249,7 +282,7 @@ impl Writer {
         truncate_at: Option<i64>,
     ) -> Result<Opened> {
         let anomaly = self.anomaly.clone();
-        self.transaction(|tx, metric_ids, scratch| {
+        let opened = self.transaction(|tx, metric_ids, scratch| {
             let resource_id = upsert_resource(tx, w.resource)?;
             if w.daily_limit > 0 {
                 let since = w.fired_ms.saturating_sub(DAY_MS);
@@ -270,7 +303,7 @@ impl Writer {
                         w.trigger.id,
                         w.fired_ms
                     ])?;
-                    return Ok(Opened::Suppressed);
+                    return Ok((Opened::Suppressed, None));
                 }
             }
             let row: i64 = tx.query_row(
@@ -297,20 +330,23 @@ impl Writer {
                 next_point_id(tx)?
             ])?;
             insert_trigger(tx, row, w.trigger, w.fired_ms, None, true)?;
-            insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
-            if let Some(end_ms) = truncate_at {
-                close_window(
-                    tx,
-                    &Closing {
-                        window: row,
-                        status: WindowStatus::Truncated,
-                        end_ms,
-                    },
-                    Some(&anomaly),
-                )?;
-            }
-            Ok(Opened::Window(row, public_id))
-        })
+            let first_id = insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
+            let ids: Vec<i64> = (first_id..).take(pre.len()).collect();
+            let Some(end_ms) = truncate_at else {
+                return Ok((Opened::Window(row, public_id), Some(ids)));
+            };
+            let closing = Closing {
+                window: row,
+                status: WindowStatus::Truncated,
+                end_ms,
+            };
+            close_window(tx, &closing, Some(ids), Some(&anomaly))?;
+            Ok((Opened::Window(row, public_id), None))
+        })?;
+        if let (Opened::Window(row, _), Some(ids)) = &opened {
+            self.points.insert(*row, ids.clone());
+        }
+        Ok(opened.0)
     }
 
     /// Records a trigger that extends an open window to `deadline_ms`.
@@ -356,20 +392,22 @@ impl Writer {
         })
     }
 
-    /// The windows still marked `recording`, oldest first.
+    /// The windows still marked `recording`, oldest first, with their points
+    /// counted; their point ids become this writer's lists.
+    ///
+    /// One scan from the oldest window's first point finds the points of all
+    /// of them (a scan per window would read the shared range once each).
     pub(crate) fn recording_windows(&mut self) -> Result<Vec<RecoveredWindow>> {
         let conn: &Connection = &self.conn;
-        let mut stmt = conn.prepare(
-            "SELECT w.id, w.public_id, r.external_id, w.start_ms, w.deadline_ms,
-                    (SELECT count(*) FROM data_points p
-                     WHERE p.id >= w.first_point_id AND p.window_id = w.id),
-                    (SELECT max(p.ts_ms) FROM data_points p
-                     WHERE p.id >= w.first_point_id AND p.window_id = w.id)
-             FROM windows w JOIN resources r ON r.id = w.resource_id
-             WHERE w.status = 'recording'
-             ORDER BY w.id",
-        )?;
-        let mut windows = stmt
+        let mut from = i64::MAX;
+        let mut windows = conn
+            .prepare(
+                "SELECT w.id, w.public_id, r.external_id, w.start_ms, w.deadline_ms,
+                        w.first_point_id
+                 FROM windows w JOIN resources r ON r.id = w.resource_id
+                 WHERE w.status = 'recording'
+                 ORDER BY w.id",
+            )?
             .query_map([], |r| {
                 Ok(RecoveredWindow {
                     row: r.get(0)?,
@@ -377,12 +415,34 @@ impl Writer {
                     resource: r.get(2)?,
                     start_ms: r.get(3)?,
                     deadline_ms: r.get(4)?,
-                    points: r.get::<_, i64>(5)? as usize,
-                    last_ts: r.get(6)?,
+                    points: 0,
+                    last_ts: None,
                     unresolved_alerts: Vec::new(),
                 })
+                .map(|w| (w, r.get::<_, i64>(5)))
             })?
+            .map(|row| {
+                let (w, first) = row?;
+                from = from.min(first?);
+                Ok(w)
+            })
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut lists: HashMap<i64, (Vec<i64>, Option<i64>)> = windows
+            .iter()
+            .map(|w| (w.row, (Vec::new(), None)))
+            .collect();
+        if !windows.is_empty() {
+            let mut stmt =
+                conn.prepare("SELECT id, window_id, ts_ms FROM data_points WHERE id >= ?1")?;
+            let mut rows = stmt.query([from])?;
+            while let Some(r) = rows.next()? {
+                if let Some((ids, last_ts)) = lists.get_mut(&r.get::<_, i64>(1)?) {
+                    ids.push(r.get(0)?);
+                    let ts: i64 = r.get(2)?;
+                    *last_ts = Some(last_ts.map_or(ts, |t: i64| t.max(ts)));
+                }
+            }
+        }
         let mut alerts = conn.prepare(
             "SELECT trigger_id FROM window_triggers
              WHERE window_id = ?1 AND trigger_type = 'alert'
@@ -393,6 +453,11 @@ impl Writer {
             w.unresolved_alerts = alerts
                 .query_map([w.row], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
+            if let Some((ids, last_ts)) = lists.remove(&w.row) {
+                w.points = ids.len();
+                w.last_ts = last_ts;
+                self.points.insert(w.row, ids);
+            }
         }
         Ok(windows)
     }
@@ -550,7 +615,8 @@ fn metric_id(
 
 /// Inserts every point of `batch` (into `window_override` if given) with
 /// multi-row statements. Point ids are assigned here, after `max(id)`, which is
-/// stable because the caller holds the write lock.
+/// stable because the caller holds the write lock: the batch's points get
+/// consecutive ids from the one returned, in order.
 pub(super) fn insert_points(
     tx: &Connection,
     names: &MetricNames,
@@ -558,11 +624,11 @@ pub(super) fn insert_points(
     values: &mut Vec<(i64, i64, f64)>,
     batch: &PointBatch,
     window_override: Option<i64>,
-) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
+) -> Result<i64> {
     let first_id = next_point_id(tx)?;
+    if batch.is_empty() {
+        return Ok(first_id);
+    }
     values.clear();
     for (i, p) in batch.points.iter().enumerate() {
         let point_id = first_id + i as i64;
@@ -594,7 +660,7 @@ pub(super) fn insert_points(
         stmt.raw_bind_parameter(at + 1, m)?;
         stmt.raw_bind_parameter(at + 2, v)
     })?;
-    Ok(())
+    Ok(first_id)
 }
 
 /// An `INSERT ... VALUES (?, ...), (?, ...)` statement family: the same insert
@@ -642,6 +708,8 @@ static DATA_POINTS: MultiInsert = MultiInsert::new(
 );
 static POINT_VALUES: MultiInsert =
     MultiInsert::new("INSERT INTO point_values (point_id, metric_id, value)", 3);
+static WINDOW_POINTS: MultiInsert =
+    MultiInsert::new("INSERT INTO window_points (window_id, point_id)", 2);
 
 fn insert_rows<R>(
     tx: &Connection,
@@ -667,11 +735,15 @@ fn insert_rows<R>(
 }
 
 /// Closes a window: computes its summary (and, with `anomalies`, its
-/// anomalies) from the stored points, writes them and the final status, all
-/// inside the caller's transaction. A window already closed is left alone.
+/// anomalies) from the stored points, writes them, the window's point list
+/// and the final status, all inside the caller's transaction. `ids` are the
+/// window's point ids if the caller knows them (ascending); without them the
+/// window's id range is scanned for them. A window already closed is left
+/// alone.
 pub(super) fn close_window(
     tx: &Connection,
     c: &Closing,
+    ids: Option<Vec<i64>>,
     anomalies: Option<&AnomalyConfig>,
 ) -> Result<()> {
     let window: Option<(i64, i64)> = tx
@@ -683,33 +755,71 @@ pub(super) fn close_window(
     let Some((opened_ms, first_point)) = window else {
         return Ok(());
     };
-    // Every point of the window has an id at or after `first_point` (see
-    // migrations/V3); ids of other windows' points interleave with them.
-    let (points, first, last, last_point): (i64, Option<i64>, Option<i64>, Option<i64>) = tx
-        .prepare_cached(
-            "SELECT count(*), min(ts_ms), max(ts_ms), max(id) FROM data_points
-             WHERE id >= ?2 AND window_id = ?1",
-        )?
-        .query_row([c.window, first_point], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-    // Per metric id: (ts, value) in time order.
+    let ids = match ids {
+        Some(ids) => ids,
+        // Every point of the window has an id at or after `first_point` (see
+        // migrations/V3); ids of other windows' points interleave with them.
+        None => tx
+            .prepare_cached("SELECT id FROM data_points WHERE id >= ?2 AND window_id = ?1")?
+            .query_map([c.window, first_point], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?,
+    };
+    // Per metric id: (ts, value), then in time order.
     let mut series: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT v.metric_id, p.ts_ms, v.value
-             FROM data_points p JOIN point_values v ON v.point_id = p.id
-             WHERE p.id BETWEEN ?2 AND ?3 AND p.window_id = ?1
-             ORDER BY p.ts_ms, p.id",
-        )?;
-        let mut rows = stmt.query([c.window, first_point, last_point.unwrap_or(0)])?;
-        while let Some(r) = rows.next()? {
-            series
-                .entry(r.get(0)?)
-                .or_default()
-                .push((r.get(1)?, r.get(2)?));
+    let mut found: Vec<i64> = Vec::with_capacity(ids.len());
+    let (mut first, mut last) = (None::<i64>, None::<i64>);
+    let mut take = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+        let (id, ts): (i64, i64) = (r.get(0)?, r.get(1)?);
+        if found.last() != Some(&id) {
+            found.push(id);
+            first = Some(first.map_or(ts, |f| f.min(ts)));
+            last = Some(last.map_or(ts, |l| l.max(ts)));
+        }
+        if let (Some(metric), Some(value)) = (r.get(2)?, r.get(3)?) {
+            series.entry(metric).or_default().push((ts, value));
+        }
+        Ok(())
+    };
+    // A window recorded alone fills most of its range: one range scan. One
+    // recorded among many is read point by point.
+    match (ids.first(), ids.last()) {
+        (Some(&lo), Some(&hi)) if hi - lo < 2 * ids.len() as i64 => {
+            let mut stmt = tx.prepare_cached(
+                "SELECT p.id, p.ts_ms, v.metric_id, v.value
+                 FROM data_points p LEFT JOIN point_values v ON v.point_id = p.id
+                 WHERE p.id BETWEEN ?2 AND ?3 AND p.window_id = ?1
+                 ORDER BY p.id",
+            )?;
+            let mut rows = stmt.query([c.window, lo, hi])?;
+            while let Some(r) = rows.next()? {
+                take(r)?;
+            }
+        }
+        _ => {
+            let mut stmt = tx.prepare_cached(
+                "SELECT p.id, p.ts_ms, v.metric_id, v.value
+                 FROM data_points p LEFT JOIN point_values v ON v.point_id = p.id
+                 WHERE p.id = ?1 AND p.window_id = ?2",
+            )?;
+            for &id in &ids {
+                let mut rows = stmt.query([id, c.window])?;
+                while let Some(r) = rows.next()? {
+                    take(r)?;
+                }
+            }
         }
     }
+    // Ids follow insertion order; a stable sort puts equal times in it.
+    for points in series.values_mut() {
+        points.sort_by_key(|&(ts, _)| ts);
+    }
+    let points = found.len() as i64;
+    let rows: Vec<(i64, i64)> = found.iter().map(|&id| (c.window, id)).collect();
+    insert_rows(tx, &WINDOW_POINTS, &rows, |stmt, at, &(w, id)| {
+        stmt.raw_bind_parameter(at, w)?;
+        stmt.raw_bind_parameter(at + 1, id)
+    })?;
+    let last_point = found.last().copied();
     let mut insert = tx.prepare_cached(
         "INSERT INTO window_metric_stats
             (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99)
@@ -834,12 +944,10 @@ fn trim_windows(tx: &Connection, trim: Trim) -> Result<PruneReport> {
     Ok(report)
 }
 
-/// The ids of the points of window `?1` (closed): its id range, then its id.
+/// The ids of the points of window `?1` (closed): its list.
 macro_rules! window_point_ids {
     () => {
-        "SELECT p.id FROM windows w JOIN data_points p
-           ON p.id BETWEEN w.first_point_id AND w.last_point_id AND p.window_id = w.id
-         WHERE w.id = ?1"
+        "SELECT point_id FROM window_points WHERE window_id = ?1"
     };
 }
 
@@ -861,6 +969,7 @@ fn delete_window(tx: &Connection, id: i64) -> Result<usize> {
         ))?
         .execute([id])?;
     for sql in [
+        "DELETE FROM window_points WHERE window_id = ?1",
         "DELETE FROM window_anomalies WHERE window_id = ?1",
         "DELETE FROM window_metric_stats WHERE window_id = ?1",
         "DELETE FROM window_triggers WHERE window_id = ?1",
@@ -922,9 +1031,10 @@ mod tests {
     use super::*;
 
     /// The tables `delete_window` deletes from.
-    const WINDOW_TABLES: [&str; 6] = [
+    const WINDOW_TABLES: [&str; 7] = [
         "point_values",
         "data_points",
+        "window_points",
         "window_metric_stats",
         "window_anomalies",
         "window_triggers",
