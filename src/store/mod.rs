@@ -4,8 +4,8 @@
 //!
 //! History lives in normalized tables (see `docs/schema.md` and
 //! `migrations/`): `windows` → `data_points` → `point_values`, with per-window
-//! `window_metric_stats`, `window_triggers` and `window_anomalies`. Deleting a
-//! window cascades to all of them. The recorder writes through one dedicated
+//! `window_metric_stats`, `window_triggers`, `window_anomalies` and, once a
+//! window closes, `window_points`. Deleting a window cascades to all of them. The recorder writes through one dedicated
 //! connection (a [`Writer`]); queries take connections from an r2d2 pool.
 //!
 //! ## Locking
@@ -37,8 +37,12 @@
 //! crashes without an fsync per transaction (the WAL is synced at checkpoints);
 //! checkpoints run every 10,000 WAL pages rather than SQLite's 1,000 (see
 //! [`WAL_AUTOCHECKPOINT`]) and `journal_size_limit` keeps the WAL from growing
-//! without bound. Trimming deletes a window's rows table by table rather than
-//! through the cascades (see `write::trim`).
+//! without bound. `data_points` has no index by window (each tick would dirty
+//! one index page per recording window): the writer remembers the point ids of
+//! the windows it records, and a closed window lists its points in
+//! `window_points`, written once, in one clustered batch, when it closes.
+//! Trimming deletes a window's rows table by table rather than through the
+//! cascades (see `write::trim`).
 
 mod read;
 mod transfer;
