@@ -4,7 +4,8 @@
 -- every point recorded at the same time by another window sits in that range
 -- too: with 1,000 windows recording together, closing, reading or deleting one
 -- of them scanned the points of all 1,000 (half a million rows for 500-point
--- windows), so a burst of completions stalled the recorder for seconds.
+-- windows), so a burst of completions stalled the recorder: 271 s for the tick
+-- closing 1,000 such windows.
 --
 -- window_points is written once, when a window closes, in one batch of rows
 -- that sit together (the primary key starts with the window), so it costs no
