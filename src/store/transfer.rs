@@ -120,7 +120,7 @@ impl Store {
                 let fired = t.fired_at.as_unix_ms();
                 insert_trigger(tx, row, &trigger, fired, resolved, t.opened_window)?;
             }
-            let first_id = insert_points(
+            let ids = insert_points(
                 tx,
                 &plan.names,
                 metric_ids,
@@ -138,7 +138,7 @@ impl Store {
                     status: plan.status,
                     end_ms: plan.end_ms,
                 },
-                Some((first_id..).take(plan.points.len()).collect()),
+                Some(ids.collect()),
                 None,
             )?;
             let anomalies = w.summary.iter().flat_map(|s| &s.anomalies);

@@ -63,11 +63,10 @@ impl PointBatch {
         self.points.is_empty()
     }
 
-    /// The ids the points of `window` get when the batch is written from
-    /// `first_id` on (see [`insert_points`]).
-    fn ids_of(&self, window: i64, first_id: i64) -> impl Iterator<Item = i64> + '_ {
-        (first_id..)
-            .zip(&self.points)
+    /// The ids of the points of `window`, given the `ids` [`insert_points`]
+    /// assigned to the batch.
+    fn ids_of(&self, window: i64, ids: std::ops::Range<i64>) -> impl Iterator<Item = i64> + '_ {
+        ids.zip(&self.points)
             .filter(move |(_, p)| p.window == window)
             .map(|(id, _)| id)
     }
@@ -241,19 +240,19 @@ impl Writer {
             .iter()
             .map(|c| self.points.get(&c.window).cloned())
             .collect();
-        let first_id = self.transaction(|tx, metric_ids, scratch| {
-            let first_id = insert_points(tx, names, metric_ids, scratch, batch, None)?;
+        let new_ids = self.transaction(|tx, metric_ids, scratch| {
+            let new_ids = insert_points(tx, names, metric_ids, scratch, batch, None)?;
             for (c, known) in closings.iter().zip(known) {
                 let ids = known.map(|mut ids| {
-                    ids.extend(batch.ids_of(c.window, first_id));
+                    ids.extend(batch.ids_of(c.window, new_ids.clone()));
                     ids
                 });
                 close_window(tx, c, ids, Some(&anomaly))?;
             }
-            Ok(first_id)
+            Ok(new_ids)
         })?;
         // Committed: only now do the lists take the new ids.
-        for (id, p) in (first_id..).zip(&batch.points) {
+        for (id, p) in new_ids.zip(&batch.points) {
             if let Some(ids) = self.points.get_mut(&p.window) {
                 ids.push(id);
             }
@@ -286,7 +285,7 @@ impl Writer {
         truncate_at: Option<i64>,
     ) -> Result<Opened> {
         let anomaly = self.anomaly.clone();
-        let opened = self.transaction(|tx, metric_ids, scratch| {
+        let (opened, ids) = self.transaction(|tx, metric_ids, scratch| {
             let resource_id = upsert_resource(tx, w.resource)?;
             if w.daily_limit > 0 {
                 let since = w.fired_ms.saturating_sub(DAY_MS);
@@ -334,8 +333,8 @@ impl Writer {
                 next_point_id(tx)?
             ])?;
             insert_trigger(tx, row, w.trigger, w.fired_ms, None, true)?;
-            let first_id = insert_points(tx, names, metric_ids, scratch, pre, Some(row))?;
-            let ids: Vec<i64> = (first_id..).take(pre.len()).collect();
+            let ids: Vec<i64> = insert_points(tx, names, metric_ids, scratch, pre, Some(row))?
+                .collect();
             let Some(end_ms) = truncate_at else {
                 return Ok((Opened::Window(row, public_id), Some(ids)));
             };
@@ -347,10 +346,10 @@ impl Writer {
             close_window(tx, &closing, Some(ids), Some(&anomaly))?;
             Ok((Opened::Window(row, public_id), None))
         })?;
-        if let (Opened::Window(row, _), Some(ids)) = &opened {
-            self.points.insert(*row, ids.clone());
+        if let (Opened::Window(row, _), Some(ids)) = (&opened, ids) {
+            self.points.insert(*row, ids);
         }
-        Ok(opened.0)
+        Ok(opened)
     }
 
     /// Records a trigger that extends an open window to `deadline_ms`.
@@ -403,8 +402,7 @@ impl Writer {
     /// of them (a scan per window would read the shared range once each).
     pub(crate) fn recording_windows(&mut self) -> Result<Vec<RecoveredWindow>> {
         let conn: &Connection = &self.conn;
-        let mut from = i64::MAX;
-        let mut windows = conn
+        let found: Vec<(RecoveredWindow, i64)> = conn
             .prepare(
                 "SELECT w.id, w.public_id, r.external_id, w.start_ms, w.deadline_ms,
                         w.first_point_id
@@ -413,7 +411,7 @@ impl Writer {
                  ORDER BY w.id",
             )?
             .query_map([], |r| {
-                Ok(RecoveredWindow {
+                let w = RecoveredWindow {
                     row: r.get(0)?,
                     public_id: WindowId::new(r.get::<_, String>(1)?),
                     resource: r.get(2)?,
@@ -422,20 +420,17 @@ impl Writer {
                     points: 0,
                     last_ts: None,
                     unresolved_alerts: Vec::new(),
-                })
-                .map(|w| (w, r.get::<_, i64>(5)))
+                };
+                Ok((w, r.get(5)?))
             })?
-            .map(|row| {
-                let (w, first) = row?;
-                from = from.min(first?);
-                Ok(w)
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<rusqlite::Result<_>>()?;
+        let from = found.iter().map(|&(_, first_point)| first_point).min();
+        let mut windows: Vec<RecoveredWindow> = found.into_iter().map(|(w, _)| w).collect();
         let mut lists: HashMap<i64, (Vec<i64>, Option<i64>)> = windows
             .iter()
             .map(|w| (w.row, (Vec::new(), None)))
             .collect();
-        if !windows.is_empty() {
+        if let Some(from) = from {
             let mut stmt =
                 conn.prepare("SELECT id, window_id, ts_ms FROM data_points WHERE id >= ?1")?;
             let mut rows = stmt.query([from])?;
@@ -619,8 +614,8 @@ fn metric_id(
 
 /// Inserts every point of `batch` (into `window_override` if given) with
 /// multi-row statements. Point ids are assigned here, after `max(id)`, which is
-/// stable because the caller holds the write lock: the batch's points get
-/// consecutive ids from the one returned, in order.
+/// stable because the caller holds the write lock. Returns the ids assigned:
+/// consecutive, in the batch's order.
 pub(super) fn insert_points(
     tx: &Connection,
     names: &MetricNames,
@@ -628,10 +623,11 @@ pub(super) fn insert_points(
     values: &mut Vec<(i64, i64, f64)>,
     batch: &PointBatch,
     window_override: Option<i64>,
-) -> Result<i64> {
+) -> Result<std::ops::Range<i64>> {
     let first_id = next_point_id(tx)?;
+    let ids = first_id..first_id + batch.len() as i64;
     if batch.is_empty() {
-        return Ok(first_id);
+        return Ok(ids);
     }
     values.clear();
     for (i, p) in batch.points.iter().enumerate() {
@@ -664,7 +660,7 @@ pub(super) fn insert_points(
         stmt.raw_bind_parameter(at + 1, m)?;
         stmt.raw_bind_parameter(at + 2, v)
     })?;
-    Ok(first_id)
+    Ok(ids)
 }
 
 /// An `INSERT ... VALUES (?, ...), (?, ...)` statement family: the same insert
