@@ -112,12 +112,23 @@ fn trigger_reaches_a_running_watch_and_refuses_without_one() {
         "{}",
         stderr(&typo)
     );
+    // --json has the same shape whatever happens.
+    let refused = run(&db, &["trigger", "vm-typo", "--json"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(refused["status"], "refused");
+    assert_eq!(refused["window_id"], Value::Null);
+    assert!(refused["error"].as_str().unwrap().contains("not monitored"));
     let reply = json(
         &db,
         &[
             "trigger", &host, "--type", "focus", "--id", "user-7", "--json",
         ],
     );
+    assert_eq!(reply["status"], "handled");
+    assert_eq!(reply["error"], Value::Null);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&reply), keys(&refused));
     let id = reply["window_id"].as_str().unwrap().to_owned();
     let out = watch.wait_with_output().unwrap();
     assert!(

@@ -729,3 +729,26 @@ mod property {
         }
     }
 }
+
+#[test]
+fn warnings_print_as_plain_lines_beside_the_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    ingest_ok(&db, &OPTS, &[sample("a", 0, 1.0)]);
+    // Damage the buffer the clean stop saved: the next recorder warns.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE saved_buffers SET samples = x'00ff'", [])
+        .unwrap();
+    drop(conn);
+    let o = ingest(&db, &OPTS, &["garbage".to_owned(), sample("a", 5, 2.0)]);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "warning: saved buffer unreadable; starting it empty (resource=a)",
+            "line 1: expected value (column 1)",
+        ],
+        "{err}"
+    );
+}
