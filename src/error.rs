@@ -199,6 +199,40 @@ pub enum Error {
         more: usize,
     },
 
+    /// A sample with more values than a sample may carry.
+    #[error("sample for {resource:?} has {count} values, over the limit of {limit}")]
+    TooManyValues {
+        /// The resource (cut to 64 characters).
+        resource: String,
+        /// Values the sample had.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A new resource while the recorder holds as many as it may.
+    #[error(
+        "resource {resource:?} refused: the recorder already holds {limit} resources (RecorderConfig::max_resources); resources no longer sampled are dropped after the pre-incident window"
+    )]
+    TooManyResources {
+        /// The resource (cut to 64 characters).
+        resource: String,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A resource's display name or type the recorder refuses (too long,
+    /// control characters).
+    #[error("invalid resource {what} {text:?}: {reason}")]
+    InvalidLabel {
+        /// `name` or `type`.
+        what: &'static str,
+        /// The text (cut to 64 characters).
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// A trigger id the recorder refuses (too long, control characters).
     #[error("invalid trigger id {id:?}: {reason}")]
     InvalidTriggerId {
@@ -248,6 +282,15 @@ pub enum Error {
         id: String,
         /// What is wrong with it.
         reason: String,
+    },
+
+    /// An imported window whose id a different stored window has.
+    #[error("window {id:?} cannot be imported: {detail}")]
+    IdCollision {
+        /// The id (cut to 64 characters).
+        id: String,
+        /// What the stored window is.
+        detail: String,
     },
 
     /// No window has this id.

@@ -209,6 +209,9 @@ pub struct RecorderStats {
     pub conflicts: u64,
     /// Windows closed (any status).
     pub windows_closed: u64,
+    /// Samples, listings and triggers of new resources refused because the
+    /// recorder already held `max_resources` resources.
+    pub resources_refused: u64,
     /// Provider calls that returned an error.
     pub provider_errors: u64,
     /// Provider calls that panicked.
@@ -473,7 +476,7 @@ impl IncidentRecorder {
         metadata: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<()> {
         let resource = resource.into();
-        validate_resource_id(resource.id)?;
+        validate::resource(&resource)?;
         let mut state = self.inner.state();
         let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
         validate::timestamp(timestamp, now)?;
@@ -501,7 +504,7 @@ impl IncidentRecorder {
         let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
         let mut dropped = Vec::new();
         for (i, s) in samples.into_iter().enumerate() {
-            let outcome = validate_resource_id(s.resource.id)
+            let outcome = validate::resource(&s.resource)
                 .and_then(|()| validate::timestamp(s.timestamp, now))
                 .and_then(|()| validate::metadata(s.metadata))
                 .and_then(|meta| {
@@ -577,7 +580,7 @@ impl IncidentRecorder {
         at: Option<Timestamp>,
     ) -> Result<TriggerOutcome> {
         let resource = resource.into();
-        validate_resource_id(resource.id)?;
+        validate::resource(&resource)?;
         validate::trigger(&trigger)?;
         let mut state = self.inner.state();
         let now = self.inner.time(&mut state);
@@ -841,6 +844,13 @@ impl Inner {
         state.time_ms
     }
 
+    /// Most rows a buffer holds: twice the point limit of a window (a window
+    /// never takes more than its limit of the newest ones), however dense the
+    /// samples come.
+    fn max_rows(&self) -> usize {
+        2 * self.config.max_data_points_per_window
+    }
+
     /// Rows a full buffer holds in the steady state: one per interval over the
     /// pre-incident window and the allowed lag. Rings are sized to exactly
     /// this and grow a row at a time past it (a late tick can leave one more
@@ -854,7 +864,7 @@ impl Inner {
     /// The state of a resource not seen yet: its recorded history, if any,
     /// is moved out of `recorded_until`.
     fn new_resource(&self, recorded_until: &mut RecordedUntil, id: &str) -> Box<ResourceState> {
-        let mut r = ResourceState::new(self.expected_rows());
+        let mut r = ResourceState::new(self.expected_rows(), self.max_rows());
         r.recorded_until = recorded_until.remove(id);
         r
     }
@@ -922,9 +932,13 @@ impl Inner {
             let cutoff = self.rules.buffer_cutoff(now);
             let expected = self.expected_rows();
             for b in saved.buffers {
-                let Some(buffer) =
-                    RingBuffer::restore(&b.samples, &mut state.names, expected, cutoff)
-                else {
+                let Some(buffer) = RingBuffer::restore(
+                    &b.samples,
+                    &mut state.names,
+                    expected,
+                    self.max_rows(),
+                    cutoff,
+                ) else {
                     tracing::warn!(resource = %clip(&b.resource), "saved buffer unreadable; starting it empty");
                     continue;
                 };
@@ -960,15 +974,11 @@ impl Inner {
             ..
         } = state;
         let buffers = resources
-            .iter()
+            .iter_mut()
             .filter(|(_, r)| !r.buffer.is_empty())
             .map(|(id, r)| {
-                (
-                    &**id,
-                    r.name.as_deref(),
-                    r.kind.as_deref(),
-                    r.buffer.save(names),
-                )
+                let samples = r.buffer.save(names);
+                (&**id, r.name.as_deref(), r.kind.as_deref(), samples)
             });
         writer.save_state(Timestamp::now().as_unix_ms(), now, buffers)
     }
@@ -1058,11 +1068,23 @@ impl Inner {
         // already interned and validated, and one string comparison replaces
         // a hash lookup and a validation.
         let layout = known.as_deref().map_or(&[][..], |r| r.buffer.layout());
+        if metrics.len() > validate::MAX_VALUES_PER_SAMPLE {
+            return Err(Error::TooManyValues {
+                resource: clip(resource.id),
+                count: metrics.len(),
+                limit: validate::MAX_VALUES_PER_SAMPLE,
+            });
+        }
         for (i, (name, value)) in metrics.iter().enumerate() {
             let key = match layout.get(i) {
                 _ if !value.is_finite() => Err("not a finite number"),
+                _ if value.abs() > validate::MAX_ABS_VALUE => {
+                    Err("too large (|value| over 1e300: its summary could overflow)")
+                }
                 Some(&k) if names.is(k, name) => Ok(k),
-                _ if validate::metric_name(name) => Ok(names.intern(name)),
+                _ if validate::metric_name(name) => names
+                    .intern(name)
+                    .ok_or("a new metric name over the 100000 distinct names a recorder holds"),
                 _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
             };
             match key {
@@ -1088,6 +1110,13 @@ impl Inner {
             return Ok(Taken::Empty);
         }
         if known.is_none() {
+            if resources.len() >= self.config.max_resources {
+                stats.resources_refused += 1;
+                return Err(Error::TooManyResources {
+                    resource: clip(resource.id),
+                    limit: self.config.max_resources,
+                });
+            }
             let mut fresh = self.new_resource(recorded_until, resource.id);
             fresh.seen_tick = listed_at.unwrap_or(0);
             resources.insert(resource.id.into(), fresh);
@@ -1162,7 +1191,7 @@ impl Inner {
             return Ok(Taken::New);
         }
         if newest == Some(ts) && r.buffer.newest_ts() == Some(ts) {
-            let mut held: Vec<(MetricKey, f64)> = r.buffer.newest_values().collect();
+            let mut held = r.buffer.newest_values();
             let mut given = state.scratch.clone();
             held.sort_by_key(|&(k, _)| k);
             given.sort_by_key(|&(k, _)| k);
@@ -1247,6 +1276,15 @@ impl Inner {
             });
         }
         let now = Timestamp::from_unix_ms(self.time(state));
+        if !state.resources.contains_key(resource.id)
+            && state.resources.len() >= self.config.max_resources
+        {
+            state.stats.resources_refused += 1;
+            return Err(Error::TooManyResources {
+                resource: clip(resource.id),
+                limit: self.config.max_resources,
+            });
+        }
         let fresh = (!state.resources.contains_key(resource.id))
             .then(|| self.new_resource(&mut state.recorded_until, resource.id));
         let r = match fresh {
@@ -1408,9 +1446,9 @@ impl Inner {
 type RecordedUntil = HashMap<Box<str>, i64, foldhash::fast::RandomState>;
 
 impl ResourceState {
-    fn new(expected_rows: usize) -> Box<ResourceState> {
+    fn new(expected_rows: usize, max_rows: usize) -> Box<ResourceState> {
         Box::new(ResourceState {
-            buffer: RingBuffer::new(expected_rows),
+            buffer: RingBuffer::new(expected_rows, max_rows),
             last_ts: None,
             recorded_until: None,
             window: None,

@@ -180,13 +180,18 @@ pub(crate) struct Writer {
     pub(super) points: HashMap<i64, Vec<i64>>,
     /// Windows read back to recognise replayed samples (see `replay.rs`).
     pub(super) replay: super::replay::ReplayCache,
+    /// This database's random tag (`store_info`), in every new window id.
+    tag: String,
 }
 
 impl Writer {
     pub(crate) fn new(conn: Conn) -> Result<Writer> {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        let tag: String =
+            conn.query_row("SELECT tag FROM store_info WHERE id = 1", [], |r| r.get(0))?;
         Ok(Writer {
+            tag,
             conn,
             metric_ids: Vec::new(),
             scratch: Vec::new(),
@@ -287,6 +292,7 @@ impl Writer {
         w: &NewWindow<'_>,
         pre: &PointBatch,
     ) -> Result<Opened> {
+        let tag = self.tag.clone();
         let (opened, ids) = self.transaction(|tx, metric_ids, scratch| {
             let resource_id = upsert_resource(tx, w.resource)?;
             if w.daily_limit > 0 {
@@ -317,7 +323,7 @@ impl Writer {
                 [],
                 |r| r.get(0),
             )?;
-            let public_id = free_public_id(tx, w.fired_ms, row)?;
+            let public_id = free_public_id(tx, w.fired_ms, &tag, row)?;
             tx.prepare_cached(
                 "INSERT INTO windows (id, public_id, resource_id, trigger_type, trigger_id,
                                       start_ms, deadline_ms, status, opened_ms, first_point_id)
@@ -506,8 +512,8 @@ impl Writer {
 
 /// [`new_public_id`], or, in the unlikely case that an imported window
 /// already has that id, the same with `-2`, `-3`... appended.
-fn free_public_id(tx: &Connection, fired_ms: i64, row: i64) -> Result<WindowId> {
-    let base = new_public_id(fired_ms, row);
+fn free_public_id(tx: &Connection, fired_ms: i64, tag: &str, row: i64) -> Result<WindowId> {
+    let base = new_public_id(fired_ms, tag, row);
     let mut exists = tx.prepare_cached("SELECT 1 FROM windows WHERE public_id = ?1")?;
     let mut candidate = base.clone();
     for n in 2.. {
@@ -527,12 +533,14 @@ pub(super) fn next_point_id(tx: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// `iw-<UTC yyyymmddhhmmss of the trigger>-<row id>`: unique among generated
-/// ids because the row id is, readable because of the time.
-fn new_public_id(fired_ms: i64, row: i64) -> WindowId {
+/// `iw-<UTC yyyymmddhhmmss of the trigger>-<database tag>-<row id>`:
+/// unique among the database's generated ids because the row id is, across
+/// databases because of the random tag (`migrations/V6`), and readable
+/// because of the time.
+fn new_public_id(fired_ms: i64, tag: &str, row: i64) -> WindowId {
     let t = Timestamp::from_unix_ms(fired_ms).to_datetime();
     WindowId::new(format!(
-        "iw-{:04}{:02}{:02}{:02}{:02}{:02}-{row}",
+        "iw-{:04}{:02}{:02}{:02}{:02}{:02}-{tag}-{row}",
         t.year(),
         t.month() as u8,
         t.day(),
@@ -1007,6 +1015,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<i64> {
         crate::recorder::validate_resource_id(resource)?;
+        crate::recorder::validate::trigger(trigger)?;
         let conn = self.conn()?;
         conn.prepare_cached(
             "INSERT INTO trigger_requests (resource, trigger_type, trigger_id, requested_ms)
@@ -1048,7 +1057,7 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let mut writer = store.writer().unwrap();
         let mut names = MetricNames::default();
-        let cpu = names.intern("cpu");
+        let cpu = names.intern("cpu").unwrap();
         let trigger = Trigger::manual();
         let mut open = |resource| {
             let new = NewWindow {
