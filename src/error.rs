@@ -293,6 +293,17 @@ pub enum Error {
         detail: String,
     },
 
+    /// Points that could not be written when the recorder stopped (the
+    /// database stayed locked, or the disk full): they are lost.
+    #[error("{points} points could not be written before the recorder stopped")]
+    Unwritten {
+        /// How many.
+        points: usize,
+        /// Why the last attempt failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// No window has this id.
     #[error("no incident window with id {0:?}")]
     WindowNotFound(String),
@@ -311,6 +322,29 @@ pub enum Error {
     /// The recorder is shutting down or its state was poisoned by a panic.
     #[error("recorder is unavailable: {0}")]
     Unavailable(&'static str),
+}
+
+impl Error {
+    /// True for a write that failed for want of disk space.
+    pub(crate) fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+
+    /// True for a write that found the database locked by another
+    /// connection past its wait.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.is_locked()
+    }
+
+    /// True when the database was locked by another program (a `sqlite3`
+    /// shell in a transaction, an import) for longer than the recorder
+    /// waits: the same call may succeed once it lets go.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Sqlite(e) if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        ))
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -160,6 +160,8 @@ struct State {
     /// The recorder's time, ms: the newest its clock has shown. Never goes
     /// back.
     time_ms: i64,
+    /// Commits that failed since the last that succeeded.
+    failing: u64,
     /// Newest recorded point time of resources not in `resources` (from
     /// the database at open, or kept when a resource's state was dropped);
     /// moved into a resource's state when it is seen.
@@ -354,6 +356,12 @@ impl IncidentRecorder {
         let lock = store.lock_for_recording()?;
         let mut writer = store.writer()?;
         writer.set_anomaly_config(config.anomaly.clone());
+        // A tick waits at most a quarter of an interval for the write lock:
+        // what it cannot write then waits in memory for the next commit.
+        writer.set_busy_timeout((config.sample_interval / 4).clamp(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_secs(1),
+        ))?;
         let rules = Lifecycle::new(&config);
         let inner = Inner {
             config,
@@ -374,6 +382,7 @@ impl IncidentRecorder {
                 detections: Vec::new(),
                 listing: tick::ListingMemo::default(),
                 time_ms: i64::MIN,
+                failing: 0,
                 recorded_until: HashMap::default(),
             }),
             _lock: lock,
@@ -454,8 +463,30 @@ impl IncidentRecorder {
         }
         let mut state = self.inner.state();
         let now = self.inner.time(&mut state);
-        self.inner
-            .flush(&mut state, Timestamp::from_unix_ms(now), false)?;
+        // What waits in memory gets a last chance: a lock held by another
+        // program, or a full disk, may let go within a few seconds.
+        let give_up = std::time::Instant::now() + STOP_WAIT;
+        loop {
+            match self
+                .inner
+                .flush(&mut state, Timestamp::from_unix_ms(now), false)
+            {
+                Ok(()) => break,
+                Err(e)
+                    if (e.is_busy() || e.is_disk_full()) && std::time::Instant::now() < give_up =>
+                {
+                    drop(state);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    state = self.inner.state();
+                }
+                Err(e) => {
+                    return Err(Error::Unwritten {
+                        points: state.pending.len(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
         self.inner.save_state(&mut state)
     }
 
@@ -827,6 +858,9 @@ impl Drop for IncidentRecorder {
     }
 }
 
+/// How long `stop()` keeps trying to write what waits in memory.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock is a bug, but losing the recorder over it
     // would lose the incident; the state stays usable (see State's invariants).
@@ -1000,6 +1034,7 @@ impl Inner {
             closings,
             stats,
             resources,
+            failing,
             ..
         } = state;
         match writer.commit(names, pending, closings, trim) {
@@ -1010,6 +1045,14 @@ impl Inner {
                         "deleted windows past retention or the window limit"
                     );
                 }
+                if *failing > 0 {
+                    tracing::info!(
+                        points = pending.len(),
+                        failed = *failing,
+                        "commit succeeded again; the waiting points are written"
+                    );
+                }
+                *failing = 0;
                 stats.points_written += pending.len() as u64;
                 stats.windows_closed += closings.len() as u64;
                 stats.last_error = None;
@@ -1028,7 +1071,12 @@ impl Inner {
             Err(e) => {
                 stats.write_errors += 1;
                 stats.last_error = Some(crate::error_chain(&e));
-                tracing::warn!(error = %crate::error_chain(&e), pending = pending.len(), "commit failed; keeping points for the next attempt");
+                *failing += 1;
+                // Once per streak and then at powers of two: a database held
+                // by another program fails every tick until it is let go.
+                if failing.is_power_of_two() {
+                    tracing::warn!(error = %crate::error_chain(&e), pending = pending.len(), failed = *failing, "commit failed; the points wait in memory for the next commit");
+                }
                 Err(e)
             }
         }

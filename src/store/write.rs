@@ -182,23 +182,76 @@ pub(crate) struct Writer {
     pub(super) replay: super::replay::ReplayCache,
     /// This database's random tag (`store_info`), in every new window id.
     tag: String,
+    /// The database file (`None` in memory), whose file system's free space
+    /// bounds the WAL (see [`Writer::bound_wal`]).
+    path: Option<std::path::PathBuf>,
+    /// Commits since the WAL bound was last set.
+    commits: u32,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Conn) -> Result<Writer> {
+    pub(crate) fn new(conn: Conn, path: Option<&std::path::Path>) -> Result<Writer> {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         let tag: String =
             conn.query_row("SELECT tag FROM store_info WHERE id = 1", [], |r| r.get(0))?;
-        Ok(Writer {
+        let mut writer = Writer {
             tag,
+            path: path.map(std::path::Path::to_path_buf),
+            commits: 0,
             conn,
             metric_ids: Vec::new(),
             scratch: Vec::new(),
             anomaly: AnomalyConfig::default(),
             points: HashMap::new(),
             replay: Default::default(),
-        })
+        };
+        writer.bound_wal()?;
+        Ok(writer)
+    }
+
+    /// How long a write waits for another connection's lock (an `import`, a
+    /// `sqlite3` shell in a transaction) before giving up: short for the
+    /// recorder, whose ticks must keep their schedule; what could not be
+    /// written stays queued and goes with the next commit.
+    pub(crate) fn set_busy_timeout(&mut self, d: std::time::Duration) -> Result<()> {
+        Ok(self.conn.busy_timeout(d)?)
+    }
+
+    /// Bounds the WAL in bytes by the free space of the database's file
+    /// system: checkpoints every [`super::WAL_AUTOCHECKPOINT`] pages at most,
+    /// fewer when an eighth of the free space is less (at least 64 pages),
+    /// and the WAL truncated to that size after each checkpoint. On a
+    /// nearly full disk the WAL then stays within the last megabytes instead
+    /// of growing to 40 MB first. Set at open and every 256 commits.
+    fn bound_wal(&mut self) -> Result<()> {
+        self.commits = 0;
+        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let free = self.path.as_deref().and_then(super::free_bytes);
+        let pages = free.map_or(super::WAL_AUTOCHECKPOINT, |free| {
+            (free as i64 / 8 / page).clamp(64, super::WAL_AUTOCHECKPOINT)
+        });
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        self.conn
+            .pragma_update(None, "journal_size_limit", pages * page)?;
+        Ok(())
+    }
+
+    /// After a commit failed for want of space: checkpoints and truncates the
+    /// WAL (its pages go into the database file, where deleted windows left
+    /// room), so the next commit has the space the WAL held.
+    fn relieve_full_disk(&mut self) {
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        match done {
+            Ok(0) => tracing::info!("checkpointed and truncated the WAL after a full disk"),
+            Ok(_) => tracing::debug!("WAL checkpoint after a full disk could not finish (readers)"),
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint after a full disk failed"),
+        }
+        let _ = self.bound_wal();
     }
 
     /// Sets how closing windows score anomalies.
@@ -249,7 +302,11 @@ impl Writer {
             .iter()
             .map(|c| self.points.get(&c.window).cloned())
             .collect();
-        let new_ids = self.transaction(|tx, metric_ids, scratch| {
+        self.commits += 1;
+        if self.commits >= 256 {
+            self.bound_wal()?;
+        }
+        let committed = self.transaction(|tx, metric_ids, scratch| {
             let new_ids = insert_points(tx, names, metric_ids, scratch, batch, None)?;
             for (c, known) in closings.iter().zip(known) {
                 let ids = known.map(|mut ids| {
@@ -259,7 +316,13 @@ impl Writer {
                 close_window(tx, c, ids, Some(&anomaly))?;
             }
             Ok(new_ids)
-        })?;
+        });
+        if let Err(e) = &committed
+            && e.is_disk_full()
+        {
+            self.relieve_full_disk();
+        }
+        let new_ids = committed?;
         // Committed: only now do the lists take the new ids.
         for (id, p) in new_ids.zip(&batch.points) {
             if let Some(ids) = self.points.get_mut(&p.window) {
