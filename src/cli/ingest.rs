@@ -50,6 +50,9 @@ struct Report {
     windows_recording: u64,
     rejected_lines: u64,
     rejected_values: u64,
+    /// What `--push-to` pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<incident_recorder::fleet::PusherStatus>,
 }
 
 struct Ingest<'a> {
@@ -64,6 +67,7 @@ struct Ingest<'a> {
 }
 
 pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
+    let push_target = super::push::target(&a.push)?;
     let input = super::input::open(a.input.as_deref())?;
     if input.name == "-" && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!("reading JSON lines from standard input (Ctrl-D ends)");
@@ -90,6 +94,7 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
     };
     let clock = ManualClock::new(start);
     let recorder = IncidentRecorder::open_with_clock(a.window.config(db), Arc::new(clock.clone()))?;
+    let pusher = super::push::start(db, push_target)?;
     let mut ingest = Ingest {
         recorder: &recorder,
         clock,
@@ -115,6 +120,7 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
     let mut report = ingest.summarize()?;
     report.lines = lines.number;
     report.rejected_values = recorder.stats().rejected_values;
+    report.push = pusher.map(|p| p.finish(super::push::FINISH_WITHIN));
     if a.output.json {
         super::print_json(&report)?;
     } else {
@@ -325,6 +331,9 @@ fn print_report(r: &Report, db: &Path) -> Result<()> {
             "rejected: {} lines (see stderr), {} values (not finite or invalid metric name)",
             r.rejected_lines, r.rejected_values
         )?;
+    }
+    if let Some(p) = &r.push {
+        writeln!(out, "{}", super::push::describe(p))?;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! | `history` | `list`, `show`, `context`, `stats`, `prune` |
 //! | `transfer`, `pulse` | `export` / `import`; Pulse's file shape |
 //! | `demo`, `fleet` | the simulated incident; its simulated fleet |
+//! | `push` | `push`, and `--push-to` for `watch` and `ingest` (the library's `fleet`) |
 //! | `table`, `sparkline`, `format` | text output |
 //! | `input` | files or stdin, with a progress bar for files |
 //! | `duration`, `error` | human durations; the error type |
@@ -38,6 +39,7 @@ mod ingest_line;
 mod input;
 mod live;
 mod pulse;
+mod push;
 mod rules;
 mod sparkline;
 mod table;
@@ -161,6 +163,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(a) => history::prune(db, a),
         Command::Stats(a) => history::stats(db, a),
         Command::Demo(a) => demo::run(db, a),
+        Command::Push(a) => push::run(db, a),
     }
 }
 

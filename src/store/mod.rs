@@ -44,6 +44,7 @@
 //! Trimming deletes a window's rows table by table rather than through the
 //! cascades (see `write::trim`).
 
+mod push;
 mod read;
 mod transfer;
 mod write;
@@ -59,6 +60,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub(crate) use push::PushDetails;
+pub use push::PushState;
 pub use read::{StoreStats, TriggerRequestStatus, WindowFilter};
 pub use write::PruneReport;
 pub(crate) use write::{Closing, NewWindow, Opened, PointBatch, Trim, Writer};
