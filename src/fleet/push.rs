@@ -16,11 +16,11 @@ use crate::store::{PushDetails, Store};
 
 /// Windows listed from the local database per query.
 const LIST: usize = 1_000;
-/// A batch closes once its windows hold this many values (about 8 MB of
+/// A batch closes once its windows hold this many values (about 3 MB of
 /// `COPY` rows): the unit of memory, and of work lost to a failed commit.
-const BATCH_VALUES: usize = 250_000;
+const BATCH_VALUES: usize = 100_000;
 /// ... or once it holds this many windows.
-const BATCH_WINDOWS: usize = 500;
+const BATCH_WINDOWS: usize = 200;
 /// Refused windows listed in a [`PushSummary`] (all are counted).
 const MAX_LISTED: usize = 100;
 
