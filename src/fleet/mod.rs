@@ -63,14 +63,17 @@
 //!
 //! ## Performance
 //!
-//! Points and values go in with binary `COPY`, built straight into a buffer
-//! (`copy.rs`), in batches of up to 250,000 values or 500 windows: one round
-//! trip per window (its row, for its central id) plus five `COPY`s and a
-//! commit per batch. `point_values`, the big table, has one index and no
-//! foreign key. The push of 1,000 windows × 500 points × 8 metrics runs at
-//! the ratio to a raw `COPY` of the same rows measured in `BENCHMARKS.md`
-//! (target: at least half). Memory is bounded by the batch (about 8 MB of
-//! rows) or by one window, whichever is larger.
+//! Points and values go in with binary `COPY` (measured faster than text on
+//! the server, and nothing to print or escape here), built straight into a
+//! buffer (`copy.rs`), in batches of up to 100,000 values or 200 windows:
+//! one round trip per window (its row, for its central id) plus at most five
+//! `COPY`s and a commit per batch. A second thread reads the next batch out
+//! of SQLite while the current one is sent, so the server ingests while the
+//! node reads. `data_points` and `point_values`, the big tables, have one
+//! index each and no foreign key. The push of 1,000 windows × 500 points ×
+//! 8 metrics runs at the ratio to a raw binary `COPY` of the same rows
+//! measured in `BENCHMARKS.md` (target: at least half). Memory: about two
+//! batches (a few MB), or two windows when one window alone is larger.
 
 mod central;
 mod copy;

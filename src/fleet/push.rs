@@ -204,35 +204,25 @@ impl Session {
         after_batch: &mut dyn FnMut(&PushSummary) -> bool,
     ) -> Result<PushSummary, PushError> {
         let mut summary = PushSummary::default();
-        let mut after = 0;
-        loop {
-            let listed = store.unpushed_windows(after, LIST)?;
-            if listed.is_empty() {
-                return Ok(summary);
-            }
-            let mut batch = Vec::new();
-            let mut values = 0;
-            let last = listed.len() - 1;
-            for (i, (row, id)) in listed.into_iter().enumerate() {
-                after = row;
-                if let Some(w) = load(store, row, &id)? {
-                    values += w.values;
-                    batch.push(w);
+        // A second thread reads the next batch out of SQLite while this one
+        // sends the current one: the server ingests while we read. One
+        // batch waits at most, so memory stays at about two batches.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || read_batches(store, &tx));
+            for batch in rx {
+                let sent = batch.and_then(|b| self.send(store, b, &mut summary));
+                if let Err(e) = sent {
+                    after_batch(&summary);
+                    return Err(e);
                 }
-                let full = values >= BATCH_VALUES || batch.len() >= BATCH_WINDOWS;
-                if !batch.is_empty() && (full || i == last) {
-                    let sent = self.send(store, std::mem::take(&mut batch), &mut summary);
-                    values = 0;
-                    if let Err(e) = sent {
-                        after_batch(&summary);
-                        return Err(e);
-                    }
-                    if !after_batch(&summary) {
-                        return Ok(summary);
-                    }
+                if !after_batch(&summary) {
+                    break;
                 }
             }
-        }
+            // Returning drops the receiver, which ends the reader.
+            Ok(summary)
+        })
     }
 
     /// Pushes one batch, marks what the central database now holds and
@@ -411,6 +401,53 @@ impl Session {
         rows.copy(&mut tx, display, &err)?;
         tx.commit().map_err(|e| err("committing", &e))?;
         Ok(outcomes)
+    }
+}
+
+/// Reads the backlog, oldest first, in batches of [`BATCH_VALUES`] values
+/// or [`BATCH_WINDOWS`] windows, until it is read or nobody listens.
+fn read_batches(
+    store: &Store,
+    tx: &std::sync::mpsc::SyncSender<Result<Vec<LocalWindow>, PushError>>,
+) {
+    let mut after = 0;
+    let mut batch = Vec::new();
+    let mut values = 0;
+    loop {
+        let listed = match store.unpushed_windows(after, LIST) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = tx.send(Err(e.into()));
+                return;
+            }
+        };
+        let done = listed.len() < LIST;
+        for (row, id) in listed {
+            after = row;
+            match load(store, row, &id) {
+                Ok(Some(w)) => {
+                    values += w.values;
+                    batch.push(w);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+            if values >= BATCH_VALUES || batch.len() >= BATCH_WINDOWS {
+                values = 0;
+                if tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                    return;
+                }
+            }
+        }
+        if done {
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch));
+            }
+            return;
+        }
     }
 }
 

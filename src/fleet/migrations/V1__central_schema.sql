@@ -14,9 +14,12 @@
 -- * `metrics` is one dictionary for the fleet: a name means the same metric
 --   on every node, so fleet-wide queries compare like with like.
 -- * point_values also holds its point's time, as timestamptz, and has no
---   unique index, so TimescaleDB can make it a hypertable (README); and it
---   has no foreign key, so COPY fills it without a lookup per row (a window's
---   values only ever arrive with the window, in one transaction).
+--   unique index, so TimescaleDB can make it a hypertable (README).
+-- * data_points and point_values, the big tables, have no foreign key to
+--   windows: COPY fills them without a lookup per row (measured: the key on
+--   data_points alone made a push 30% slower, BENCHMARKS.md). A window's
+--   points and values only ever arrive with the window, in one transaction;
+--   whoever deletes a window deletes its rows there by window_id.
 --
 -- A later version must stay writable by pushers that know only the earlier
 -- ones (add tables, nullable columns, indexes), or raise fleet_writers.
@@ -80,16 +83,17 @@ CREATE TABLE window_triggers (
 );
 CREATE INDEX window_triggers_by_window ON window_triggers (window_id);
 
--- One row per sample: point_no numbers a window's points from 0 in time order.
+-- One row per sample: point_no numbers a window's points from 0 in time order
+-- (no foreign key, see above).
 CREATE TABLE data_points (
-    window_id bigint NOT NULL REFERENCES windows(id) ON DELETE CASCADE,
+    window_id bigint NOT NULL,
     point_no  integer NOT NULL,
     ts_ms     bigint NOT NULL,
     metadata  jsonb,
     PRIMARY KEY (window_id, point_no)
 );
 
--- The values of each sample, one row per metric.
+-- The values of each sample, one row per metric (no foreign key, see above).
 CREATE TABLE point_values (
     window_id bigint NOT NULL,
     point_no  integer NOT NULL,
