@@ -1,4 +1,4 @@
-//! The SQLite store: the only module that knows SQL.
+//! The SQLite store: the only module that knows SQLite's SQL (PostgreSQL's is in `fleet`).
 //!
 //! # Design
 //!
