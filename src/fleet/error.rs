@@ -66,11 +66,15 @@ pub enum PushError {
 }
 
 impl PushError {
-    /// True for an error about the data of one window (SQLSTATE classes 22,
-    /// data exception, and 23, integrity violation): the central database
-    /// would refuse that window every time, so it is refused and counted
-    /// instead of blocking the windows after it.
+    /// True for an error about the data of one window (SQLSTATE class 22,
+    /// data exception, a value the server cannot store; and 23502 / 23514, a
+    /// null or a value a CHECK refuses): the central database would refuse
+    /// that window every time, so it is refused and counted instead of
+    /// blocking the windows after it. A foreign key violation is not one: it
+    /// means the central rows this session knew of are gone (someone reset
+    /// the database), which a new session repairs.
     pub(crate) fn is_about_data(&self) -> bool {
-        matches!(self, PushError::Central { code: Some(c), .. } if c.starts_with("22") || c.starts_with("23"))
+        matches!(self, PushError::Central { code: Some(c), .. }
+            if c.starts_with("22") || c == "23502" || c == "23514")
     }
 }

@@ -42,10 +42,10 @@
 //! each set in a short transaction of its own: a batch never holds a lock
 //! another node needs, and two nodes adding the same names take their locks
 //! in the same order. Migrations run under an advisory lock. A window the
-//! server refuses (a value it cannot store, SQLSTATE classes 22 and 23) is
-//! found by retrying its batch one window at a time, refused alone, and
-//! counted; any other failure leaves the batch unmarked for the next
-//! attempt. The local reads never take the recorder's lock, and the
+//! server refuses (a value it cannot store: SQLSTATE class 22, a null or a
+//! CHECK violation) is found by retrying its batch one window at a time,
+//! refused alone, and counted; any other failure leaves the batch unmarked
+//! for the next attempt, on a new connection. The local reads never take the recorder's lock, and the
 //! recorder never waits for the network: a central database that is down,
 //! slow or hung stalls only the pusher's thread.
 //!

@@ -453,6 +453,11 @@ fn read_batches(
 
 /// Reads window `row` (public id `id`) with everything its central copy
 /// needs; `None` if it was deleted since it was listed.
+///
+/// The window and its details are read by separate queries, and trimming
+/// may delete the window in between; the details come last and by row id
+/// (never reused), so a window deleted before they were read is `None`, and
+/// one deleted after was read whole before.
 fn load(store: &Store, row: i64, id: &WindowId) -> Result<Option<LocalWindow>, PushError> {
     let Some(window) = store.window(id.as_str())? else {
         return Ok(None);
