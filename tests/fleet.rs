@@ -711,11 +711,19 @@ fn passwords_come_from_pgpassword_or_a_password_file_and_are_never_printed() {
         text(&out.stdout)
     );
 
-    // Bad node names are refused before anything runs.
+    // Bad node names are refused before anything runs; so is a push of
+    // nothing, and a node name without --push-to (exit 2, usage).
     fails(
         &run(command(&db, &["push", "--to", &bare, "--node", "a b"])),
         "invalid node name",
     );
+    let none = dir.path().join("none.db");
+    fails(
+        &run(command(&none, &["push", "--to", &bare, "--node", "n"])),
+        "no database at",
+    );
+    let out = run(command(&db, &["watch", "--push-node", "n"]));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 /// One JSON line per sample or trigger, for `ingest -`.

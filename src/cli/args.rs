@@ -18,7 +18,7 @@ use super::rules::Rule;
     after_help = "Start with `incident-recorder watch` (records this machine) or \
 `incident-recorder demo` (a simulated incident), then `list`, `show ID` and `context ID`.\n\
 Exit codes: 0 success, 1 error, 2 invalid command line, 3 finished but some input lines or \
-windows were rejected (ingest, import)."
+windows were rejected (ingest, import, push)."
 )]
 pub struct Cli {
     /// The incident database.
