@@ -69,6 +69,7 @@ CREATE TABLE windows (
     UNIQUE (node, public_id)
 );
 CREATE INDEX windows_by_start ON windows (start_ms);
+CREATE INDEX windows_by_end ON windows (end_ms);
 CREATE INDEX windows_by_resource ON windows (resource_id, start_ms);
 
 -- Every trigger that opened or extended a window.
