@@ -2,7 +2,7 @@
 //! which closed windows the central database does not have yet, marking them
 //! once it has them, what trimming must spare, and the state `stats` shows.
 //!
-//! A window is marked (`window_pushes`, see migrations/V5) only after the
+//! A window is marked (`window_pushes`, see migrations/V6) only after the
 //! central transaction holding it has committed. The order is what makes a
 //! push exactly once: a crash in between leaves the window unmarked, and the
 //! next push finds it in the central database and only marks it.

@@ -1,4 +1,4 @@
--- Version 5: the fleet push (issue 14).
+-- Version 6: the fleet push (issue 14).
 --
 -- A node pushes its closed windows to a central PostgreSQL (src/fleet/). A
 -- window is marked here only after the central transaction that holds it has
