@@ -614,6 +614,18 @@ fn passwords_come_from_pgpassword_or_a_password_file_and_are_never_printed() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["pushed"], 2);
 
+    // Without --node, the node is this host's name.
+    let host = dir.path().join("host.db");
+    record(&host, 1, 5, 0.0);
+    let mut cmd = command(&host, &["push", "--to", &bare, "--json"]);
+    cmd.env("PGPASSWORD", PASSWORD);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hostname = sysinfo::System::host_name().unwrap();
+    assert_eq!(report["node"], hostname.trim(), "{report}");
+    assert_eq!(central_windows_of(&cluster, hostname.trim()), 1);
+
     // ~/.pgpass (and PGPASSFILE), matched like libpq; ignored when others can read it.
     let home = tempfile::tempdir().unwrap();
     let pgpass = home.path().join(".pgpass");
