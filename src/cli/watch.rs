@@ -72,12 +72,14 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
             host::METRICS.join(", ")
         )));
     }
+    let push_target = super::push::target(&a.push)?;
     let mut config = a.window.config(db, Some(a.sampling.interval));
     config.hold_while_alert_active = true;
     config.max_windows_per_resource_per_day = a.max_per_day as usize;
     config.anomaly.detect = a.anomaly;
     config.anomaly.threshold = a.anomaly_threshold;
     let recorder = IncidentRecorder::open(config)?;
+    let pusher = super::push::start(db, push_target)?;
     let host = HostProvider::new().context("cannot read this host's metrics")?;
     let resource = host.resource_id().to_owned();
     let (tx, rx) = mpsc::channel::<Event>();
@@ -143,6 +145,11 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
         live.refresh()?;
     }
     recorder.stop()?;
+    if let Some(p) = pusher {
+        live.say(&super::push::describe(
+            &p.finish(super::push::FINISH_WITHIN),
+        ))?;
+    }
     live.finish(started.elapsed())?;
     Ok(ExitCode::SUCCESS)
 }
