@@ -1,6 +1,6 @@
-//! What the benches, `examples/peerbench.rs`, `examples/heap.rs` and
-//! `examples/disk_io.rs` share: the Go peer's synthetic data, reproduced bit for
-//! bit, and the rigs that put a recorder in the state each measurement needs.
+//! What the benches, `examples/peerbench.rs` and `examples/heap.rs` share: the
+//! Go peer's synthetic data, reproduced bit for bit, and the rigs that put a
+//! recorder in the state each measurement needs.
 //!
 //! The peer (`../shared/peer`, README section "Synthetic data") draws every value
 //! from SplitMix64 in a fixed order. Generating the same values here means both
