@@ -287,7 +287,7 @@ impl Store {
             .map_err(|e| classify(&path, e))?;
         let mut version = schema_version(&probe, &path);
         if let Err(Error::Sqlite(e)) = &version
-            && e.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+            && e.sqlite_code() == Some(ErrorCode::CannotOpen)
             && !wal_path(&path).exists()
         {
             // A WAL database on a read-only file system: SQLite cannot create
@@ -366,7 +366,7 @@ impl Store {
                     path: p.clone(),
                     source: Box::new(e),
                 },
-                None => Error::Pool(e),
+                None => Error::from(e),
             })?;
         Ok(Store {
             pool,
@@ -670,7 +670,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }));
     match ran {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Error::Migration(Box::new(e))),
+        Ok(Err(e)) => Err(Error::Migration(e.into())),
         Err(_) => Err(Error::Unavailable(
             "the schema's migration history is damaged (the migration tool could not read it)",
         )),
@@ -768,7 +768,7 @@ impl From<rusqlite::Error> for Error {
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Error::Corrupt {
                 detail: e.to_string(),
             },
-            _ => Error::Sqlite(e),
+            _ => Error::Sqlite(e.into()),
         }
     }
 }
