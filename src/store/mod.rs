@@ -42,7 +42,8 @@
 //!
 //! A tick's points go in as multi-row `INSERT`s through cached statements
 //! (`prepare_cached`) in one transaction; journal point ids are assigned in
-//! memory from `max(id)` read inside that transaction, and metric names are
+//! memory from the journal's high mark read inside that transaction (never
+//! reused, even once the journal is purged empty), and metric names are
 //! mapped to ids through an in-memory cache, so the hot path does no lookups
 //! by name. `synchronous=NORMAL` in WAL mode makes a commit durable against
 //! process crashes without an fsync per transaction (the WAL is synced at
