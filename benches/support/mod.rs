@@ -359,8 +359,14 @@ pub fn record_window(
     };
     push(&samples[..pre]);
     clock.set(samples[pre - 1].0);
+    // The trigger acts at its own time: windows of different resources
+    // overlap in time, and the recorder's clock never goes back.
     let id = recorder
-        .start_recording(resource, Trigger::alert(format!("cpu-{resource}")))
+        .start_recording_at(
+            resource,
+            Trigger::alert(format!("cpu-{resource}")),
+            samples[pre - 1].0,
+        )
         .expect("start");
     push(&samples[pre..]);
     clock.set(samples[samples.len() - 1].0);

@@ -42,6 +42,11 @@ const PURGE_STEP: i64 = 20_000;
 /// the journal, behind the newest.
 const VALVE_LAG: i64 = 200_000;
 const VALVE_PER_WINDOW: i64 = 4 * crate::store::SEAL_EVERY as i64;
+/// Windows sealed or closed per transaction at most, and the time after
+/// which a transaction takes no more: a tick waiting for the write turn
+/// waits at most about this long.
+const TX_ITEMS: usize = 64;
+const TX_TIME: Duration = Duration::from_millis(10);
 /// How often the closer looks at the journal when nothing is handed over.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -218,21 +223,48 @@ impl Worker {
     }
 
     fn batch(&mut self, batch: Batch) {
-        for (window, known, upto) in &batch.handoff.seals {
-            self.retry("sealing a recording window", |w| {
-                w.conn.seal_window(*window, Some(known), Some(*upto))
-            });
-        }
-        for (closing, known) in &batch.handoff.closes {
+        let Batch { handoff, trim, .. } = batch;
+        let items: Vec<Item<'_>> = handoff
+            .seals
+            .iter()
+            .map(|(w, k, upto)| Item::Seal(*w, k, *upto))
+            .chain(
+                handoff
+                    .closes
+                    .iter()
+                    .map(|(c, k)| Item::Close(c, k.as_ref())),
+            )
+            .collect();
+        let mut next = 0;
+        while next < items.len() {
+            // As many as fit in one transaction's budget, then the next
+            // transaction: a waiting tick goes first in between.
+            let from = next;
             let anomaly = self.anomaly.clone();
-            self.retry("closing a window", |w| {
-                w.conn
-                    .close_window(closing, known.as_ref(), &mut |points, opened_ms, names| {
-                        summarize(points, opened_ms, names, &anomaly)
-                    })
+            let done = self.retry("closing windows", |w| {
+                w.conn.work(|work| {
+                    let started = Instant::now();
+                    let mut i = from;
+                    while i < items.len() && i - from < TX_ITEMS && started.elapsed() < TX_TIME {
+                        items[i].run(work, &anomaly)?;
+                        i += 1;
+                    }
+                    work.purge(PURGE_STEP)?;
+                    Ok(i)
+                })
             });
+            next = match done {
+                Some(i) => i,
+                // One of them fails for good: alone, so the others go on.
+                None => {
+                    self.retry("closing a window", |w| {
+                        w.conn.work(|work| items[from].run(work, &anomaly))
+                    });
+                    from + 1
+                }
+            };
         }
-        if let Some(t) = batch.trim {
+        if let Some(t) = trim {
             // Bounded steps: a large backlog of expired windows never holds
             // the write lock for long.
             while let Some((report, more)) = self.retry("trimming history", |w| w.conn.trim(t)) {
@@ -282,6 +314,29 @@ impl Worker {
         }
         self.purge();
         tracing::trace!(elapsed = ?started.elapsed(), "closer maintenance");
+    }
+}
+
+/// One piece of handed-over work.
+enum Item<'a> {
+    Seal(
+        crate::store::WindowRow,
+        &'a crate::store::Known,
+        crate::store::PointId,
+    ),
+    Close(&'a crate::store::Closing, Option<&'a crate::store::Known>),
+}
+
+impl Item<'_> {
+    fn run(&self, work: &crate::store::CloseWork<'_>, anomaly: &AnomalyConfig) -> Result<bool> {
+        match self {
+            Item::Seal(window, known, upto) => work.seal_window(*window, Some(known), Some(*upto)),
+            Item::Close(c, known) => {
+                work.close_window(c, *known, &mut |points, opened_ms, names| {
+                    summarize(points, opened_ms, names, anomaly)
+                })
+            }
+        }
     }
 }
 

@@ -59,75 +59,113 @@ pub(crate) struct Summary {
 pub(crate) type Summarize<'a> =
     dyn FnMut(&WindowPoints, i64, &[(MetricId, String)]) -> Summary + 'a;
 
-impl CloserConn {
+/// The closer's work inside one of its transactions: any number of seals,
+/// closes and purges, committed together (fewer, larger transactions write
+/// fewer pages: each commit rewrites the partly filled pages it touched).
+pub(crate) struct CloseWork<'a> {
+    tx: &'a Connection,
+}
+
+impl CloseWork<'_> {
     /// Seals the journal points of recording `window` with ids before
     /// `upto` (the end of the journal if `None`), read through `known` if it
-    /// covers them, in one transaction; the window's journal part then
-    /// starts at `upto`. Returns false if the window is closed already or
-    /// gone.
+    /// covers them; the window's journal part then starts at `upto`.
+    /// Returns false if the window is closed already or gone.
+    pub(crate) fn seal_window(
+        &self,
+        window: WindowRow,
+        known: Option<&Known>,
+        upto: Option<PointId>,
+    ) -> Result<bool> {
+        let tx = self.tx;
+        let Some(at) = whereabouts(tx, window)? else {
+            return Ok(false);
+        };
+        let Some(from) = at.recent_from else {
+            return Ok(true);
+        };
+        let upto = match upto {
+            Some(upto) => upto,
+            None => super::points::next_point_id(tx)?,
+        };
+        if upto <= from {
+            return Ok(true);
+        }
+        let mut journal = WindowPoints::default();
+        journal.read_journal(tx, window, from..upto, known)?;
+        journal.finish();
+        seal(tx, at, &journal, Some(upto))?;
+        Ok(true)
+    }
+
+    /// Closes `c`: seals what is left of it in the journal (read through
+    /// `known` if it covers it), computes its summary with `summarize` from
+    /// all its points, and writes that with its final status. Returns false
+    /// if it was closed already or is gone.
+    pub(crate) fn close_window(
+        &self,
+        c: &Closing,
+        known: Option<&Known>,
+        summarize: &mut Summarize<'_>,
+    ) -> Result<bool> {
+        let tx = self.tx;
+        let Some(at) = whereabouts(tx, c.window)? else {
+            tx.prepare_cached("DELETE FROM window_closes WHERE window_id = ?1")?
+                .execute([c.window])?;
+            return Ok(false);
+        };
+        let mut all = WindowPoints::default();
+        all.read_sealed(tx, at)?;
+        let mut journal = WindowPoints::default();
+        if let Some(from) = at.recent_from {
+            journal.read_journal(tx, c.window, from..PointId::END, known)?;
+            journal.finish();
+        }
+        seal(tx, at, &journal, None)?;
+        all.values.extend_from_slice(&journal.values);
+        all.metadata.extend(journal.metadata);
+        all.finish();
+        let mut names: Vec<(MetricId, String)> = Vec::new();
+        for run in all.values.chunk_by(|a, b| a.0 == b.0) {
+            names.push((run[0].0, metric_name(tx, run[0].0)?));
+        }
+        let summary = summarize(&all, at.opened_ms, &names);
+        finish(tx, c, &summary)?;
+        Ok(true)
+    }
+
+    /// Deletes up to `limit` journal points behind the horizon (see
+    /// [`purge`]).
+    pub(crate) fn purge(&self, limit: i64) -> Result<usize> {
+        purge(self.tx, limit)
+    }
+}
+
+impl CloserConn {
+    /// Runs `f` on closing work in one transaction, after any waiting tick.
+    pub(crate) fn work<T>(&mut self, f: impl FnOnce(&CloseWork<'_>) -> Result<T>) -> Result<T> {
+        self.transaction(|tx| f(&CloseWork { tx }))
+    }
+
+    /// [`CloseWork::seal_window`] in a transaction of its own.
     pub(crate) fn seal_window(
         &mut self,
         window: WindowRow,
         known: Option<&Known>,
         upto: Option<PointId>,
     ) -> Result<bool> {
-        self.transaction(|tx| {
-            let Some(at) = whereabouts(tx, window)? else {
-                return Ok(false);
-            };
-            let Some(from) = at.recent_from else {
-                return Ok(true);
-            };
-            let upto = match upto {
-                Some(upto) => upto,
-                None => super::points::next_point_id(tx)?,
-            };
-            if upto <= from {
-                return Ok(true);
-            }
-            let mut journal = WindowPoints::default();
-            journal.read_journal(tx, window, from..upto, known)?;
-            journal.finish();
-            seal(tx, at, &journal, Some(upto))?;
-            Ok(true)
-        })
+        self.work(|w| w.seal_window(window, known, upto))
     }
 
-    /// Closes `c` in one transaction: seals what is left of it in the
-    /// journal (read through `known` if it covers it), computes its summary
-    /// with `summarize` from all its points, and writes that with its final
-    /// status. Returns false if it was closed already or is gone.
+    /// [`CloseWork::close_window`] in a transaction of its own.
+    #[cfg(test)]
     pub(crate) fn close_window(
         &mut self,
         c: &Closing,
         known: Option<&Known>,
         summarize: &mut Summarize<'_>,
     ) -> Result<bool> {
-        self.transaction(|tx| {
-            let Some(at) = whereabouts(tx, c.window)? else {
-                tx.prepare_cached("DELETE FROM window_closes WHERE window_id = ?1")?
-                    .execute([c.window])?;
-                return Ok(false);
-            };
-            let mut all = WindowPoints::default();
-            all.read_sealed(tx, at)?;
-            let mut journal = WindowPoints::default();
-            if let Some(from) = at.recent_from {
-                journal.read_journal(tx, c.window, from..PointId::END, known)?;
-                journal.finish();
-            }
-            seal(tx, at, &journal, None)?;
-            all.values.extend_from_slice(&journal.values);
-            all.metadata.extend(journal.metadata);
-            all.finish();
-            let mut names: Vec<(MetricId, String)> = Vec::new();
-            for run in all.values.chunk_by(|a, b| a.0 == b.0) {
-                names.push((run[0].0, metric_name(tx, run[0].0)?));
-            }
-            let summary = summarize(&all, at.opened_ms, &names);
-            finish(tx, c, &summary)?;
-            Ok(true)
-        })
+        self.work(|w| w.close_window(c, known, summarize))
     }
 
     /// The closes queued and not done, oldest window first.
@@ -138,7 +176,7 @@ impl CloserConn {
     /// Deletes up to `limit` journal points behind the horizon (see
     /// [`purge`]), in one transaction.
     pub(crate) fn purge(&mut self, limit: i64) -> Result<usize> {
-        self.transaction(|tx| purge(tx, limit))
+        self.work(|w| w.purge(limit))
     }
 
     /// Windows holding the journal's horizon back by more than `lag`

@@ -80,19 +80,19 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
-pub(crate) use close::{AnomalyRow, Closing, Summary};
+pub(crate) use close::{AnomalyRow, CloseWork, Closing, Summary};
 pub(crate) use gate::{Settled, WriteGate};
 pub(crate) use push::PushDetails;
 pub use push::PushState;
 // (CloserConn is defined below.)
-pub(crate) use ids::{MetricId, WindowRow};
+pub(crate) use ids::{MetricId, PointId, WindowRow};
 pub(crate) use points::{PointBatch, Samples};
 pub use read::{StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
 pub use retention::PruneReport;
 pub(crate) use retention::Trim;
-pub(crate) use series::WindowPoints;
+pub(crate) use series::{Known, WindowPoints};
 pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
 
 mod embedded {
