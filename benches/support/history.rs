@@ -25,12 +25,14 @@ use rusqlite::OpenFlags;
 use crate::support::{self, METRIC_NAMES, Rng, TickRig};
 
 /// Bump when the generated history changes, so caches are rebuilt.
-const GENERATOR: u32 = 1;
+const GENERATOR: u32 = 2;
 
 /// Time between two samples of a resource.
 const INTERVAL_MS: i64 = 5_000;
 /// The history ends about here: 2026-11-30T00:00:00Z (the exact end is
-/// where the recording windows' last tick falls).
+/// the recording windows' last tick, after every closed window's end:
+/// bursts, which wait for all their resources, push the schedule a few
+/// hours later).
 const END_MS: i64 = 1_795_996_800_000;
 /// The closed windows start over this span before the end: under the CLI's
 /// 30-day retention, so `watch` on this database would trim none of them.
@@ -477,16 +479,19 @@ pub fn build(path: &Path, size: HistorySize) {
         closed += k;
         t = t0 + k as i64 * step_ms;
     }
-    // The recording windows: the resources free first, recording together.
+    // The recording windows: the resources free first, recording together,
+    // up to the end of the history ("now"), which is after every closed
+    // window's end: they are the most recent windows.
     let mut last: Vec<usize> = (0..export).collect();
     last.sort_by_key(|&r| (free_at[r], r));
     last.truncate(size.recording);
+    let closed_end = free_at.iter().copied().max().unwrap_or(t) - rest_ms;
     let t0 = last
         .iter()
         .map(|&r| free_at[r])
         .max()
         .unwrap_or(t)
-        .max(END_MS - (size.points as i64 - 1) * INTERVAL_MS);
+        .max(END_MS.max(closed_end + INTERVAL_MS) - (size.points as i64 - 1) * INTERVAL_MS);
     push_recording(&recorder, &clock, &names, &metas, &mut rng, size, &last, t0);
     drop(recorder);
     support::checkpoint(path);
@@ -1095,7 +1100,7 @@ pub struct Storm {
     pub after: Vec<Duration>,
     /// Windows the recorder still counted open right after the closing tick.
     pub open_after_closing_tick: usize,
-    /// Windows closed in the store after the 10 ticks.
+    /// Windows the recorder had closed (committed) after the 10 ticks.
     pub closed_after: u64,
 }
 
@@ -1105,8 +1110,24 @@ impl Storm {
         self.after.iter().copied().max().unwrap_or_default()
     }
 
-    pub fn run(windows: usize, seed: u64) -> Storm {
-        let mut rig = TickRig::new(windows, windows, seed);
+    /// A storm on `TickRig::new`, which keeps the library's default
+    /// `max_windows` (100, the seed's): its closing tick also trims 900 of
+    /// the 1,000 windows it closes, as `peerbench --only storm` always has.
+    /// `max_windows` replaces that limit (the CLI keeps 10,000).
+    pub fn run(windows: usize, seed: u64, max_windows: Option<usize>) -> Storm {
+        let mut rig = match max_windows {
+            None => TickRig::new(windows, windows, seed),
+            Some(max) => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let config = RecorderConfig {
+                    post_incident_window: Duration::from_secs(3600),
+                    max_data_points_per_window: 501,
+                    max_windows: max,
+                    ..RecorderConfig::with_db_path(support::temp_db(&dir))
+                };
+                TickRig::with_config(config, dir, windows, windows, seed)
+            }
+        };
         let left = rig.ticks_left;
         rig.timed_ticks(left - 10);
         let mut normal: Vec<Duration> = (0..10).map(|_| rig.timed_ticks(1)).collect();
@@ -1120,13 +1141,7 @@ impl Storm {
         let closing = tick(&rig);
         let open_after_closing_tick = rig.recorder.stats().active_windows;
         let after: Vec<Duration> = (0..10).map(|_| tick(&rig)).collect();
-        let stats = rig.recorder.store().stats().expect("stats");
-        let closed_after = stats
-            .windows_by_status
-            .iter()
-            .filter(|(s, _)| s.as_str() != "recording")
-            .map(|(_, n)| n)
-            .sum();
+        let closed_after = rig.recorder.stats().windows_closed;
         Storm {
             normal: (normal[4] + normal[5]) / 2,
             closing,
