@@ -37,7 +37,7 @@ mod history;
 #[path = "support/mod.rs"]
 mod support;
 
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -146,59 +146,48 @@ fn cli(c: &mut Criterion, h: &History) {
 }
 
 /// The storm rows. A storm needs a fresh rig (seconds to fill at 1,000
-/// windows) and gives three numbers, so each rig's run is kept and the
-/// three benchmarks take their numbers from the same runs, building a new
-/// one only when a benchmark has used up the others'.
+/// windows) and gives three numbers, so the runs are made once, on first
+/// use (11 with `cargo bench`: one per sample and one to warm up; 1 under
+/// `cargo test --benches`), and the three benchmarks take their numbers from
+/// them in turn: however often criterion calls, no more rigs are built.
 fn storm(c: &mut Criterion, windows: usize) {
-    struct Runs {
-        seed: u64,
-        runs: Vec<Storm>,
-        used: [usize; 3],
-    }
-    let runs = RefCell::new(Runs {
-        seed: 1,
-        runs: Vec::new(),
-        used: [0; 3],
-    });
-    let take = |which: usize| -> Duration {
-        let mut r = runs.borrow_mut();
-        if r.used[which] == r.runs.len() {
-            let seed = r.seed;
-            r.seed += 1;
-            r.runs.push(Storm::run(windows, seed, None));
-        }
-        let run = &r.runs[r.used[which]];
-        let d = match which {
+    let n: u64 = if support::full_size() { 11 } else { 1 };
+    let runs: OnceCell<Vec<Storm>> = OnceCell::new();
+    let take = |which: usize, k: &Cell<usize>| -> Duration {
+        let runs = runs.get_or_init(|| {
+            (1..=n)
+                .map(|seed| Storm::run(windows, seed, None))
+                .collect()
+        });
+        let run = &runs[k.get() % runs.len()];
+        k.set(k.get() + 1);
+        match which {
             0 => run.normal,
             1 => run.closing,
             _ => run.worst_after(),
-        };
-        r.used[which] += 1;
-        d
+        }
     };
     let mut group = c.benchmark_group(format!("storm_{windows}x501"));
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
-    // One run per sample: the times come from the runs, not from criterion's
-    // iteration counts, so it must not ask for more iterations than samples.
+    // Few calls: a run's time counts for as many iterations as criterion
+    // asks for.
     group.warm_up_time(Duration::from_millis(1));
     group.measurement_time(Duration::from_millis(1));
     for (which, name) in ["normal_tick", "closing_tick", "worst_of_next_10_ticks"]
         .into_iter()
         .enumerate()
     {
+        let k = Cell::new(0);
         group.bench_function(name, |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| take(which)).sum())
+            b.iter_custom(|iters| take(which, &k) * u32::try_from(iters).unwrap_or(u32::MAX))
         });
     }
     group.finish();
-    let r = runs.borrow();
-    if let Some(last) = r.runs.last() {
+    if let Some(last) = runs.get().and_then(|r| r.last()) {
         eprintln!(
-            "storm of {windows}: {} runs; after the closing tick the recorder counted {} windows open; it had closed {} 10 ticks later",
-            r.runs.len(),
-            last.open_after_closing_tick,
-            last.closed_after
+            "storm of {windows}: {n} runs; after the closing tick the recorder counted {} windows open; it had closed {} 10 ticks later",
+            last.open_after_closing_tick, last.closed_after
         );
     }
 }
