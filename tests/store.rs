@@ -181,6 +181,8 @@ fn retention_deletes_old_windows_and_everything_under_them() {
     assert_eq!(table_counts(&conn), [2, 2, 5, 10, 4, 0]);
     // Completing a window at t150 trims: cutoff t50 removes `old` only.
     let newest = recorded_window(&rig, "c", 150, 1);
+    // Synced: the journal behind the closed windows is purged too.
+    let conn = rig.sql();
     assert_eq!(table_counts(&conn), [2, 2, 3, 6, 4, 0]);
     assert_no_orphans(&conn);
     assert!(rig.recorder.window(&old).unwrap().is_none());

@@ -8,7 +8,10 @@
 //! journal points into runs, computes its summary and anomalies from all its
 //! points with the pure functions of [`crate::summary`] and
 //! [`crate::anomaly`], and writes them with the final status. Then it trims
-//! history and purges the journal, a bounded step at a time. Its
+//! history, a bounded step at a time. It purges the journal behind sealed
+//! windows when idle (or every `PURGE_EVERY` batches, or when `sync` asks):
+//! readers never see those rows, so no close waits behind them. Work queued
+//! while it was busy is merged into one batch. Its
 //! transactions take the store's write gate only when no tick waits for it,
 //! so a tick never waits longer than one of them, however many windows close
 //! together (a thousand VMs alerting at once).
@@ -49,6 +52,10 @@ const TX_ITEMS: usize = 64;
 const TX_TIME: Duration = Duration::from_millis(10);
 /// How often the closer looks at the journal when nothing is handed over.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// Batches after which the journal is purged even if the closer is never
+/// idle (it is otherwise purged when idle: the purge is invisible to
+/// readers, and a window closing now should not wait behind it).
+const PURGE_EVERY: u32 = 32;
 
 /// The closer thread and its queue.
 pub(super) struct Closer {
@@ -65,6 +72,8 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     batches: VecDeque<Batch>,
+    /// `sync` asks for the journal to be purged now.
+    tidy: bool,
     stop: bool,
 }
 
@@ -72,6 +81,21 @@ struct Batch {
     number: u64,
     handoff: Handoff,
     trim: Option<Trim>,
+}
+
+impl Batch {
+    /// `self` and the later `next` as one batch: work queued while the
+    /// closer was busy goes in the same transactions.
+    fn merge(mut self, next: Batch) -> Batch {
+        self.handoff.closes.extend(next.handoff.closes);
+        self.handoff.seals.extend(next.handoff.seals);
+        Batch {
+            number: next.number,
+            handoff: self.handoff,
+            // The later trim's cutoff includes the earlier's.
+            trim: next.trim.or(self.trim),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,9 +163,15 @@ impl Closer {
         self.shared.wake.notify_all();
     }
 
-    /// Waits until the work handed over so far is done, at most `bound`.
-    pub(super) fn drain(&self, bound: Duration) -> bool {
-        self.settled.wait(bound)
+    /// Waits until the work handed over so far is done (and the journal
+    /// purged behind it, if `tidy`), as long as the closer gets something
+    /// done at least every `stall` (see [`Settled::wait_while_progressing`]).
+    pub(super) fn drain(&self, stall: Duration, tidy: bool) -> bool {
+        if tidy {
+            lock(&self.shared.queue).tidy = true;
+            self.shared.wake.notify_all();
+        }
+        self.settled.wait_while_progressing(stall, tidy)
     }
 }
 
@@ -166,10 +196,12 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
+        // The last batch done, and batches since the journal was purged.
+        let (mut last, mut unpurged) = (0, 0u32);
         loop {
-            let next = {
+            let (next, tidy) = {
                 let mut q = lock(&self.shared.queue);
-                if q.batches.is_empty() && !q.stop {
+                if q.batches.is_empty() && !q.stop && !q.tidy {
                     q = self
                         .shared
                         .wake
@@ -180,15 +212,28 @@ impl Worker {
                 if q.stop {
                     return;
                 }
-                q.batches.pop_front()
+                let next = q.batches.drain(..).reduce(Batch::merge);
+                (next, std::mem::take(&mut q.tidy))
             };
             match next {
                 Some(batch) => {
-                    let number = batch.number;
+                    last = batch.number;
                     self.batch(batch);
-                    self.settled.done(number);
+                    self.settled.done(last);
+                    unpurged += 1;
+                    // The purge is out of sight of readers: a window
+                    // closing next should not wait behind it.
+                    if tidy || unpurged >= PURGE_EVERY {
+                        self.purge();
+                        self.settled.tidied(last);
+                        unpurged = 0;
+                    }
                 }
-                None => self.maintain(),
+                None => {
+                    self.maintain();
+                    self.settled.tidied(last);
+                    unpurged = 0;
+                }
             }
         }
     }
@@ -249,10 +294,10 @@ impl Worker {
                         items[i].run(work, &anomaly)?;
                         i += 1;
                     }
-                    work.purge(PURGE_STEP)?;
                     Ok(i)
                 })
             });
+            self.settled.progressed();
             next = match done {
                 Some(i) => i,
                 // One of them fails for good: alone, so the others go on.
@@ -274,12 +319,12 @@ impl Worker {
                         "deleted windows past retention or the window limit"
                     );
                 }
+                self.settled.progressed();
                 if !more {
                     break;
                 }
             }
         }
-        self.purge();
     }
 
     /// Purges the journal behind the sealed windows, a step at a time,

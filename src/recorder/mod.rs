@@ -499,7 +499,7 @@ impl IncidentRecorder {
         if !self
             .inner
             .closer
-            .drain(left.max(std::time::Duration::from_secs(1)))
+            .drain(left.max(std::time::Duration::from_secs(1)), true)
         {
             tracing::warn!(
                 "closing work still waits for the database; the next recorder finishes it"
@@ -679,17 +679,22 @@ impl IncidentRecorder {
         self.inner
             .flush(&mut guard, Timestamp::from_unix_ms(now), true)?;
         drop(guard);
-        self.sync()
+        self.wait_for_closer(false)
     }
 
     /// Returns once the closing work of every window closed so far is done:
-    /// sealed, with its summary, and history trimmed after it. Queries
-    /// through [`store`](Self::store) wait for that themselves (briefly);
-    /// call this before reading the database through another connection
-    /// (your own SQLite handle on the file). Fails if the database stays
-    /// locked by another program for 10 s; the work is done later.
+    /// sealed, with its summary, history trimmed after it, and the journal
+    /// purged behind it. Queries through [`store`](Self::store) wait for the
+    /// windows themselves (briefly); call this before reading the database
+    /// through another connection (your own SQLite handle on the file). It
+    /// waits as long as the work goes on; it fails if the database stays
+    /// locked by another program for 10 s (the work is done later).
     pub fn sync(&self) -> Result<()> {
-        if self.inner.closer.drain(STOP_WAIT) {
+        self.wait_for_closer(true)
+    }
+
+    fn wait_for_closer(&self, tidy: bool) -> Result<()> {
+        if self.inner.closer.drain(STOP_WAIT, tidy) {
             Ok(())
         } else {
             Err(Error::Unavailable(
@@ -946,7 +951,7 @@ impl Inner {
     fn recover(&self) -> Result<Recovery> {
         // Closes a previous recorder queued and did not do come first, so
         // what follows sees those windows closed.
-        if !self.closer.drain(STOP_WAIT) {
+        if !self.closer.drain(STOP_WAIT, false) {
             tracing::warn!("closes left by a previous recorder wait for the database");
         }
         let mut guard = self.state();

@@ -122,8 +122,7 @@ impl CloseWork<'_> {
             journal.finish();
         }
         seal(tx, at, &journal, None)?;
-        all.values.extend_from_slice(&journal.values);
-        all.metadata.extend(journal.metadata);
+        all.append(journal);
         all.finish();
         let mut names: Vec<(MetricId, String)> = Vec::new();
         for run in all.values.chunk_by(|a, b| a.0 == b.0) {
@@ -488,7 +487,7 @@ mod tests {
                 opened_ms: 0,
                 recent_from: None,
             };
-            let points = WindowPoints::read(&conn, at).unwrap();
+            let points = WindowPoints::read(&conn, at, None).unwrap();
             let values: Vec<f64> = points.values.iter().map(|&(_, _, v)| v).collect();
             let expected: Vec<f64> = (0..200).map(|i| 1000.0 * n as f64 + f64::from(i)).collect();
             assert_eq!(values, expected, "window {n}");

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, Row, params};
 
 use super::Store;
-use super::ids::{MetricId, PointId, WindowRow};
-use super::series::{Whereabouts, WindowPoints};
+use super::ids::{MetricId, WindowRow};
+use super::series::{Journal, Whereabouts, WindowPoints};
 use crate::error::Result;
 use crate::model::{
     DataPoint, IncidentSummary, IncidentWindow, Timestamp, WindowId, WindowStatus, WindowTrigger,
@@ -73,7 +73,7 @@ impl Store {
         let Some(row) = rows.next()? else {
             return Ok(None);
         };
-        read_window(&conn, row, true, self.path.as_deref()).map(Some)
+        read_window(&conn, row, true, self.path.as_deref(), &mut Journals::One).map(Some)
     }
 
     /// Windows matching `filter`, most recent first: by start time descending,
@@ -174,15 +174,12 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        // Sealed values are counted above already; the journal's here.
+        let mut journal = Journal::read(&conn)?;
+        stats.values += journal.values() as u64;
         for at in open {
-            let points = WindowPoints::read(&conn, at)?;
+            let points = WindowPoints::read(&conn, at, Some(&mut journal))?;
             stats.points += points.times().len() as u64;
-            // Sealed values are counted above already.
-            let mut journal = WindowPoints::default();
-            if let Some(from) = at.recent_from {
-                journal.read_journal(&conn, at.window, from..PointId::END, None)?;
-            }
-            stats.values += journal.values.len() as u64;
         }
         stats.resources = count("SELECT count(DISTINCT resource_id) FROM windows")?;
         stats.metrics = count("SELECT count(*) FROM metrics")?;
@@ -240,6 +237,7 @@ pub(super) fn each_window<E: From<crate::Error>>(
         n => i64::try_from(n).unwrap_or(i64::MAX),
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(crate::Error::from)?;
+    let mut journals = Journals::Many(None);
     let mut rows = stmt
         .query(params![
             filter.resource,
@@ -249,7 +247,7 @@ pub(super) fn each_window<E: From<crate::Error>>(
         ])
         .map_err(crate::Error::from)?;
     while let Some(row) = rows.next().map_err(crate::Error::from)? {
-        match read_window(conn, row, filter.with_points, path) {
+        match read_window(conn, row, filter.with_points, path, &mut journals) {
             Ok(w) => f(w)?,
             Err(e @ crate::Error::DamagedWindow { .. }) if damaged.is_some() => {
                 (damaged.as_mut().expect("checked"))(e)
@@ -260,6 +258,29 @@ pub(super) fn each_window<E: From<crate::Error>>(
     Ok(())
 }
 
+/// Where a reader finds recording windows' journal parts.
+enum Journals {
+    /// Reading one window: its own scan of the journal.
+    One,
+    /// Reading many: the whole journal in one pass, read at the first
+    /// recording window.
+    Many(Option<Journal>),
+}
+
+impl Journals {
+    fn get(&mut self, conn: &Connection) -> Result<Option<&mut Journal>> {
+        match self {
+            Journals::One => Ok(None),
+            Journals::Many(j) => {
+                if j.is_none() {
+                    *j = Some(Journal::read(conn)?);
+                }
+                Ok(j.as_mut())
+            }
+        }
+    }
+}
+
 /// The window of a `WINDOW_COLUMNS` row, completed; any failure to read it
 /// is an [`Error::DamagedWindow`](crate::Error::DamagedWindow) naming it.
 fn read_window(
@@ -267,10 +288,14 @@ fn read_window(
     row: &Row<'_>,
     with_points: bool,
     path: Option<&std::path::Path>,
+    journals: &mut Journals,
 ) -> Result<IncidentWindow> {
-    let read = header_from_row(row)
-        .map_err(crate::Error::from)
-        .and_then(|(at, w, summary_points)| complete(conn, at, w, summary_points, with_points));
+    let read =
+        header_from_row(row)
+            .map_err(crate::Error::from)
+            .and_then(|(at, w, summary_points)| {
+                complete(conn, at, w, summary_points, with_points, journals)
+            });
     read.map_err(|e| {
         // A database error that is not about this row is not this row's.
         if matches!(&e, crate::Error::Pool(_)) {
@@ -334,6 +359,7 @@ fn complete(
     mut w: IncidentWindow,
     summary_points: Option<i64>,
     with_points: bool,
+    journals: &mut Journals,
 ) -> Result<IncidentWindow> {
     w.triggers = triggers(conn, at.window)?;
     if let Some(points) = summary_points {
@@ -341,7 +367,11 @@ fn complete(
     }
     let recording = w.status == WindowStatus::Recording;
     if with_points || recording {
-        w.data_points = points(conn, at)?;
+        let journal = match at.recent_from {
+            Some(_) => journals.get(conn)?,
+            None => None,
+        };
+        w.data_points = points(conn, at, journal)?;
     }
     if recording {
         // Not stored until it closes: the statistics of its points so far.
@@ -439,8 +469,12 @@ fn summary(conn: &Connection, window: WindowRow, points: i64) -> Result<Incident
 
 /// The points of a window, from its sealed runs and its journal part, in
 /// time order, each with its metrics in name order.
-fn points(conn: &Connection, at: Whereabouts) -> Result<Vec<DataPoint>> {
-    let stored = WindowPoints::read(conn, at)?;
+fn points(
+    conn: &Connection,
+    at: Whereabouts,
+    journal: Option<&mut Journal>,
+) -> Result<Vec<DataPoint>> {
+    let stored = WindowPoints::read(conn, at, journal)?;
     let times = stored.times();
     let mut out: Vec<DataPoint> = times
         .iter()

@@ -11,6 +11,7 @@
 //! Every reader of points (queries, replays, the closer) goes through
 //! [`WindowPoints`], so the two halves are always read the same way.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use rusqlite::Connection;
@@ -50,17 +51,89 @@ pub(crate) struct Whereabouts {
     pub(crate) recent_from: Option<PointId>,
 }
 
+/// The journal parts of every recording window, read in one pass, for
+/// readers of many windows: each window's part spans the journal from its
+/// `recent_from` on, interleaved with the others', so reading them one by
+/// one would visit the journal once per window (quadratic in the windows
+/// recording together, seconds for `list` in a storm of a thousand).
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    by_window: HashMap<WindowRow, WindowPoints>,
+}
+
+impl Journal {
+    /// Reads the journal points of every window that still has some.
+    pub(crate) fn read(conn: &Connection) -> Result<Journal> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.window_id, p.id, p.ts_ms, p.metadata, v.metric_id, v.value
+             FROM recent_points p
+             JOIN windows w ON w.id = p.window_id AND p.id >= w.recent_from
+             LEFT JOIN recent_values v ON v.point_id = p.id
+             WHERE p.id >= (SELECT min(recent_from) FROM windows WHERE recent_from IS NOT NULL)
+             ORDER BY p.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut by_window: HashMap<WindowRow, WindowPoints> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            by_window.entry(r.get(0)?).or_default().take_row(r, 1)?;
+        }
+        Ok(Journal { by_window })
+    }
+
+    /// Values held (of every window).
+    pub(crate) fn values(&self) -> usize {
+        self.by_window.values().map(|w| w.values.len()).sum()
+    }
+
+    /// The journal part of `window` (empty if none), taken out.
+    fn take(&mut self, window: WindowRow) -> WindowPoints {
+        self.by_window.remove(&window).unwrap_or_default()
+    }
+}
+
 impl WindowPoints {
-    /// Everything `at` holds: sealed runs, then its journal part (found by
-    /// scanning the journal from `recent_from`).
-    pub(crate) fn read(conn: &Connection, at: Whereabouts) -> Result<WindowPoints> {
+    /// Everything `at` holds: sealed runs, then its journal part, from
+    /// `journal` if given, else found by scanning the journal from
+    /// `recent_from`.
+    pub(crate) fn read(
+        conn: &Connection,
+        at: Whereabouts,
+        journal: Option<&mut Journal>,
+    ) -> Result<WindowPoints> {
         let mut out = WindowPoints::default();
         out.read_sealed(conn, at)?;
         if let Some(from) = at.recent_from {
-            out.read_journal(conn, at.window, from..PointId::END, None)?;
+            match journal {
+                Some(j) => out.append(j.take(at.window)),
+                None => out.read_journal(conn, at.window, from..PointId::END, None)?,
+            }
         }
         out.finish();
         Ok(out)
+    }
+
+    /// Adds `other`'s points.
+    pub(crate) fn append(&mut self, other: WindowPoints) {
+        self.values.extend_from_slice(&other.values);
+        self.metadata.extend(other.metadata);
+        self.journal_ids.extend_from_slice(&other.journal_ids);
+    }
+
+    /// Adds a journal row `(id, ts_ms, metadata, metric_id, value)` whose
+    /// columns start at `first` (a point's rows come together, one per
+    /// value, or one with NULLs if it has none).
+    fn take_row(&mut self, r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<()> {
+        let (id, ts): (PointId, i64) = (r.get(first)?, r.get(first + 1)?);
+        if self.journal_ids.last() != Some(&id) {
+            self.journal_ids.push(id);
+            if let Some(meta) = r.get::<_, Option<String>>(first + 2)? {
+                self.metadata.push((ts, meta));
+            }
+        }
+        if let (Some(metric), Some(value)) = (r.get(first + 3)?, r.get(first + 4)?) {
+            self.values.push((metric, ts, value));
+        }
+        Ok(())
     }
 
     /// Adds the sealed runs and metadata of `at`.
@@ -99,44 +172,45 @@ impl WindowPoints {
         ids: Range<PointId>,
         known: Option<&Known>,
     ) -> Result<()> {
-        let mut take = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-            let (id, ts): (PointId, i64) = (r.get(0)?, r.get(1)?);
-            if self.journal_ids.last() != Some(&id) {
-                self.journal_ids.push(id);
-                if let Some(meta) = r.get::<_, Option<String>>(2)? {
-                    self.metadata.push((ts, meta));
-                }
-            }
-            if let (Some(metric), Some(value)) = (r.get(3)?, r.get(4)?) {
-                self.values.push((metric, ts, value));
+        let mut take = |r: &rusqlite::Row<'_>| self.take_row(r, 0);
+        let mut scan = |from: PointId, to: PointId| -> Result<()> {
+            let mut stmt = conn.prepare_cached(
+                "SELECT p.id, p.ts_ms, p.metadata, v.metric_id, v.value
+                 FROM recent_points p LEFT JOIN recent_values v ON v.point_id = p.id
+                 WHERE p.id >= ?2 AND p.id < ?3 AND p.window_id = ?1
+                 ORDER BY p.id",
+            )?;
+            let mut rows = stmt.query((window, from, to))?;
+            while let Some(r) = rows.next()? {
+                take(r)?;
             }
             Ok(())
         };
-        match known.filter(|k| k.from <= ids.start) {
-            Some(known) => {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT p.id, p.ts_ms, p.metadata, v.metric_id, v.value
-                     FROM recent_points p LEFT JOIN recent_values v ON v.point_id = p.id
-                     WHERE p.id = ?1 AND p.window_id = ?2",
-                )?;
-                for &id in known.ids.iter().filter(|id| ids.contains(id)) {
-                    let mut rows = stmt.query((id, window))?;
-                    while let Some(r) = rows.next()? {
-                        take(r)?;
-                    }
-                }
-            }
-            None => {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT p.id, p.ts_ms, p.metadata, v.metric_id, v.value
-                     FROM recent_points p LEFT JOIN recent_values v ON v.point_id = p.id
-                     WHERE p.id >= ?2 AND p.id < ?3 AND p.window_id = ?1
-                     ORDER BY p.id",
-                )?;
-                let mut rows = stmt.query((window, ids.start, ids.end))?;
-                while let Some(r) = rows.next()? {
-                    take(r)?;
-                }
+        let Some(known) = known.filter(|k| k.from <= ids.start) else {
+            return scan(ids.start, ids.end);
+        };
+        let wanted: &[PointId] = {
+            let lo = known.ids.partition_point(|id| *id < ids.start);
+            let hi = known.ids.partition_point(|id| *id < ids.end);
+            &known.ids[lo..hi]
+        };
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+            return Ok(());
+        };
+        // Dense (the window alone, or few others, recording): one scan over
+        // its ids is cheaper than a lookup per point.
+        if wanted.len() as i64 * 4 > last.0 - first.0 {
+            return scan(first, PointId(last.0 + 1));
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.id, p.ts_ms, p.metadata, v.metric_id, v.value
+             FROM recent_points p LEFT JOIN recent_values v ON v.point_id = p.id
+             WHERE p.id = ?1 AND p.window_id = ?2",
+        )?;
+        for &id in wanted {
+            let mut rows = stmt.query((id, window))?;
+            while let Some(r) = rows.next()? {
+                take(r)?;
             }
         }
         Ok(())
