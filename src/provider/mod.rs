@@ -6,9 +6,14 @@
 //! call, which a provider backed by one API request per tick should override.
 //!
 //! [`host::HostProvider`] is a ready-made provider for the machine the
-//! process runs on (what `incident-recorder watch` records).
+//! process runs on (what `incident-recorder watch` records);
+//! [`prometheus::ScrapeProvider`] reads Prometheus exporters; and
+//! [`combine::CombinedProvider`] puts several providers behind one, which is
+//! how `watch` samples the host and scrape targets together.
 
+pub mod combine;
 pub mod host;
+pub mod prometheus;
 
 use std::cell::Cell;
 
