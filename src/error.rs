@@ -201,6 +201,16 @@ pub enum Error {
     #[error("{0}")]
     InvalidConfig(String),
 
+    /// The HTTP listener could not bind or start.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The recorder is shutting down or its state was poisoned by a panic.
     #[error("recorder is unavailable: {0}")]
     Unavailable(&'static str),

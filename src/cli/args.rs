@@ -137,6 +137,10 @@ pub struct WatchArgs {
     /// triggers are recorded as suppressed. 0 = unlimited.
     #[arg(long, value_name = "N", default_value_t = 24)]
     pub max_per_day: u32,
+    #[command(flatten)]
+    pub scrape: super::scrape::ScrapeArgs,
+    #[command(flatten)]
+    pub listen: super::listen::ListenArgs,
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,25 @@ pub trait MetricsProvider: Send + Sync {
     }
 }
 
+/// A shared provider is a provider, so wrappers (a rule checker, a
+/// [`combine::CombinedProvider`]) can hold one the embedder also keeps.
+impl<P: MetricsProvider + ?Sized> MetricsProvider for std::sync::Arc<P> {
+    fn current_metrics(&self, resource_id: &str) -> Result<Metrics, ProviderError> {
+        (**self).current_metrics(resource_id)
+    }
+
+    fn monitored_resource_ids(&self) -> Vec<String> {
+        (**self).monitored_resource_ids()
+    }
+
+    fn current_metrics_batch(
+        &self,
+        resource_ids: &[String],
+    ) -> Vec<(String, Result<Metrics, ProviderError>)> {
+        (**self).current_metrics_batch(resource_ids)
+    }
+}
+
 thread_local! {
     /// The provider whose *default* `current_metrics_batch` ran last on this
     /// thread. The default is nothing but `current_metrics` per id, plus a

@@ -50,6 +50,9 @@ pub use scrape::{ScrapeProvider, TargetStatus};
 
 use crate::error::{Error, clip};
 
+/// Escapes a label value for the text format (for writers of it, `/metrics`).
+pub(crate) use series::escape_label_value as escape;
+
 /// Longest metric name the recorder stores (its rule, repeated here because
 /// providers sit below the recorder; a test checks they agree).
 pub(crate) const MAX_METRIC_NAME_BYTES: usize = 256;
