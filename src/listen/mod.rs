@@ -13,7 +13,7 @@
 //! | `GET /windows` | the JSON of `list --json`; parameters `resource`, `status`, `since` (RFC 3339), `limit` (default 50, 0 = all) |
 //! | `GET /windows/{id}` | the JSON of `show --json` |
 //! | `GET /metrics` | the recorder's health in the Prometheus text format |
-//! | `GET /healthz` | `{"status": "ok"}`, or 503 when ticks have stopped |
+//! | `GET /healthz` | `{"status": "ok"}`, or 503 `stalled` when the tick count has not moved for three intervals (and at least twice the provider timeout) |
 //!
 //! # Safety of the listener
 //!
@@ -111,6 +111,8 @@ struct Shared {
     config: ListenConfig,
     firing: alertmanager::Firing,
     store_stats: metrics::StoreCache,
+    /// The tick count `/healthz` last saw change, and when.
+    progress: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 impl Listener {
@@ -159,6 +161,7 @@ impl Listener {
             config,
             firing: alertmanager::Firing::default(),
             store_stats: metrics::StoreCache::default(),
+            progress: std::sync::Mutex::new(None),
         });
         let handler: http::Handler = Arc::new(move |r| handle(&shared, r));
         let addr = socket.local_addr().ok();
@@ -390,10 +393,21 @@ fn healthz(s: &Shared) -> Response {
             &serde_json::json!({ "status": "starting", "ticks": 0 }),
         );
     };
+    // Stalled when the tick count has not moved for a while, measured on
+    // this process' monotonic clock: the recorder's own clock may be a
+    // replay's (ingest, tests), and the wall clock may jump.
     let late =
         (config.sample_interval * 3).max(config.sample_interval + config.provider_timeout * 2);
-    let age_ms = Timestamp::now().as_unix_ms() - last.as_unix_ms();
-    let stalled = age_ms > i64::try_from(late.as_millis()).unwrap_or(i64::MAX);
+    let stalled = {
+        let mut seen = s.progress.lock().unwrap_or_else(|e| e.into_inner());
+        match *seen {
+            Some((ticks, since)) if ticks == stats.ticks => since.elapsed() > late,
+            _ => {
+                *seen = Some((stats.ticks, std::time::Instant::now()));
+                false
+            }
+        }
+    };
     let body = serde_json::json!({
         "status": if stalled { "stalled" } else { "ok" },
         "ticks": stats.ticks,
