@@ -77,7 +77,9 @@ fn watch(dir: &Path, node: &str, listen: &str, extra: &[&str]) -> Running {
     running
 }
 
-fn alertmanager(dir: &Path, webhook: &str) -> Option<(Running, String)> {
+/// Alertmanager sending every alert to `webhook` with the bearer `token`
+/// (the receiver snippet of the README).
+fn alertmanager(dir: &Path, webhook: &str, token: &str) -> Option<(Running, String)> {
     let program = real::program(
         &["prometheus-alertmanager", "alertmanager"],
         "prometheus-alertmanager",
@@ -87,7 +89,7 @@ fn alertmanager(dir: &Path, webhook: &str) -> Option<(Running, String)> {
         &config,
         format!(
             "route:\n  receiver: recorder\n  group_by: ['alertname', 'instance']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s\n\
-             receivers:\n  - name: recorder\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n"
+             receivers:\n  - name: recorder\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n        http_config:\n          authorization:\n            credentials: '{token}'\n"
         ),
     )
     .unwrap();
@@ -199,10 +201,12 @@ fn an_alertmanager_alert_records_the_node_around_it() {
         return;
     };
     let listen = format!("127.0.0.1:{}", real::free_port());
-    let Some((_am, am)) = alertmanager(dir.path(), &format!("http://{listen}/alertmanager")) else {
+    let token = "a-long-random-token-0123456789";
+    let Some((_am, am)) = alertmanager(dir.path(), &format!("http://{listen}/alertmanager"), token)
+    else {
         return;
     };
-    let mut watch = watch(dir.path(), &node, &listen, &[]);
+    let mut watch = watch(dir.path(), &node, &listen, &["--listen-token", token]);
     // Let the pre-incident buffer fill for a while.
     std::thread::sleep(Duration::from_millis(2500));
     let db = dir.path().join("incidents.db");
