@@ -54,50 +54,60 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-/// `n` local exporters serving `body`, each answering on its own threads.
+/// `n` local exporters serving `body`: plain keep-alive HTTP/1.1 servers
+/// writing one prepared response, so the measurement is the scraper's work
+/// (and the loopback), not a server's.
 struct Exporters {
-    servers: Vec<Arc<tiny_http::Server>>,
+    addrs: Vec<std::net::SocketAddr>,
 }
 
 impl Exporters {
     fn start(n: usize, body: &str) -> Exporters {
-        let mut servers = Vec::new();
+        let mut response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body.as_bytes());
+        let response = Arc::new(response);
+        let mut addrs = Vec::new();
         for _ in 0..n {
-            let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
-            for _ in 0..2 {
-                let s = Arc::clone(&server);
-                let body = body.to_owned();
-                std::thread::spawn(move || {
-                    let header = tiny_http::Header::from_bytes(
-                        "Content-Type",
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )
-                    .unwrap();
-                    for rq in s.incoming_requests() {
-                        let r = tiny_http::Response::from_string(body.clone())
-                            .with_header(header.clone());
-                        let _ = rq.respond(r);
-                    }
-                });
-            }
-            servers.push(server);
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            addrs.push(listener.local_addr().unwrap());
+            let response = Arc::clone(&response);
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let response = Arc::clone(&response);
+                    std::thread::spawn(move || serve(stream, &response));
+                }
+            });
         }
-        Exporters { servers }
+        Exporters { addrs }
     }
 
     fn urls(&self) -> Vec<String> {
-        self.servers
+        self.addrs
             .iter()
-            .map(|s| format!("http://{}/metrics", s.server_addr().to_ip().unwrap()))
+            .map(|a| format!("http://{a}/metrics"))
             .collect()
     }
 }
 
-impl Drop for Exporters {
-    fn drop(&mut self) {
-        for s in &self.servers {
-            for _ in 0..2 {
-                s.unblock();
+/// Answers every request on `stream` with `response` until it closes.
+fn serve(mut stream: std::net::TcpStream, response: &[u8]) {
+    use std::io::{Read, Write};
+    let _ = stream.set_nodelay(true);
+    let mut buf = [0u8; 4096];
+    let mut head = Vec::new();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            head.drain(..end + 4);
+            if stream.write_all(response).is_err() {
+                return;
             }
         }
     }
@@ -118,6 +128,7 @@ fn scrape(c: &mut Criterion) {
         let exporters = Exporters::start(n, &text);
         let p = provider(&exporters.urls());
         let ids = p.monitored_resource_ids();
+        p.current_metrics_batch(&ids); // connections open, counters known
         group.throughput(Throughput::Elements(per_target * n as u64));
         group.bench_function(BenchmarkId::new("batch", format!("{n} targets")), |b| {
             b.iter(|| black_box(p.current_metrics_batch(&ids)))

@@ -215,12 +215,22 @@ fn an_alertmanager_alert_stays_unresolved_across_a_restart_with_the_listener() {
         let w = store.windows(&WindowFilter::default()).unwrap().remove(0);
         (w.status, w.triggers[0].resolved_at.is_some())
     };
-    assert_eq!(recording(&db), (WindowStatus::Recording, false), "{}", first.output());
+    assert_eq!(
+        recording(&db),
+        (WindowStatus::Recording, false),
+        "{}",
+        first.output()
+    );
 
     // Restarted with the listener: Alertmanager will resolve it, so it stays held.
     let out = watch(true, "2s").output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(recording(&db), (WindowStatus::Recording, false), "{}", text(&out));
+    assert_eq!(
+        recording(&db),
+        (WindowStatus::Recording, false),
+        "{}",
+        text(&out)
+    );
 
     // Restarted without a listener nothing could resolve it: resolved at
     // start, and the window records its --post.

@@ -230,6 +230,10 @@ pub fn parse(text: &str) -> Result<Exposition<'_>, Error> {
     parse_with_limits(text, &ParseLimits::default())
 }
 
+/// Family names seen, hashed with foldhash (a scrape has hundreds of them;
+/// SipHash was a tenth of the parse).
+type Names<'a> = HashMap<&'a str, NameInfo, foldhash::fast::RandomState>;
+
 /// What is known about a name, from `# TYPE`/`# HELP` lines and samples.
 #[derive(Clone, Copy, Default)]
 struct NameInfo {
@@ -245,7 +249,7 @@ pub fn parse_with_limits<'a>(text: &'a str, limits: &ParseLimits) -> Result<Expo
         samples: Vec::with_capacity(text.len() / 64),
         labels: Vec::with_capacity(text.len() / 32),
     };
-    let mut names: HashMap<&'a str, NameInfo> = HashMap::new();
+    let mut names: Names<'a> = HashMap::default();
     // The last sample's name and how it resolved: consecutive samples of a
     // family (the usual layout) skip the lookup.
     let mut last: Option<(&'a str, &'a str, MetricKind, Component)> = None;
@@ -262,7 +266,7 @@ pub fn parse_with_limits<'a>(text: &'a str, limits: &ParseLimits) -> Result<Expo
                 ),
             ));
         }
-        let line = line.trim_start_matches([' ', '\t']);
+        let line = trim_blanks(line);
         if line.is_empty() {
             continue;
         }
@@ -326,7 +330,7 @@ fn invalid(line: usize, reason: impl Into<String>) -> Error {
 /// all), else a histogram or summary it is the `_bucket`/`_sum`/`_count` of.
 fn resolve<'a>(
     name: &'a str,
-    names: &mut HashMap<&'a str, NameInfo>,
+    names: &mut Names<'a>,
     line: usize,
 ) -> Result<(&'a str, MetricKind, Component), Error> {
     if let Some(info) = names.get_mut(name)
@@ -413,12 +417,8 @@ fn check_component(
 }
 
 /// `# HELP` and `# TYPE`; other comments are ignored.
-fn comment_line<'a>(
-    comment: &'a str,
-    line: usize,
-    names: &mut HashMap<&'a str, NameInfo>,
-) -> Result<(), Error> {
-    let comment = comment.trim_start_matches([' ', '\t']);
+fn comment_line<'a>(comment: &'a str, line: usize, names: &mut Names<'a>) -> Result<(), Error> {
+    let comment = trim_blanks(comment);
     let (keyword, rest) = split_token(comment);
     let is_type = match keyword {
         "TYPE" => true,
@@ -486,9 +486,21 @@ fn comment_line<'a>(
 }
 
 /// The first token of `s` (up to a space or tab) and the rest after the blanks.
+#[inline]
 fn split_token(s: &str) -> (&str, &str) {
-    let end = s.find([' ', '\t']).unwrap_or(s.len());
-    (&s[..end], s[end..].trim_start_matches([' ', '\t']))
+    let b = s.as_bytes();
+    let end = b
+        .iter()
+        .position(|&c| c == b' ' || c == b'\t')
+        .unwrap_or(b.len());
+    // Both cuts are at ASCII bytes, so on char boundaries.
+    (&s[..end], &s[skip_blanks(b, end)..])
+}
+
+/// `s` without its leading spaces and tabs.
+#[inline]
+fn trim_blanks(s: &str) -> &str {
+    &s[skip_blanks(s.as_bytes(), 0)..]
 }
 
 struct Parsed<'a> {
@@ -741,10 +753,27 @@ fn skip_blanks(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// Bit 1: a byte of a label name (`[a-zA-Z0-9_]`); bit 2: of a metric name
+/// (the same and `:`). A table, because these scans are most of a parse.
+const NAME_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            t[i] = 3;
+        } else if b == b':' {
+            t[i] = 2;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// `[a-zA-Z0-9_]`, plus `:` in metric names.
 #[inline]
 fn is_name_byte(b: u8, metric: bool) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || (metric && b == b':')
+    NAME_BYTES[b as usize] & if metric { 2 } else { 1 } != 0
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`.

@@ -153,7 +153,7 @@ pub(super) fn convert(
             | (_, Component::Bucket | Component::Sum | Component::Count) => true,
             _ => false,
         };
-        canonical_name(&s, label, &mut name);
+        let clean = canonical_name(&s, label, &mut name);
         if let Some(m) = &selection.matcher
             && !m.is_match(&name)
         {
@@ -167,7 +167,7 @@ pub(super) fn convert(
         if rate {
             name.insert_str(s.name.len(), "_per_s");
         }
-        if name.len() > MAX_METRIC_NAME_BYTES || has_control(&name) {
+        if name.len() > MAX_METRIC_NAME_BYTES || !clean {
             out.invalid += 1;
             continue;
         }
@@ -277,11 +277,13 @@ fn resource_slot(
 }
 
 /// Writes the canonical name of `s` (see the module docs) into `out`,
-/// leaving out the label `skip`.
-pub(super) fn canonical_name(s: &Sample<'_, '_>, skip: Option<&str>, out: &mut String) {
+/// leaving out the label `skip`. Returns false if a label value holds a
+/// control character the name cannot (a newline is escaped, so it can).
+pub(super) fn canonical_name(s: &Sample<'_, '_>, skip: Option<&str>, out: &mut String) -> bool {
     out.clear();
     out.push_str(s.name);
     let mut first = true;
+    let mut clean = true;
     for l in s.labels {
         if Some(l.name) == skip {
             continue;
@@ -290,19 +292,34 @@ pub(super) fn canonical_name(s: &Sample<'_, '_>, skip: Option<&str>, out: &mut S
         first = false;
         out.push_str(l.name);
         out.push_str("=\"");
-        escape_label_value(&l.value, out);
+        clean &= escape_label_value(&l.value, out);
         out.push('"');
     }
     if !first {
         out.push('}');
     }
+    clean
 }
 
-/// Appends `value` escaped as in the exposition format.
-pub(crate) fn escape_label_value(value: &str, out: &mut String) {
-    if !value.contains(['\\', '"', '\n']) {
+/// Appends `value` escaped as in the exposition format; returns false if
+/// it holds a control character other than a newline (C0, DEL, or C1,
+/// which UTF-8 writes as 0xC2 0x80..0x9F: checked on the bytes, in the
+/// same pass as the escapes).
+pub(crate) fn escape_label_value(value: &str, out: &mut String) -> bool {
+    let b = value.as_bytes();
+    let mut plain = true;
+    let mut clean = true;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'\\' | b'"' | b'\n' => plain = false,
+            0..0x20 | 0x7f => clean = false,
+            0xc2 if b.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)) => clean = false,
+            _ => {}
+        }
+    }
+    if plain {
         out.push_str(value);
-        return;
+        return clean;
     }
     for c in value.chars() {
         match c {
@@ -312,6 +329,7 @@ pub(crate) fn escape_label_value(value: &str, out: &mut String) {
             c => out.push(c),
         }
     }
+    clean
 }
 
 /// The recorder's rule for resource ids: not empty, at most 1,024 bytes,
@@ -518,6 +536,17 @@ mod tests {
         // The same sample again (an exporter that did not refresh): no rate.
         let c = run("# TYPE c counter\nc 14 3000\n", &sel, &mut memory, 60.0);
         assert_eq!(c.resources[0].1.get("c_per_s"), None);
+    }
+
+    #[test]
+    fn control_characters_are_found_on_the_bytes_as_char_is_control_would() {
+        for c in (0u32..0x3000).filter_map(char::from_u32) {
+            let v = format!("a{c}b");
+            let mut out = String::new();
+            let clean = escape_label_value(&v, &mut out);
+            assert_eq!(clean, c == '\n' || !c.is_control(), "{c:?}");
+            assert!(!out.contains('\n'));
+        }
     }
 
     #[test]
