@@ -95,6 +95,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn listener_options_need_listen() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[command(flatten)]
+            listen: ListenArgs,
+        }
+        for args in [
+            vec!["x", "--listen-token", "t"],
+            vec!["x", "--alert-resource-label", "host"],
+        ] {
+            let err = Cli::try_parse_from(&args).unwrap_err().to_string();
+            assert!(err.contains("--listen <ADDR>"), "{args:?}: {err}");
+        }
+        let cli = Cli::try_parse_from(["x", "--listen", "9465"]).unwrap();
+        assert_eq!(cli.listen.alert_resource_label, "instance");
+    }
+
+    #[test]
     fn addresses_parse_and_a_port_means_loopback() {
         assert_eq!(parse_addr("9465").unwrap().to_string(), "127.0.0.1:9465");
         assert_eq!(

@@ -58,7 +58,7 @@ pub struct ScrapeArgs {
     pub scrape_resource_label: Option<String>,
     /// At most N series per target (the first ones it serves); the rest are
     /// dropped with a warning.
-    #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_SERIES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_SERIES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..), requires = "targets")]
     pub scrape_max_series: u32,
     /// Do not sample this host: record only the --scrape targets
     /// (--trigger-now then opens its window on the first target).
@@ -225,6 +225,7 @@ mod tests {
             vec!["x", "--scrape-match", "node_"],
             vec!["x", "--scrape-resource-label", "id"],
             vec!["x", "--no-host"],
+            vec!["x", "--scrape-max-series", "5"],
         ] {
             let err = Cli::try_parse_from(&args).unwrap_err().to_string();
             assert!(err.contains("--scrape <[NAME=]URL>"), "{args:?}: {err}");
