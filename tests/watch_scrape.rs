@@ -98,6 +98,24 @@ fn rules_must_name_a_metric_some_source_reports() {
         "{}",
         text(&out)
     );
+    // Without --rule, the default rules on metrics this exporter lacks
+    // (cpu, memory, disk) are left out rather than refused.
+    let out = run(
+        &bin,
+        &db,
+        &[
+            "watch",
+            "--no-host",
+            "--scrape",
+            &target,
+            "--interval",
+            "200ms",
+            "--for",
+            "1s",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(rules: none)"), "{}", text(&out));
 }
 
 #[test]

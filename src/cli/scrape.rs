@@ -13,7 +13,10 @@
 //! what two quick scrapes of every target report (two, so counters' rates
 //! and node_exporter's `cpu` are there). A rule on a metric nobody reports
 //! is refused with the names that come close; if a target did not answer,
-//! the rule is kept with a warning (the target may come up later).
+//! the rule is kept with a warning (the target may come up later). The
+//! default rules (`cpu`, `memory`, `disk`), which the user did not ask for,
+//! are left out where nothing reports their metric (a `--no-host` watch of
+//! an application's exporter).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -141,8 +144,11 @@ pub fn sources(a: &ScrapeArgs, config: &RecorderConfig) -> Result<Sources> {
 }
 
 /// Refuses rules on metrics that neither the host nor any target reports;
-/// see the module docs. Returns warnings to show.
-pub fn check_rules(rules: &[Rule], sources: &Sources) -> Result<Vec<String>> {
+/// see the module docs. The default rules (no `--rule` given) are not the
+/// user's: those on metrics nobody reports are dropped instead. Returns the
+/// rules to check and warnings to show.
+pub fn check_rules(rules: Vec<Rule>, sources: &Sources) -> Result<(Vec<Rule>, Vec<String>)> {
+    let defaults = rules == super::rules::default_rules();
     let mut known: BTreeSet<String> = BTreeSet::new();
     if sources.host {
         known.extend(host::METRICS.iter().map(|m| m.to_string()));
@@ -170,7 +176,14 @@ pub fn check_rules(rules: &[Rule], sources: &Sources) -> Result<Vec<String>> {
         }
     }
     let mut warnings = Vec::new();
-    for r in rules.iter().filter(|r| !known.contains(&r.metric)) {
+    let (rules, unknown): (Vec<Rule>, Vec<Rule>) = rules
+        .into_iter()
+        .partition(|r| known.contains(&r.metric) || (defaults && !down.is_empty()));
+    let mut kept = rules;
+    for r in &unknown {
+        if defaults {
+            continue; // not asked for: dropped
+        }
         let base = r.metric.split('{').next().unwrap_or(&r.metric);
         let close: Vec<&String> = known
             .iter()
@@ -190,6 +203,7 @@ pub fn check_rules(rules: &[Rule], sources: &Sources) -> Result<Vec<String>> {
                 r.metric,
                 down.join(", ")
             ));
+            kept.push(r.clone());
             continue;
         }
         let what = match (&sources.scrape, sources.host) {
@@ -205,7 +219,7 @@ pub fn check_rules(rules: &[Rule], sources: &Sources) -> Result<Vec<String>> {
             hint
         )));
     }
-    Ok(warnings)
+    Ok((kept, warnings))
 }
 
 #[cfg(test)]
@@ -246,9 +260,10 @@ mod tests {
         let cli = Cli::try_parse_from(["x"]).unwrap();
         let sources = sources(&cli.scrape, &RecorderConfig::default()).unwrap();
         let ok: Vec<Rule> = vec!["cpu>90".parse().unwrap()];
-        assert!(check_rules(&ok, &sources).unwrap().is_empty());
+        let (kept, warnings) = check_rules(ok.clone(), &sources).unwrap();
+        assert_eq!((kept, warnings.len()), (ok, 0));
         let bad: Vec<Rule> = vec!["node_load1>3".parse().unwrap()];
-        let err = check_rules(&bad, &sources).unwrap_err().chain();
+        let err = check_rules(bad, &sources).unwrap_err().chain();
         assert!(err.contains("this host does not report"), "{err}");
     }
 }

@@ -66,7 +66,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     config.anomaly.detect = a.anomaly;
     config.anomaly.threshold = a.anomaly_threshold;
     let sources = super::scrape::sources(&a.scrape, &config)?;
-    let warnings = super::scrape::check_rules(&rules, &sources)?;
+    let (rules, warnings) = super::scrape::check_rules(rules, &sources)?;
     let recorder = Arc::new(IncidentRecorder::open(config)?);
     let resource = sources.first.clone();
     let (tx, rx) = mpsc::channel::<Event>();
@@ -89,7 +89,11 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
         sources.label,
         super::duration::format(a.window.interval),
         db.display(),
-        rule_list.join(", ")
+        if rule_list.is_empty() {
+            "none".to_owned()
+        } else {
+            rule_list.join(", ")
+        }
     ))?;
     for w in warnings {
         live.say(&format!("warning: {w}"))?;
