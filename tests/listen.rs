@@ -631,3 +631,30 @@ fn stopping_the_listener_leaves_the_recorder_running() {
     recorder.record_sample().unwrap();
     assert_eq!(recorder.stats().ticks, 2);
 }
+
+#[test]
+fn a_slow_client_does_not_delay_stopping() {
+    // Default timeouts: 10 s per read, 30 s per request.
+    let r = rig();
+    let mut slow = TcpStream::connect(r.listener.local_addr()).unwrap();
+    slow.write_all(b"POST /trigger HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // a worker is reading it
+    let started = Instant::now();
+    r.listener.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        r.recorder
+            .store()
+            .windows(&WindowFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+}

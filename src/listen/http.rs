@@ -117,6 +117,9 @@ pub(super) struct Server {
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
+    /// Each worker's connection in progress, so stopping can cut it short
+    /// (a slow client must not delay the recorder's shutdown).
+    busy: Arc<Vec<Mutex<Option<TcpStream>>>>,
 }
 
 impl Server {
@@ -130,14 +133,18 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::sync_channel::<TcpStream>(limits.queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
-        let mut workers = Vec::with_capacity(limits.workers);
-        for i in 0..limits.workers.max(1) {
+        let n = limits.workers.max(1);
+        let busy: Arc<Vec<Mutex<Option<TcpStream>>>> =
+            Arc::new((0..n).map(|_| Mutex::new(None)).collect());
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
             let rx = Arc::clone(&rx);
             let handler = Arc::clone(&handler);
+            let (stop, busy) = (Arc::clone(&stop), Arc::clone(&busy));
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("incident-recorder-http-{i}"))
-                    .spawn(move || worker(&rx, &handler, limits))?,
+                    .spawn(move || worker(&rx, &handler, limits, &stop, &busy[i]))?,
             );
         }
         let flag = Arc::clone(&stop);
@@ -149,6 +156,7 @@ impl Server {
             stop,
             acceptor: Some(acceptor),
             workers,
+            busy,
         })
     }
 
@@ -170,6 +178,11 @@ impl Drop for Server {
             });
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        for slot in self.busy.iter() {
+            if let Some(s) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
@@ -207,25 +220,41 @@ fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, stop: &AtomicBool, l
     }
 }
 
-fn worker(rx: &Mutex<Receiver<TcpStream>>, handler: &Handler, limits: Limits) {
+fn worker(
+    rx: &Mutex<Receiver<TcpStream>>,
+    handler: &Handler,
+    limits: Limits,
+    stop: &AtomicBool,
+    busy: &Mutex<Option<TcpStream>>,
+) {
     loop {
         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(stream) = next else { return };
-        let response = match read_request(&stream, limits) {
-            Ok(request) => match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::error!(path = %request.path, "request handler panicked");
-                    Response::error(500, "internal error (this is a bug; please report it)")
-                }
-            },
-            Err(Refused::Quiet) => continue,
-            Err(Refused::With(r)) => r,
-        };
-        let _ = stream.set_write_timeout(Some(limits.read_timeout));
-        let _ = write_response(&stream, &response);
-        let _ = stream.shutdown(Shutdown::Write);
+        if stop.load(Ordering::SeqCst) {
+            return; // stopping: queued connections are closed unanswered
+        }
+        *busy.lock().unwrap_or_else(|e| e.into_inner()) = stream.try_clone().ok();
+        serve(&stream, handler, limits);
+        *busy.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
+}
+
+/// Reads one request from `stream`, answers it, closes.
+fn serve(stream: &TcpStream, handler: &Handler, limits: Limits) {
+    let response = match read_request(stream, limits) {
+        Ok(request) => match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!(path = %request.path, "request handler panicked");
+                Response::error(500, "internal error (this is a bug; please report it)")
+            }
+        },
+        Err(Refused::Quiet) => return,
+        Err(Refused::With(r)) => r,
+    };
+    let _ = stream.set_write_timeout(Some(limits.read_timeout));
+    let _ = write_response(stream, &response);
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Why a request was not handed to the handler.

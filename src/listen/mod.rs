@@ -15,6 +15,27 @@
 //! | `GET /metrics` | the recorder's health in the Prometheus text format |
 //! | `GET /healthz` | `{"status": "ok"}`, or 503 `stalled` when the tick count has not moved for three intervals (and at least twice the provider timeout) |
 //!
+//! ```no_run
+//! use std::sync::Arc;
+//! use incident_recorder::{IncidentRecorder, RecorderConfig};
+//! use incident_recorder::listen::{ListenConfig, Listener};
+//! use incident_recorder::provider::host::HostProvider;
+//!
+//! let config = RecorderConfig {
+//!     hold_while_alert_active: true, // record while Alertmanager says it fires
+//!     ..RecorderConfig::with_db_path("incidents.db")
+//! };
+//! let recorder = Arc::new(IncidentRecorder::open(config)?);
+//! recorder.set_metrics_provider(Arc::new(HostProvider::new()?));
+//! recorder.start()?;
+//! let listener = Listener::start(Arc::clone(&recorder), ListenConfig::new("127.0.0.1:9465".parse()?))?;
+//! // ... until shutdown: stop the listener first, so no trigger arrives while
+//! // the recorder saves what is pending.
+//! listener.stop();
+//! recorder.stop()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Safety of the listener
 //!
 //! The listener binds loopback unless given a token: [`Listener::start`]
