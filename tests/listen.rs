@@ -658,3 +658,46 @@ fn a_slow_client_does_not_delay_stopping() {
             .is_empty()
     );
 }
+
+#[test]
+fn healthz_says_stalled_when_ticks_stop() {
+    let recorder = Arc::new(
+        IncidentRecorder::open(RecorderConfig {
+            sample_interval: Duration::from_millis(100),
+            provider_timeout: Duration::from_millis(200),
+            ..RecorderConfig::default()
+        })
+        .unwrap(),
+    );
+    recorder.set_metrics_provider(Scripted::counting(&["web-1"]));
+    let listener = Listener::start(
+        Arc::clone(&recorder),
+        ListenConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .unwrap();
+    let url = format!("http://{}/healthz", listener.local_addr());
+    let get = || {
+        let mut r = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent()
+            .get(&url)
+            .call()
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        (status, body["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(get(), (200, "starting".to_owned()));
+    recorder.start().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(), (200, "ok".to_owned()));
+    // Ticking: still ok a while later.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(get(), (200, "ok".to_owned()));
+    // Stopped: no tick for more than 3 intervals and twice the provider timeout.
+    recorder.stop().unwrap();
+    let _ = get();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(get(), (503, "stalled".to_owned()));
+}

@@ -181,9 +181,9 @@ fn apply_one(
             _ => ("error", crate::error_chain(&e)),
         };
         if result == "unknown_resource" {
-            tracing::warn!(alert = %trigger_id, resource = %clip(resource), "alert for a resource the recorder does not record");
+            tracing::warn!(alert = %trigger_id, resource = ?clip(resource), "alert for a resource the recorder does not record");
         } else {
-            tracing::warn!(alert = %trigger_id, resource = %clip(resource), error = %message, "cannot apply alert");
+            tracing::warn!(alert = %trigger_id, resource = ?clip(resource), error = %message, "cannot apply alert");
         }
         Outcome::problem(
             Some(trigger_id.clone()),

@@ -245,7 +245,7 @@ fn serve(stream: &TcpStream, handler: &Handler, limits: Limits) {
         Ok(request) => match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
             Ok(r) => r,
             Err(_) => {
-                tracing::error!(path = %request.path, "request handler panicked");
+                tracing::error!(path = ?crate::error::clip(&request.path), "request handler panicked");
                 Response::error(500, "internal error (this is a bug; please report it)")
             }
         },
