@@ -125,18 +125,32 @@ pub(super) fn convert(
     // The last resource looked up: series of one resource usually come together.
     let mut last: Option<usize> = None;
     for s in text.samples() {
-        let (slot, resource) = match label.map(|l| s.label(l)) {
-            None => (0, target),
-            Some(None) => (
-                resource_slot(&mut resources, &mut index, &mut last, target),
-                target,
-            ),
-            Some(Some(v)) if valid_resource_id(v) => {
-                (resource_slot(&mut resources, &mut index, &mut last, v), v)
-            }
+        let resource = match label.map(|l| s.label(l)) {
+            None | Some(None) => target,
+            Some(Some(v)) if valid_resource_id(v) => v,
             Some(Some(_)) => {
                 out.invalid += 1;
                 continue;
+            }
+        };
+        let slot = if label.is_none() {
+            0
+        } else {
+            // A resource holds at least one series, so the series cap
+            // bounds the resources too (a label with a new value on every
+            // line must not make thousands of them).
+            match resource_slot(
+                &mut resources,
+                &mut index,
+                &mut last,
+                resource,
+                selection.max_series,
+            ) {
+                Some(slot) => slot,
+                None => {
+                    out.over_cap += 1;
+                    continue;
+                }
             }
         };
         if node::is_input(s.name) {
@@ -248,24 +262,32 @@ pub(super) fn convert(
     if let Some(i) = resources.iter().position(|r| r.0 == target) {
         resources[..=i].rotate_right(1);
     }
-    out.resources = resources.into_iter().map(|(id, m, _)| (id, m)).collect();
+    // Resources whose series were all left out (histograms only...) are not
+    // reported; the target's own stays, as the one listed when it is down.
+    out.resources = resources
+        .into_iter()
+        .filter(|(id, m, _)| !m.is_empty() || id == target)
+        .map(|(id, m, _)| (id, m))
+        .collect();
     out
 }
 
-/// The index of `id` in `resources`, added if new.
+/// The index of `id` in `resources`, added if new and fewer than `max`.
 fn resource_slot(
     resources: &mut Vec<(String, Metrics, Option<NodeInputs>)>,
     index: &mut HashMap<String, usize>,
     last: &mut Option<usize>,
     id: &str,
-) -> usize {
+    max: usize,
+) -> Option<usize> {
     if let Some(slot) = *last
         && resources[slot].0 == id
     {
-        return slot;
+        return Some(slot);
     }
     let slot = match index.get(id) {
         Some(&slot) => slot,
+        None if resources.len() >= max => return None,
         None => {
             index.insert(id.to_owned(), resources.len());
             resources.push((id.to_owned(), Metrics::new(), None));
@@ -273,7 +295,7 @@ fn resource_slot(
         }
     };
     *last = Some(slot);
-    slot
+    Some(slot)
 }
 
 /// Writes the canonical name of `s` (see the module docs) into `out`,
@@ -512,6 +534,19 @@ mod tests {
             ]
         );
         assert_eq!(c.invalid, 2, "an empty id and one with a newline");
+    }
+
+    #[test]
+    fn the_cap_bounds_resources_from_a_label_too() {
+        let text: String = (0..50).map(|i| format!("x{{id=\"vm{i}\"}} 1\n")).collect();
+        let selection = Selection {
+            resource_label: Some("id".into()),
+            max_series: 10,
+            ..Selection::default()
+        };
+        let c = run(&text, &selection, &mut TargetMemory::default(), 0.0);
+        assert_eq!(c.resources.len(), 10);
+        assert_eq!(c.over_cap, 40);
     }
 
     #[test]
