@@ -163,6 +163,33 @@ type MetaQueue = VecDeque<(u64, Arc<str>)>;
 
 const ABSENT: u64 = 0x7ff8_0000_0000_0000; // f64::NAN.to_bits()
 
+/// Version byte of [`RingBuffer::save`]'s format.
+const SAVE_VERSION: u8 = 1;
+
+/// A cursor over saved bytes; every read is bounds-checked.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
 impl RingBuffer {
     /// An empty buffer expecting to hold about `expected_rows` rows at a time
     /// (the pre-incident window divided by the sample interval).
@@ -395,6 +422,127 @@ impl RingBuffer {
         self.layout = names.layout(&[&self.layout[..], &added].concat());
     }
 
+    /// The buffer in the compact form a clean stop saves it in (see
+    /// `migrations/V5`): version byte; column count (u16) and each column's
+    /// name (u16 length + UTF-8); row count (u32), then per row the time
+    /// (i64) and one f64 per column (NaN = absent); metadata count (u32),
+    /// then per entry the row index (u32), length (u32) and JSON text. All
+    /// little-endian.
+    pub(crate) fn save(&self, names: &MetricNames) -> Vec<u8> {
+        let stride = self.stride();
+        let mut out = Vec::with_capacity(16 + self.rows * stride * 8);
+        out.push(SAVE_VERSION);
+        out.extend_from_slice(&(self.layout.len() as u16).to_le_bytes());
+        for &key in self.layout.iter() {
+            let name = names.name(key).as_bytes();
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(name);
+        }
+        out.extend_from_slice(&(self.rows as u32).to_le_bytes());
+        for i in 0..self.rows {
+            let base = self.row_start(i);
+            for slot in &self.slots[base..base + stride] {
+                out.extend_from_slice(&slot.to_le_bytes());
+            }
+        }
+        let meta: Vec<&(u64, Arc<str>)> = self.meta.iter().flat_map(|m| m.iter()).collect();
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        for (seq, text) in meta {
+            out.extend_from_slice(&((seq - self.front_seq) as u32).to_le_bytes());
+            out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        out
+    }
+
+    /// A buffer from [`RingBuffer::save`]'s bytes, keeping only rows after
+    /// `cutoff`. `None` for bytes that are not a saved buffer (damaged or of
+    /// another version): the caller starts that resource with an empty one.
+    pub(crate) fn restore(
+        bytes: &[u8],
+        names: &mut MetricNames,
+        expected_rows: usize,
+        cutoff: i64,
+    ) -> Option<RingBuffer> {
+        let mut r = Reader(bytes);
+        if r.u8()? != SAVE_VERSION {
+            return None;
+        }
+        let columns = r.u16()? as usize;
+        let mut keys = Vec::with_capacity(columns);
+        for _ in 0..columns {
+            let len = r.u16()? as usize;
+            let name = std::str::from_utf8(r.take(len)?).ok()?;
+            keys.push(names.intern(name));
+        }
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != keys.len() {
+            return None;
+        }
+        let rows = r.u32()? as usize;
+        let stride = 1 + columns;
+        let data = r.take(rows.checked_mul(stride)?.checked_mul(8)?)?;
+        let slot =
+            |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let metadata = r.u32()? as usize;
+        let mut meta: Vec<(usize, Arc<str>)> = Vec::with_capacity(metadata.min(rows));
+        for _ in 0..metadata {
+            let row = r.u32()? as usize;
+            let len = r.u32()? as usize;
+            let text = std::str::from_utf8(r.take(len)?).ok()?;
+            meta.push((row, text.into()));
+        }
+        if !r.0.is_empty() {
+            return None;
+        }
+        let mut buffer = RingBuffer::new(expected_rows);
+        let mut values: Vec<(MetricKey, f64)> = Vec::with_capacity(columns);
+        let mut last = i64::MIN;
+        let mut meta = meta.into_iter().peekable();
+        for i in 0..rows {
+            let ts = slot(i * stride) as i64;
+            if ts < last {
+                return None;
+            }
+            last = ts;
+            values.clear();
+            for (c, &key) in keys.iter().enumerate() {
+                let v = f64::from_bits(slot(i * stride + 1 + c));
+                if v.is_finite() {
+                    values.push((key, v));
+                }
+            }
+            while meta.peek().is_some_and(|(row, _)| *row < i) {
+                meta.next();
+            }
+            let m = meta.next_if(|(row, _)| *row == i).map(|(_, m)| m);
+            if ts > cutoff && (!values.is_empty() || m.is_some()) {
+                buffer.push(ts, &values, m, names);
+            }
+        }
+        Some(buffer)
+    }
+
+    /// The time of the newest row, if any.
+    pub(crate) fn newest_ts(&self) -> Option<i64> {
+        (self.rows > 0).then(|| self.slots[self.row_start(self.rows - 1)] as i64)
+    }
+
+    /// The present values of the newest row (for comparing a repeated sample).
+    pub(crate) fn newest_values(&self) -> impl Iterator<Item = (MetricKey, f64)> + '_ {
+        let base = (self.rows > 0).then(|| self.row_start(self.rows - 1));
+        let stride = self.stride();
+        base.into_iter().flat_map(move |b| {
+            self.layout
+                .iter()
+                .zip(&self.slots[b + 1..b + stride])
+                .map(|(&k, &bits)| (k, f64::from_bits(bits)))
+                .filter(|(_, v)| !v.is_nan())
+        })
+    }
+
     /// Bytes of heap this buffer holds (ring, layout, metadata queue).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.len() * 8
@@ -502,6 +650,65 @@ mod tests {
         );
         let meta: Vec<Option<&str>> = rows.iter().map(|r| r.metadata.map(|m| &**m)).collect();
         assert_eq!(meta, vec![None, Some("{\"c\":3}")]);
+    }
+
+    /// A row as text: time, (metric, value bits), metadata.
+    type RowText = (i64, Vec<(String, u64)>, Option<String>);
+
+    #[test]
+    fn a_saved_buffer_restores_its_rows_values_and_metadata_after_the_cutoff() {
+        let mut names = MetricNames::default();
+        let k = keys(&mut names, &["cpu", "mem"]);
+        let mut b = RingBuffer::new(4);
+        for ts in 0..10 {
+            b.evict_through(ts - 5);
+            let meta = (ts % 3 == 0).then(|| Arc::<str>::from(format!("{{\"n\":{ts}}}")));
+            let values: Vec<(MetricKey, f64)> = if ts % 2 == 0 {
+                vec![(k[0], ts as f64 + 0.1), (k[1], -0.0)]
+            } else {
+                vec![(k[1], f64::MAX)]
+            };
+            b.push(ts, &values, meta, &mut names);
+        }
+        let bytes = b.save(&names);
+        let mut fresh = MetricNames::default();
+        fresh.intern("other"); // different keys on the other side
+        let mut r = RingBuffer::restore(&bytes, &mut fresh, 4, 6).unwrap();
+        let got: Vec<RowText> = r
+            .rows_after(i64::MIN, usize::MAX)
+            .iter()
+            .map(|row| {
+                let mut v: Vec<(String, u64)> = row
+                    .values()
+                    .map(|(k, v)| (fresh.name(k).to_owned(), v.to_bits()))
+                    .collect();
+                v.sort();
+                (row.ts, v, row.metadata.map(|m| m.to_string()))
+            })
+            .collect();
+        let want: Vec<RowText> = (7..10)
+            .map(|ts| {
+                let v = if ts % 2 == 0 {
+                    vec![
+                        ("cpu".into(), (ts as f64 + 0.1).to_bits()),
+                        ("mem".into(), (-0.0f64).to_bits()),
+                    ]
+                } else {
+                    vec![("mem".into(), f64::MAX.to_bits())]
+                };
+                (ts, v, (ts % 3 == 0).then(|| format!("{{\"n\":{ts}}}")))
+            })
+            .collect();
+        assert_eq!(got, want);
+        for cut in 0..bytes.len() {
+            assert!(
+                RingBuffer::restore(&bytes[..cut], &mut fresh, 4, 0).is_none(),
+                "{cut}"
+            );
+        }
+        let mut flipped = bytes.clone();
+        flipped[0] = 9;
+        assert!(RingBuffer::restore(&flipped, &mut fresh, 4, 0).is_none());
     }
 
     #[test]

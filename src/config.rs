@@ -52,6 +52,16 @@ pub struct RecorderConfig {
     /// Anomaly scoring of closed windows, and the optional detector that
     /// opens `anomaly` windows. See [`crate::anomaly`].
     pub anomaly: AnomalyConfig,
+    /// How late a resource's samples, or a trigger, may come and still be
+    /// taken on their own time. A window closes when its resource's samples
+    /// pass its deadline, or when the recorder's time passes the deadline by
+    /// more than this; buffers keep this much more than the pre-incident
+    /// window, so a trigger dated up to this much in the past (an alert's
+    /// start, notified later) still gets its pre-incident minutes. In a
+    /// merged feed where one source lags the others by up to this much, its
+    /// windows still get every sample up to their deadline. Default 0: one
+    /// sample interval (a provider samples every resource at once).
+    pub max_source_lag: Duration,
 }
 
 impl RecorderConfig {
@@ -94,6 +104,8 @@ impl RecorderConfig {
             Self::DEFAULT_POST_INCIDENT_WINDOW,
         );
         or(&mut self.retention, Self::DEFAULT_RETENTION);
+        let interval = self.sample_interval;
+        or(&mut self.max_source_lag, interval);
         let timeout = self.sample_interval.max(Duration::from_secs(1));
         or(&mut self.provider_timeout, timeout);
         if self.max_data_points_per_window == 0 {
@@ -121,6 +133,7 @@ impl Default for RecorderConfig {
             provider_timeout: Duration::ZERO,
             max_windows_per_resource_per_day: 0,
             anomaly: AnomalyConfig::default(),
+            max_source_lag: Duration::ZERO,
         }
     }
 }

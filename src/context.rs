@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{IncidentWindow, Timestamp};
+use crate::model::{IncidentWindow, Timestamp, WindowStatus};
 
 /// How many of the most recent points the digest lists.
 pub const RECENT_POINTS: usize = 10;
@@ -49,6 +49,9 @@ pub fn format_window(w: &IncidentWindow) -> String {
     if extra > 0 {
         let _ = write!(out, " (+{extra} more)");
     }
+    if let Some(t) = w.trigger_time {
+        let _ = write!(out, "\n- Triggered: {t}");
+    }
     let _ = write!(out, "\n- Started: {}", w.start_time);
     match w.end_time {
         Some(end) => {
@@ -63,7 +66,11 @@ pub fn format_window(w: &IncidentWindow) -> String {
     out.push('\n');
 
     if let Some(s) = &w.summary {
-        out.push_str("\n### Summary\n");
+        out.push_str(if w.status == WindowStatus::Recording {
+            "\n### Summary (so far: still recording)\n"
+        } else {
+            "\n### Summary\n"
+        });
         let _ = writeln!(out, "- Duration: {}", format_duration_ms(s.duration_ms));
         let _ = writeln!(out, "- Data points: {}", s.data_points);
         section(&mut out, "Peak values", s.peaks.iter(), format_number);

@@ -130,6 +130,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// An input time too far ahead of the wall clock (see
+    /// [`InputClock`](crate::InputClock)).
+    #[error(
+        "timestamp {timestamp} is more than 10 minutes ahead of the wall clock ({wall}); nothing was moved to that time"
+    )]
+    AheadOfWallClock {
+        /// The time refused.
+        timestamp: crate::Timestamp,
+        /// The wall clock then.
+        wall: crate::Timestamp,
+    },
+
     /// A sample older than the last one accepted for the same resource.
     #[error(
         "sample for {resource:?} at {timestamp} is older than the last accepted one ({last}); samples of a resource must not go back in time"
@@ -141,6 +153,38 @@ pub enum Error {
         timestamp: crate::Timestamp,
         /// The newest accepted sample's time.
         last: crate::Timestamp,
+    },
+
+    /// A sample at a time its resource already has a recorded point for,
+    /// with other values.
+    #[error(
+        "sample for {resource:?} at {timestamp} differs from the one already recorded at that time (a resource has one sample per timestamp)"
+    )]
+    ConflictingSample {
+        /// The resource (cut to 64 characters).
+        resource: String,
+        /// The sample's time.
+        timestamp: crate::Timestamp,
+    },
+
+    /// A trigger for a resource the recorder's provider does not monitor.
+    #[error("resource {resource:?} is not monitored by this recorder; it monitors {}", monitored_list(.monitored, *.more))]
+    NotMonitored {
+        /// The resource asked for (cut to 64 characters).
+        resource: String,
+        /// Up to ten monitored resources, sorted.
+        monitored: Vec<String>,
+        /// How many more there are.
+        more: usize,
+    },
+
+    /// A trigger id the recorder refuses (too long, control characters).
+    #[error("invalid trigger id {id:?}: {reason}")]
+    InvalidTriggerId {
+        /// The id (cut to 64 characters).
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
 
     /// Sample metadata over the size or depth limit.
@@ -249,6 +293,19 @@ impl ProviderError {
             source: Some(Box::new(source)),
         }
     }
+}
+
+/// `"a", "b" and 3 more`, or `no resources` for an empty list.
+fn monitored_list(ids: &[String], more: usize) -> String {
+    if ids.is_empty() {
+        return "no resources yet".into();
+    }
+    let quoted: Vec<String> = ids.iter().map(|id| format!("{id:?}")).collect();
+    let mut out = quoted.join(", ");
+    if more > 0 {
+        out.push_str(&format!(" and {more} more"));
+    }
+    out
 }
 
 /// Cuts `s` to at most 64 characters for error messages.

@@ -83,15 +83,18 @@ mod store;
 pub mod summary;
 
 pub use anomaly::AnomalyConfig;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, InputClock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
 pub use error::{Error, ProviderError, Result};
 pub use model::{
     DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
-    Trigger, TriggerType, WindowId, WindowStatus, WindowTrigger,
+    Trigger, TriggerType, WindowAnomaly, WindowId, WindowStatus, WindowTrigger,
 };
 pub use provider::MetricsProvider;
-pub use recorder::{IncidentRecorder, PushReport, RecorderStats, Sample};
+pub use recorder::{
+    IncidentRecorder, PushReport, RecorderStats, Recovery, RejectedValue, Sample, TriggerAction,
+    TriggerOutcome,
+};
 pub use store::{PruneReport, Store, StoreStats, TriggerRequestStatus, WindowFilter};
 
 /// The README's examples run as doctests, so they stay true.

@@ -74,14 +74,42 @@ impl Timestamp {
     }
 
     /// Parses RFC 3339 (`2026-11-24T10:00:00Z`, any offset, any fraction).
+    /// Also accepted, as other tools write them: a space for the `T`,
+    /// lower-case `t` and `z`, and offsets without a colon (`+0100`).
     pub fn parse_rfc3339(s: &str) -> Result<Timestamp, Error> {
-        let dt = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| Error::InvalidTimestamp {
+        let parsed = OffsetDateTime::parse(s, &Rfc3339)
+            .or_else(|_| OffsetDateTime::parse(&normalize_rfc3339(s), &Rfc3339));
+        let dt = parsed.map_err(|_| Error::InvalidTimestamp {
             input: s.chars().take(64).collect(),
-            reason: e.to_string(),
+            reason: "expected an RFC 3339 time such as 2026-11-24T10:00:00Z or 2026-11-24T11:00:00.250+01:00".into(),
         })?;
         let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
         Ok(Timestamp(ms as i64))
     }
+}
+
+/// `s` with the spellings RFC 3339 tolerates or other tools use turned into
+/// the strict form: `T` and `Z` upper case, a space as `T`, and a numeric
+/// offset given as `+hhmm` as `+hh:mm`.
+fn normalize_rfc3339(s: &str) -> String {
+    let mut out: String = s
+        .char_indices()
+        .map(|(i, c)| match c {
+            ' ' | 't' if i == 10 => 'T',
+            'z' => 'Z',
+            c => c,
+        })
+        .collect();
+    let bytes = out.as_bytes();
+    let n = bytes.len();
+    if n > 5
+        && matches!(bytes[n - 5], b'+' | b'-')
+        && bytes[n - 4..].iter().all(u8::is_ascii_digit)
+        && out[..n - 5].contains('T')
+    {
+        out.insert(n - 2, ':');
+    }
+    out
 }
 
 /// Milliseconds in `d`, saturating at `i64::MAX`.
@@ -174,7 +202,7 @@ impl AsRef<str> for WindowId {
 }
 
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident ($human:literal) { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
@@ -206,7 +234,7 @@ macro_rules! text_enum {
                 match s {
                     $($text => Ok($name::$variant),)+
                     _ => Err(Error::UnknownName {
-                        kind: stringify!($name),
+                        kind: $human,
                         input: s.chars().take(64).collect(),
                         expected: &[$($text),+],
                     }),
@@ -218,7 +246,7 @@ macro_rules! text_enum {
 
 text_enum! {
     /// Where a window is in its life.
-    WindowStatus {
+    WindowStatus ("status") {
         /// Still collecting samples.
         Recording = "recording",
         /// Closed at its deadline or by `stop_recording`.
@@ -232,7 +260,7 @@ text_enum! {
 
 text_enum! {
     /// What opened a window.
-    TriggerType {
+    TriggerType ("trigger type") {
         /// An alert fired (resolvable with `resolve_trigger`).
         Alert = "alert",
         /// An anomaly was detected.
@@ -379,12 +407,31 @@ pub struct IncidentSummary {
     /// Human-readable notes on samples that stood out, in time order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<String>,
+    /// The same samples with their metric, time, value and score (empty
+    /// for anomalies known only by their note, as Pulse's files give them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomaly_points: Vec<WindowAnomaly>,
     /// The anomalies per metric: how many samples, and the strongest one.
     /// A view derived from the stored anomalies for digests, so not part of
     /// the JSON (which lists every note). Empty for anomalies known only as
     /// text (imported windows).
     #[serde(skip)]
     pub anomalies_by_metric: BTreeMap<String, MetricAnomalies>,
+}
+
+/// One sample of a window that stood out from its pre-incident baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowAnomaly {
+    /// The metric.
+    pub metric: String,
+    /// When the sample was taken.
+    pub timestamp: Timestamp,
+    /// Its value.
+    pub value: f64,
+    /// Its signed robust score (positive above the baseline).
+    pub score: f64,
+    /// The note, as in [`IncidentSummary::anomalies`].
+    pub description: String,
 }
 
 /// The anomalies of one metric in a window.
@@ -414,13 +461,18 @@ pub struct IncidentWindow {
     /// The id of the trigger that opened it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_id: Option<String>,
+    /// When the trigger that opened it fired (`windows.opened_ms`); the
+    /// window starts up to a pre-incident window earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_time: Option<Timestamp>,
     /// Time of the first point (the oldest buffered sample copied in), or the
     /// trigger time if there was no buffered sample.
     pub start_time: Timestamp,
     /// When recording ended; `None` while recording.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Timestamp>,
-    /// When a recording window will complete unless extended.
+    /// When a recording window will complete unless extended (for a closed
+    /// window, the deadline it had when it closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Timestamp>,
     /// Where the window is in its life.
@@ -431,7 +483,8 @@ pub struct IncidentWindow {
     /// The samples, oldest first. Empty in listings that skip points.
     #[serde(default)]
     pub data_points: Vec<DataPoint>,
-    /// Statistics, once the window is closed and had at least one point.
+    /// Statistics of a closed window with at least one point; for a window
+    /// still recording, of its points so far (without anomalies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<IncidentSummary>,
 }
@@ -567,6 +620,21 @@ mod tests {
             Timestamp::parse_rfc3339("2024-11-24T10:20:00.1239+01:00").unwrap(),
             t
         );
+        // Spellings other tools write.
+        for text in [
+            "2024-11-24T10:20:00.1239+0100",
+            "2024-11-24 09:20:00.123Z",
+            "2024-11-24t09:20:00.123z",
+            "2024-11-24T04:20:00.123-0500",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(text).unwrap(), t, "{text}");
+        }
+        let err = Timestamp::parse_rfc3339("2024-11-24T10:20").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected an RFC 3339 time such as"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -576,6 +644,7 @@ mod tests {
         }
         let err = "Recording".parse::<WindowStatus>().unwrap_err();
         assert!(err.to_string().contains("recording"), "{err}");
+        assert!(err.to_string().starts_with("unknown status"), "{err}");
     }
 
     #[test]

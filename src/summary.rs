@@ -6,6 +6,59 @@
 //! absent from it started at 0 (wrong for negative or late metrics); here every
 //! statistic starts from the metric's own first value.
 
+use std::collections::BTreeMap;
+
+use crate::model::{DataPoint, IncidentSummary, MetricAnomalies, WindowAnomaly};
+
+/// The statistics of a window with these points (oldest first), per metric:
+/// what a recording window shows so far. `None` without points.
+pub fn summarize(points: &[DataPoint]) -> Option<IncidentSummary> {
+    let (first, last) = (points.first()?, points.last()?);
+    let mut series: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for p in points {
+        for (name, &v) in &p.metrics {
+            series.entry(name).or_default().push(v);
+        }
+    }
+    let mut s = IncidentSummary {
+        duration_ms: last.timestamp.as_unix_ms() - first.timestamp.as_unix_ms(),
+        data_points: points.len() as u64,
+        ..IncidentSummary::default()
+    };
+    for (name, values) in series {
+        let Some(m) = metric_stats(&values) else {
+            continue;
+        };
+        let name = name.to_owned();
+        s.samples.insert(name.clone(), m.samples);
+        s.lows.insert(name.clone(), m.low);
+        s.averages.insert(name.clone(), m.average);
+        s.p50.insert(name.clone(), m.p50);
+        s.p95.insert(name.clone(), m.p95);
+        s.p99.insert(name.clone(), m.p99);
+        s.peaks.insert(name.clone(), m.peak);
+        s.changes.insert(name, m.change);
+    }
+    Some(s)
+}
+
+/// The anomalies of a window per metric: how many samples, and the note of
+/// the strongest (highest absolute score; the first of equals).
+pub fn anomalies_by_metric(anomalies: &[WindowAnomaly]) -> BTreeMap<String, MetricAnomalies> {
+    let mut out: BTreeMap<String, (MetricAnomalies, f64)> = BTreeMap::new();
+    for a in anomalies {
+        let (entry, best) = out
+            .entry(a.metric.clone())
+            .or_insert_with(|| (MetricAnomalies::default(), f64::NEG_INFINITY));
+        entry.samples += 1;
+        if a.score.abs() > *best {
+            *best = a.score.abs();
+            entry.strongest = a.description.clone();
+        }
+    }
+    out.into_iter().map(|(k, (v, _))| (k, v)).collect()
+}
+
 /// The statistics of one metric over one window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MetricStats {

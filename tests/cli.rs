@@ -2,88 +2,14 @@
 //! databases: recording this host, ingesting and transferring fixtures, and
 //! every error case printing one clear line.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_incident-recorder");
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// Runs the binary on database `db` with `args`.
-fn run(db: &Path, args: &[&str]) -> Output {
-    run_with_stdin(db, args, None)
-}
-
-fn run_with_stdin(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("the binary runs");
-    if let Some(text) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-/// Runs and expects success; returns stdout.
-fn ok(db: &Path, args: &[&str]) -> String {
-    let o = run(db, args);
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}\n{}",
-        stderr(&o),
-        stdout(&o)
-    );
-    stdout(&o)
-}
-
-fn json(db: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(db, args)).expect("valid JSON")
-}
-
-/// Expects failure with exit code `code` and exactly one `error: ...` line
-/// on stderr containing `needle`, with no panic or backtrace.
-fn fails(o: &Output, code: i32, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line on stderr, got: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
-    for bad in ["panicked", "backtrace", "RUST_BACKTRACE", "Error {", "Os {"] {
-        assert!(!err.contains(bad), "{bad} in {err}");
-    }
-}
 
 fn ids(list: &Value) -> Vec<String> {
     list.as_array()
@@ -93,7 +19,7 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-const WINDOW_OPTS: [&str; 6] = ["--interval", "5s", "--pre", "30s", "--post", "60s"];
+const WINDOW_OPTS: [&str; 4] = ["--pre", "30s", "--post", "60s"];
 
 fn ingest_fixture(db: &Path) -> String {
     let file = fixture("ingest.jsonl");
@@ -172,12 +98,37 @@ fn trigger_reaches_a_running_watch_and_refuses_without_one() {
         assert!(Instant::now() < deadline, "watch did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A resource the recorder does not monitor is refused, naming the ones it does.
+    let host = incident_recorder::provider::host::HostProvider::new().unwrap();
+    let host = host.resource_id().to_owned();
+    let typo = run(&db, &["trigger", "vm-typo"]);
+    fails(
+        &typo,
+        1,
+        "resource \"vm-typo\" is not monitored by this recorder",
+    );
+    assert!(
+        stderr(&typo).contains(&format!("{host:?}")),
+        "{}",
+        stderr(&typo)
+    );
+    // --json has the same shape whatever happens.
+    let refused = run(&db, &["trigger", "vm-typo", "--json"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(refused["status"], "refused");
+    assert_eq!(refused["window_id"], Value::Null);
+    assert!(refused["error"].as_str().unwrap().contains("not monitored"));
     let reply = json(
         &db,
         &[
-            "trigger", "ext-1", "--type", "focus", "--id", "user-7", "--json",
+            "trigger", &host, "--type", "focus", "--id", "user-7", "--json",
         ],
     );
+    assert_eq!(reply["status"], "handled");
+    assert_eq!(reply["error"], Value::Null);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&reply), keys(&refused));
     let id = reply["window_id"].as_str().unwrap().to_owned();
     let out = watch.wait_with_output().unwrap();
     assert!(
@@ -188,7 +139,7 @@ fn trigger_reaches_a_running_watch_and_refuses_without_one() {
     let w = json(&db, &["show", &id, "--json"]);
     assert_eq!(
         (w["resource_id"].as_str(), w["trigger_type"].as_str()),
-        (Some("ext-1"), Some("focus"))
+        (Some(host.as_str()), Some("focus"))
     );
     assert_eq!(w["trigger_id"], "user-7");
 
@@ -203,39 +154,42 @@ fn ingesting_the_fixture_gives_exact_windows_and_summaries() {
     let out = ingest_fixture(&db);
     assert!(out.contains("ingested 51 lines"), "{out}");
     assert!(
-        out.contains("47 samples, 2 triggers, 1 resolves, 1 stops"),
+        out.contains("47 samples, 2 triggers (2 opened a window, 0 extended one, 0 already recorded), 1 resolves, 1 stops"),
         "{out}"
     );
     assert!(
-        out.contains("2 opened, 2 of them closed; 0 recording"),
+        out.contains("windows: 2 opened; 2 closed; 0 recording"),
         "{out}"
     );
 
     let list = json(&db, &["list", "--json"]);
     assert_eq!(ids(&list), ["iw-20261124100110-2", "iw-20261124100030-1"]);
 
-    // vm-101: alert at +30 s; 30 s of buffer (+5..+30) and samples until the
-    // deadline +90 s; the sample at +95 s closes it at the deadline.
+    // vm-101: alert at +30 s, resolved at +60 s: the window is held while
+    // the alert fires and records --post (60 s) after it clears, so its
+    // deadline is +120 s. 30 s of buffer (+5..+30) and samples until the
+    // deadline; the sample at +125 s closes it at the deadline.
     let w = json(&db, &["show", "iw-20261124100030-1", "--json"]);
     assert_eq!(w["resource_name"], "web");
     assert_eq!(w["resource_type"], "vm");
     assert_eq!(w["status"], "complete");
+    assert_eq!(w["trigger_time"], "2026-11-24T10:00:30.000Z");
     assert_eq!(w["start_time"], "2026-11-24T10:00:05.000Z");
-    assert_eq!(w["end_time"], "2026-11-24T10:01:30.000Z");
+    assert_eq!(w["end_time"], "2026-11-24T10:02:00.000Z");
     assert_eq!(w["triggers"][0]["resolved_at"], "2026-11-24T10:01:00.000Z");
-    assert_eq!(w["data_points"].as_array().unwrap().len(), 18);
+    assert_eq!(w["data_points"].as_array().unwrap().len(), 24);
     assert_eq!(w["data_points"][6]["metadata"]["note"], "spike");
     let s = &w["summary"];
-    assert_eq!(s["duration_ms"], 85_000);
-    assert_eq!(s["data_points"], 18);
+    assert_eq!(s["duration_ms"], 115_000);
+    assert_eq!(s["data_points"], 24);
     assert_eq!(s["peaks"]["cpu"], 97.0);
     assert_eq!(s["lows"]["cpu"], 20.0);
-    assert_eq!(s["changes"]["cpu"], 4.0);
-    assert_eq!(s["p50"]["cpu"], 29.0);
-    assert!((s["averages"]["cpu"].as_f64().unwrap() - 890.0 / 18.0).abs() < 1e-9);
-    assert!((s["p95"]["cpu"].as_f64().unwrap() - 96.15).abs() < 1e-9);
-    assert_eq!(s["averages"]["memory"], 44.75);
-    assert_eq!(s["changes"]["memory"], 8.5);
+    assert_eq!(s["changes"]["cpu"], 1.0);
+    assert_eq!(s["p50"]["cpu"], 25.5);
+    assert!((s["averages"]["cpu"].as_f64().unwrap() - 1031.0 / 24.0).abs() < 1e-9);
+    assert!((s["p95"]["cpu"].as_f64().unwrap() - 95.85).abs() < 1e-9);
+    assert_eq!(s["averages"]["memory"], 46.25);
+    assert_eq!(s["changes"]["memory"], 11.5);
 
     // vm-102: manual trigger at +70 s (the line has no ts: the latest time),
     // buffer +50, +60, +70, then +80, +90, +100 and the stop at +100 s.
@@ -267,6 +221,17 @@ fn ingesting_the_fixture_gives_exact_windows_and_summaries() {
     let again = dir.path().join("again.db");
     ingest_fixture(&again);
     assert_eq!(ok(&db, &["export"]), ok(&again, &["export"]));
+
+    // And into the same one adds nothing (the README's example).
+    let once = ok(&db, &["export"]);
+    let file = fixture("ingest.jsonl");
+    let out = ok(&db, &["ingest", file.to_str().unwrap()]);
+    assert!(out.contains(": 0 samples (47 skipped: "), "{out}");
+    assert!(
+        out.contains("2 triggers (0 opened a window, 0 extended one, 2 already recorded)"),
+        "{out}"
+    );
+    assert_eq!(ok(&db, &["export"]), once);
 }
 
 #[test]
@@ -288,15 +253,17 @@ fn bad_ingest_lines_are_reported_and_skipped() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 3, "{err}");
+    assert_eq!(lines.len(), 2, "{err}");
     assert!(lines[0].starts_with("line 2: invalid type"), "{err}");
     assert!(lines[1].starts_with("line 4: expected value"), "{err}");
-    assert!(lines[2].starts_with("line 5: sample for \"a\""), "{err}");
+    // Line 5 is older than the resource's newest sample and in no window:
+    // only a buffer could have held it, so it is skipped and counted.
+    let out = stdout(&o);
     assert!(
-        lines[2].contains("older than the last accepted one"),
-        "{err}"
+        out.contains("1 older than their resource's newest sample"),
+        "{out}"
     );
-    assert!(stdout(&o).contains("rejected: 3 lines"), "{}", stdout(&o));
+    assert!(out.contains("rejected: 2 lines, 0 values"), "{out}");
     let list = json(&db, &["list", "--json"]);
     assert_eq!(list[0]["summary"]["data_points"], 2, "{list}");
 }
@@ -422,7 +389,10 @@ fn a_pulse_file_imports_and_exports_in_the_seeds_shape() {
         first["summary"]["duration_ms"], 15_000_000_000_i64,
         "nanoseconds, as Go wrote them"
     );
-    assert_eq!(first["start_time"], "2026-11-24T09:59:50Z");
+    assert_eq!(
+        first["start_time"], "2026-11-24T09:55:00Z",
+        "the trigger minus five minutes, as Pulse writes it"
+    );
     assert_eq!(first["end_time"], "2026-11-24T10:10:00.5Z");
 }
 
@@ -445,7 +415,7 @@ fn a_recording_window_in_an_import_is_stored_interrupted() {
     assert_eq!(o.status.code(), Some(3), "one window rejected");
     assert_eq!(
         stderr(&o).trim(),
-        r#"window 2: unknown TriggerType "page"; expected one of ["alert", "anomaly", "focus", "manual"]"#
+        r#"window 2: unknown trigger type "page"; expected one of ["alert", "anomaly", "focus", "manual"]"#
     );
     let w = json(&db, &["show", "w1", "--json"]);
     assert_eq!(w["status"], "interrupted");
@@ -463,13 +433,14 @@ fn prune_and_stats_report_what_they_see() {
     ingest_fixture(&db);
     let stats = ok(&db, &["stats"]);
     assert!(stats.contains("windows    2 (complete 2)"), "{stats}");
-    assert!(stats.contains("points     24 (48 values)"), "{stats}");
+    assert!(stats.contains("points     30 (60 values)"), "{stats}");
     assert!(stats.contains("recorder   not running"), "{stats}");
     let out = ok(&db, &["prune", "--max-windows", "1"]);
-    assert!(out.starts_with("deleted 1 windows (18 points)"), "{out}");
+    // The limit keeps the window that ended last (vm-101's, held by its alert).
+    assert!(out.starts_with("deleted 1 windows (6 points)"), "{out}");
     assert_eq!(
         ids(&json(&db, &["list", "--json"])),
-        ["iw-20261124100110-2"]
+        ["iw-20261124100030-1"]
     );
     let list = ok(
         &db,
@@ -482,7 +453,7 @@ fn prune_and_stats_report_what_they_see() {
         ],
     );
     assert!(
-        list.contains("iw-20261124100110-2  vm-102    manual"),
+        list.contains("iw-20261124100030-1  vm-101    alert cpu-high"),
         "{list}"
     );
 }

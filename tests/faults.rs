@@ -82,8 +82,9 @@ fn a_full_disk_loses_nothing_and_recording_resumes_when_space_returns() {
         stats.pending_points > 0,
         "points are kept for the next commit"
     );
-    // Sampling went on: every buffer is full (30 s of 5 s ticks).
-    assert_eq!(stats.buffered_points, 20 * 6);
+    // Sampling went on: every buffer is full (the 30 s pre-incident window
+    // and the 5 s allowed lag, of 5 s ticks).
+    assert_eq!(stats.buffered_points, 20 * 7);
 
     std::fs::remove_file(&filler_path).unwrap();
     tick().unwrap();

@@ -22,7 +22,13 @@ fn stop_waits_for_the_thread_and_leaves_no_sample_unsaved() {
     let rig = Rig::file(fast_config());
     let (tx, rx) = mpsc::sync_channel::<()>(1);
     let tx = std::sync::Mutex::new(Some(tx));
+    // Every tick samples at a new time (a resource takes one sample per
+    // timestamp): the provider moves the manual clock on.
+    let clock = rig.clock.clone();
     let p = Scripted::new(&["a", "b"], move |id, n| {
+        if id == "a" {
+            clock.advance(Duration::from_millis(1));
+        }
         if id == "a"
             && n == 25
             && let Some(tx) = tx.lock().unwrap().take()

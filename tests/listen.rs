@@ -421,7 +421,7 @@ fn bad_requests_get_a_4xx_with_a_json_error() {
             "/windows?status=bogus",
             None,
             400,
-            "unknown WindowStatus",
+            "unknown status \"bogus\"",
         ),
         ("GET", "/windows?limit=-1", None, 400, "not a count"),
         (
@@ -452,7 +452,7 @@ fn bad_requests_get_a_4xx_with_a_json_error() {
             "/trigger",
             Some("{\"resource\":\"web-1\",\"type\":\"boom\"}"),
             400,
-            "unknown TriggerType",
+            "\"boom\"",
         ),
         (
             "POST",

@@ -120,7 +120,7 @@ fn a_window_left_recording_past_its_deadline_closes_as_interrupted_with_a_summar
     let id = rig.start("a", Trigger::manual());
     rig.ticks(5, secs(5)); // t0..t20; deadline t60
     rig.clock.set(t(100));
-    let rig = rig.reopen();
+    let rig = rig.crash_and_reopen();
     let w = rig.recorder.window(&id).unwrap().unwrap();
     assert_eq!(w.status, WindowStatus::Interrupted);
     assert_eq!(w.end_time, Some(t(20)));
@@ -128,6 +128,30 @@ fn a_window_left_recording_past_its_deadline_closes_as_interrupted_with_a_summar
     assert_eq!(s.data_points, 5);
     assert_eq!(s.peaks["cpu"], 40.0);
     assert_eq!(rig.recorder.stats().active_windows, 0);
+    assert_eq!(
+        rig.recorder.recovery().closed,
+        vec![(id, WindowStatus::Interrupted)]
+    );
+}
+
+#[test]
+fn after_a_clean_stop_a_window_past_its_deadline_completes_as_a_running_recorder_would() {
+    let rig = Rig::file(small_config());
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["a"]));
+    let id = rig.start("a", Trigger::manual());
+    rig.ticks(5, secs(5)); // t0..t20; deadline t60
+    rig.clock.set(t(100));
+    let rig = rig.reopen();
+    assert!(rig.recorder.recovery().clean_stop);
+    let w = rig.recorder.window(&id).unwrap().unwrap();
+    assert_eq!(w.status, WindowStatus::Complete);
+    assert_eq!(w.end_time, Some(t(60)), "ends at its deadline");
+    assert_eq!(w.summary.unwrap().data_points, 5);
+    assert_eq!(
+        rig.recorder.recovery().closed,
+        vec![(id, WindowStatus::Complete)]
+    );
 }
 
 #[test]
@@ -438,6 +462,7 @@ fn a_generated_id_never_collides_with_an_imported_one() {
         resource_type: None,
         trigger_type: incident_recorder::TriggerType::Manual,
         trigger_id: None,
+        trigger_time: None,
         start_time: t(-100),
         end_time: Some(t(-50)),
         deadline: None,

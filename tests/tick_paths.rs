@@ -61,19 +61,26 @@ fn points(rig: &Rig, id: &incident_recorder::WindowId) -> usize {
 #[test]
 fn a_stable_listing_still_samples_every_resource_and_unlisted_windows_once_per_tick() {
     let rig = Rig::memory(small_config());
-    let p = Plain::new(&["a", "b"]);
+    let p = Plain::new(&["a", "b", "c"]);
     rig.recorder.set_metrics_provider(p.clone());
-    rig.ticks(3, secs(5));
-    assert_eq!((p.calls("a"), p.calls("b")), (3, 3));
-
-    // A window on a resource the provider does not list: fetched each tick.
+    rig.ticks(1, secs(5));
     let c = rig
         .recorder
         .start_recording("c", Trigger::manual())
         .unwrap();
+    p.set_ids(&["a", "b"]);
+    rig.ticks(2, secs(5));
+    assert_eq!((p.calls("a"), p.calls("b")), (3, 3));
+
+    // A window on a resource the provider no longer lists: fetched each tick.
     rig.ticks(3, secs(5));
-    assert_eq!((p.calls("a"), p.calls("c")), (6, 3));
-    assert_eq!(points(&rig, &c), 3);
+    assert_eq!((p.calls("a"), p.calls("c")), (6, 6));
+    assert_eq!(points(&rig, &c), 6);
+    // (A resource the provider never listed gets no window.)
+    assert!(matches!(
+        rig.recorder.start_recording("d", Trigger::manual()),
+        Err(incident_recorder::Error::NotMonitored { .. })
+    ));
 
     // A window on a listed resource: still one call per tick.
     let a = rig
@@ -82,13 +89,13 @@ fn a_stable_listing_still_samples_every_resource_and_unlisted_windows_once_per_t
         .unwrap();
     let buffered = points(&rig, &a);
     rig.ticks(2, secs(5));
-    assert_eq!((p.calls("a"), p.calls("c")), (8, 5));
+    assert_eq!((p.calls("a"), p.calls("c")), (8, 8));
     assert_eq!(points(&rig, &a), buffered + 2);
 
     // Once the unlisted resource's window closes, it is neither asked nor kept.
     rig.recorder.stop_recording(&c).unwrap();
     rig.ticks(2, secs(5));
-    assert_eq!(p.calls("c"), 5);
+    assert_eq!(p.calls("c"), 8);
     assert_eq!(rig.recorder.stats().resources, 2);
 }
 

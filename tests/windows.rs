@@ -78,8 +78,9 @@ fn buffer_keeps_the_pre_incident_window_and_the_window_starts_at_its_first_sampl
     rig.recorder.set_metrics_provider(p.clone());
     rig.ticks(19, secs(5)); // t0 .. t90
     rig.recorder.record_sample().unwrap(); // t95
-    // (t65, t95] holds 70, 75, ..., 95.
-    assert_eq!(rig.recorder.stats().buffered_points, 6);
+    // The buffer keeps the pre-incident window and the allowed lag (one
+    // interval), for a trigger that comes late: (t60, t95] holds 65 .. 95.
+    assert_eq!(rig.recorder.stats().buffered_points, 7);
 
     let id = rig.start("a", Trigger::manual());
     assert_eq!(
@@ -273,8 +274,17 @@ fn buffers_of_resources_no_longer_monitored_are_dropped() {
     let stats = rig.recorder.stats();
     assert_eq!(stats.resources, 1);
     assert_eq!(stats.buffered_points, 4);
-    let id = rig.start("b", Trigger::manual());
-    assert!(window(&rig, &id).data_points.is_empty());
+    // No longer monitored: a trigger for it is refused rather than opening a
+    // window that nothing would ever feed.
+    let err = rig
+        .recorder
+        .start_recording("b", Trigger::manual())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("resource \"b\" is not monitored by this recorder; it monitors \"a\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -369,14 +379,26 @@ fn samples_going_back_in_time_are_refused() {
     let id = rig.start("a", Trigger::manual());
     let m = || Metrics::new().with("cpu", 1.0);
     rig.recorder.push_sample("a", t(10), m(), None).unwrap();
+    // The same sample again is a duplicate: skipped, counted, no error.
     rig.recorder.push_sample("a", t(10), m(), None).unwrap();
+    // Another value at the same time is refused.
+    let err = rig
+        .recorder
+        .push_sample("a", t(10), Metrics::new().with("cpu", 2.0), None)
+        .unwrap_err();
+    assert!(matches!(err, Error::ConflictingSample { .. }), "{err}");
+    // Within the window's span but not in it: a late sample, refused.
     let err = rig.recorder.push_sample("a", t(9), m(), None).unwrap_err();
     assert!(matches!(err, Error::OutOfOrder { .. }), "{err}");
     assert!(err.to_string().contains("older than"), "{err}");
     // Other resources have their own order.
     rig.recorder.push_sample("b", t(1), m(), None).unwrap();
-    assert_eq!(window(&rig, &id).data_points.len(), 2);
-    assert_eq!(rig.recorder.stats().out_of_order, 1);
+    assert_eq!(window(&rig, &id).data_points.len(), 1);
+    let stats = rig.recorder.stats();
+    assert_eq!(
+        (stats.out_of_order, stats.duplicates, stats.conflicts),
+        (1, 1, 1)
+    );
 }
 
 #[test]
@@ -584,12 +606,18 @@ fn two_alerts_hold_until_both_resolve_and_the_deadline_never_moves_earlier() {
 fn without_hold_alert_windows_close_at_their_deadline_like_the_seed() {
     let rig = Rig::memory(small_config());
     let id = rig.start("a", Trigger::alert("cpu>90"));
-    rig.clock.set(t(61));
+    // With no sample of its resource past the deadline (60 s), a tick closes
+    // it once the recorder's time is past it by the allowed lag (5 s).
+    rig.clock.set(t(65));
+    rig.recorder.record_sample().unwrap();
+    assert_eq!(window(&rig, &id).status, WindowStatus::Recording);
+    rig.clock.set(t(66));
     rig.recorder.record_sample().unwrap();
     assert_eq!(window(&rig, &id).status, WindowStatus::Complete);
+    assert_eq!(window(&rig, &id).end_time, Some(t(60)));
     // The resolution is still recorded on the closed window.
     assert!(rig.recorder.resolve_trigger("a", "cpu>90").unwrap());
-    assert_eq!(window(&rig, &id).triggers[0].resolved_at, Some(t(61)));
+    assert_eq!(window(&rig, &id).triggers[0].resolved_at, Some(t(66)));
 }
 
 #[test]

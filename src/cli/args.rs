@@ -43,6 +43,7 @@ pub enum Command {
     /// Record this machine: sample it every interval, open windows when rules fire.
     Watch(WatchArgs),
     /// Record samples and triggers from JSON lines (a file, or - for stdin).
+    #[command(long_about = INGEST_ABOUT)]
     Ingest(IngestArgs),
     /// Ask the recorder running on the database to open a window now.
     Trigger(TriggerArgs),
@@ -72,12 +73,17 @@ pub struct JsonFlag {
     pub json: bool,
 }
 
-/// How windows are recorded and kept; shared by the commands that record.
+/// How often the commands that sample (`watch`, `demo`) take a sample.
 #[derive(Debug, Args)]
-pub struct WindowOptions {
+pub struct SamplingOptions {
     /// Time between samples.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse_positive)]
     pub interval: Duration,
+}
+
+/// How windows are recorded and kept; shared by the commands that record.
+#[derive(Debug, Args)]
+pub struct WindowOptions {
     /// History kept in memory and copied into a window when it opens.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
     pub pre: Duration,
@@ -96,10 +102,11 @@ pub struct WindowOptions {
 }
 
 impl WindowOptions {
-    /// The recorder settings for database `db`.
-    pub fn config(&self, db: &std::path::Path) -> RecorderConfig {
+    /// The recorder settings for database `db`; `interval` for the commands
+    /// that sample (the recorder's default otherwise).
+    pub fn config(&self, db: &std::path::Path, interval: Option<Duration>) -> RecorderConfig {
         RecorderConfig {
-            sample_interval: self.interval,
+            sample_interval: interval.unwrap_or_default(),
             pre_incident_window: self.pre,
             post_incident_window: self.post,
             max_data_points_per_window: self.max_points as usize,
@@ -113,6 +120,8 @@ impl WindowOptions {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    #[command(flatten)]
+    pub sampling: SamplingOptions,
     #[command(flatten)]
     pub window: WindowOptions,
     /// Open an alert window when METRIC compares to VALUE for DURATION, e.g.
@@ -150,19 +159,60 @@ pub struct IngestArgs {
     /// JSON lines to read; - or nothing reads standard input.
     #[arg(value_name = "FILE|-")]
     pub input: Option<PathBuf>,
-    /// At the end of the input, close the windows still recording (at the
-    /// last line's time) instead of leaving them for the next ingest.
+    /// At the end of the input, close the windows still recording of the
+    /// resources this input has lines for (at the latest line time) instead
+    /// of leaving them for the next ingest.
     #[arg(long)]
     pub finish: bool,
+    /// How far one resource's lines may lag the latest line time in a merged
+    /// feed: its windows close when its own samples pass their deadline, or
+    /// when the latest line time passes it by more than this.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration::parse_positive)]
+    pub max_lag: Duration,
+    /// Longest accepted line, in bytes; a longer one is refused with its line
+    /// number and skipped (reading stays bounded).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(64..))]
+    pub max_line_bytes: u32,
     #[command(flatten)]
     pub output: JsonFlag,
 }
+
+/// `ingest --help`: the line format and the rules of time.
+const INGEST_ABOUT: &str = "\
+Record samples and triggers from JSON lines (a file, or - for stdin), one object per line:
+
+  {\"type\":\"sample\",\"resource\":\"vm-101\",\"ts\":1795514400000,\"metrics\":{\"cpu\":93.5}}
+  {\"type\":\"trigger\",\"resource\":\"vm-101\",\"trigger\":\"alert\",\"trigger_id\":\"cpu-high\",\"ts\":\"2026-11-24T10:00:30Z\"}
+  {\"type\":\"resolve\",\"resource\":\"vm-101\",\"trigger_id\":\"cpu-high\"}
+  {\"type\":\"stop\",\"resource\":\"vm-101\"}
+
+Fields: `resource` (1-1024 bytes, no control characters) on every line; samples need `ts` and \
+`metrics` (name -> finite number) and may have `name`, `kind` and `metadata` (a JSON object, \
+at most 64 KiB); `trigger` is alert, anomaly, focus or manual (default manual); `trigger_id` \
+names an alert so that `resolve` can clear it. Unknown fields are ignored.
+
+Time: `ts` is Unix milliseconds (a number or a string of digits) or RFC 3339 \
+(2026-11-24T10:00:00Z, 2026-11-24T11:00:00.250+01:00). A number below 10^11 looks like \
+seconds and is refused. The recorder runs on the lines' time, not the wall clock: a line \
+acts at its own `ts` (a trigger fires then, with the samples of its resource from the \
+pre-incident window before it); lines without `ts` act at the latest time seen. A line more \
+than 10 minutes ahead of the wall clock is refused, so one mistyped year cannot move time \
+(and retention) forward. An alert window records until --post after its `resolve`.
+
+Replays: ingesting the same lines again adds nothing. A sample at a time its resource \
+already has recorded is a duplicate (skipped and counted) if its values are the same, and \
+refused if they differ; a trigger already recorded is skipped. Windows still recording when \
+the input ends stay recording, with the pre-incident buffers saved, for the next ingest to \
+continue: any split of a file into chunks gives the same windows as one ingest. --finish \
+closes them instead.
+
+A bad line is reported on stderr as `line N: <why>` and skipped; the exit code is then 3.";
 
 #[derive(Debug, Args)]
 pub struct TriggerArgs {
     /// The resource to record (its id, as the recorder knows it).
     pub resource: String,
-    /// The kind of trigger.
+    /// The kind of trigger: manual, focus, alert or anomaly.
     #[arg(long = "type", value_name = "TYPE", default_value = "manual", value_parser = parse_trigger_type)]
     pub kind: TriggerType,
     /// The trigger's id (an alert name...).
@@ -183,8 +233,9 @@ pub struct ListArgs {
     /// Only windows with this status (recording, complete, truncated, interrupted).
     #[arg(long, value_name = "STATUS", value_parser = parse_status)]
     pub status: Option<WindowStatus>,
-    /// Only windows that started in the last DURATION (e.g. 2h), or since an
-    /// RFC 3339 time.
+    /// Only windows that were recording at some point in the last DURATION
+    /// (e.g. 2h) or since an RFC 3339 time: ended then or later, or still
+    /// recording.
     #[arg(long, value_name = "DURATION|TIME")]
     pub since: Option<String>,
     /// At most N windows (0: all).
@@ -260,6 +311,8 @@ pub struct PruneArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
+    pub sampling: SamplingOptions,
+    #[command(flatten)]
     pub window: WindowOptions,
     /// How many simulated resources.
     #[arg(long, value_name = "N", default_value_t = 36, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -267,11 +320,27 @@ pub struct DemoArgs {
 }
 
 fn parse_trigger_type(s: &str) -> Result<TriggerType, String> {
-    s.parse()
-        .map_err(|e: incident_recorder::Error| e.to_string())
+    s.parse().map_err(|_| {
+        format!(
+            "unknown trigger type {s:?}; use one of {}",
+            TriggerType::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 fn parse_status(s: &str) -> Result<WindowStatus, String> {
-    s.parse()
-        .map_err(|e: incident_recorder::Error| e.to_string())
+    s.parse().map_err(|_| {
+        format!(
+            "unknown status {s:?}; use one of {}",
+            WindowStatus::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }

@@ -33,19 +33,20 @@ const MAX_TICKS: u128 = 200_000;
 pub fn run(db: &Path, a: DemoArgs) -> Result<ExitCode> {
     let wall = Instant::now();
     let opts = &a.window;
+    let interval = a.sampling.interval;
     // Fill the pre-incident buffers, then five quiet minutes, the incident,
     // and enough time after it for its window to complete.
     let from = opts.pre + Duration::from_secs(5 * 60);
     let until = from + INCIDENT;
-    let span = until + opts.post + 2 * opts.interval + Duration::from_secs(60);
-    let ticks = span.as_millis() / opts.interval.as_millis().max(1);
+    let span = until + opts.post + 2 * interval + Duration::from_secs(60);
+    let ticks = span.as_millis() / interval.as_millis().max(1);
     if ticks > MAX_TICKS {
         return Err(Failure::msg(format!(
             "the demo would take {ticks} ticks; use a longer --interval or a shorter --post/--pre"
         )));
     }
     let clock = ManualClock::new(Timestamp::now().saturating_sub(span));
-    let mut config = opts.config(db);
+    let mut config = opts.config(db, Some(interval));
     config.hold_while_alert_active = true;
     let recorder = IncidentRecorder::open_with_clock(config, Arc::new(clock.clone()))?;
     let fleet = Fleet::new(a.resources as usize, clock.clone(), from, until);
@@ -64,7 +65,7 @@ pub fn run(db: &Path, a: DemoArgs) -> Result<ExitCode> {
         out,
         "demo: {} simulated resources sampled every {} for {} into {}",
         a.resources,
-        super::duration::format(opts.interval),
+        super::duration::format(interval),
         super::duration::format(span),
         db.display()
     )?;
@@ -95,7 +96,7 @@ pub fn run(db: &Path, a: DemoArgs) -> Result<ExitCode> {
                 _ => {}
             }
         }
-        clock.advance(opts.interval);
+        clock.advance(interval);
     }
     recorder.stop()?;
     let samples = recorder.stats().samples;
@@ -114,7 +115,7 @@ pub fn run(db: &Path, a: DemoArgs) -> Result<ExitCode> {
         window.data_points.len()
     )?;
     writeln!(out, "\n== incident-recorder show {id}\n")?;
-    super::history::render_window(&window, &mut out)?;
+    super::history::render_window(&window, false, &mut out)?;
     writeln!(out, "\n== incident-recorder context {id}")?;
     write!(
         out,

@@ -57,6 +57,24 @@ pub fn duration_ms(ms: i64) -> String {
     incident_recorder::context::format_duration_ms(ms)
 }
 
+/// `text` with every control character (escape sequences, carriage returns,
+/// bells...) shown as `\u{..}` instead: stored data is printed through this,
+/// so nothing a monitor sent can drive the user's terminal.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

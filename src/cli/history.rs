@@ -9,8 +9,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use incident_recorder::summary::metric_stats;
-use incident_recorder::{IncidentSummary, IncidentWindow, Store, Timestamp, WindowFilter};
+use incident_recorder::{
+    IncidentWindow, Store, Timestamp, TriggerType, WindowFilter, WindowStatus,
+};
 
 use super::args::{ContextArgs, JsonFlag, ListArgs, PruneArgs, ShowArgs};
 use super::error::{Failure, Result};
@@ -93,7 +94,8 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
     if a.output.json {
         super::print_json(&w)?;
     } else {
-        render_window(&w, &mut std::io::stdout().lock())?;
+        let running = store.recorder_running()?;
+        render_window(&w, running, &mut std::io::stdout().lock())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -104,8 +106,49 @@ fn find(store: &Store, id: &str) -> Result<IncidentWindow> {
         .ok_or_else(|| incident_recorder::Error::WindowNotFound(id.to_owned()).into())
 }
 
+/// Why a recording window is still open and what closes it, one line each
+/// (`running`: a recorder holds the database).
+pub fn still_open(w: &IncidentWindow, running: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(d) = w.deadline {
+        lines.push(format!(
+            "it records until at least {} (its deadline; a later trigger moves it)",
+            format::time(d)
+        ));
+    }
+    let held: Vec<&str> = w
+        .triggers
+        .iter()
+        .filter(|t| t.trigger_type == TriggerType::Alert && t.resolved_at.is_none())
+        .filter_map(|t| t.trigger_id.as_deref())
+        .collect();
+    if !held.is_empty() {
+        lines.push(format!(
+            "held open while alert {} fires: it records --post more after the alert resolves",
+            held.join(", ")
+        ));
+    }
+    if running {
+        lines.push("a recorder is running on this database and closes it when it is due".into());
+    } else {
+        let last = w
+            .summary
+            .as_ref()
+            .map(|s| w.start_time.as_unix_ms() + s.duration_ms)
+            .map(Timestamp::from_unix_ms);
+        let ended = last.map_or(String::new(), |t| {
+            format!(": its input ended at {}", format::time(t))
+        });
+        lines.push(format!(
+            "no recorder is running on this database{ended}; the next `ingest` with lines of {r:?} (or a `watch` monitoring it) goes on with it, and `ingest --finish` (or a line {{\"type\":\"stop\",\"resource\":{r:?}}}) closes it",
+            r = w.resource_id
+        ));
+    }
+    lines
+}
+
 /// The text of `show`: header, triggers, summary table, sparklines.
-pub fn render_window(w: &IncidentWindow, out: &mut impl Write) -> Result<()> {
+pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) -> Result<()> {
     let resource = match (&w.resource_name, &w.resource_type) {
         (Some(n), Some(t)) => format!("{} ({n}, {t})", w.resource_id),
         (Some(x), None) | (None, Some(x)) => format!("{} ({x})", w.resource_id),
@@ -114,17 +157,32 @@ pub fn render_window(w: &IncidentWindow, out: &mut impl Write) -> Result<()> {
     writeln!(out, "window    {}", w.id)?;
     writeln!(out, "resource  {resource}")?;
     writeln!(out, "trigger   {}", trigger_text(w))?;
+    if let Some(t) = w.trigger_time {
+        writeln!(out, "fired     {}", format::time(t))?;
+    }
     writeln!(out, "status    {}", w.status)?;
+    if w.status == WindowStatus::Recording {
+        for line in still_open(w, running) {
+            writeln!(out, "          {line}")?;
+        }
+    }
     writeln!(out, "start     {}", format::time(w.start_time))?;
-    match (w.end_time, w.deadline) {
-        (Some(end), _) => writeln!(out, "end       {}", format::time(end))?,
-        (None, Some(d)) => writeln!(out, "recording until at least {}", format::time(d))?,
-        (None, None) => {}
+    if let Some(end) = w.end_time {
+        writeln!(out, "end       {}", format::time(end))?;
     }
+    let so_far = if w.status == WindowStatus::Recording {
+        " (so far)"
+    } else {
+        ""
+    };
     if let Some(s) = &w.summary {
-        writeln!(out, "duration  {}", format::duration_ms(s.duration_ms))?;
+        writeln!(
+            out,
+            "duration  {}{so_far}",
+            format::duration_ms(s.duration_ms)
+        )?;
     }
-    writeln!(out, "points    {}", w.data_points.len())?;
+    writeln!(out, "points    {}{so_far}", w.data_points.len())?;
     if w.triggers.len() > 1 || w.triggers.iter().any(|t| t.resolved_at.is_some()) {
         writeln!(out, "\ntriggers")?;
         for t in &w.triggers {
@@ -142,14 +200,10 @@ pub fn render_window(w: &IncidentWindow, out: &mut impl Write) -> Result<()> {
             writeln!(out, "{line}")?;
         }
     }
-    let (summary, note) = match &w.summary {
-        Some(s) => (s.clone(), ""),
-        None => (summarize(w), " (so far)"),
-    };
-    if summary.samples.is_empty() {
+    let Some(summary) = w.summary.as_ref().filter(|s| !s.samples.is_empty()) else {
         return Ok(());
-    }
-    writeln!(out, "\nsummary{note}")?;
+    };
+    writeln!(out, "\nsummary{so_far}")?;
     let mut t = Table::new(&[
         ("METRIC", Align::Left),
         ("SAMPLES", Align::Right),
@@ -218,36 +272,6 @@ pub fn render_window(w: &IncidentWindow, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-/// The summary of a window still recording, from the points it has so far
-/// (the same statistics the store computes when it closes).
-fn summarize(w: &IncidentWindow) -> IncidentSummary {
-    let mut s = IncidentSummary::default();
-    let mut names: Vec<&String> = w
-        .data_points
-        .iter()
-        .flat_map(|p| p.metrics.keys())
-        .collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let values: Vec<f64> = w
-            .data_points
-            .iter()
-            .filter_map(|p| p.metrics.get(name).copied())
-            .collect();
-        if let Some(m) = metric_stats(&values) {
-            s.samples.insert(name.clone(), m.samples);
-            s.lows.insert(name.clone(), m.low);
-            s.averages.insert(name.clone(), m.average);
-            s.p50.insert(name.clone(), m.p50);
-            s.p95.insert(name.clone(), m.p95);
-            s.peaks.insert(name.clone(), m.peak);
-            s.changes.insert(name.clone(), m.change);
-        }
-    }
-    s
-}
-
 /// Columns of the terminal on stdout, or 80 when it is not one.
 fn terminal_width() -> usize {
     let term = console::Term::stdout();
@@ -279,6 +303,12 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
         "{}",
         incident_recorder::context::format_window(&window)
     )?;
+    if window.status == WindowStatus::Recording {
+        writeln!(out, "\n### Still recording")?;
+        for line in still_open(&window, store.recorder_running()?) {
+            writeln!(out, "- {line}")?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -319,6 +349,8 @@ pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
     writeln!(out, "points     {} ({} values)", stats.points, stats.values)?;
     writeln!(out, "resources  {}", stats.resources)?;
     writeln!(out, "metrics    {}", stats.metrics)?;
+    writeln!(out, "anomalies  {}", stats.anomalies)?;
+    writeln!(out, "suppressed {} triggers", stats.suppressed_triggers)?;
     if let (Some(oldest), Some(newest)) = (stats.oldest, stats.newest) {
         writeln!(out, "oldest     {}", format::time(oldest))?;
         writeln!(out, "newest     {}", format::time(newest))?;

@@ -1,19 +1,33 @@
 //! `ingest`: record samples and triggers from JSON lines (see `ingest_line`).
 //!
-//! The recorder runs on the lines' clock, not the wall clock: a
-//! [`ManualClock`] starts at the first line's time (so recovery and retention
+//! The recorder runs on the lines' clock, not the wall clock: an
+//! [`InputClock`] starts at the first line's time (so recovery and retention
 //! at open already follow the input) and moves to each line's time, never
-//! backwards. Samples are pushed in batches (`push_samples`, one commit per
-//! batch); a trigger, resolve or stop line first flushes the batch, so it
-//! acts on exactly the samples before it. After each batch a maintenance tick
+//! backwards and never more than 10 minutes past the wall clock (such a line
+//! is refused: one mistyped year must not move retention forward and delete
+//! history). Each line acts at its own time: a trigger, resolve or stop line
+//! with `ts` acts at `ts` even when other resources' lines are already later;
+//! one without `ts` acts at the latest time of this input (lines before its
+//! first timed line, at that line's time), so a replay gives it the same
+//! time again. (Split a file before such a line and it acts at the next
+//! chunk's first time instead: give triggers a `ts` if files are split.)
+//!
+//! Samples are pushed in batches (`push_samples`, one commit per batch); a
+//! trigger, resolve or stop line first flushes the batch, so it acts on
+//! exactly the samples before it. After each batch a maintenance tick
 //! (`record_sample` without a provider) closes the windows whose deadline
-//! has passed in line time. Replaying a file into a fresh database therefore
-//! gives the same windows and summaries whenever and wherever it runs.
+//! has passed. Alert windows are held until their `resolve` line, as `watch`
+//! holds them while its rules fire.
+//!
+//! Replays are idempotent: samples and triggers the database already holds
+//! are skipped and counted, and the recorder saves its buffers when it stops,
+//! so the next ingest goes on exactly where this one ended: any split of a
+//! file into chunks gives the same windows as one ingest.
 //!
 //! A bad line is reported as `line N: <why>` on stderr and skipped; the rest
 //! is recorded, and the exit code is then 3 ([`super::EXIT_PARTIAL`]).
-//! Windows still recording at the end stay recording (a later ingest on the
-//! same database continues them) unless `--finish` closes them.
+//! Windows still recording at the end stay recording unless `--finish`
+//! closes them (only those of resources this input has lines for).
 
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
@@ -22,8 +36,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use incident_recorder::{
-    Clock, IncidentRecorder, ManualClock, Resource, Sample, Timestamp, Trigger, WindowFilter,
-    WindowId, WindowStatus,
+    Clock, IncidentRecorder, InputClock, Resource, Sample, Timestamp, Trigger, TriggerAction,
+    WindowFilter, WindowId, WindowStatus,
 };
 use serde::Serialize;
 
@@ -34,32 +48,60 @@ use super::input::Input;
 
 /// Samples pushed per commit.
 const BATCH: usize = 1000;
-/// Lines whose errors are printed; later ones are only counted.
+/// Problems printed; later ones are only counted.
 const MAX_REPORTED: u64 = 100;
 
 /// What an ingest did, printed at the end.
 #[derive(Debug, Default, Serialize)]
 struct Report {
+    /// Lines read (blank ones included).
     lines: u64,
+    /// Samples recorded.
     samples: u64,
-    triggers: u64,
+    /// Samples skipped: already recorded with the same values.
+    duplicate_samples: u64,
+    /// Samples skipped: older than their resource's newest and in no window.
+    stale_samples: u64,
+    /// Trigger lines that opened a window.
+    triggers_opened: u64,
+    /// Trigger lines that extended an open window.
+    triggers_extended: u64,
+    /// Trigger lines already recorded, skipped.
+    duplicate_triggers: u64,
+    /// Resolve lines that cleared an alert.
     resolves: u64,
+    /// Resolve lines that matched no unresolved alert.
+    resolves_unmatched: u64,
+    /// Stop lines that closed a window.
     stops: u64,
+    /// Stop lines for a resource with no recording window.
+    stops_unmatched: u64,
+    /// Windows this ingest opened.
     windows_opened: u64,
+    /// Windows left recording by an earlier run that this one went on with.
+    windows_resumed: u64,
+    /// Windows closed during this ingest: opened by it or resumed.
     windows_closed: u64,
+    /// Windows recording at the end (for the next ingest, or `--finish`).
     windows_recording: u64,
+    /// Lines refused (each reported on stderr).
     rejected_lines: u64,
+    /// Values dropped from accepted samples (each reported on stderr).
     rejected_values: u64,
 }
 
 struct Ingest<'a> {
     recorder: &'a IncidentRecorder,
-    clock: ManualClock,
+    clock: InputClock,
     /// Samples waiting to be pushed, with their line numbers.
     batch: Vec<(u64, SampleLine)>,
-    /// Windows this ingest opened (not ones it extended).
-    opened: HashSet<WindowId>,
+    /// Windows this ingest opened or resumed.
+    touched: HashSet<WindowId>,
+    /// Resources this input has lines for (what `--finish` closes).
+    seen: HashSet<String>,
     report: Report,
+    /// Problems printed so far.
+    noted: u64,
     progress: Option<indicatif::ProgressBar>,
 }
 
@@ -72,32 +114,55 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
         reader: input.reader,
         number: 0,
         name: input.name.clone(),
+        max: a.max_line_bytes as usize,
+        bytes: Vec::new(),
     };
-    // The clock starts at the first line that has a time; lines before it
-    // (triggers without ts, bad lines) wait in `early`.
+    // The clock starts at the first line with a usable time; lines before
+    // it (triggers without ts, bad lines) wait in `early`.
+    let wall = InputClock::new(Timestamp::now());
     let mut early = Vec::new();
     let start = loop {
         match lines.next()? {
             Some((n, parsed)) => {
                 let time = parsed.as_ref().ok().and_then(Line::time);
                 early.push((n, parsed));
-                if let Some(t) = time {
+                if let Some(t) = time.filter(|t| wall.check(*t).is_ok()) {
                     break t;
                 }
             }
-            None => break Timestamp::now(),
+            // An input without any time: nothing moves, it happens at the
+            // latest time the database knows (now, on an empty one).
+            None => match incident_recorder::Store::open(db)?.latest_time()? {
+                Some(t) => break t,
+                None => break Timestamp::now(),
+            },
         }
     };
-    let clock = ManualClock::new(start);
-    let recorder = IncidentRecorder::open_with_clock(a.window.config(db), Arc::new(clock.clone()))?;
+    let clock = InputClock::new(start);
+    let mut config = a.window.config(db, None);
+    config.hold_while_alert_active = true;
+    config.max_source_lag = a.max_lag;
+    let recorder = IncidentRecorder::open_with_clock(config, Arc::new(clock.clone()))?;
+    let recovery = recorder.recovery();
     let mut ingest = Ingest {
         recorder: &recorder,
         clock,
         batch: Vec::with_capacity(BATCH),
-        opened: HashSet::new(),
-        report: Report::default(),
+        touched: recovery.resumed.iter().cloned().collect(),
+        seen: HashSet::new(),
+        report: Report {
+            windows_resumed: recovery.resumed.len() as u64,
+            windows_closed: recovery.closed.len() as u64,
+            ..Report::default()
+        },
+        noted: 0,
         progress: input.progress.clone(),
     };
+    for (id, status) in &recovery.closed {
+        ingest.note(&format!(
+            "closed window {id} left recording by an earlier run: its deadline had passed ({status})"
+        ));
+    }
     for (n, parsed) in early {
         ingest.line(n, parsed)?;
     }
@@ -114,13 +179,14 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
     }
     let mut report = ingest.summarize()?;
     report.lines = lines.number;
-    report.rejected_values = recorder.stats().rejected_values;
     if a.output.json {
         super::print_json(&report)?;
     } else {
         print_report(&report, db)?;
     }
-    Ok(super::partial_if(report.rejected_lines > 0))
+    Ok(super::partial_if(
+        report.rejected_lines > 0 || report.rejected_values > 0,
+    ))
 }
 
 impl Ingest<'_> {
@@ -133,12 +199,18 @@ impl Ingest<'_> {
             }
         };
         if let Some(t) = line.time()
-            && t > self.clock.now()
+            && let Err(e) = self.clock.advance_to(t)
         {
-            self.clock.set(t);
+            self.reject(n, &e.to_string());
+            return Ok(());
         }
+        // A line without `ts` acts at the latest time of this input (lines
+        // before its first timed line, at that line's time): the same time
+        // however often the input is replayed.
+        let at = Some(line.time().unwrap_or_else(|| self.clock.now()));
         match line {
             Line::Sample(sample) => {
+                self.seen(&sample.resource);
                 self.batch.push((n, sample));
                 if self.batch.len() >= BATCH {
                     self.flush()?;
@@ -153,22 +225,25 @@ impl Ingest<'_> {
                 ..
             } => {
                 self.flush()?;
+                self.seen(&resource);
                 let res = Resource {
                     id: &resource,
                     name: name.as_deref(),
                     kind: kind.as_deref(),
                 };
-                let was_recording = self.recorder.recording_window(&resource).is_some();
                 match self
                     .recorder
-                    .start_recording(res, Trigger::new(trigger, trigger_id))
+                    .record_trigger(res, Trigger::new(trigger, trigger_id), at)
                 {
-                    Ok(id) => {
-                        self.report.triggers += 1;
-                        if !was_recording {
-                            self.opened.insert(id);
+                    Ok(o) => match o.action {
+                        TriggerAction::Opened => {
+                            self.report.triggers_opened += 1;
+                            self.report.windows_opened += 1;
+                            self.touched.insert(o.window);
                         }
-                    }
+                        TriggerAction::Extended => self.report.triggers_extended += 1,
+                        TriggerAction::AlreadyRecorded => self.report.duplicate_triggers += 1,
+                    },
                     Err(e) => self.reject(n, &incident_recorder::error_chain(&e)),
                 }
             }
@@ -178,18 +253,29 @@ impl Ingest<'_> {
                 ..
             } => {
                 self.flush()?;
-                self.recorder.resolve_trigger(&resource, &trigger_id)?;
-                self.report.resolves += 1;
+                self.seen(&resource);
+                match self.recorder.resolve_trigger_at(&resource, &trigger_id, at) {
+                    Ok(true) => self.report.resolves += 1,
+                    Ok(false) => self.report.resolves_unmatched += 1,
+                    Err(e) => self.reject(n, &incident_recorder::error_chain(&e)),
+                }
             }
             Line::Stop { resource, .. } => {
                 self.flush()?;
-                if let Some(id) = self.recorder.recording_window(&resource) {
-                    self.recorder.stop_recording(&id)?;
+                self.seen(&resource);
+                match self.recorder.stop_resource_at(&resource, at)? {
+                    Some(_) => self.report.stops += 1,
+                    None => self.report.stops_unmatched += 1,
                 }
-                self.report.stops += 1;
             }
         }
         Ok(())
+    }
+
+    fn seen(&mut self, resource: &str) {
+        if !self.seen.contains(resource) {
+            self.seen.insert(resource.to_owned());
+        }
     }
 
     /// Pushes the batch in one commit, then runs a maintenance tick so
@@ -217,6 +303,16 @@ impl Ingest<'_> {
         });
         let pushed = self.recorder.push_samples(samples)?;
         self.report.samples += pushed.accepted as u64;
+        self.report.duplicate_samples += pushed.duplicates as u64;
+        self.report.stale_samples += pushed.stale as u64;
+        for (i, v) in &pushed.rejected_values {
+            self.report.rejected_values += 1;
+            let line = batch[*i].0;
+            self.note(&format!(
+                "line {line}: value of {:?} dropped: {}",
+                v.metric, v.reason
+            ));
+        }
         for (i, e) in &pushed.rejected {
             self.reject(batch[*i].0, &incident_recorder::error_chain(e));
         }
@@ -225,30 +321,36 @@ impl Ingest<'_> {
         Ok(())
     }
 
-    /// Closes every window still recording, at the current line time.
+    /// Closes the windows still recording of the resources this input has
+    /// lines for, at the latest line time.
     fn finish(&mut self) -> Result<()> {
-        let store = self.recorder.store();
-        let recording = store.windows(&WindowFilter {
-            status: Some(WindowStatus::Recording),
-            ..WindowFilter::default()
-        })?;
-        for w in recording {
-            self.recorder.stop_recording(&w.id)?;
+        for resource in &self.seen {
+            if let Some(id) = self.recorder.recording_window(resource) {
+                self.recorder.stop_recording(&id)?;
+            }
         }
         Ok(())
     }
 
     fn reject(&mut self, line: u64, why: &str) {
         self.report.rejected_lines += 1;
-        let note = |text: &str| Input::note(self.progress.as_ref(), text);
-        if self.report.rejected_lines <= MAX_REPORTED {
-            note(&format!("line {line}: {why}"));
-        } else if self.report.rejected_lines == MAX_REPORTED + 1 {
-            note("(more rejected lines are counted but not shown)");
+        self.note(&format!("line {line}: {why}"));
+    }
+
+    /// Prints a problem on stderr, up to [`MAX_REPORTED`] of them.
+    fn note(&mut self, text: &str) {
+        self.noted += 1;
+        if self.noted <= MAX_REPORTED {
+            Input::note(self.progress.as_ref(), text);
+        } else if self.noted == MAX_REPORTED + 1 {
+            Input::note(
+                self.progress.as_ref(),
+                "(more problems are counted but not shown)",
+            );
         }
     }
 
-    /// Counts the windows this ingest opened, closed, and left recording.
+    /// Counts the windows this ingest closed and those left recording.
     fn summarize(self) -> Result<Report> {
         let mut report = self.report;
         let recording: HashSet<WindowId> = self
@@ -261,9 +363,8 @@ impl Ingest<'_> {
             .into_iter()
             .map(|w| w.id)
             .collect();
-        report.windows_opened = self.opened.len() as u64;
-        report.windows_closed = self
-            .opened
+        report.windows_closed += self
+            .touched
             .iter()
             .filter(|id| !recording.contains(*id))
             .count() as u64;
@@ -273,56 +374,135 @@ impl Ingest<'_> {
 }
 
 /// The input's lines, numbered from 1, parsed; blank lines are skipped.
+/// A line longer than `max` bytes is refused without being held: the rest
+/// of it is read and dropped up to its newline.
 struct Lines {
     reader: Box<dyn BufRead>,
     number: u64,
     name: String,
+    max: usize,
+    bytes: Vec<u8>,
 }
 
 impl Lines {
     fn next(&mut self) -> Result<Option<(u64, std::result::Result<Line, String>)>> {
-        let mut bytes = Vec::new();
         loop {
-            bytes.clear();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut bytes)
-                .context(format!("cannot read {}", self.name))?;
-            if n == 0 {
+            self.bytes.clear();
+            let read = self.read_bounded()?;
+            let Some(too_long) = read else {
                 return Ok(None);
-            }
+            };
             self.number += 1;
-            let parsed = match std::str::from_utf8(&bytes) {
+            if let Some(len) = too_long {
+                return Ok(Some((
+                    self.number,
+                    Err(format!(
+                        "line is {len} bytes, over the {}-byte limit (--max-line-bytes)",
+                        self.max
+                    )),
+                )));
+            }
+            let parsed = match std::str::from_utf8(&self.bytes) {
                 Ok(text) if text.trim().is_empty() => continue,
                 Ok(text) => ingest_line::parse(text),
                 Err(_) => Err("not valid UTF-8".to_owned()),
             };
+            if self.bytes.capacity() > 4 * (1 << 16) {
+                self.bytes = Vec::new(); // give a long line's memory back
+            }
             return Ok(Some((self.number, parsed)));
+        }
+    }
+
+    /// Reads one line into `self.bytes`, at most `max` bytes of it. `None`
+    /// at the end of the input; `Some(Some(n))` for a line over the limit
+    /// (n = bytes read of it, at least `max + 1`).
+    fn read_bounded(&mut self) -> Result<Option<Option<usize>>> {
+        let mut len = 0usize;
+        let mut any = false;
+        loop {
+            let chunk = self
+                .reader
+                .fill_buf()
+                .context(format!("cannot read {}", self.name))?;
+            if chunk.is_empty() {
+                return Ok(any.then_some((len > self.max).then_some(len)));
+            }
+            any = true;
+            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (chunk.len(), false),
+            };
+            if len + take <= self.max + 1 {
+                self.bytes.extend_from_slice(&chunk[..take]);
+            } else if len <= self.max {
+                // Crossing the limit: keep nothing more.
+                self.bytes.clear();
+            }
+            len += take;
+            self.reader.consume(take);
+            if done {
+                let content = len - 1; // without the newline
+                return Ok(Some((content > self.max).then_some(content)));
+            }
         }
     }
 }
 
 fn print_report(r: &Report, db: &Path) -> Result<()> {
     let mut out = std::io::stdout().lock();
+    let mut samples = format!("{} samples", r.samples);
+    let skipped = r.duplicate_samples + r.stale_samples;
+    if skipped > 0 {
+        samples.push_str(&format!(
+            " ({} skipped: {} already recorded, {} older than their resource's newest sample)",
+            skipped, r.duplicate_samples, r.stale_samples
+        ));
+    }
+    let triggers = r.triggers_opened + r.triggers_extended + r.duplicate_triggers;
+    let mut trig = format!("{triggers} triggers");
+    if triggers > 0 {
+        trig.push_str(&format!(
+            " ({} opened a window, {} extended one, {} already recorded)",
+            r.triggers_opened, r.triggers_extended, r.duplicate_triggers
+        ));
+    }
+    let matched = |n: u64, unmatched: u64, what: &str, found: &str| {
+        let mut s = format!("{} {what}", n + unmatched);
+        if unmatched > 0 {
+            s.push_str(&format!(" ({unmatched} found no {found})"));
+        }
+        s
+    };
     writeln!(
         out,
-        "ingested {} lines into {}: {} samples, {} triggers, {} resolves, {} stops",
+        "ingested {} lines into {}: {samples}, {trig}, {}, {}",
         r.lines,
         db.display(),
-        r.samples,
-        r.triggers,
-        r.resolves,
-        r.stops
+        matched(
+            r.resolves,
+            r.resolves_unmatched,
+            "resolves",
+            "unresolved alert"
+        ),
+        matched(r.stops, r.stops_unmatched, "stops", "open window"),
     )?;
-    writeln!(
-        out,
-        "windows: {} opened, {} of them closed; {} recording",
-        r.windows_opened, r.windows_closed, r.windows_recording
-    )?;
+    let mut windows = format!("windows: {} opened", r.windows_opened);
+    if r.windows_resumed > 0 {
+        windows.push_str(&format!(", {} resumed", r.windows_resumed));
+    }
+    windows.push_str(&format!(
+        "; {} closed; {} recording",
+        r.windows_closed, r.windows_recording
+    ));
+    if r.windows_recording > 0 {
+        windows.push_str(" (the next ingest goes on with them; `ingest --finish` closes them)");
+    }
+    writeln!(out, "{windows}")?;
     if r.rejected_lines > 0 || r.rejected_values > 0 {
         writeln!(
             out,
-            "rejected: {} lines (see stderr), {} values (not finite or invalid metric name)",
+            "rejected: {} lines, {} values (see stderr)",
             r.rejected_lines, r.rejected_values
         )?;
     }

@@ -7,8 +7,10 @@
 //! {"type":"stop","resource":"vm-101"}
 //! ```
 //!
-//! `ts` is Unix milliseconds or an RFC 3339 string; it is required on samples
-//! and optional elsewhere (then the line happens at the latest time seen).
+//! `ts` is Unix milliseconds (a number or a string of digits; a number below
+//! 10^11 looks like seconds and is refused) or an RFC 3339 string; it is
+//! required on samples and optional elsewhere (then the line happens at the
+//! latest time seen).
 //! `name`, `kind` and `metadata` are optional; `trigger` defaults to
 //! `manual`. Unknown fields are ignored, so monitors can send more.
 
@@ -95,9 +97,29 @@ pub fn parse(text: &str) -> Result<Line, String> {
     })
 }
 
-/// A line's time: integer milliseconds or RFC 3339 text.
+/// A line's time: Unix milliseconds (a number, or a string of digits) or
+/// RFC 3339 text.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LineTime(pub Timestamp);
+
+/// Milliseconds below this (1973-03-03) are taken for a mistake: they look
+/// like Unix seconds, which would be recorded in January 1970.
+const MIN_MS: i64 = 100_000_000_000;
+
+fn from_ms(ms: i64) -> Result<LineTime, String> {
+    if (0..MIN_MS).contains(&ms) {
+        return Err(format!(
+            "ts {ms} looks like Unix seconds; give milliseconds ({}) or RFC 3339",
+            ms.saturating_mul(1000)
+        ));
+    }
+    let t = Timestamp::from_unix_ms(ms);
+    if t.is_valid() {
+        Ok(LineTime(t))
+    } else {
+        Err(format!("ts {ms} is outside years 1970..9999"))
+    }
+}
 
 impl<'de> Deserialize<'de> for LineTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LineTime, D::Error> {
@@ -108,12 +130,7 @@ impl<'de> Deserialize<'de> for LineTime {
                 f.write_str("Unix milliseconds or an RFC 3339 time")
             }
             fn visit_i64<E: de::Error>(self, ms: i64) -> Result<LineTime, E> {
-                let t = Timestamp::from_unix_ms(ms);
-                if t.is_valid() {
-                    Ok(LineTime(t))
-                } else {
-                    Err(E::custom(format!("ts {ms} is outside years 1970..9999")))
-                }
+                from_ms(ms).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, ms: u64) -> Result<LineTime, E> {
                 self.visit_i64(i64::try_from(ms).unwrap_or(i64::MAX))
@@ -126,6 +143,10 @@ impl<'de> Deserialize<'de> for LineTime {
                 }
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<LineTime, E> {
+                if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) {
+                    let ms = s.parse::<i64>().map_err(E::custom)?;
+                    return self.visit_i64(ms);
+                }
                 let t = Timestamp::parse_rfc3339(s).map_err(E::custom)?;
                 self.visit_i64(t.as_unix_ms())
             }
@@ -159,6 +180,18 @@ mod tests {
             parse(r#"{"type":"sample","resource":"a","ts":"2026-11-24T10:00:00.5Z","metrics":{}}"#)
                 .unwrap();
         assert_eq!(text.time(), Some(Timestamp::from_unix_ms(T + 500)));
+        for ts in [
+            r#""2026-11-24T11:00:00.5+0100""#,
+            r#""1795514400500""#,
+            "1795514400500.9",
+        ] {
+            let line = format!(r#"{{"type":"sample","resource":"a","ts":{ts},"metrics":{{}}}}"#);
+            assert_eq!(
+                parse(&line).unwrap().time(),
+                Some(Timestamp::from_unix_ms(T + 500)),
+                "{ts}"
+            );
+        }
     }
 
     #[test]
@@ -207,7 +240,7 @@ mod tests {
                 "unknown variant `metric`",
             ),
             (
-                r#"{"type":"sample","resource":"x","ts":1}"#,
+                r#"{"type":"sample","resource":"x","ts":1795514400000}"#,
                 "missing field `metrics`",
             ),
             (
@@ -223,7 +256,15 @@ mod tests {
                 "outside years",
             ),
             (
-                r#"{"type":"sample","resource":"x","ts":1,"metrics":{"cpu":"high"}}"#,
+                r#"{"type":"sample","resource":"x","ts":1795514400,"metrics":{}}"#,
+                "looks like Unix seconds; give milliseconds (1795514400000) or RFC 3339",
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":"2026-11-24","metrics":{}}"#,
+                "expected an RFC 3339 time such as 2026-11-24T10:00:00Z",
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":1795514400000,"metrics":{"cpu":"high"}}"#,
                 "invalid type",
             ),
             (

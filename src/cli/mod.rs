@@ -142,12 +142,73 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
+    let custom = std::env::var_os("RUST_LOG").is_some();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    if verbose == 0 && !custom {
+        // By default only warnings show, in the same one-line shape as the
+        // commands' own messages (`warning: ...`), never interleaved with
+        // them in another format.
+        let _ = builder.event_format(OneLine).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// `warning: <message> (field=value, ...)`: tracing events as one plain line.
+struct OneLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for OneLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        struct Fields {
+            message: String,
+            rest: Vec<String>,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" {
+                    self.message = format!("{v:?}");
+                } else {
+                    self.rest.push(format!("{}={v:?}", f.name()));
+                }
+            }
+            fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                if f.name() == "message" {
+                    self.message = v.to_owned();
+                } else {
+                    self.rest.push(format!("{}={v}", f.name()));
+                }
+            }
+        }
+        let mut fields = Fields {
+            message: String::new(),
+            rest: Vec::new(),
+        };
+        event.record(&mut fields);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            _ => "note",
+        };
+        let text = format::terminal_safe(&fields.message);
+        write!(w, "{level}: {text}")?;
+        if !fields.rest.is_empty() {
+            write!(w, " ({})", format::terminal_safe(&fields.rest.join(", ")))?;
+        }
+        writeln!(w)
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -105,6 +105,17 @@ impl PulseWindow {
         let floats = |m: &BTreeMap<String, f64>| -> BTreeMap<String, GoFloat> {
             m.iter().map(|(k, v)| (k.clone(), GoFloat(*v))).collect()
         };
+        // Pulse writes the trigger time minus its pre-incident window, and
+        // reads the trigger back as start + 5 min: so does the import here.
+        let fired = w
+            .trigger_time
+            .or_else(|| {
+                w.triggers
+                    .iter()
+                    .find(|t| t.opened_window)
+                    .map(|t| t.fired_at)
+            })
+            .unwrap_or(w.start_time);
         Some(PulseWindow {
             id: w.id.to_string(),
             resource_id: w.resource_id.clone(),
@@ -112,7 +123,7 @@ impl PulseWindow {
             resource_type: w.resource_type.clone().unwrap_or_default(),
             trigger_type: w.trigger_type.to_string(),
             trigger_id: w.trigger_id.clone().unwrap_or_default(),
-            start_time: GoTime(w.start_time),
+            start_time: GoTime(fired.saturating_sub(SEED_PRE_INCIDENT_WINDOW)),
             end_time: w.end_time.map(GoTime),
             status: w.status.to_string(),
             data_points: w
@@ -167,6 +178,7 @@ impl PulseWindow {
             resource_type: non_empty(self.resource_type),
             trigger_type,
             trigger_id: trigger_id.clone(),
+            trigger_time: Some(fired),
             start_time: first.unwrap_or(self.start_time.0),
             end_time: end,
             deadline: None,

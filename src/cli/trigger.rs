@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use incident_recorder::{Timestamp, Trigger, TriggerRequestStatus};
+use incident_recorder::{Timestamp, Trigger, TriggerRequestStatus, WindowId};
 
 use super::args::TriggerArgs;
 use super::error::{Failure, Result};
@@ -30,44 +30,82 @@ pub fn run(db: &Path, a: TriggerArgs) -> Result<ExitCode> {
     }
     let trigger = Trigger::new(a.kind, a.id.clone());
     let request = store.request_trigger(&a.resource, &trigger, Timestamp::now())?;
-    let mut out = std::io::stdout().lock();
-    if a.wait.is_zero() {
-        if a.output.json {
-            super::print_json(&serde_json::json!({ "request": request, "status": "pending" }))?;
-        } else {
-            writeln!(out, "request {request} queued")?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let deadline = Instant::now() + a.wait;
-    let status = loop {
-        match store.trigger_request(request)? {
-            Some(
-                s @ TriggerRequestStatus {
-                    handled_at: Some(_),
-                    ..
-                },
-            ) => break s,
-            _ if Instant::now() >= deadline => {
-                return Err(Failure::msg(format!(
-                    "request {request} was not handled within {}; it stays queued for the recorder on {}",
-                    super::duration::format(a.wait),
-                    db.display()
-                )));
-            }
-            _ => std::thread::sleep(POLL),
-        }
-    };
-    if let Some(reason) = &status.error {
-        return Err(Failure::msg(format!(
-            "the recorder refused request {request}: {reason}"
-        )));
-    }
-    let window = status.window_id.map(|w| w.to_string()).unwrap_or_default();
-    if a.output.json {
-        super::print_json(&serde_json::json!({ "request": request, "window_id": window }))?;
+    let outcome = if a.wait.is_zero() {
+        Outcome::Pending
     } else {
-        writeln!(out, "{window}")?;
+        wait(&store, request, a.wait)?
+    };
+    let failure = match &outcome {
+        Outcome::Pending | Outcome::Handled(_) => None,
+        Outcome::Refused(reason) => {
+            Some(format!("the recorder refused request {request}: {reason}"))
+        }
+        Outcome::TimedOut => Some(format!(
+            "request {request} was not handled within {}; it stays queued for the recorder on {}",
+            super::duration::format(a.wait),
+            db.display()
+        )),
+    };
+    if a.output.json {
+        // One shape whatever happened, so scripts need one parser.
+        let (status, window, error) = match &outcome {
+            Outcome::Pending => ("pending", None, None),
+            Outcome::Handled(w) => ("handled", Some(w.as_str()), None),
+            Outcome::Refused(reason) => ("refused", None, Some(reason.as_str())),
+            Outcome::TimedOut => ("timed_out", None, None),
+        };
+        super::print_json(&serde_json::json!({
+            "request": request,
+            "status": status,
+            "window_id": window,
+            "error": error,
+        }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        match &outcome {
+            Outcome::Pending => writeln!(out, "request {request} queued")?,
+            Outcome::Handled(w) => writeln!(out, "{w}")?,
+            Outcome::Refused(_) | Outcome::TimedOut => {}
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    match failure {
+        Some(message) => Err(Failure::msg(message)),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// What became of a request.
+enum Outcome {
+    /// Not waited for.
+    Pending,
+    /// A window opened or extended.
+    Handled(WindowId),
+    /// The recorder refused it, saying why.
+    Refused(String),
+    /// Not handled in time.
+    TimedOut,
+}
+
+/// Waits up to `limit` for request `request` to be handled.
+fn wait(store: &incident_recorder::Store, request: i64, limit: Duration) -> Result<Outcome> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(TriggerRequestStatus {
+            handled_at: Some(_),
+            window_id,
+            error,
+            ..
+        }) = store.trigger_request(request)?
+        {
+            return Ok(match (window_id, error) {
+                (_, Some(reason)) => Outcome::Refused(reason),
+                (Some(w), None) => Outcome::Handled(w),
+                (None, None) => Outcome::Refused("no window was opened".into()),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Ok(Outcome::TimedOut);
+        }
+        std::thread::sleep(POLL);
+    }
 }

@@ -60,7 +60,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     } else {
         a.rules
     };
-    let mut config = a.window.config(db);
+    let mut config = a.window.config(db, Some(a.sampling.interval));
     config.hold_while_alert_active = true;
     config.max_windows_per_resource_per_day = a.max_per_day as usize;
     config.anomaly.detect = a.anomaly;
@@ -83,11 +83,23 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
 
     let started = Instant::now();
     let mut live = Live::new(&recorder, &sources.label)?;
+    let recovery = recorder.recovery();
+    for (id, status) in &recovery.closed {
+        live.say(&format!(
+            "closed window {id}, left recording by an earlier run: its deadline had passed ({status})"
+        ))?;
+    }
+    if !recovery.resumed.is_empty() {
+        live.say(&format!(
+            "resuming {} window(s) left recording by an earlier run",
+            recovery.resumed.len()
+        ))?;
+    }
     let rule_list: Vec<String> = rules.iter().map(|r| r.id()).collect();
     live.say(&format!(
         "recording {} every {} into {} (rules: {}); Ctrl-C stops",
         sources.label,
-        super::duration::format(a.window.interval),
+        super::duration::format(a.sampling.interval),
         db.display(),
         if rule_list.is_empty() {
             "none".to_owned()

@@ -17,18 +17,40 @@
 //! stay queued and the next commit retries them; windows stop taking points
 //! at their limit, so the queue stays bounded.
 //!
+//! Every decision about a window's life (open, extend, resolve, close, end
+//! time) is made in [`window`]; this module applies them.
+//!
+//! # Time
+//!
+//! The recorder's time is its clock's, made monotonic: the newest time the
+//! clock has shown since it opened. Samples and triggers act at their own
+//! timestamps.
+//!
+//! # Replays
+//!
+//! A resource has one sample per timestamp. A sample at or before the
+//! resource's newest time (its newest sample in memory, or its newest
+//! recorded point in the database) is checked against what is already there
+//! (see `store/replay.rs`): the same values are a duplicate (skipped and
+//! counted), other values a conflict (refused); a sample older than the
+//! resource's newest that no window holds is stale (skipped and counted,
+//! only a buffer could have held it). A trigger already recorded (same
+//! resource, type, id and time) is skipped. So input replayed into the
+//! database adds nothing.
+//!
 //! Invariants:
 //! - at most one open window per resource (`ResourceState::window`);
 //! - `ActiveWindow::points` counts committed plus pending points and never
 //!   exceeds `max_data_points_per_window`;
 //! - a window with `closing` set takes no more points and has exactly one
 //!   entry in `State::closings` until a commit succeeds;
-//! - samples of a resource are accepted in non-decreasing time order.
+//! - a resource takes each timestamp at most once, in increasing order.
 
 mod detect;
 mod fetch;
 mod tick;
 pub(crate) mod validate;
+mod window;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -38,14 +60,12 @@ use std::thread::JoinHandle;
 use crate::buffer::{MetricKey, MetricNames, RingBuffer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::RecorderConfig;
-use crate::error::{Error, Result};
-use crate::model::{
-    IncidentWindow, Metrics, Resource, Timestamp, Trigger, TriggerType, WindowId, WindowStatus,
-    duration_ms,
-};
+use crate::error::{Error, Result, clip};
+use crate::model::{IncidentWindow, Metrics, Resource, Timestamp, Trigger, WindowId, WindowStatus};
 use crate::provider::MetricsProvider;
-use crate::store::{Closing, Opened, PointBatch, Store, WindowFilter, Writer};
+use crate::store::{Closing, Opened, PointBatch, Recorded, Store, WindowFilter, Writer};
 use tick::ProviderSlot;
+use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
 
 pub(crate) use validate::validate_resource_id;
 
@@ -76,6 +96,7 @@ pub(crate) use validate::validate_resource_id;
 pub struct IncidentRecorder {
     inner: Arc<Inner>,
     worker: Mutex<Option<Worker>>,
+    recovery: Recovery,
 }
 
 impl std::fmt::Debug for IncidentRecorder {
@@ -100,6 +121,8 @@ struct StopSignal {
 
 pub(crate) struct Inner {
     config: RecorderConfig,
+    /// The window rules of `config`.
+    rules: Lifecycle,
     clock: Arc<dyn Clock>,
     store: Store,
     provider: RwLock<Option<ProviderSlot>>,
@@ -130,16 +153,27 @@ struct State {
     /// Reused buffer of a sample's validated values.
     scratch: Vec<(MetricKey, f64)>,
     /// Anomalies the detector found, to open windows for once the samples
-    /// at hand are taken: (resource, metric).
-    detections: Vec<(String, MetricKey)>,
+    /// at hand are taken: (resource, metric, time of the sample).
+    detections: Vec<(String, MetricKey, i64)>,
     /// What the last tick learned about the provider's listing.
     listing: tick::ListingMemo,
+    /// The recorder's time, ms: the newest its clock has shown. Never goes
+    /// back.
+    time_ms: i64,
+    /// Newest recorded point time of resources not in `resources` (from
+    /// the database at open, or kept when a resource's state was dropped);
+    /// moved into a resource's state when it is seen.
+    recorded_until: RecordedUntil,
 }
 
 /// One resource: its buffer, its open window, what we know of it.
 struct ResourceState {
     buffer: RingBuffer,
+    /// Time of the newest sample taken (it may have left the buffer).
     last_ts: Option<i64>,
+    /// Time of the newest point of this resource in the database (or about
+    /// to be): samples at or before it are checked against the store.
+    recorded_until: Option<i64>,
     window: Option<ActiveWindow>,
     /// The last tick whose provider listing included this resource.
     seen_tick: u64,
@@ -147,17 +181,6 @@ struct ResourceState {
     kind: Option<Box<str>>,
     /// Anomaly detector state, only when detection is on.
     detector: Option<Box<detect::Detector>>,
-}
-
-/// Bookkeeping of an open window; its points are in the database.
-struct ActiveWindow {
-    row: i64,
-    id: WindowId,
-    deadline_ms: i64,
-    points: usize,
-    last_ts: Option<i64>,
-    unresolved_alerts: Vec<String>,
-    closing: bool,
 }
 
 /// Counters and gauges of a recorder, for status lines and monitoring.
@@ -175,8 +198,20 @@ pub struct RecorderStats {
     pub points_written: u64,
     /// Values rejected: non-finite (NaN, ±inf) or with an invalid metric name.
     pub rejected_values: u64,
-    /// Samples rejected because they were older than the resource's last one.
+    /// Samples refused because a window of their resource spans their time
+    /// without holding them (late samples).
     pub out_of_order: u64,
+    /// Samples already recorded with the same values (replayed input),
+    /// skipped.
+    pub duplicates: u64,
+    /// Samples older than their resource's newest that no window holds,
+    /// skipped: only a pre-incident buffer could have held them.
+    pub stale: u64,
+    /// Samples refused because a point of their resource at the same time
+    /// is recorded with other values.
+    pub conflicts: u64,
+    /// Windows closed (any status).
+    pub windows_closed: u64,
     /// Provider calls that returned an error.
     pub provider_errors: u64,
     /// Provider calls that panicked.
@@ -221,11 +256,81 @@ pub struct Sample<'a> {
 
 /// What [`IncidentRecorder::push_samples`] did with a batch.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct PushReport {
     /// Samples accepted.
     pub accepted: usize,
+    /// Samples already recorded with the same values, skipped.
+    pub duplicates: usize,
+    /// Samples older than their resource's newest that no window holds,
+    /// skipped.
+    pub stale: usize,
     /// Samples refused, by position in the batch, with the reason.
     pub rejected: Vec<(usize, Error)>,
+    /// Single values dropped from otherwise accepted samples, by position in
+    /// the batch: the metric name (cut to 64 characters) and why.
+    pub rejected_values: Vec<(usize, RejectedValue)>,
+}
+
+/// A value dropped from a sample.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedValue {
+    /// The metric's name, cut to 64 characters.
+    pub metric: String,
+    /// Why: not a finite number, or an invalid name.
+    pub reason: &'static str,
+}
+
+/// What a trigger did; see [`IncidentRecorder::record_trigger`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriggerOutcome {
+    /// The window it opened or extended.
+    pub window: WindowId,
+    /// Which of the two, or nothing because it was recorded before.
+    pub action: TriggerAction,
+}
+
+/// See [`TriggerOutcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerAction {
+    /// A new window.
+    Opened,
+    /// The resource's open window, whose deadline moved.
+    Extended,
+    /// The same trigger (resource, type, id, time) was already recorded:
+    /// nothing changed.
+    AlreadyRecorded,
+}
+
+/// What [`IncidentRecorder::open`] found and did with the windows an earlier
+/// recorder left `recording`, and with the buffers it saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// The last recorder stopped cleanly (it saved its buffers and time).
+    pub clean_stop: bool,
+    /// Windows that go on recording.
+    pub resumed: Vec<WindowId>,
+    /// Windows closed because their deadline had passed: `complete` after a
+    /// clean stop, `interrupted` after a crash.
+    pub closed: Vec<(WindowId, WindowStatus)>,
+    /// Resources whose saved pre-incident buffer was restored.
+    pub restored_buffers: usize,
+}
+
+/// How a sample relates to what its resource already has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taken {
+    /// A new sample: into the buffer and the open window.
+    New,
+    /// A duplicate newer than the buffer's newest: into the buffer only.
+    BufferOnly,
+    /// A duplicate, skipped.
+    Duplicate,
+    /// Older than the resource's newest and in no window, skipped.
+    Stale,
+    /// No valid value and no metadata: nothing to take.
+    Empty,
 }
 
 impl IncidentRecorder {
@@ -249,8 +354,10 @@ impl IncidentRecorder {
         let lock = store.lock_for_recording()?;
         let mut writer = store.writer()?;
         writer.set_anomaly_config(config.anomaly.clone());
+        let rules = Lifecycle::new(&config);
         let inner = Inner {
             config,
+            rules,
             clock,
             store,
             provider: RwLock::new(None),
@@ -266,14 +373,28 @@ impl IncidentRecorder {
                 scratch: Vec::new(),
                 detections: Vec::new(),
                 listing: tick::ListingMemo::default(),
+                time_ms: i64::MIN,
+                recorded_until: HashMap::default(),
             }),
             _lock: lock,
         };
-        inner.recover()?;
+        let recovery = inner.recover()?;
         Ok(IncidentRecorder {
             inner: Arc::new(inner),
             worker: Mutex::new(None),
+            recovery,
         })
+    }
+
+    /// What opening did with the windows and buffers an earlier recorder left.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// The recorder's time: the newest time its clock has shown since it
+    /// opened (it never goes back).
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_unix_ms(self.inner.time(&mut self.inner.state()))
     }
 
     /// The configuration in effect (zeros replaced by defaults).
@@ -317,8 +438,10 @@ impl IncidentRecorder {
         Ok(())
     }
 
-    /// Stops the sampling thread (waiting for its tick in flight) and commits
-    /// every pending point. Safe to call any number of times, from any thread.
+    /// Stops the sampling thread (waiting for its tick in flight), commits
+    /// every pending point and saves the pre-incident buffers and the
+    /// recorder's time, for the next recorder on this database to restore.
+    /// Safe to call any number of times, from any thread.
     pub fn stop(&self) -> Result<()> {
         let worker = lock(&self.worker).take();
         if let Some(Worker { handle, signal }) = worker {
@@ -329,8 +452,11 @@ impl IncidentRecorder {
             }
             tracing::info!("incident recorder stopped");
         }
-        let now = self.inner.clock.now();
-        self.inner.flush(&mut self.inner.state(), now, false)
+        let mut state = self.inner.state();
+        let now = self.inner.time(&mut state);
+        self.inner
+            .flush(&mut state, Timestamp::from_unix_ms(now), false)?;
+        self.inner.save_state(&mut state)
     }
 
     /// Runs one tick now: exactly what the sampling thread does every interval.
@@ -351,9 +477,10 @@ impl IncidentRecorder {
     ) -> Result<()> {
         let resource = resource.into();
         validate_resource_id(resource.id)?;
-        validate::timestamp(timestamp, self.inner.clock.now())?;
-        let metadata = validate::metadata(metadata)?;
         let mut state = self.inner.state();
+        let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
+        validate::timestamp(timestamp, now)?;
+        let metadata = validate::metadata(metadata)?;
         self.inner.accept(
             &mut state,
             resource,
@@ -361,8 +488,9 @@ impl IncidentRecorder {
             &metrics,
             metadata,
             None,
+            None,
         )?;
-        self.inner.flush(&mut state, self.inner.clock.now(), false)
+        self.inner.flush(&mut state, now, false)
     }
 
     /// Adds many samples with one commit: the fast path for bulk ingest.
@@ -372,8 +500,9 @@ impl IncidentRecorder {
         samples: impl IntoIterator<Item = Sample<'a>>,
     ) -> Result<PushReport> {
         let mut report = PushReport::default();
-        let now = self.inner.clock.now();
         let mut state = self.inner.state();
+        let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
+        let mut dropped = Vec::new();
         for (i, s) in samples.into_iter().enumerate() {
             let outcome = validate_resource_id(s.resource.id)
                 .and_then(|()| validate::timestamp(s.timestamp, now))
@@ -386,37 +515,94 @@ impl IncidentRecorder {
                         &s.metrics,
                         meta,
                         None,
+                        Some(&mut dropped),
                     )
                 });
+            report
+                .rejected_values
+                .extend(dropped.drain(..).map(|v| (i, v)));
             match outcome {
-                Ok(()) => report.accepted += 1,
+                Ok(Taken::Duplicate) => report.duplicates += 1,
+                Ok(Taken::Stale) => report.stale += 1,
+                Ok(_) => report.accepted += 1,
                 Err(e) => report.rejected.push((i, e)),
             }
         }
-        self.inner
-            .flush(&mut state, self.inner.clock.now(), false)?;
+        self.inner.flush(&mut state, now, false)?;
         Ok(report)
     }
 
     /// Opens a window on `resource` with its buffered samples, or, if one is
     /// already recording, extends its deadline and returns its id. Either way
-    /// the trigger is recorded in `window_triggers`.
+    /// the trigger is recorded in `window_triggers`. The trigger fires now
+    /// (the recorder's time); see [`record_trigger`](Self::record_trigger).
     pub fn start_recording<'a>(
         &self,
         resource: impl Into<Resource<'a>>,
         trigger: Trigger,
     ) -> Result<WindowId> {
+        self.record_trigger(resource, trigger, None)
+            .map(|o| o.window)
+    }
+
+    /// [`start_recording`](Self::start_recording) for a trigger that fired at
+    /// `at` (an alert's start time, an input line's `ts`).
+    pub fn start_recording_at<'a>(
+        &self,
+        resource: impl Into<Resource<'a>>,
+        trigger: Trigger,
+        at: Timestamp,
+    ) -> Result<WindowId> {
+        self.record_trigger(resource, trigger, Some(at))
+            .map(|o| o.window)
+    }
+
+    /// Records a trigger of `resource` that fired at `at` (now if `None`),
+    /// and says what it did.
+    ///
+    /// The trigger acts at its own time: it extends the resource's open
+    /// window if that window is not over at `at` (its deadline is not past,
+    /// or an alert holds it), else it opens a new one with the buffered
+    /// samples within the pre-incident window before `at` (and the later
+    /// ones, up to its deadline), fired and opened at `at`, with the
+    /// deadline `at` + post window. The same trigger (resource, type, id and
+    /// time) recorded before changes nothing
+    /// ([`TriggerAction::AlreadyRecorded`]), so replayed input is idempotent.
+    ///
+    /// Refused: a time more than 10 minutes ahead of the recorder's;
+    /// ([`Error::NotMonitored`]) a resource the provider does not monitor,
+    /// when a provider is set; ([`Error::Suppressed`]) a new window over
+    /// `max_windows_per_resource_per_day`.
+    pub fn record_trigger<'a>(
+        &self,
+        resource: impl Into<Resource<'a>>,
+        trigger: Trigger,
+        at: Option<Timestamp>,
+    ) -> Result<TriggerOutcome> {
         let resource = resource.into();
         validate_resource_id(resource.id)?;
+        validate::trigger(&trigger)?;
         let mut state = self.inner.state();
-        self.inner.start_recording(&mut state, resource, &trigger)
+        let now = self.inner.time(&mut state);
+        let at = at.map_or(now, Timestamp::as_unix_ms);
+        validate::timestamp(Timestamp::from_unix_ms(at), Timestamp::from_unix_ms(now))?;
+        self.inner
+            .record_trigger(&mut state, resource, &trigger, at)
     }
 
     /// Closes a recording window now, as `complete`. Closing a window that is
     /// already closed does nothing; an unknown id is an error.
     pub fn stop_recording(&self, id: &WindowId) -> Result<()> {
+        self.stop_recording_at(id, None)
+    }
+
+    /// [`stop_recording`](Self::stop_recording) at `at` (now if `None`): the
+    /// window ends at that time, or at its last point if that is later.
+    pub fn stop_recording_at(&self, id: &WindowId, at: Option<Timestamp>) -> Result<()> {
         let mut guard = self.inner.state();
-        let now = self.inner.clock.now().as_unix_ms();
+        let now = self.inner.time(&mut guard);
+        let at_ms = at.map_or(now, Timestamp::as_unix_ms);
+        let rules = self.inner.rules;
         let State {
             resources,
             closings,
@@ -428,8 +614,8 @@ impl IncidentRecorder {
             .find(|w| &w.id == id);
         match open {
             Some(w) if !w.closing => {
-                let end_ms = w.last_ts.map_or(now, |t| t.max(now));
-                w.queue_close(closings, WindowStatus::Complete, end_ms);
+                closings.push(rules.closing(w, CloseReason::Stopped { at_ms }));
+                w.closing = true;
             }
             Some(_) => {}
             None => {
@@ -444,41 +630,111 @@ impl IncidentRecorder {
             .flush(&mut guard, Timestamp::from_unix_ms(now), true)
     }
 
-    /// Records that trigger `trigger_id` of `resource_id` cleared. With
+    /// Stops the window of `resource_id` that was open at `at` (now if
+    /// `None`), if there is one, as [`stop_recording_at`](Self::stop_recording_at)
+    /// does; returns its id. What an input's stop line does: a window opened
+    /// later than `at` is left alone, and every stop is recorded
+    /// (`control_events`), so the same stop again (a replayed input) closes
+    /// nothing, even a window a later line opened.
+    pub fn stop_resource_at(
+        &self,
+        resource_id: &str,
+        at: Option<Timestamp>,
+    ) -> Result<Option<WindowId>> {
+        let mut guard = self.inner.state();
+        let now = self.inner.time(&mut guard);
+        let at_ms = at.map_or(now, Timestamp::as_unix_ms);
+        if guard
+            .writer
+            .find_control(resource_id, None, at_ms)?
+            .is_some()
+        {
+            return Ok(None); // this very stop was recorded before: a replay
+        }
+        let rules = self.inner.rules;
+        let State {
+            resources,
+            closings,
+            ..
+        } = &mut *guard;
+        let stopped = resources
+            .get_mut(resource_id)
+            .and_then(|r| r.window.as_mut())
+            .filter(|w| rules.stops(w, at_ms))
+            .map(|w| {
+                closings.push(rules.closing(w, CloseReason::Stopped { at_ms }));
+                w.closing = true;
+                w.id.clone()
+            });
+        if stopped.is_some() {
+            self.inner
+                .flush(&mut guard, Timestamp::from_unix_ms(now), true)?;
+        }
+        guard
+            .writer
+            .record_control(resource_id, None, at_ms, stopped.is_some())?;
+        Ok(stopped)
+    }
+
+    /// Records that trigger `trigger_id` of `resource_id` cleared now. With
     /// `hold_while_alert_active`, a window whose last alert this was gets the
     /// deadline `now + post_incident_window` (never earlier than before).
     /// Returns whether any unresolved trigger had that id.
     pub fn resolve_trigger(&self, resource_id: &str, trigger_id: &str) -> Result<bool> {
+        self.resolve_trigger_at(resource_id, trigger_id, None)
+    }
+
+    /// [`resolve_trigger`](Self::resolve_trigger) for a trigger that cleared
+    /// at `at` (now if `None`): only triggers that fired by then are
+    /// resolved, and a held window's deadline becomes `at` + post window.
+    /// Every resolve is recorded (`control_events`), so the same resolve
+    /// again (a replayed input) changes nothing and returns `false`.
+    pub fn resolve_trigger_at(
+        &self,
+        resource_id: &str,
+        trigger_id: &str,
+        at: Option<Timestamp>,
+    ) -> Result<bool> {
         let mut state = self.inner.state();
-        let now = self.inner.clock.now().as_unix_ms();
-        let post = duration_ms(self.inner.config.post_incident_window);
-        let hold = self.inner.config.hold_while_alert_active;
-        let window = state
+        let now = self.inner.time(&mut state);
+        let at_ms = at.map_or(now, Timestamp::as_unix_ms);
+        validate::timestamp(Timestamp::from_unix_ms(at_ms), Timestamp::from_unix_ms(now))?;
+        if state
+            .writer
+            .find_control(resource_id, Some(trigger_id), at_ms)?
+            .is_some()
+        {
+            return Ok(false); // this very resolve was recorded before: a replay
+        }
+        let rules = self.inner.rules;
+        // Decided on a copy: memory changes only once the database has.
+        let change = state
             .resources
             .get(resource_id)
             .and_then(|r| r.window.as_ref())
-            .filter(|w| !w.closing);
-        let new_deadline = window.and_then(|w| {
-            let was_unresolved = w.unresolved_alerts.iter().any(|a| a == trigger_id);
-            let remaining = w
-                .unresolved_alerts
-                .iter()
-                .filter(|a| *a != trigger_id)
-                .count();
-            (hold && was_unresolved && remaining == 0)
-                .then(|| (w.row, w.deadline_ms.max(now.saturating_add(post))))
-        });
-        let resolved = state
-            .writer
-            .resolve_trigger(resource_id, trigger_id, now, new_deadline)?;
-        if let Some(w) = state
-            .resources
-            .get_mut(resource_id)
-            .and_then(|r| r.window.as_mut())
-        {
-            w.unresolved_alerts.retain(|a| a != trigger_id);
-            if let Some((_, deadline)) = new_deadline {
-                w.deadline_ms = deadline;
+            .filter(|w| !w.closing)
+            .map(|w| {
+                let mut alerts = w.unresolved_alerts.clone();
+                let deadline = rules.resolve(&mut alerts, w.deadline_ms, trigger_id, at_ms);
+                (w.row, alerts, deadline)
+            });
+        let new_deadline = change
+            .as_ref()
+            .and_then(|(row, _, deadline)| deadline.map(|d| (*row, d)));
+        let resolved =
+            state
+                .writer
+                .resolve_trigger(resource_id, trigger_id, at_ms, new_deadline)?;
+        if let (Some((_, alerts, deadline)), Some(w)) = (
+            change,
+            state
+                .resources
+                .get_mut(resource_id)
+                .and_then(|r| r.window.as_mut()),
+        ) {
+            w.unresolved_alerts = alerts;
+            if let Some(d) = deadline {
+                w.deadline_ms = d;
             }
         }
         Ok(resolved > 0)
@@ -582,48 +838,142 @@ impl Inner {
         lock(&self.state)
     }
 
-    /// Rows a full buffer holds in the steady state: one per interval over the
-    /// pre-incident window. Rings are sized to exactly this and grow a row at a
-    /// time past it (a late tick can leave one more row in), so buffers cost
-    /// no more than their samples.
-    fn expected_rows(&self) -> usize {
-        let c = &self.config;
-        ((c.pre_incident_window.as_millis() / c.sample_interval.as_millis().max(1)) as usize).max(1)
+    /// The recorder's time, ms: the clock made monotonic (see the module docs).
+    fn time(&self, state: &mut State) -> i64 {
+        state.time_ms = state.time_ms.max(self.clock.now().as_unix_ms());
+        state.time_ms
     }
 
-    /// Resumes or closes the windows a previous process left recording, then
-    /// applies retention.
-    fn recover(&self) -> Result<()> {
-        let mut state = self.state();
-        let now = self.clock.now().as_unix_ms();
-        let expected = self.expected_rows();
+    /// Rows a full buffer holds in the steady state: one per interval over the
+    /// pre-incident window and the allowed lag. Rings are sized to exactly
+    /// this and grow a row at a time past it (a late tick can leave one more
+    /// row in), so buffers cost no more than their samples.
+    fn expected_rows(&self) -> usize {
+        let c = &self.config;
+        let span = c.pre_incident_window.as_millis() + c.max_source_lag.as_millis();
+        ((span / c.sample_interval.as_millis().max(1)) as usize).max(1)
+    }
+
+    /// The state of a resource not seen yet: its recorded history, if any,
+    /// is moved out of `recorded_until`.
+    fn new_resource(&self, recorded_until: &mut RecordedUntil, id: &str) -> Box<ResourceState> {
+        let mut r = ResourceState::new(self.expected_rows());
+        r.recorded_until = recorded_until.remove(id);
+        r
+    }
+
+    /// Takes what the last clean stop saved, resumes or closes the windows a
+    /// previous process left recording, restores buffers, then applies
+    /// retention.
+    fn recover(&self) -> Result<Recovery> {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let saved = state.writer.take_saved_state()?;
+        let now = self.time(state);
+        let mut report = Recovery {
+            clean_stop: saved.is_some(),
+            ..Recovery::default()
+        };
+        state.recorded_until = state
+            .writer
+            .recorded_until()?
+            .into_iter()
+            .map(|(id, ts)| (id.into_boxed_str(), ts))
+            .collect();
         for w in state.writer.recording_windows()? {
-            if w.deadline_ms > now {
-                tracing::info!(window = %w.public_id, "resuming window left recording");
-                let entry = state
-                    .resources
-                    .entry(w.resource.into_boxed_str())
-                    .or_insert_with(|| ResourceState::new(expected));
-                entry.last_ts = w.last_ts;
-                entry.window = Some(ActiveWindow {
-                    row: w.row,
-                    id: w.public_id,
-                    deadline_ms: w.deadline_ms,
-                    points: w.points,
-                    last_ts: w.last_ts,
-                    unresolved_alerts: w.unresolved_alerts,
-                    closing: false,
-                });
-            } else {
-                tracing::info!(window = %w.public_id, "closing window interrupted by a restart");
-                state.closings.push(Closing {
-                    window: w.row,
-                    status: WindowStatus::Interrupted,
-                    end_ms: w.last_ts.unwrap_or(w.start_ms).max(w.start_ms),
-                });
+            let active = ActiveWindow {
+                row: w.row,
+                id: w.public_id,
+                opened_ms: w.opened_ms,
+                deadline_ms: w.deadline_ms,
+                points: w.points,
+                last_ts: w.last_ts,
+                unresolved_alerts: w
+                    .unresolved_alerts
+                    .into_iter()
+                    .map(|(id, fired_ms)| window::Alert { id, fired_ms })
+                    .collect(),
+                closing: false,
+            };
+            match self.rules.on_recover(&active, now, report.clean_stop) {
+                OnRecover::Resume => {
+                    tracing::info!(window = %active.id, "resuming window left recording");
+                    report.resumed.push(active.id.clone());
+                    let fresh = self.new_resource(&mut state.recorded_until, &w.resource);
+                    let entry = state
+                        .resources
+                        .entry(w.resource.into_boxed_str())
+                        .or_insert(fresh);
+                    entry.last_ts = entry.last_ts.max(active.last_ts);
+                    entry.recorded_until = entry.recorded_until.max(active.last_ts);
+                    entry.window = Some(active);
+                }
+                OnRecover::Close(reason) => {
+                    let closing = self.rules.closing(&active, reason);
+                    tracing::info!(window = %active.id, status = %closing.status, "closing window left recording past its deadline");
+                    report.closed.push((active.id, closing.status));
+                    state.closings.push(closing);
+                    let until = state
+                        .recorded_until
+                        .entry(w.resource.into_boxed_str())
+                        .or_insert(i64::MIN);
+                    *until = (*until).max(active.last_ts.unwrap_or(i64::MIN));
+                }
             }
         }
-        self.flush(&mut state, Timestamp::from_unix_ms(now), true)
+        if let Some(saved) = saved {
+            let cutoff = self.rules.buffer_cutoff(now);
+            let expected = self.expected_rows();
+            for b in saved.buffers {
+                let Some(buffer) =
+                    RingBuffer::restore(&b.samples, &mut state.names, expected, cutoff)
+                else {
+                    tracing::warn!(resource = %clip(&b.resource), "saved buffer unreadable; starting it empty");
+                    continue;
+                };
+                if buffer.is_empty() || validate_resource_id(&b.resource).is_err() {
+                    continue;
+                }
+                let fresh = self.new_resource(&mut state.recorded_until, &b.resource);
+                let r = state
+                    .resources
+                    .entry(b.resource.as_str().into())
+                    .or_insert(fresh);
+                r.last_ts = r.last_ts.max(buffer.newest_ts());
+                r.buffer = buffer;
+                r.remember(Resource {
+                    id: &b.resource,
+                    name: b.name.as_deref(),
+                    kind: b.kind.as_deref(),
+                });
+                report.restored_buffers += 1;
+            }
+        }
+        self.flush(state, Timestamp::from_unix_ms(now), true)?;
+        Ok(report)
+    }
+
+    /// Saves every resource's buffer and the recorder's time (a clean stop).
+    fn save_state(&self, state: &mut State) -> Result<()> {
+        let now = self.time(state);
+        let State {
+            writer,
+            names,
+            resources,
+            ..
+        } = state;
+        let buffers = resources
+            .iter()
+            .filter(|(_, r)| !r.buffer.is_empty())
+            .map(|(id, r)| {
+                (
+                    &**id,
+                    r.name.as_deref(),
+                    r.kind.as_deref(),
+                    r.buffer.save(names),
+                )
+            });
+        writer.save_state(Timestamp::now().as_unix_ms(), now, buffers)
     }
 
     /// Commits pending points and closings (and trims, if windows closed or
@@ -654,6 +1004,7 @@ impl Inner {
                     );
                 }
                 stats.points_written += pending.len() as u64;
+                stats.windows_closed += closings.len() as u64;
                 stats.last_error = None;
                 pending.clear();
                 if !closings.is_empty() {
@@ -679,6 +1030,9 @@ impl Inner {
     /// Takes one sample of one resource: buffer, open window, bookkeeping.
     /// With `listed_at`, also marks the resource as listed by the provider in
     /// that tick (see `tick::ListingMemo`), sparing the tick another lookup.
+    /// Values dropped from the sample go to `dropped` if given (push mode),
+    /// else into a throttled log line.
+    #[allow(clippy::too_many_arguments)]
     fn accept(
         &self,
         state: &mut State,
@@ -687,17 +1041,16 @@ impl Inner {
         metrics: &Metrics,
         metadata: Option<Arc<str>>,
         listed_at: Option<u64>,
-    ) -> Result<()> {
+        mut dropped: Option<&mut Vec<RejectedValue>>,
+    ) -> Result<Taken> {
         let State {
             names,
             resources,
-            pending,
-            closings,
             stats,
             scratch,
-            detections,
+            recorded_until,
             ..
-        } = state;
+        } = &mut *state;
         scratch.clear();
         let mut known = resources.get_mut(resource.id);
         if let (Some(r), Some(tick)) = (known.as_deref_mut(), listed_at) {
@@ -710,18 +1063,23 @@ impl Inner {
         let layout = known.as_deref().map_or(&[][..], |r| r.buffer.layout());
         for (i, (name, value)) in metrics.iter().enumerate() {
             let key = match layout.get(i) {
-                _ if !value.is_finite() => None,
-                Some(&k) if names.is(k, name) => Some(k),
-                _ if validate::metric_name(name) => Some(names.intern(name)),
-                _ => None,
+                _ if !value.is_finite() => Err("not a finite number"),
+                Some(&k) if names.is(k, name) => Ok(k),
+                _ if validate::metric_name(name) => Ok(names.intern(name)),
+                _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
             };
             match key {
-                Some(k) => scratch.push((k, value)),
-                _ => {
+                Ok(k) => scratch.push((k, value)),
+                Err(reason) => {
                     stats.rejected_values += 1;
-                    if stats.rejected_values.is_power_of_two() {
+                    if let Some(out) = dropped.as_deref_mut() {
+                        out.push(RejectedValue {
+                            metric: clip(name),
+                            reason,
+                        });
+                    } else if stats.rejected_values.is_power_of_two() {
                         tracing::warn!(
-                            resource = %crate::error::clip(resource.id), metric = %crate::error::clip(name), value,
+                            resource = %clip(resource.id), metric = %clip(name), value,
                             total = stats.rejected_values,
                             "rejected a non-finite value or invalid metric name"
                         );
@@ -730,171 +1088,314 @@ impl Inner {
             }
         }
         if scratch.is_empty() && metadata.is_none() {
-            return Ok(());
+            return Ok(Taken::Empty);
         }
-        let expected = self.expected_rows();
-        let r = match known {
-            Some(r) => r,
-            None => resources.entry(resource.id.into()).or_insert_with(|| {
-                let mut r = ResourceState::new(expected);
-                r.seen_tick = listed_at.unwrap_or(0);
-                r
-            }),
-        };
-        if let Some(last) = r.last_ts.filter(|&last| ts < last) {
-            stats.out_of_order += 1;
-            return Err(Error::OutOfOrder {
-                resource: crate::error::clip(resource.id),
-                timestamp: Timestamp::from_unix_ms(ts),
-                last: Timestamp::from_unix_ms(last),
-            });
+        if known.is_none() {
+            let mut fresh = self.new_resource(recorded_until, resource.id);
+            fresh.seen_tick = listed_at.unwrap_or(0);
+            resources.insert(resource.id.into(), fresh);
         }
+        let taken = self.classify(state, resource.id, ts)?;
+        let State {
+            names,
+            resources,
+            pending,
+            closings,
+            stats,
+            scratch,
+            detections,
+            ..
+        } = state;
+        match taken {
+            Taken::Duplicate => {
+                stats.duplicates += 1;
+                return Ok(taken);
+            }
+            Taken::Stale => {
+                stats.stale += 1;
+                return Ok(taken);
+            }
+            Taken::BufferOnly => stats.duplicates += 1,
+            Taken::New | Taken::Empty => stats.samples += 1,
+        }
+        let r = resources.get_mut(resource.id).expect("inserted above");
         r.remember(resource);
         r.last_ts = Some(ts);
-        r.buffer
-            .evict_through(ts.saturating_sub(duration_ms(self.config.pre_incident_window)));
+        r.buffer.evict_through(self.rules.buffer_cutoff(ts));
         r.buffer.push(ts, scratch, metadata.clone(), names);
-        stats.samples += 1;
+        if taken == Taken::BufferOnly {
+            return Ok(taken);
+        }
         if self.config.anomaly.detect {
             let detector = r.detector.get_or_insert_with(Default::default);
             let fired = detector.observe(&r.buffer, scratch, names, &self.config.anomaly);
             if let Some(key) = fired.filter(|_| r.window.as_ref().is_none_or(|w| w.closing)) {
-                detections.push((resource.id.to_owned(), key));
+                detections.push((resource.id.to_owned(), key, ts));
             }
         }
-        let hold = self.config.hold_while_alert_active;
         if let Some(w) = r.window.as_mut().filter(|w| !w.closing) {
-            if w.is_due(ts, hold) {
-                let deadline = w.deadline_ms;
-                w.queue_close(closings, WindowStatus::Complete, deadline);
-            } else {
-                pending.push(w.row, ts, scratch.iter().copied(), metadata);
-                w.points += 1;
-                w.last_ts = Some(ts);
-                if w.points >= self.config.max_data_points_per_window {
-                    w.queue_close(closings, WindowStatus::Truncated, ts);
+            match self.rules.on_sample(w, ts) {
+                OnSample::CloseFirst => {
+                    closings.push(self.rules.closing(w, CloseReason::Deadline));
+                    w.closing = true;
+                }
+                OnSample::Before => {}
+                take => {
+                    pending.push(w.row, ts, scratch.iter().copied(), metadata);
+                    w.points += 1;
+                    w.last_ts = Some(ts);
+                    r.recorded_until = r.recorded_until.max(Some(ts));
+                    if take == OnSample::TakeLast {
+                        closings.push(self.rules.closing(w, CloseReason::PointLimit));
+                        w.closing = true;
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(Taken::New)
     }
 
-    /// Opens or extends the window of `resource`; see
-    /// [`IncidentRecorder::start_recording`].
-    fn start_recording(
+    /// How a sample of `id` at `ts` (its valid values in `state.scratch`)
+    /// relates to what the resource already has; see the module docs.
+    fn classify(&self, state: &mut State, id: &str, ts: i64) -> Result<Taken> {
+        let r = state.resources.get(id).expect("the caller created it");
+        let newest = r.last_ts;
+        let seen = newest.max(r.recorded_until);
+        if seen.is_none_or(|s| ts > s) {
+            return Ok(Taken::New);
+        }
+        if newest == Some(ts) && r.buffer.newest_ts() == Some(ts) {
+            let mut held: Vec<(MetricKey, f64)> = r.buffer.newest_values().collect();
+            let mut given = state.scratch.clone();
+            held.sort_by_key(|&(k, _)| k);
+            given.sort_by_key(|&(k, _)| k);
+            return if held == given {
+                Ok(Taken::Duplicate)
+            } else {
+                state.stats.conflicts += 1;
+                Err(Error::ConflictingSample {
+                    resource: clip(id),
+                    timestamp: Timestamp::from_unix_ms(ts),
+                })
+            };
+        }
+        // The store answers for committed points only.
+        if !state.pending.is_empty() {
+            let now = Timestamp::from_unix_ms(self.time(state));
+            self.flush(state, now, false)?;
+        }
+        let State {
+            writer,
+            names,
+            scratch,
+            stats,
+            ..
+        } = state;
+        let newer = newest.is_none_or(|n| ts > n);
+        match writer.recorded_sample(names, id, ts, scratch)? {
+            Recorded::Same if newer => Ok(Taken::BufferOnly),
+            Recorded::Same => Ok(Taken::Duplicate),
+            Recorded::Different => {
+                stats.conflicts += 1;
+                Err(Error::ConflictingSample {
+                    resource: clip(id),
+                    timestamp: Timestamp::from_unix_ms(ts),
+                })
+            }
+            Recorded::Missing => {
+                stats.out_of_order += 1;
+                Err(Error::OutOfOrder {
+                    resource: clip(id),
+                    timestamp: Timestamp::from_unix_ms(ts),
+                    last: Timestamp::from_unix_ms(seen.unwrap_or(ts)),
+                })
+            }
+            Recorded::Outside if newer => Ok(Taken::New),
+            Recorded::Outside => Ok(Taken::Stale),
+        }
+    }
+
+    /// Records a trigger of `resource` at `at_ms`; see
+    /// [`IncidentRecorder::record_trigger`].
+    fn record_trigger(
         &self,
         state: &mut State,
         resource: Resource<'_>,
         trigger: &Trigger,
-    ) -> Result<WindowId> {
-        let now = self.clock.now();
-        let now_ms = now.as_unix_ms();
-        // A window past its deadline has ended, even if no tick has closed it
-        // yet: a new trigger opens a new window rather than reviving it.
-        let hold = self.config.hold_while_alert_active;
-        let State {
-            resources,
-            closings,
-            ..
-        } = &mut *state;
-        if let Some(w) = resources
-            .get_mut(resource.id)
-            .and_then(|r| r.window.as_mut())
-            .filter(|w| !w.closing && w.is_due(now_ms, hold))
-        {
-            let deadline = w.deadline_ms;
-            w.queue_close(closings, WindowStatus::Complete, deadline);
+        at_ms: i64,
+    ) -> Result<TriggerOutcome> {
+        if let Some(found) = state.writer.find_trigger(resource.id, trigger, at_ms)? {
+            return match found.window {
+                Some(window) => Ok(TriggerOutcome {
+                    window,
+                    action: TriggerAction::AlreadyRecorded,
+                }),
+                None => Err(Error::Suppressed {
+                    resource: clip(resource.id),
+                    limit: self.config.max_windows_per_resource_per_day,
+                }),
+            };
         }
-        // Windows that are due to close must be closed before a new one opens.
-        self.flush(state, now, false)?;
-        let post = duration_ms(self.config.post_incident_window);
-        let expected = self.expected_rows();
+        // Once the provider has listed its resources (`tick` counts its
+        // listings), a resource it did not list is a typo, not a window.
+        if !state.resources.contains_key(resource.id) && state.tick > 0 && self.has_provider() {
+            let mut monitored: Vec<String> = state.resources.keys().map(|k| clip(k)).collect();
+            monitored.sort();
+            let more = monitored.len().saturating_sub(10);
+            monitored.truncate(10);
+            return Err(Error::NotMonitored {
+                resource: clip(resource.id),
+                monitored,
+                more,
+            });
+        }
+        let now = Timestamp::from_unix_ms(self.time(state));
+        let fresh = (!state.resources.contains_key(resource.id))
+            .then(|| self.new_resource(&mut state.recorded_until, resource.id));
+        let r = match fresh {
+            Some(r) => state.resources.entry(resource.id.into()).or_insert(r),
+            None => state.resources.get_mut(resource.id).expect("checked"),
+        };
+        r.remember(resource);
+        match self.rules.on_trigger(r.window.as_ref(), at_ms) {
+            OnTrigger::Extend { deadline_ms } => {
+                let w = r.window.as_mut().expect("extend needs a window");
+                let row = w.row;
+                state
+                    .writer
+                    .extend_window(row, trigger, at_ms, deadline_ms)?;
+                let w = state
+                    .resources
+                    .get_mut(resource.id)
+                    .and_then(|r| r.window.as_mut())
+                    .expect("still open");
+                w.deadline_ms = deadline_ms;
+                Lifecycle::note_trigger(w, trigger.kind, trigger.id.as_deref(), at_ms);
+                tracing::info!(window = %w.id, trigger = %trigger.kind, "extended incident window");
+                Ok(TriggerOutcome {
+                    window: w.id.clone(),
+                    action: TriggerAction::Extended,
+                })
+            }
+            OnTrigger::Open { close_first } => {
+                if close_first {
+                    let w = r.window.as_mut().expect("close_first needs a window");
+                    state
+                        .closings
+                        .push(self.rules.closing(w, CloseReason::Deadline));
+                    w.closing = true;
+                    // The due window closes before the new one opens.
+                    self.flush(state, now, false)?;
+                }
+                let window = self.open_window(state, resource.id, trigger, at_ms)?;
+                Ok(TriggerOutcome {
+                    window,
+                    action: TriggerAction::Opened,
+                })
+            }
+        }
+    }
+
+    /// Opens a window on `id` for `trigger` at `at_ms` with its buffered
+    /// samples, closing it at once if they already fill it.
+    fn open_window(
+        &self,
+        state: &mut State,
+        id: &str,
+        trigger: &Trigger,
+        at_ms: i64,
+    ) -> Result<WindowId> {
         let State {
             writer,
             names,
             resources,
             stats,
+            closings,
             ..
-        } = state;
-        let r = resources
-            .entry(resource.id.into())
-            .or_insert_with(|| ResourceState::new(expected));
-        r.remember(resource);
-        if let Some(w) = r.window.as_mut() {
-            let deadline = w.deadline_ms.max(now_ms.saturating_add(post));
-            writer.extend_window(w.row, trigger, now_ms, deadline)?;
-            w.deadline_ms = deadline;
-            w.note_trigger(trigger);
-            tracing::info!(window = %w.id, trigger = %trigger.kind, "extended incident window");
-            return Ok(w.id.clone());
-        }
-        let max = self.config.max_data_points_per_window;
-        let cutoff = now_ms.saturating_sub(duration_ms(self.config.pre_incident_window));
+        } = &mut *state;
+        let r = resources.get_mut(id).expect("the caller created it");
+        let newest = r.last_ts;
+        let rows = r.buffer.rows_after(i64::MIN, usize::MAX);
+        let times: Vec<i64> = rows.iter().map(|row| row.ts).collect();
+        let opening = self.rules.opening(at_ms, &times, newest);
+        let taken = &rows[opening.take.0..opening.take.1];
         let mut pre = PointBatch::default();
-        let rows = r.buffer.rows_after(cutoff, max);
-        let start_ms = rows.first().map_or(now_ms, |row| row.ts);
-        let last_ts = rows.last().map(|row| row.ts);
-        for row in &rows {
+        for row in taken {
             pre.push(0, row.ts, row.values(), row.metadata.cloned());
         }
-        let points = rows.len();
+        let points = taken.len();
+        let last_ts = taken.last().map(|row| row.ts);
         drop(rows);
-        let truncate_at = (points >= max).then(|| last_ts.unwrap_or(now_ms));
-        let described = Resource {
-            id: resource.id,
-            name: r.name.as_deref(),
-            kind: r.kind.as_deref(),
-        };
         let limit = self.config.max_windows_per_resource_per_day;
         let opened = writer.open_window(
             names,
             &crate::store::NewWindow {
-                resource: described,
+                resource: Resource {
+                    id,
+                    name: r.name.as_deref(),
+                    kind: r.kind.as_deref(),
+                },
                 trigger,
-                fired_ms: now_ms,
-                start_ms,
-                deadline_ms: now_ms.saturating_add(post),
+                fired_ms: at_ms,
+                start_ms: opening.start_ms,
+                deadline_ms: opening.deadline_ms,
                 daily_limit: limit,
             },
             &pre,
-            truncate_at,
         )?;
-        let (row, id) = match opened {
-            Opened::Window(row, id) => (row, id),
+        let (row, public_id) = match opened {
+            Opened::Window(row, public_id) => (row, public_id),
             Opened::Suppressed => {
-                tracing::info!(resource = %crate::error::clip(resource.id), trigger = %trigger.kind, limit, "trigger suppressed by the daily window limit");
+                tracing::info!(resource = %clip(id), trigger = %trigger.kind, limit, "trigger suppressed by the daily window limit");
                 return Err(Error::Suppressed {
-                    resource: crate::error::clip(resource.id),
+                    resource: clip(id),
                     limit,
                 });
             }
         };
         stats.points_written += points as u64;
-        tracing::info!(window = %id, trigger = %trigger.kind, buffered = points, "started incident recording");
-        if truncate_at.is_none() {
-            let mut w = ActiveWindow {
-                row,
-                id: id.clone(),
-                deadline_ms: now_ms.saturating_add(post),
-                points,
-                last_ts,
-                unresolved_alerts: Vec::new(),
-                closing: false,
-            };
-            w.note_trigger(trigger);
-            r.window = Some(w);
+        r.recorded_until = r.recorded_until.max(last_ts);
+        tracing::info!(window = %public_id, trigger = %trigger.kind, buffered = points, "started incident recording");
+        let mut w = ActiveWindow {
+            row,
+            id: public_id.clone(),
+            opened_ms: at_ms,
+            deadline_ms: opening.deadline_ms,
+            points,
+            last_ts,
+            unresolved_alerts: Vec::new(),
+            closing: false,
+        };
+        Lifecycle::note_trigger(&mut w, trigger.kind, trigger.id.as_deref(), at_ms);
+        if let Some(reason) = opening.close_at_once {
+            closings.push(self.rules.closing(&w, reason));
+            w.closing = true;
         }
-        Ok(id)
+        let close_now = w.closing;
+        r.window = Some(w);
+        if close_now {
+            let now = Timestamp::from_unix_ms(self.time(state));
+            self.flush(state, now, false)?;
+        }
+        Ok(public_id)
     }
-}
 
-impl Inner {
-    /// Opens the `anomaly` windows the detector asked for.
+    fn has_provider(&self) -> bool {
+        self.provider
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Opens the `anomaly` windows the detector asked for, at the time of
+    /// the sample that completed each run.
     fn open_detected(&self, state: &mut State) {
-        for (resource, key) in std::mem::take(&mut state.detections) {
+        for (resource, key, at_ms) in std::mem::take(&mut state.detections) {
             let trigger = Trigger::anomaly(state.names.name(key));
-            match self.start_recording(state, Resource::from(resource.as_str()), &trigger) {
-                Ok(id) => tracing::info!(window = %id, metric = ?trigger.id, "anomaly detected"),
+            match self.record_trigger(state, Resource::from(resource.as_str()), &trigger, at_ms) {
+                Ok(o) => {
+                    tracing::info!(window = %o.window, metric = ?trigger.id, "anomaly detected")
+                }
                 Err(e @ Error::Suppressed { .. }) => {
                     tracing::debug!(error = %e, "anomaly window suppressed")
                 }
@@ -906,11 +1407,15 @@ impl Inner {
     }
 }
 
+/// Newest recorded point times of resources without a state.
+type RecordedUntil = HashMap<Box<str>, i64, foldhash::fast::RandomState>;
+
 impl ResourceState {
     fn new(expected_rows: usize) -> Box<ResourceState> {
         Box::new(ResourceState {
             buffer: RingBuffer::new(expected_rows),
             last_ts: None,
+            recorded_until: None,
             window: None,
             seen_tick: 0,
             name: None,
@@ -927,33 +1432,5 @@ impl ResourceState {
         if let Some(k) = resource.kind.filter(|k| self.kind.as_deref() != Some(*k)) {
             self.kind = Some(k.into());
         }
-    }
-}
-
-impl ActiveWindow {
-    /// Tracks alerts that hold the window open until resolved.
-    fn note_trigger(&mut self, trigger: &Trigger) {
-        if let (TriggerType::Alert, Some(id)) = (trigger.kind, &trigger.id)
-            && !self.unresolved_alerts.contains(id)
-        {
-            self.unresolved_alerts.push(id.clone());
-        }
-    }
-
-    /// True when `now_ms` is past the deadline and no unresolved alert holds
-    /// the window open (with `hold_while_alert_active`).
-    fn is_due(&self, now_ms: i64, hold: bool) -> bool {
-        let held = hold && !self.unresolved_alerts.is_empty();
-        now_ms > self.deadline_ms && !held
-    }
-
-    /// Marks the window closing and queues its closing for the next commit.
-    fn queue_close(&mut self, closings: &mut Vec<Closing>, status: WindowStatus, end_ms: i64) {
-        self.closing = true;
-        closings.push(Closing {
-            window: self.row,
-            status,
-            end_ms,
-        });
     }
 }

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use super::fetch::{Fetched, SamplePlan};
-use super::{Inner, ResourceState, State, StopSignal, lock, validate_resource_id};
+use super::{Inner, State, StopSignal, lock, validate_resource_id};
 use crate::error::{Error, ProviderError, Result, clip};
-use crate::model::{Metrics, Resource, Timestamp, duration_ms};
+use crate::model::{Metrics, Resource, Timestamp};
 use crate::provider::MetricsProvider;
 
 /// What a tick learned about the provider's listing, so that the next tick,
@@ -147,6 +147,7 @@ impl Inner {
         }
 
         let mut state = self.state();
+        let now = Timestamp::from_unix_ms(self.time(&mut state));
         state.stats.ticks += 1;
         state.stats.last_tick = Some(now);
         state.stats.provider_panics += fetched.panics;
@@ -156,7 +157,7 @@ impl Inner {
             self.accept_fetched(&mut state, &id, now_ms, Some(result), None);
         }
         self.open_detected(&mut state);
-        self.expire(&mut state, now_ms, listed.then_some(fingerprint));
+        self.expire(&mut state, now.as_unix_ms(), listed.then_some(fingerprint));
         let committed = self.flush(&mut state, now, false);
         let served = self.serve_requests(&mut state, now);
         state.stats.tick_seconds += started.elapsed().as_secs_f64();
@@ -176,7 +177,15 @@ impl Inner {
     ) {
         match result {
             Some(Ok(metrics)) => {
-                let r = self.accept(state, Resource::from(id), now_ms, &metrics, None, listed_at);
+                let r = self.accept(
+                    state,
+                    Resource::from(id),
+                    now_ms,
+                    &metrics,
+                    None,
+                    listed_at,
+                    None,
+                );
                 if let Err(e) = r {
                     tracing::debug!(resource = %clip(id), error = %e, "sample skipped");
                 }
@@ -204,7 +213,6 @@ impl Inner {
     /// On the direct path, a listing the [`ListingMemo`] vouches for skips
     /// the per-id work: the samples' lookups mark the resources instead.
     fn mark_listed(&self, mut ids: Vec<String>, direct: bool) -> Listing {
-        let expected = self.expected_rows();
         let mut guard = self.state();
         let state = &mut *guard;
         let fingerprint = state.listing.fingerprint(&ids);
@@ -235,7 +243,11 @@ impl Inner {
                 fingerprint: Some(fingerprint),
             };
         }
-        let resources = &mut state.resources;
+        let State {
+            resources,
+            recorded_until,
+            ..
+        } = state;
         let mut clean = true;
         ids.retain(|id| {
             let r = match resources.get_mut(id.as_str()) {
@@ -246,9 +258,10 @@ impl Inner {
                     clean = false;
                     return false;
                 }
-                None => resources
-                    .entry(id.as_str().into())
-                    .or_insert_with(|| ResourceState::new(expected)),
+                None => {
+                    let fresh = self.new_resource(recorded_until, id);
+                    resources.entry(id.as_str().into()).or_insert(fresh)
+                }
             };
             let first = r.seen_tick != tick;
             r.seen_tick = tick;
@@ -277,27 +290,24 @@ impl Inner {
     /// when the provider gave no listing this tick, else the listing's
     /// fingerprint if it was clean, which the memo then records.
     fn expire(&self, state: &mut State, now_ms: i64, listing: Option<Option<u64>>) {
-        let cutoff = now_ms.saturating_sub(duration_ms(self.config.pre_incident_window));
-        let hold = self.config.hold_while_alert_active;
+        let rules = self.rules;
+        let cutoff = rules.buffer_cutoff(now_ms);
         let listed = listing.is_some();
         let State {
             resources,
             closings,
             tick,
             listing: memo,
+            recorded_until,
             ..
         } = state;
         memo.unlisted_windows.clear();
         let unlisted = &mut memo.unlisted_windows;
         resources.retain(|id, r| {
             r.buffer.evict_through(cutoff);
-            if let Some(w) = r
-                .window
-                .as_mut()
-                .filter(|w| !w.closing && w.is_due(now_ms, hold))
-            {
-                let deadline = w.deadline_ms;
-                w.queue_close(closings, crate::WindowStatus::Complete, deadline);
+            if let Some(w) = r.window.as_mut().filter(|w| rules.due_at_tick(w, now_ms)) {
+                closings.push(rules.closing(w, super::window::CloseReason::Deadline));
+                w.closing = true;
             }
             if r.window.is_some() {
                 if r.seen_tick != *tick {
@@ -305,11 +315,17 @@ impl Inner {
                 }
                 return true;
             }
-            if listed {
+            let keep = if listed {
                 r.seen_tick == *tick
             } else {
                 !r.buffer.is_empty()
+            };
+            if !keep && let Some(until) = r.recorded_until {
+                // Its history outlives its state: a replayed sample is still
+                // checked against the store.
+                recorded_until.insert(id.clone(), until);
             }
+            keep
         });
         memo.fingerprint = listing.flatten();
         memo.resources = resources.len();
@@ -319,11 +335,18 @@ impl Inner {
     fn serve_requests(&self, state: &mut State, now: Timestamp) -> Result<()> {
         let requests = state.writer.pending_requests()?;
         for req in requests {
-            let outcome = validate_resource_id(&req.resource).and_then(|()| {
-                self.start_recording(state, Resource::from(req.resource.as_str()), &req.trigger)
-            });
+            let outcome = validate_resource_id(&req.resource)
+                .and_then(|()| super::validate::trigger(&req.trigger))
+                .and_then(|()| {
+                    self.record_trigger(
+                        state,
+                        Resource::from(req.resource.as_str()),
+                        &req.trigger,
+                        now.as_unix_ms(),
+                    )
+                });
             let outcome = match outcome {
-                Ok(id) => Ok(id),
+                Ok(o) => Ok(o.window),
                 // A database error is ours, not the request's: retry next tick.
                 Err(e @ (Error::Sqlite(_) | Error::Pool(_) | Error::Corrupt { .. })) => {
                     return Err(e);

@@ -34,6 +34,26 @@ pub(crate) fn validate_resource_id(id: &str) -> Result<()> {
     })
 }
 
+/// Longest accepted trigger id, in bytes.
+pub(crate) const MAX_TRIGGER_ID_BYTES: usize = 1024;
+
+/// Checks a trigger's id like a resource id: at most 1024 bytes, no control
+/// characters (it is printed by `list`, `show` and `context`).
+pub(crate) fn trigger(t: &crate::model::Trigger) -> Result<()> {
+    let Some(id) = &t.id else { return Ok(()) };
+    let reason = if id.len() > MAX_TRIGGER_ID_BYTES {
+        "it is longer than 1024 bytes"
+    } else if id.chars().any(char::is_control) {
+        "it contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidTriggerId {
+        id: clip(id),
+        reason,
+    })
+}
+
 /// True for a usable metric name (same rules as resource ids, 256 bytes).
 pub(crate) fn metric_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_METRIC_NAME_BYTES && !name.chars().any(char::is_control)
@@ -62,7 +82,7 @@ pub(crate) fn timestamp(t: Timestamp, now: Timestamp) -> Result<()> {
     if t.as_unix_ms() > now.as_unix_ms().saturating_add(MAX_FUTURE_SKEW_MS) {
         return Err(Error::InvalidTimestamp {
             input: t.to_string(),
-            reason: "more than 10 minutes ahead of the recorder's clock".into(),
+            reason: format!("more than 10 minutes ahead of the recorder's clock ({now})"),
         });
     }
     Ok(())

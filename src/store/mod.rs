@@ -45,6 +45,8 @@
 //! cascades (see `write::trim`).
 
 mod read;
+mod replay;
+mod saved;
 mod transfer;
 mod write;
 
@@ -60,6 +62,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use crate::error::{Error, Result};
 
 pub use read::{StoreStats, TriggerRequestStatus, WindowFilter};
+pub(crate) use replay::Recorded;
 pub use write::PruneReport;
 pub(crate) use write::{Closing, NewWindow, Opened, PointBatch, Trim, Writer};
 

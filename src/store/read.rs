@@ -21,7 +21,8 @@ pub struct WindowFilter {
     pub resource: Option<String>,
     /// Only windows with this status.
     pub status: Option<WindowStatus>,
-    /// Only windows that started at or after this time.
+    /// Only windows recording at some point from this time on: those that
+    /// ended at or after it, and those still recording.
     pub since: Option<Timestamp>,
     /// At most this many windows (0 = no limit).
     pub limit: usize,
@@ -68,7 +69,7 @@ pub struct StoreStats {
 
 const WINDOW_COLUMNS: &str = "SELECT w.id, w.public_id, r.external_id, r.name, r.type,
         w.trigger_type, w.trigger_id, w.start_ms, w.end_ms, w.deadline_ms, w.status,
-        w.summary_points, w.duration_ms
+        w.summary_points, w.duration_ms, w.opened_ms
  FROM windows w JOIN resources r ON r.id = w.resource_id";
 
 impl Store {
@@ -117,6 +118,23 @@ impl Store {
         Ok(status)
     }
 
+    /// The latest time this database knows of: the last clean stop's time,
+    /// or the latest trigger, resolution or window end; `None` when empty.
+    /// An input without any time of its own happens then, so it moves
+    /// nothing.
+    pub fn latest_time(&self) -> Result<Option<Timestamp>> {
+        let conn = self.conn()?;
+        let ms: Option<i64> = conn
+            .prepare_cached(
+                "SELECT max(coalesce((SELECT max(time_ms) FROM recorder_stops), 0),
+                            coalesce((SELECT max(fired_ms) FROM window_triggers), 0),
+                            coalesce((SELECT max(resolved_ms) FROM window_triggers), 0),
+                            coalesce((SELECT max(end_ms) FROM windows), 0))",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(ms.filter(|&ms| ms > 0).map(Timestamp::from_unix_ms))
+    }
+
     /// Counts and sizes of the whole database.
     pub fn stats(&self) -> Result<StoreStats> {
         let conn = self.conn()?;
@@ -163,7 +181,7 @@ pub(super) enum Order {
 
 const WINDOW_FILTER: &str = " WHERE (?1 IS NULL OR r.external_id = ?1)
                 AND (?2 IS NULL OR w.status = ?2)
-                AND (?3 IS NULL OR w.start_ms >= ?3)";
+                AND (?3 IS NULL OR w.end_ms IS NULL OR w.end_ms >= ?3)";
 const NEWEST_FIRST: &str = " ORDER BY w.start_ms DESC, w.id DESC LIMIT ?4";
 const OLDEST_FIRST: &str = " ORDER BY w.start_ms, w.id LIMIT ?4";
 
@@ -220,11 +238,10 @@ fn header_from_row(r: &Row<'_>) -> rusqlite::Result<Header> {
             resource_type: r.get(4)?,
             trigger_type: trigger_type.parse().map_err(|e| parse_err(5, e))?,
             trigger_id: r.get(6)?,
+            trigger_time: Some(Timestamp::from_unix_ms(r.get(13)?)),
             start_time: Timestamp::from_unix_ms(r.get(7)?),
             end_time: end.map(Timestamp::from_unix_ms),
-            deadline: (status == WindowStatus::Recording)
-                .then(|| r.get(9).map(Timestamp::from_unix_ms))
-                .transpose()?,
+            deadline: Some(Timestamp::from_unix_ms(r.get(9)?)),
             status,
             triggers: Vec::new(),
             data_points: Vec::new(),
@@ -246,8 +263,16 @@ fn complete(
     if let Some(points) = summary_points {
         w.summary = Some(summary(conn, row, points)?);
     }
-    if with_points {
-        w.data_points = points(conn, row, w.status == WindowStatus::Recording)?;
+    let recording = w.status == WindowStatus::Recording;
+    if with_points || recording {
+        w.data_points = points(conn, row, recording)?;
+    }
+    if recording {
+        // Not stored until it closes: the statistics of its points so far.
+        w.summary = crate::summary::summarize(&w.data_points);
+        if !with_points {
+            w.data_points = Vec::new();
+        }
     }
     Ok(w)
 }
@@ -308,27 +333,31 @@ fn summary(conn: &Connection, window: i64, points: i64) -> Result<IncidentSummar
         s.p99.insert(name, r.get(8)?);
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT m.name, a.score, a.description
+        "SELECT m.name, a.ts_ms, a.value, a.score, a.description
          FROM window_anomalies a LEFT JOIN metrics m ON m.id = a.metric_id
          WHERE a.window_id = ?1 ORDER BY a.ts_ms, a.id",
     )?;
     let mut rows = stmt.query([window])?;
-    let mut strongest: BTreeMap<String, f64> = BTreeMap::new();
     while let Some(r) = rows.next()? {
-        let description: String = r.get(2)?;
-        if let (Some(metric), Some(score)) =
-            (r.get::<_, Option<String>>(0)?, r.get::<_, Option<f64>>(1)?)
-        {
-            let entry = s.anomalies_by_metric.entry(metric.clone()).or_default();
-            entry.samples += 1;
-            let best = strongest.entry(metric).or_insert(f64::NEG_INFINITY);
-            if score.abs() > *best {
-                *best = score.abs();
-                entry.strongest = description.clone();
-            }
+        let description: String = r.get(4)?;
+        // Imported notes without their sample have only a description.
+        if let (Some(metric), Some(ts), Some(value), Some(score)) = (
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, Option<f64>>(2)?,
+            r.get::<_, Option<f64>>(3)?,
+        ) {
+            s.anomaly_points.push(crate::model::WindowAnomaly {
+                metric,
+                timestamp: Timestamp::from_unix_ms(ts),
+                value,
+                score,
+                description: description.clone(),
+            });
         }
         s.anomalies.push(description);
     }
+    s.anomalies_by_metric = crate::summary::anomalies_by_metric(&s.anomaly_points);
     Ok(s)
 }
 

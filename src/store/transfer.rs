@@ -141,12 +141,30 @@ impl Store {
                 Some(ids.collect()),
                 None,
             )?;
-            let anomalies = w.summary.iter().flat_map(|s| &s.anomalies);
-            for description in anomalies {
+            // Anomalies with their sample keep it; notes alone (Pulse) stay notes.
+            let summary = w.summary.as_ref();
+            let detailed = summary.map_or(&[][..], |s| &s.anomaly_points[..]);
+            if detailed.is_empty() {
+                for description in summary.iter().flat_map(|s| &s.anomalies) {
+                    tx.prepare_cached(
+                        "INSERT INTO window_anomalies (window_id, description) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![row, description])?;
+                }
+            }
+            for a in detailed {
                 tx.prepare_cached(
-                    "INSERT INTO window_anomalies (window_id, description) VALUES (?1, ?2)",
+                    "INSERT INTO window_anomalies (window_id, metric_id, ts_ms, value, score, description)
+                     VALUES (?1, (SELECT id FROM metrics WHERE name = ?2), ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![row, description])?;
+                .execute(params![
+                    row,
+                    a.metric,
+                    a.timestamp.as_unix_ms(),
+                    a.value,
+                    a.score,
+                    a.description
+                ])?;
             }
             Ok(true)
         })
@@ -231,10 +249,14 @@ impl ImportPlan {
             ),
         };
         let opened_ms = w
-            .triggers
-            .iter()
-            .find(|t| t.opened_window)
-            .map_or(start_ms, |t| t.fired_at.as_unix_ms());
+            .trigger_time
+            .or_else(|| {
+                w.triggers
+                    .iter()
+                    .find(|t| t.opened_window)
+                    .map(|t| t.fired_at)
+            })
+            .map_or(start_ms, Timestamp::as_unix_ms);
         let deadline_ms = w
             .deadline
             .or(w.end_time)

@@ -104,11 +104,12 @@ pub(crate) struct RecoveredWindow {
     pub(crate) row: i64,
     pub(crate) public_id: WindowId,
     pub(crate) resource: String,
-    pub(crate) start_ms: i64,
+    pub(crate) opened_ms: i64,
     pub(crate) deadline_ms: i64,
     pub(crate) points: usize,
     pub(crate) last_ts: Option<i64>,
-    pub(crate) unresolved_alerts: Vec<String>,
+    /// Unresolved `alert` triggers: (trigger id, fired time), oldest first.
+    pub(crate) unresolved_alerts: Vec<(String, i64)>,
 }
 
 /// A request from another process to open a window.
@@ -162,11 +163,11 @@ const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
 /// The recorder's write connection, with the id caches of the hot path.
 pub(crate) struct Writer {
-    conn: Conn,
+    pub(super) conn: Conn,
     /// Database id of each interned metric, by `MetricKey` (0 = not looked up).
     /// Cleared whenever a transaction rolls back, since it may hold ids that
     /// transaction created.
-    metric_ids: Vec<i64>,
+    pub(super) metric_ids: Vec<i64>,
     /// Rows for `point_values`, reused between commits.
     scratch: Vec<(i64, i64, f64)>,
     /// How closing windows score their anomalies.
@@ -176,7 +177,9 @@ pub(crate) struct Writer {
     /// Closing a window reads its points by these ids: its id range also
     /// holds the points of every window recording at the same time (see
     /// migrations/V4). A window without an entry is found by its range.
-    points: HashMap<i64, Vec<i64>>,
+    pub(super) points: HashMap<i64, Vec<i64>>,
+    /// Windows read back to recognise replayed samples (see `replay.rs`).
+    pub(super) replay: super::replay::ReplayCache,
 }
 
 impl Writer {
@@ -189,6 +192,7 @@ impl Writer {
             scratch: Vec::new(),
             anomaly: AnomalyConfig::default(),
             points: HashMap::new(),
+            replay: Default::default(),
         })
     }
 
@@ -261,6 +265,7 @@ impl Writer {
             self.points.remove(&c.window);
         }
         let Some(t) = trim else { return Ok(0) };
+        self.replay.clear();
         match self::trim(&self.conn, t) {
             Ok(report) => Ok(report.windows),
             Err(e) => {
@@ -271,8 +276,7 @@ impl Writer {
     }
 
     /// Creates a window with its first trigger and its buffered points (all
-    /// rows of `pre`, whatever window they name), closing it at once as
-    /// `truncated` at `truncate_at` if given.
+    /// rows of `pre`, whatever window they name).
     ///
     /// With a daily limit, a resource that already opened that many windows in
     /// the 24 hours before `fired_ms` gets no window: the trigger is recorded
@@ -282,9 +286,7 @@ impl Writer {
         names: &MetricNames,
         w: &NewWindow<'_>,
         pre: &PointBatch,
-        truncate_at: Option<i64>,
     ) -> Result<Opened> {
-        let anomaly = self.anomaly.clone();
         let (opened, ids) = self.transaction(|tx, metric_ids, scratch| {
             let resource_id = upsert_resource(tx, w.resource)?;
             if w.daily_limit > 0 {
@@ -335,16 +337,7 @@ impl Writer {
             insert_trigger(tx, row, w.trigger, w.fired_ms, None, true)?;
             let ids: Vec<i64> = insert_points(tx, names, metric_ids, scratch, pre, Some(row))?
                 .collect();
-            let Some(end_ms) = truncate_at else {
-                return Ok((Opened::Window(row, public_id), Some(ids)));
-            };
-            let closing = Closing {
-                window: row,
-                status: WindowStatus::Truncated,
-                end_ms,
-            };
-            close_window(tx, &closing, Some(ids), Some(&anomaly))?;
-            Ok((Opened::Window(row, public_id), None))
+            Ok((Opened::Window(row, public_id), Some(ids)))
         })?;
         if let (Opened::Window(row, _), Some(ids)) = (&opened, ids) {
             self.points.insert(*row, ids);
@@ -368,8 +361,9 @@ impl Writer {
     }
 
     /// Marks every unresolved trigger named `trigger_id` on the windows of
-    /// `resource` as resolved at `now_ms`, and moves one window's deadline if
-    /// asked. Returns how many triggers were resolved.
+    /// `resource` that fired at or before `now_ms` as resolved at `now_ms`,
+    /// and moves one window's deadline if asked. Returns how many triggers
+    /// were resolved.
     pub(crate) fn resolve_trigger(
         &mut self,
         resource: &str,
@@ -381,7 +375,7 @@ impl Writer {
             let n = tx
                 .prepare_cached(
                     "UPDATE window_triggers SET resolved_ms = ?3
-                     WHERE resolved_ms IS NULL AND trigger_id = ?2
+                     WHERE resolved_ms IS NULL AND trigger_id = ?2 AND fired_ms <= ?3
                        AND window_id IN (SELECT w.id FROM windows w
                                          JOIN resources r ON r.id = w.resource_id
                                          WHERE r.external_id = ?1)",
@@ -391,6 +385,7 @@ impl Writer {
                 tx.prepare_cached("UPDATE windows SET deadline_ms = ?2 WHERE id = ?1")?
                     .execute(params![window, deadline])?;
             }
+            super::replay::insert_control(tx, resource, Some(trigger_id), now_ms, n > 0)?;
             Ok(n)
         })
     }
@@ -404,7 +399,7 @@ impl Writer {
         let conn: &Connection = &self.conn;
         let found: Vec<(RecoveredWindow, i64)> = conn
             .prepare(
-                "SELECT w.id, w.public_id, r.external_id, w.start_ms, w.deadline_ms,
+                "SELECT w.id, w.public_id, r.external_id, w.opened_ms, w.deadline_ms,
                         w.first_point_id
                  FROM windows w JOIN resources r ON r.id = w.resource_id
                  WHERE w.status = 'recording'
@@ -415,7 +410,7 @@ impl Writer {
                     row: r.get(0)?,
                     public_id: WindowId::new(r.get::<_, String>(1)?),
                     resource: r.get(2)?,
-                    start_ms: r.get(3)?,
+                    opened_ms: r.get(3)?,
                     deadline_ms: r.get(4)?,
                     points: 0,
                     last_ts: None,
@@ -443,15 +438,15 @@ impl Writer {
             }
         }
         let mut alerts = conn.prepare(
-            "SELECT trigger_id FROM window_triggers
+            "SELECT trigger_id, fired_ms FROM window_triggers
              WHERE window_id = ?1 AND trigger_type = 'alert'
                AND trigger_id IS NOT NULL AND resolved_ms IS NULL
              ORDER BY id",
         )?;
         for w in &mut windows {
             w.unresolved_alerts = alerts
-                .query_map([w.row], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+                .query_map([w.row], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
             if let Some((ids, last_ts)) = lists.remove(&w.row) {
                 w.points = ids.len();
                 w.last_ts = last_ts;
@@ -868,7 +863,7 @@ pub(super) fn close_window(
     };
     tx.prepare_cached(
         "UPDATE windows SET status = ?2, end_ms = ?3, summary_points = ?4, duration_ms = ?5,
-                            last_point_id = ?6
+                            last_point_id = ?6, start_ms = min(start_ms, coalesce(?7, start_ms))
          WHERE id = ?1",
     )?
     .execute(params![
@@ -877,7 +872,8 @@ pub(super) fn close_window(
         c.end_ms,
         summary_points,
         duration,
-        last_point.unwrap_or(first_point - 1)
+        last_point.unwrap_or(first_point - 1),
+        first
     ])?;
     Ok(())
 }
@@ -941,6 +937,8 @@ fn trim_windows(tx: &Connection, trim: Trim) -> Result<PruneReport> {
         report.points += delete_window(tx, id)?;
         report.windows += 1;
     }
+    tx.prepare_cached("DELETE FROM control_events WHERE at_ms <= ?1")?
+        .execute([trim.cutoff_ms])?;
     Ok(report)
 }
 
@@ -1061,7 +1059,7 @@ mod tests {
                 deadline_ms: 1_000_000,
                 daily_limit: 0,
             };
-            match writer.open_window(&names, &new, &PointBatch::default(), None) {
+            match writer.open_window(&names, &new, &PointBatch::default()) {
                 Ok(Opened::Window(row, _)) => row,
                 other => panic!("{other:?}"),
             }

@@ -3,6 +3,8 @@
 //! access to check what was stored.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod bin;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,6 +164,33 @@ impl Rig {
         }
     }
 
+    /// Like [`Rig::reopen`], but as after a crash: the recorder dies with
+    /// nothing saved (its last commit is what a kill leaves; what a clean
+    /// stop saves, buffers and time, is deleted before the next open).
+    pub fn crash_and_reopen(self) -> Rig {
+        let Rig {
+            recorder,
+            clock,
+            dir,
+            config,
+        } = self;
+        drop(recorder);
+        let path = config.db_path.clone().expect("file rig");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DELETE FROM saved_buffers; DELETE FROM recorder_stops;")
+            .unwrap();
+        drop(conn);
+        let recorder =
+            IncidentRecorder::open_with_clock(config.clone(), Arc::new(clock.clone())).unwrap();
+        assert!(!recorder.recovery().clean_stop);
+        Rig {
+            recorder,
+            clock,
+            dir,
+            config,
+        }
+    }
+
     /// `n` ticks, advancing the clock by `step` after each.
     pub fn ticks(&self, n: usize, step: Duration) {
         for _ in 0..n {
@@ -260,4 +289,102 @@ impl Drop for TmpMount {
             .arg(self.dir.path())
             .status();
     }
+}
+
+/// Everything a database records, as sorted lines of text, without internal
+/// row ids (windows are named by their public id, resources by their
+/// external id, metrics by name): two databases with the same history give
+/// the same dump whatever ids their rows got. Values are printed exactly
+/// (`{:?}` of the f64).
+pub fn dump(db: &Path) -> Vec<String> {
+    let conn = sql(db);
+    let mut out = Vec::new();
+    let mut rows = |label: &str, query: &str| {
+        let mut stmt = conn.prepare(query).unwrap();
+        let n = stmt.column_count();
+        let mut found: Vec<String> = stmt
+            .query_map([], |r| {
+                let cells: Vec<String> = (0..n)
+                    .map(|i| match r.get_ref(i).unwrap() {
+                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => format!("{v:?}"),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            format!("{:?}", String::from_utf8_lossy(t))
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => format!("blob {}", b.len()),
+                    })
+                    .collect();
+                Ok(format!("{label} {}", cells.join(" | ")))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        found.sort();
+        out.extend(found);
+    };
+    rows("resource", "SELECT external_id, name, type FROM resources");
+    rows("metric", "SELECT name FROM metrics");
+    rows(
+        "window",
+        "SELECT w.public_id, r.external_id, w.trigger_type, w.trigger_id, w.start_ms, w.end_ms,
+                w.deadline_ms, w.status, w.opened_ms, w.summary_points, w.duration_ms
+         FROM windows w JOIN resources r ON r.id = w.resource_id",
+    );
+    rows(
+        "trigger",
+        "SELECT w.public_id, r.external_id, t.trigger_type, t.trigger_id, t.fired_ms,
+                t.resolved_ms, t.opened_window, t.suppressed
+         FROM window_triggers t JOIN resources r ON r.id = t.resource_id
+         LEFT JOIN windows w ON w.id = t.window_id",
+    );
+    rows(
+        "point",
+        "SELECT w.public_id, p.ts_ms, p.metadata,
+                (SELECT group_concat(m.name || '=' || v.value, ',')
+                 FROM (SELECT * FROM point_values WHERE point_id = p.id ORDER BY metric_id) v
+                 JOIN metrics m ON m.id = v.metric_id)
+         FROM data_points p JOIN windows w ON w.id = p.window_id",
+    );
+    rows(
+        "value",
+        "SELECT window_id, ts_ms, metric, value FROM incident_samples",
+    );
+    rows(
+        "listed",
+        "SELECT w.public_id, p.ts_ms FROM window_points x
+         JOIN windows w ON w.id = x.window_id JOIN data_points p ON p.id = x.point_id",
+    );
+    rows(
+        "stats",
+        "SELECT w.public_id, m.name, s.samples, s.peak, s.low, s.average, s.change,
+                s.p50, s.p95, s.p99
+         FROM window_metric_stats s JOIN windows w ON w.id = s.window_id
+         JOIN metrics m ON m.id = s.metric_id",
+    );
+    rows(
+        "anomaly",
+        "SELECT w.public_id, m.name, a.ts_ms, a.value, a.score, a.description
+         FROM window_anomalies a JOIN windows w ON w.id = a.window_id
+         LEFT JOIN metrics m ON m.id = a.metric_id",
+    );
+    out
+}
+
+/// The lines of `a` and `b` that differ, for assertion messages.
+pub fn diff(a: &[String], b: &[String]) -> String {
+    let only = |x: &[String], y: &[String]| -> Vec<String> {
+        x.iter()
+            .filter(|l| !y.contains(l))
+            .take(10)
+            .cloned()
+            .collect()
+    };
+    format!(
+        "only in the first ({}):\n{}\nonly in the second ({}):\n{}",
+        a.len(),
+        only(a, b).join("\n"),
+        b.len(),
+        only(b, a).join("\n")
+    )
 }

@@ -1,0 +1,489 @@
+//! A window's life, decided in one place.
+//!
+//! Every decision about an open window is a method of [`Lifecycle`]: whether
+//! a trigger extends it or opens a new one, which buffered samples a new one
+//! takes, when a sample or a tick finds it due, what a resolve does to its
+//! deadline, what a restart does with it, and the one rule for its end time
+//! ([`Lifecycle::closing`]). The recorder applies these decisions; the store
+//! only writes them.
+//!
+//! # Time
+//!
+//! Every decision takes the time it is about: a trigger acts at its own
+//! time (`fired_ms`, the window's `opened_ms`, its deadline and the buffered
+//! samples it takes), a sample at its timestamp, a tick at the recorder's
+//! time. A window is due when *its resource's* samples pass its deadline, or
+//! when the recorder's time passes the deadline by more than
+//! [`RecorderConfig::max_source_lag`]: in a merged feed where one source lags
+//! the others, a lagging source's window still gets every sample up to its
+//! deadline, and a source that goes silent still has its window closed.
+//!
+//! # End time
+//!
+//! | closed because | status | end |
+//! |---|---|---|
+//! | its deadline passed | `complete` | the deadline |
+//! | it reached `max_data_points_per_window` | `truncated` | its last point |
+//! | `stop_recording` | `complete` | the stop time, or its last point if later |
+//! | found recording after a crash, past its deadline | `interrupted` | its last point (its start if it has none) |
+
+use crate::config::RecorderConfig;
+use crate::model::{TriggerType, WindowId, WindowStatus, duration_ms};
+use crate::store::Closing;
+
+/// Bookkeeping of an open window; its points are in the database.
+///
+/// Invariants: `points <= max_data_points_per_window`; `last_ts` is the
+/// newest point's time (`None` with no point); a window with `closing` set
+/// takes no more points and has exactly one queued [`Closing`].
+#[derive(Debug)]
+pub(super) struct ActiveWindow {
+    /// The window's row id.
+    pub(super) row: i64,
+    /// Its public id.
+    pub(super) id: WindowId,
+    /// When the opening trigger fired (`opened_ms`).
+    pub(super) opened_ms: i64,
+    /// Completes after this time unless extended or held.
+    pub(super) deadline_ms: i64,
+    /// Points committed and pending.
+    pub(super) points: usize,
+    /// Time of the newest point.
+    pub(super) last_ts: Option<i64>,
+    /// The `alert` triggers not yet resolved, which hold the window open
+    /// with `hold_while_alert_active`.
+    pub(super) unresolved_alerts: Vec<Alert>,
+    /// Queued for closing at the next commit.
+    pub(super) closing: bool,
+}
+
+/// An `alert` trigger of an open window, not yet resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Alert {
+    /// The trigger's id.
+    pub(super) id: String,
+    /// When it fired: a resolve at or after this time clears it.
+    pub(super) fired_ms: i64,
+}
+
+/// Why a window closes; [`Lifecycle::closing`] turns it into a status and
+/// an end time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CloseReason {
+    /// Its deadline passed.
+    Deadline,
+    /// It reached the point limit.
+    PointLimit,
+    /// `stop_recording` at this time.
+    Stopped { at_ms: i64 },
+    /// Found recording after a crash, past its deadline.
+    Interrupted,
+}
+
+/// What a trigger does to a resource's open window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OnTrigger {
+    /// The window goes on, until this deadline.
+    Extend { deadline_ms: i64 },
+    /// A new window opens (after the open one, if any, closes at its
+    /// deadline: `close_first`).
+    Open { close_first: bool },
+}
+
+/// What a sample does to its resource's open window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OnSample {
+    /// The window takes the point.
+    Take,
+    /// The window takes the point, which fills it: it closes as truncated.
+    TakeLast,
+    /// The sample is past the window's deadline: the window closes first
+    /// and the sample only goes into the buffer.
+    CloseFirst,
+    /// The sample is older than the window's pre-incident window (a clock
+    /// that went back): it only goes into the buffer.
+    Before,
+}
+
+/// How a new window is made from the buffered samples of its resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Opening {
+    /// Buffered rows the window takes: `rows[take]`, oldest first.
+    pub(super) take: (usize, usize),
+    /// Time of its first point (the trigger time with none).
+    pub(super) start_ms: i64,
+    /// Its deadline.
+    pub(super) deadline_ms: i64,
+    /// Close it at once: its buffered points already fill it, or its
+    /// resource's samples are already past its deadline.
+    pub(super) close_at_once: Option<CloseReason>,
+}
+
+/// What a restart does with a window found `recording`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OnRecover {
+    /// It goes on recording.
+    Resume,
+    /// It closes, for this reason.
+    Close(CloseReason),
+}
+
+/// The window rules of one recorder's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lifecycle {
+    pre_ms: i64,
+    post_ms: i64,
+    max_points: usize,
+    hold: bool,
+    lag_ms: i64,
+}
+
+impl Lifecycle {
+    pub(super) fn new(config: &RecorderConfig) -> Lifecycle {
+        Lifecycle {
+            pre_ms: duration_ms(config.pre_incident_window),
+            post_ms: duration_ms(config.post_incident_window),
+            max_points: config.max_data_points_per_window,
+            hold: config.hold_while_alert_active,
+            lag_ms: duration_ms(config.max_source_lag),
+        }
+    }
+
+    /// Buffered samples at or before this time are no longer needed by any
+    /// trigger of a resource at `ms` (its newest sample, or the recorder's
+    /// time): a trigger may come up to the allowed lag late (an alert's
+    /// notification after its start), and takes the pre-incident window
+    /// before its own time.
+    pub(super) fn buffer_cutoff(&self, ms: i64) -> i64 {
+        ms.saturating_sub(self.pre_ms).saturating_sub(self.lag_ms)
+    }
+
+    /// True when an unresolved alert holds `w` open past its deadline.
+    fn held(&self, w: &ActiveWindow) -> bool {
+        self.hold && !w.unresolved_alerts.is_empty()
+    }
+
+    /// The status and end time of `w` closing for `reason`: the one rule.
+    pub(super) fn closing(&self, w: &ActiveWindow, reason: CloseReason) -> Closing {
+        let last = w.last_ts;
+        let (status, end_ms) = match reason {
+            CloseReason::Deadline => (WindowStatus::Complete, w.deadline_ms),
+            CloseReason::PointLimit => (WindowStatus::Truncated, last.unwrap_or(w.opened_ms)),
+            CloseReason::Stopped { at_ms } => {
+                (WindowStatus::Complete, last.map_or(at_ms, |t| t.max(at_ms)))
+            }
+            CloseReason::Interrupted => (WindowStatus::Interrupted, last.unwrap_or(w.opened_ms)),
+        };
+        Closing {
+            window: w.row,
+            status,
+            end_ms,
+        }
+    }
+
+    /// A trigger at `at_ms` on a resource whose open window is `w`: it
+    /// extends a window that is not over at that time (before its deadline,
+    /// or held by an alert), and opens a new one otherwise.
+    pub(super) fn on_trigger(&self, w: Option<&ActiveWindow>, at_ms: i64) -> OnTrigger {
+        match w {
+            Some(w) if !w.closing && (at_ms <= w.deadline_ms || self.held(w)) => {
+                OnTrigger::Extend {
+                    deadline_ms: w.deadline_ms.max(at_ms.saturating_add(self.post_ms)),
+                }
+            }
+            Some(w) => OnTrigger::Open {
+                close_first: !w.closing,
+            },
+            None => OnTrigger::Open { close_first: false },
+        }
+    }
+
+    /// A new window for a trigger at `at_ms`, given the times of its
+    /// resource's buffered rows (oldest first) and the resource's newest
+    /// sample: it takes the rows within the pre-incident window before the
+    /// trigger and every later one up to its deadline, at most the newest
+    /// `max_data_points_per_window` of them.
+    pub(super) fn opening(&self, at_ms: i64, rows: &[i64], resource_ms: Option<i64>) -> Opening {
+        let deadline_ms = at_ms.saturating_add(self.post_ms);
+        let cutoff = at_ms.saturating_sub(self.pre_ms);
+        let from = rows.partition_point(|&ts| ts <= cutoff);
+        let to = rows.partition_point(|&ts| ts <= deadline_ms);
+        let from = from.max(to.saturating_sub(self.max_points)).min(to);
+        let start_ms = if from < to { rows[from] } else { at_ms };
+        let close_at_once = if to - from >= self.max_points {
+            Some(CloseReason::PointLimit)
+        } else if resource_ms.is_some_and(|t| t > deadline_ms) {
+            Some(CloseReason::Deadline)
+        } else {
+            None
+        };
+        Opening {
+            take: (from, to),
+            start_ms,
+            deadline_ms,
+            close_at_once,
+        }
+    }
+
+    /// A sample of `w`'s resource at `ts`.
+    pub(super) fn on_sample(&self, w: &ActiveWindow, ts: i64) -> OnSample {
+        if ts > w.deadline_ms && !self.held(w) {
+            OnSample::CloseFirst
+        } else if ts <= w.opened_ms.saturating_sub(self.pre_ms) {
+            OnSample::Before
+        } else if w.points + 1 >= self.max_points {
+            OnSample::TakeLast
+        } else {
+            OnSample::Take
+        }
+    }
+
+    /// True when a tick at the recorder's time `now_ms` finds `w` due: past
+    /// its deadline by more than the allowed source lag, and not held.
+    pub(super) fn due_at_tick(&self, w: &ActiveWindow, now_ms: i64) -> bool {
+        !w.closing && now_ms > w.deadline_ms.saturating_add(self.lag_ms) && !self.held(w)
+    }
+
+    /// The alert `trigger_id` cleared at `at_ms` (only alerts that fired by
+    /// then are cleared): removes it from `alerts`, the unresolved alerts of
+    /// a window whose deadline is `deadline_ms`, and returns the window's new
+    /// deadline if this was the last alert holding it (resolution + post
+    /// window, never earlier than before).
+    pub(super) fn resolve(
+        &self,
+        alerts: &mut Vec<Alert>,
+        deadline_ms: i64,
+        trigger_id: &str,
+        at_ms: i64,
+    ) -> Option<i64> {
+        let before = alerts.len();
+        alerts.retain(|a| a.id != trigger_id || a.fired_ms > at_ms);
+        let was_holding = before > alerts.len();
+        (self.hold && was_holding && alerts.is_empty())
+            .then(|| deadline_ms.max(at_ms.saturating_add(self.post_ms)))
+    }
+
+    /// Notes a trigger at `at_ms` that opened or extended `w` (alerts hold it).
+    pub(super) fn note_trigger(
+        w: &mut ActiveWindow,
+        kind: TriggerType,
+        id: Option<&str>,
+        at_ms: i64,
+    ) {
+        if let (TriggerType::Alert, Some(id)) = (kind, id)
+            && !w.unresolved_alerts.iter().any(|a| a.id == id)
+        {
+            w.unresolved_alerts.push(Alert {
+                id: id.to_owned(),
+                fired_ms: at_ms,
+            });
+        }
+    }
+
+    /// True if a stop of `w`'s resource at `at_ms` applies to `w`: it was
+    /// open then (a stop dated before a window opened leaves it alone).
+    pub(super) fn stops(&self, w: &ActiveWindow, at_ms: i64) -> bool {
+        !w.closing && w.opened_ms <= at_ms
+    }
+
+    /// A window found `recording` when the database opens at `now_ms`. After
+    /// a clean stop (the last recorder saved its state), the window is judged
+    /// exactly as a running recorder would judge it at that time, so a
+    /// restart, or the next chunk of an ingest, gives the same result as one
+    /// run: due → complete at its deadline. After a crash, a due window is
+    /// `interrupted` instead: it may have missed samples the crash lost.
+    pub(super) fn on_recover(&self, w: &ActiveWindow, now_ms: i64, clean: bool) -> OnRecover {
+        if !self.due_at_tick(w, now_ms) {
+            OnRecover::Resume
+        } else if clean {
+            OnRecover::Close(CloseReason::Deadline)
+        } else {
+            OnRecover::Close(CloseReason::Interrupted)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn rules(hold: bool) -> Lifecycle {
+        Lifecycle::new(
+            &RecorderConfig {
+                pre_incident_window: Duration::from_secs(60),
+                post_incident_window: Duration::from_secs(100),
+                max_data_points_per_window: 10,
+                hold_while_alert_active: hold,
+                max_source_lag: Duration::from_secs(5),
+                ..RecorderConfig::default()
+            }
+            .normalized(),
+        )
+    }
+
+    fn alert(id: &str, fired_ms: i64) -> Alert {
+        Alert {
+            id: id.into(),
+            fired_ms,
+        }
+    }
+
+    fn window(deadline_ms: i64) -> ActiveWindow {
+        ActiveWindow {
+            row: 1,
+            id: WindowId::new("w"),
+            opened_ms: 0,
+            deadline_ms,
+            points: 3,
+            last_ts: Some(2_000),
+            unresolved_alerts: Vec::new(),
+            closing: false,
+        }
+    }
+
+    #[test]
+    fn a_trigger_extends_a_window_that_is_not_over_and_opens_after_its_deadline() {
+        let r = rules(false);
+        let w = window(100_000);
+        assert_eq!(
+            r.on_trigger(Some(&w), 50_000),
+            OnTrigger::Extend {
+                deadline_ms: 150_000
+            }
+        );
+        // A late trigger never moves the deadline back.
+        assert_eq!(
+            r.on_trigger(Some(&w), -90_000),
+            OnTrigger::Extend {
+                deadline_ms: 100_000
+            }
+        );
+        assert_eq!(
+            r.on_trigger(Some(&w), 100_001),
+            OnTrigger::Open { close_first: true }
+        );
+        let mut held = window(100_000);
+        held.unresolved_alerts.push(alert("a", 0));
+        assert_eq!(
+            rules(true).on_trigger(Some(&held), 500_000),
+            OnTrigger::Extend {
+                deadline_ms: 600_000
+            }
+        );
+    }
+
+    #[test]
+    fn an_opening_takes_the_pre_window_before_the_trigger_and_later_rows_up_to_the_deadline() {
+        let r = rules(false);
+        // Rows every 10 s; trigger at 100 s: pre window (40, 100], deadline 200 s.
+        let rows: Vec<i64> = (0..=25).map(|i| i * 10_000).collect();
+        let o = r.opening(100_000, &rows[..=12], Some(120_000));
+        assert_eq!(o.take, (5, 13));
+        assert_eq!(o.start_ms, 50_000);
+        assert_eq!(o.deadline_ms, 200_000);
+        assert_eq!(o.close_at_once, None);
+        // Enough rows to fill it: the newest ten, truncated at once.
+        let o = r.opening(100_000, &rows, Some(250_000));
+        assert_eq!(o.take, (11, 21));
+        assert_eq!(o.close_at_once, Some(CloseReason::PointLimit));
+        // Nothing buffered: it starts at the trigger.
+        let o = r.opening(100_000, &[], None);
+        assert_eq!((o.take, o.start_ms), ((0, 0), 100_000));
+        // The resource's samples are already past the deadline.
+        let o = r.opening(100_000, &rows[..3], Some(300_000));
+        assert_eq!(o.close_at_once, Some(CloseReason::Deadline));
+    }
+
+    #[test]
+    fn samples_and_ticks_find_a_window_due_by_its_resource_s_time_or_the_lag() {
+        let r = rules(false);
+        let w = window(100_000);
+        assert_eq!(r.on_sample(&w, 100_000), OnSample::Take);
+        assert_eq!(r.on_sample(&w, 100_001), OnSample::CloseFirst);
+        assert_eq!(
+            r.on_sample(&w, -60_000),
+            OnSample::Before,
+            "before its pre window"
+        );
+        assert_eq!(r.on_sample(&w, -59_999), OnSample::Take);
+        assert!(!r.due_at_tick(&w, 105_000), "within the allowed lag");
+        assert!(r.due_at_tick(&w, 105_001));
+        let mut full = window(100_000);
+        full.points = 9;
+        assert_eq!(r.on_sample(&full, 1), OnSample::TakeLast);
+    }
+
+    #[test]
+    fn a_stop_applies_to_a_window_open_at_its_time() {
+        let r = rules(false);
+        let mut w = window(100_000); // opened at 0
+        assert!(r.stops(&w, 0));
+        assert!(!r.stops(&w, -1), "dated before it opened");
+        w.closing = true;
+        assert!(!r.stops(&w, 5));
+    }
+
+    #[test]
+    fn the_end_time_follows_one_rule() {
+        let r = rules(false);
+        let w = window(100_000);
+        let end = |reason| {
+            let c = r.closing(&w, reason);
+            (c.status, c.end_ms)
+        };
+        assert_eq!(
+            end(CloseReason::Deadline),
+            (WindowStatus::Complete, 100_000)
+        );
+        assert_eq!(
+            end(CloseReason::PointLimit),
+            (WindowStatus::Truncated, 2_000)
+        );
+        assert_eq!(
+            end(CloseReason::Stopped { at_ms: 1_000 }),
+            (WindowStatus::Complete, 2_000)
+        );
+        assert_eq!(
+            end(CloseReason::Stopped { at_ms: 9_000 }),
+            (WindowStatus::Complete, 9_000)
+        );
+        assert_eq!(
+            end(CloseReason::Interrupted),
+            (WindowStatus::Interrupted, 2_000)
+        );
+    }
+
+    #[test]
+    fn resolving_the_last_alert_moves_the_deadline_and_recovery_depends_on_a_clean_stop() {
+        let r = rules(true);
+        let mut alerts = vec![alert("a", 0), alert("b", 400_000)];
+        assert_eq!(
+            r.resolve(&mut alerts, 100_000, "a", 500_000),
+            None,
+            "b still holds it"
+        );
+        assert_eq!(
+            r.resolve(&mut alerts, 100_000, "b", 300_000),
+            None,
+            "a resolve before the alert fired clears nothing"
+        );
+        assert_eq!(r.resolve(&mut alerts, 100_000, "b", 400_000), Some(500_000));
+        assert_eq!(
+            r.resolve(&mut alerts, 100_000, "b", 700_000),
+            None,
+            "already resolved"
+        );
+        let w = window(100_000);
+        assert_eq!(r.on_recover(&w, 50_000, false), OnRecover::Resume);
+        assert_eq!(
+            r.on_recover(&w, 200_000, true),
+            OnRecover::Close(CloseReason::Deadline)
+        );
+        assert_eq!(
+            r.on_recover(&w, 200_000, false),
+            OnRecover::Close(CloseReason::Interrupted)
+        );
+    }
+}

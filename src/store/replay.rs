@@ -1,0 +1,340 @@
+//! What the database already holds, for input that is replayed into it.
+//!
+//! Re-ingesting a file, or an ingest re-run after it was killed, must add
+//! nothing it already added. The recorder asks the store only about samples
+//! at or before its resource's newest recorded time (in steady state, never):
+//! is there a recorded point of this resource at this time, and with the same
+//! values? And is this exact trigger already recorded?
+//!
+//! # Performance
+//!
+//! Samples of a replayed resource come in time order, so the window holding
+//! them is read once into a [`ReplayCache`] entry (its point times and
+//! values, at most `max_data_points_per_window` of them) and the following
+//! samples are answered from memory. The cache holds at most
+//! [`CACHED_WINDOWS`] windows and is cleared whenever history is trimmed.
+
+use std::collections::HashMap;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::write::Writer;
+use crate::buffer::{MetricKey, MetricNames};
+use crate::error::Result;
+use crate::model::{Trigger, WindowId};
+
+/// Windows the replay cache holds at most (about 64 KB each at 500 points
+/// of 8 metrics).
+pub(crate) const CACHED_WINDOWS: usize = 64;
+
+/// What the store holds at a resource's sample time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// A recorded point with the same values: the sample is a duplicate.
+    Same,
+    /// A recorded point with other values.
+    Different,
+    /// No point at that time, but a window of the resource spans it: the
+    /// sample was not recorded when that window was (it was refused then).
+    Missing,
+    /// No window of the resource spans that time.
+    Outside,
+}
+
+/// A trigger found already recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FoundTrigger {
+    /// The window it opened or extended; `None` if it was suppressed.
+    pub(crate) window: Option<WindowId>,
+}
+
+/// Windows read back for replayed samples, by resource.
+#[derive(Debug, Default)]
+pub(crate) struct ReplayCache {
+    windows: HashMap<String, CachedWindow>,
+}
+
+#[derive(Debug)]
+struct CachedWindow {
+    start_ms: i64,
+    end_ms: i64,
+    /// Points in time order: time, then (metric id, value) sorted by id.
+    points: Vec<(i64, Vec<(i64, f64)>)>,
+}
+
+impl ReplayCache {
+    pub(crate) fn clear(&mut self) {
+        self.windows.clear();
+    }
+}
+
+impl Writer {
+    /// The newest recorded point time of every resource with a closed window
+    /// that has points (`start_ms + duration_ms`).
+    pub(crate) fn recorded_until(&mut self) -> Result<HashMap<String, i64>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.external_id, max(w.start_ms + w.duration_ms)
+             FROM windows w JOIN resources r ON r.id = w.resource_id
+             WHERE w.status <> 'recording' AND w.duration_ms IS NOT NULL
+             GROUP BY w.resource_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The trigger of `resource` with this type, id and time, if recorded.
+    pub(crate) fn find_trigger(
+        &mut self,
+        resource: &str,
+        trigger: &Trigger,
+        fired_ms: i64,
+    ) -> Result<Option<FoundTrigger>> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT w.public_id FROM window_triggers t
+                 JOIN resources r ON r.id = t.resource_id
+                 LEFT JOIN windows w ON w.id = t.window_id
+                 WHERE r.external_id = ?1 AND t.fired_ms = ?2
+                   AND t.trigger_type = ?3 AND t.trigger_id IS ?4
+                 ORDER BY t.id LIMIT 1",
+            )?
+            .query_row(
+                params![resource, fired_ms, trigger.kind.as_str(), trigger.id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?;
+        Ok(found.map(|window| FoundTrigger {
+            window: window.map(WindowId::new),
+        }))
+    }
+
+    /// Whether a resolve (`trigger_id` given) or stop of `resource` at
+    /// `at_ms` was already recorded, and if so whether it matched anything.
+    pub(crate) fn find_control(
+        &mut self,
+        resource: &str,
+        trigger_id: Option<&str>,
+        at_ms: i64,
+    ) -> Result<Option<bool>> {
+        let kind = if trigger_id.is_some() {
+            "resolve"
+        } else {
+            "stop"
+        };
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT matched FROM control_events
+                 WHERE resource = ?1 AND kind = ?2 AND coalesce(trigger_id, '') = coalesce(?3, '')
+                   AND at_ms = ?4",
+            )?
+            .query_row(params![resource, kind, trigger_id, at_ms], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records a resolve (`trigger_id` given) or stop of `resource` at
+    /// `at_ms` and whether it matched anything; a repeat changes nothing.
+    pub(crate) fn record_control(
+        &mut self,
+        resource: &str,
+        trigger_id: Option<&str>,
+        at_ms: i64,
+        matched: bool,
+    ) -> Result<()> {
+        self.transaction(|tx, _, _| insert_control(tx, resource, trigger_id, at_ms, matched))
+    }
+
+    /// What is recorded for `resource` at `ts`, compared with `values`.
+    /// Only committed points are seen: the caller commits pending ones first.
+    pub(crate) fn recorded_sample(
+        &mut self,
+        names: &MetricNames,
+        resource: &str,
+        ts: i64,
+        values: &[(MetricKey, f64)],
+    ) -> Result<Recorded> {
+        let cached = self
+            .replay
+            .windows
+            .get(resource)
+            .is_some_and(|w| w.start_ms <= ts && ts <= w.end_ms);
+        if !cached {
+            let Some(window) = self.load_window_at(resource, ts)? else {
+                return Ok(Recorded::Outside);
+            };
+            if self.replay.windows.len() >= CACHED_WINDOWS {
+                self.replay.windows.clear();
+            }
+            self.replay.windows.insert(resource.to_owned(), window);
+        }
+        let window = &self.replay.windows[resource];
+        if ts < window.start_ms || ts > window.end_ms {
+            return Ok(Recorded::Outside);
+        }
+        let mut wanted: Vec<(i64, f64)> = Vec::with_capacity(values.len());
+        for &(key, value) in values {
+            match self.known_metric_id(names, key)? {
+                Some(id) => wanted.push((id, value)),
+                None => return Ok(self.at(resource, ts, None)),
+            }
+        }
+        wanted.sort_by_key(|&(id, _)| id);
+        Ok(self.at(resource, ts, Some(&wanted)))
+    }
+
+    /// Compares the cached points of `resource` at `ts` with `wanted`
+    /// (`None`: a metric no point has, so nothing can be the same).
+    fn at(&self, resource: &str, ts: i64, wanted: Option<&[(i64, f64)]>) -> Recorded {
+        let points = &self.replay.windows[resource].points;
+        let from = points.partition_point(|(t, _)| *t < ts);
+        let mut same_time = points[from..]
+            .iter()
+            .take_while(|(t, _)| *t == ts)
+            .peekable();
+        if same_time.peek().is_none() {
+            return Recorded::Missing;
+        }
+        let equal = |stored: &[(i64, f64)], wanted: &[(i64, f64)]| {
+            stored.len() == wanted.len()
+                && stored
+                    .iter()
+                    .zip(wanted)
+                    .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+        };
+        match wanted {
+            Some(w) if same_time.any(|(_, stored)| equal(stored, w)) => Recorded::Same,
+            _ => Recorded::Different,
+        }
+    }
+
+    /// The metric's id if the database has it (never creates one).
+    fn known_metric_id(&mut self, names: &MetricNames, key: MetricKey) -> Result<Option<i64>> {
+        if let Some(&id) = self.metric_ids.get(key.0 as usize).filter(|id| **id != 0) {
+            return Ok(Some(id));
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id FROM metrics WHERE name = ?1")?
+            .query_row([names.name(key)], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The latest window of `resource` that started at or before `ts`, with
+    /// its points, if it has any.
+    fn load_window_at(&mut self, resource: &str, ts: i64) -> Result<Option<CachedWindow>> {
+        let found: Option<(i64, i64, bool, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT w.id, w.start_ms, w.status = 'recording', w.first_point_id
+                 FROM windows w JOIN resources r ON r.id = w.resource_id
+                 WHERE r.external_id = ?1 AND w.start_ms <= ?2
+                 ORDER BY w.start_ms DESC, w.id DESC LIMIT 1",
+            )?
+            .query_row(params![resource, ts], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((row, start_ms, recording, first_point)) = found else {
+            return Ok(None);
+        };
+        // Rows of (point id, time, metric id, value); ids are ascending.
+        type Rows = Vec<(i64, i64, Option<(i64, f64)>)>;
+        let mut rows: Rows = Vec::new();
+        let mut take = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+            let value = match (r.get(2)?, r.get(3)?) {
+                (Some(m), Some(v)) => Some((m, v)),
+                _ => None,
+            };
+            rows.push((r.get(0)?, r.get(1)?, value));
+            Ok(())
+        };
+        let known_ids = if recording {
+            self.points.get(&row).cloned()
+        } else {
+            None
+        };
+        match (recording, known_ids) {
+            (true, Some(ids)) => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT p.id, p.ts_ms, v.metric_id, v.value
+                     FROM data_points p LEFT JOIN point_values v ON v.point_id = p.id
+                     WHERE p.id = ?1 AND p.window_id = ?2",
+                )?;
+                for id in ids {
+                    let mut found = stmt.query([id, row])?;
+                    while let Some(r) = found.next()? {
+                        take(r)?;
+                    }
+                }
+            }
+            (true, None) => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT p.id, p.ts_ms, v.metric_id, v.value
+                     FROM data_points p LEFT JOIN point_values v ON v.point_id = p.id
+                     WHERE p.id >= ?2 AND p.window_id = ?1 ORDER BY p.id",
+                )?;
+                let mut found = stmt.query([row, first_point])?;
+                while let Some(r) = found.next()? {
+                    take(r)?;
+                }
+            }
+            (false, _) => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT p.id, p.ts_ms, v.metric_id, v.value
+                     FROM window_points x JOIN data_points p ON p.id = x.point_id
+                     LEFT JOIN point_values v ON v.point_id = p.id
+                     WHERE x.window_id = ?1 ORDER BY p.id",
+                )?;
+                let mut found = stmt.query([row])?;
+                while let Some(r) = found.next()? {
+                    take(r)?;
+                }
+            }
+        }
+        let mut points: Vec<(i64, Vec<(i64, f64)>)> = Vec::new();
+        let mut last_id = None;
+        for (id, ts, value) in rows {
+            if last_id != Some(id) {
+                last_id = Some(id);
+                points.push((ts, Vec::new()));
+            }
+            let values = &mut points.last_mut().expect("pushed above").1;
+            values.extend(value);
+        }
+        for (_, values) in &mut points {
+            values.sort_by_key(|&(m, _)| m);
+        }
+        // A stable sort: points at the same time keep their insertion order.
+        points.sort_by_key(|&(ts, _)| ts);
+        let Some(end_ms) = points.last().map(|&(ts, _)| ts) else {
+            return Ok(None);
+        };
+        Ok(Some(CachedWindow {
+            start_ms: start_ms.min(points[0].0),
+            end_ms,
+            points,
+        }))
+    }
+}
+
+/// See [`Writer::record_control`], inside the caller's transaction.
+pub(super) fn insert_control(
+    tx: &rusqlite::Connection,
+    resource: &str,
+    trigger_id: Option<&str>,
+    at_ms: i64,
+    matched: bool,
+) -> Result<()> {
+    let kind = if trigger_id.is_some() {
+        "resolve"
+    } else {
+        "stop"
+    };
+    tx.prepare_cached(
+        "INSERT INTO control_events (resource, kind, trigger_id, at_ms, matched)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![resource, kind, trigger_id, at_ms, matched])?;
+    Ok(())
+}
