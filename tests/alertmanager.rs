@@ -227,13 +227,7 @@ fn an_alertmanager_alert_records_the_node_around_it() {
         w.trigger_id.as_deref(),
         Some(format!("NodeHot/{fingerprint}").as_str())
     );
-    // TODO(start_recording_at): exactly startsAt once the listener's `fire`
-    // acts at the alert's time; until then, when the webhook arrives.
-    let fired = w.triggers[0].fired_at;
-    assert!(
-        fired >= starts && fired <= starts.saturating_add(Duration::from_secs(5)),
-        "fired at startsAt"
-    );
+    assert_eq!(w.triggers[0].fired_at, starts, "fired at startsAt");
     // The buffered seconds before startsAt, from node_exporter.
     let before: Vec<_> = w
         .data_points
@@ -289,15 +283,14 @@ fn an_alertmanager_alert_records_the_node_around_it() {
             .find(|w| w.status != WindowStatus::Recording)
     });
     assert_eq!(done.status, WindowStatus::Complete);
-    // TODO(resolve_trigger_at): exactly endsAt (see above).
-    let resolved = done.triggers[0].resolved_at.unwrap();
-    assert!(
-        resolved >= ends && resolved <= ends.saturating_add(Duration::from_secs(5)),
+    assert_eq!(
+        done.triggers[0].resolved_at,
+        Some(ends),
         "resolved at endsAt"
     );
     assert_eq!(
         done.end_time,
-        Some(resolved.saturating_add(POST)),
+        Some(ends.saturating_add(POST)),
         "complete after the post window"
     );
     let after = done

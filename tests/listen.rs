@@ -156,9 +156,11 @@ fn result(answer: &Value, i: usize) -> (&str, Option<&str>) {
 }
 
 #[test]
-fn firing_opens_repeats_change_nothing_and_resolved_lets_the_window_finish() {
+fn firing_opens_at_starts_at_repeats_change_nothing_and_resolved_acts_at_ends_at() {
     let r = rig();
-    r.ticks(6); // t(0)..t(25) buffered; the clock is at t(30)
+    r.ticks(8); // t(0)..t(35) buffered; the clock is at t(40)
+    // The webhook arrives after Alertmanager's group_wait: the alert started
+    // 10 s before the recorder's now, and the window opens there.
     let starts = t(30);
     let firing = notification("firing", "HighCPU", "db:9100", starts, None);
     let (status, answer) = r.post("/alertmanager", &firing);
@@ -171,6 +173,14 @@ fn firing_opens_repeats_change_nothing_and_resolved_lets_the_window_finish() {
         "HighCPU/0000000000007777"
     );
     assert_eq!(answer["alerts"][0]["resource"], "db:9100");
+    let w = r.recorder.store().window(&id).unwrap().unwrap();
+    assert_eq!(w.triggers[0].fired_at, starts, "fired at startsAt");
+    assert_eq!(w.deadline, Some(starts.saturating_add(secs(60))));
+    // The samples within --pre (30 s) before startsAt, t(5)..t(25), and the
+    // ones taken between startsAt and the webhook's arrival, t(30), t(35).
+    let times: Vec<Timestamp> = w.data_points.iter().map(|p| p.timestamp).collect();
+    assert_eq!(times, [t(5), t(10), t(15), t(20), t(25), t(30), t(35)]);
+    assert_eq!(w.start_time, t(5));
 
     // Alertmanager repeats the notification: nothing changes.
     r.ticks(2);
@@ -178,15 +188,6 @@ fn firing_opens_repeats_change_nothing_and_resolved_lets_the_window_finish() {
     assert_eq!(result(&again, 0), ("unchanged", Some(id.as_str())));
     let w = r.recorder.store().window(&id).unwrap().unwrap();
     assert_eq!(w.triggers.len(), 1, "a repeat adds no trigger");
-    assert_eq!(w.triggers[0].fired_at, starts);
-    assert!(
-        w.data_points
-            .iter()
-            .filter(|p| p.timestamp < starts)
-            .count()
-            >= 5,
-        "buffered points before startsAt"
-    );
 
     // Another alert on the same resource extends the window.
     let other = notification("firing", "DiskFull", "db:9100", r.clock_now(), None);
@@ -194,11 +195,12 @@ fn firing_opens_repeats_change_nothing_and_resolved_lets_the_window_finish() {
     assert_eq!(result(&answer, 0), ("extended", Some(id.as_str())));
 
     // Held past the post window while both fire.
-    r.ticks(20); // to t(140)
+    r.ticks(20); // to t(150)
     let w = r.recorder.store().window(&id).unwrap().unwrap();
     assert_eq!(w.status, WindowStatus::Recording);
 
-    let ends = r.clock_now();
+    // Both resolved at a time before the recorder's now.
+    let ends = t(140);
     let resolved = notification("resolved", "HighCPU", "db:9100", starts, Some(ends));
     assert_eq!(
         result(&r.post("/alertmanager", &resolved).1, 0).0,
@@ -220,7 +222,7 @@ fn firing_opens_repeats_change_nothing_and_resolved_lets_the_window_finish() {
         .iter()
         .find(|t| t.trigger_id.as_deref() == Some("HighCPU/0000000000007777"))
         .unwrap();
-    assert_eq!(high.resolved_at, Some(ends));
+    assert_eq!(high.resolved_at, Some(ends), "resolved at endsAt");
     assert_eq!(
         w.deadline,
         Some(ends.saturating_add(secs(60))),
@@ -237,6 +239,74 @@ fn firing_opens_repeats_change_nothing_and_resolved_lets_the_window_finish() {
         .windows(&WindowFilter::default())
         .unwrap();
     assert_eq!(windows.len(), 1, "one window for the whole incident");
+    // A late repeat of the firing notification still adds nothing.
+    let (_, late) = r.post("/alertmanager", &firing);
+    assert_eq!(result(&late, 0).0, "unchanged");
+    assert_eq!(
+        r.recorder
+            .store()
+            .windows(&WindowFilter::default())
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_repeat_after_a_listener_restart_changes_nothing() {
+    let r = rig();
+    r.ticks(3);
+    let firing = notification("firing", "A", "web-1", t(10), None);
+    assert_eq!(result(&r.post("/alertmanager", &firing).1, 0).0, "opened");
+    // A new listener (as after `watch` restarts) on the same recorder.
+    let Rig {
+        recorder,
+        clock,
+        listener,
+    } = r;
+    listener.stop();
+    let listener = Listener::start(
+        Arc::clone(&recorder),
+        ListenConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .unwrap();
+    let r = Rig {
+        recorder,
+        clock,
+        listener,
+    };
+    let (_, again) = r.post("/alertmanager", &firing);
+    assert_eq!(result(&again, 0).0, "unchanged");
+    let w = r
+        .recorder
+        .store()
+        .windows(&WindowFilter::default())
+        .unwrap();
+    assert_eq!((w.len(), w[0].triggers.len()), (1, 1));
+}
+
+#[test]
+fn an_alert_for_a_resource_nobody_records_is_answered_and_opens_nothing() {
+    let r = rig();
+    r.ticks(2);
+    let n = notification("firing", "HighCPU", "elsewhere:9100", r.clock_now(), None);
+    let (status, answer) = r.post("/alertmanager", &n);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(result(&answer, 0), ("unknown_resource", None));
+    let error = answer["alerts"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("not monitored") && error.contains("db:9100"),
+        "{error}"
+    );
+    let (status, answer) = r.post("/trigger", &json!({"resource": "elsewhere:9100"}));
+    assert_eq!(status, 404, "{answer}");
+    assert!(
+        r.recorder
+            .store()
+            .windows(&WindowFilter::default())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 impl Rig {

@@ -79,7 +79,6 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     recorder.set_metrics_provider(Arc::new(provider));
     on_signal(tx)?;
     resolve_orphan_alerts(&recorder, &rules, a.listen.addr.is_some())?;
-    let listener = super::listen::start(&a.listen, &recorder)?;
 
     let started = Instant::now();
     let mut live = Live::new(&recorder, &sources.label)?;
@@ -110,10 +109,13 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     for w in warnings {
         live.say(&format!("warning: {w}"))?;
     }
+    recorder.record_sample()?; // the first sample now, not one interval later
+    // After the first tick: the recorder knows its resources, so an alert
+    // for one it does not monitor is answered as such.
+    let listener = super::listen::start(&a.listen, &recorder)?;
     if let Some(l) = &listener {
         live.say(&super::listen::banner(l))?;
     }
-    recorder.record_sample()?; // the first sample now, not one interval later
     if a.trigger_now {
         recorder.start_recording(resource.as_str(), Trigger::manual())?;
     }

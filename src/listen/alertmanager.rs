@@ -18,28 +18,27 @@
 //! own (FNV-1a over the sorted labels), so both spellings name one alert.
 //!
 //! Alertmanager repeats notifications (`repeat_interval`, a retry, every
-//! group change): a firing alert already applied with the same `startsAt`
-//! changes nothing, and a resolve of an alert already resolved changes
-//! nothing. A repeat that comes after a restart is recognized by the
-//! recorder itself, which skips a trigger it has already recorded.
+//! group change): the recorder skips a trigger it has already recorded (the
+//! same resource, alert and `startsAt`) and a resolve it has already
+//! recorded, so a repeat changes nothing, also across restarts.
 //!
 //! Every alert gets its own result in the response, and problems are per
-//! alert, never for the whole notification (an unknown resource, a missing
-//! label): a notification is answered 200 once it parses, so Alertmanager
-//! does not retry it forever over one alert the recorder cannot take.
+//! alert, never for the whole notification (a resource the recorder does
+//! not monitor, a missing label): a notification is answered 200 once it
+//! parses, so Alertmanager does not retry it forever over one alert the
+//! recorder cannot take. Both times act as the recorder's
+//! [`record_trigger`](IncidentRecorder::record_trigger) and
+//! [`resolve_trigger_at`](IncidentRecorder::resolve_trigger_at) say: at most
+//! 10 minutes ahead of the recorder's clock; an alert without `startsAt` or
+//! `endsAt` acts now.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, clip};
 use crate::model::{Timestamp, Trigger, WindowId};
-use crate::recorder::IncidentRecorder;
-
-/// Most firing alerts remembered for recognizing repeats; past it, repeats
-/// are recognized by the recorder alone.
-pub const MAX_TRACKED_ALERTS: usize = 10_000;
+use crate::recorder::{IncidentRecorder, TriggerAction};
 
 /// The webhook body (`version: "4"`); fields not used are ignored.
 #[derive(Debug, Deserialize)]
@@ -103,11 +102,6 @@ impl Outcome {
     }
 }
 
-/// The firing alerts applied, to recognize repeats: (resource, trigger id)
-/// → `startsAt`.
-#[derive(Default)]
-pub(super) struct Firing(Mutex<HashMap<(String, String), i64>>);
-
 impl Notification {
     /// Checks what the webhook version promises.
     pub(super) fn check(&self) -> Result<(), String> {
@@ -135,20 +129,14 @@ pub(super) fn apply(
     recorder: &IncidentRecorder,
     n: &Notification,
     resource_label: &str,
-    firing: &Firing,
 ) -> Vec<Outcome> {
     n.alerts
         .iter()
-        .map(|a| apply_one(recorder, a, resource_label, firing))
+        .map(|a| apply_one(recorder, a, resource_label))
         .collect()
 }
 
-fn apply_one(
-    recorder: &IncidentRecorder,
-    a: &Alert,
-    resource_label: &str,
-    firing: &Firing,
-) -> Outcome {
+fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Outcome {
     let fingerprint = match &a.fingerprint {
         Some(f) if !f.is_empty() => f.clone(),
         _ => fingerprint(&a.labels),
@@ -177,7 +165,9 @@ fn apply_one(
     let known = |e: Error| -> Outcome {
         let (result, message) = match &e {
             Error::Suppressed { .. } => ("suppressed", e.to_string()),
-            Error::InvalidResourceId { .. } => ("unknown_resource", e.to_string()),
+            Error::InvalidResourceId { .. } | Error::NotMonitored { .. } => {
+                ("unknown_resource", e.to_string())
+            }
             _ => ("error", crate::error_chain(&e)),
         };
         if result == "unknown_resource" {
@@ -204,73 +194,44 @@ fn apply_one(
     };
     match a.status.as_str() {
         "firing" => {
+            // No startsAt (a hand-made payload): now, on the recorder's clock.
             let starts = match time("startsAt", a.starts_at.as_deref()) {
-                Ok(t) => t.unwrap_or_else(Timestamp::now),
+                Ok(t) => t,
                 Err(e) => {
                     return Outcome::problem(Some(trigger_id), Some(resource.clone()), "error", e);
                 }
             };
-            let key = (resource.clone(), trigger_id.clone());
-            let mut seen = firing.0.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.get(&key) == Some(&starts.as_unix_ms()) {
-                return Outcome {
-                    trigger_id: Some(trigger_id),
-                    resource: Some(resource.clone()),
-                    result: "unchanged",
-                    window: recorder.recording_window(resource),
-                    error: None,
-                };
-            }
-            let before = recorder.recording_window(resource);
-            match fire(
-                recorder,
-                resource,
-                Trigger::alert(trigger_id.clone()),
-                starts,
-            ) {
-                Ok(id) => {
-                    if seen.len() < MAX_TRACKED_ALERTS || seen.contains_key(&key) {
-                        seen.insert(key, starts.as_unix_ms());
-                    }
-                    let result = if before.as_ref() == Some(&id) {
-                        "extended"
-                    } else {
-                        "opened"
+            let trigger = Trigger::alert(trigger_id.clone());
+            match recorder.record_trigger(resource.as_str(), trigger, starts) {
+                Ok(outcome) => {
+                    let result = match outcome.action {
+                        TriggerAction::Opened => "opened",
+                        TriggerAction::Extended => "extended",
+                        TriggerAction::AlreadyRecorded => "unchanged",
                     };
-                    tracing::info!(alert = %trigger_id, resource = %clip(resource), window = %id, result, "alert firing");
+                    if result != "unchanged" {
+                        tracing::info!(alert = %trigger_id, resource = %clip(resource), window = %outcome.window, result, "alert firing");
+                    }
                     Outcome {
                         trigger_id: Some(trigger_id),
                         resource: Some(resource.clone()),
                         result,
-                        window: Some(id),
+                        window: Some(outcome.window),
                         error: None,
                     }
                 }
-                Err(e) => {
-                    // A suppressed trigger is recorded too: its repeats are
-                    // repeats like any other.
-                    if matches!(e, Error::Suppressed { .. }) && seen.len() < MAX_TRACKED_ALERTS {
-                        seen.insert(key, starts.as_unix_ms());
-                    }
-                    drop(seen);
-                    known(e)
-                }
+                Err(e) => known(e),
             }
         }
         "resolved" => {
             let ends = match time("endsAt", a.ends_at.as_deref()) {
-                Ok(t) => t.unwrap_or_else(Timestamp::now),
+                Ok(t) => t,
                 Err(e) => {
                     return Outcome::problem(Some(trigger_id), Some(resource.clone()), "error", e);
                 }
             };
-            firing
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&(resource.clone(), trigger_id.clone()));
             let window = recorder.recording_window(resource);
-            match resolve(recorder, resource, &trigger_id, ends) {
+            match recorder.resolve_trigger_at(resource, &trigger_id, ends) {
                 Ok(true) => {
                     tracing::info!(alert = %trigger_id, resource = %clip(resource), "alert resolved");
                     Outcome {
@@ -301,31 +262,6 @@ fn apply_one(
             ),
         ),
     }
-}
-
-/// Opens or extends the alert's window at `at`.
-///
-/// The one place the listener fires a trigger at its own time: until the
-/// recorder can act at a given time (`start_recording_at`), it fires now.
-fn fire(
-    recorder: &IncidentRecorder,
-    resource: &str,
-    trigger: Trigger,
-    at: Timestamp,
-) -> crate::Result<WindowId> {
-    let _ = at;
-    recorder.start_recording(resource, trigger)
-}
-
-/// Resolves the alert at `at`; see [`fire`].
-fn resolve(
-    recorder: &IncidentRecorder,
-    resource: &str,
-    trigger_id: &str,
-    at: Timestamp,
-) -> crate::Result<bool> {
-    let _ = at;
-    recorder.resolve_trigger(resource, trigger_id)
 }
 
 /// Alertmanager's fingerprint of a label set: FNV-1a (64 bit) over the

@@ -58,7 +58,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use alertmanager::{MAX_TRACKED_ALERTS, is_alertmanager_id};
+pub use alertmanager::is_alertmanager_id;
 pub use http::{MAX_HEAD_BYTES, MAX_HEADERS};
 pub use metrics::STORE_STATS_TTL;
 
@@ -130,7 +130,6 @@ impl std::fmt::Debug for Listener {
 struct Shared {
     recorder: Arc<IncidentRecorder>,
     config: ListenConfig,
-    firing: alertmanager::Firing,
     store_stats: metrics::StoreCache,
     /// The tick count `/healthz` last saw change, and when.
     progress: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
@@ -180,7 +179,6 @@ impl Listener {
         let shared = Arc::new(Shared {
             recorder,
             config,
-            firing: alertmanager::Firing::default(),
             store_stats: metrics::StoreCache::default(),
             progress: std::sync::Mutex::new(None),
         });
@@ -284,7 +282,8 @@ fn status_of(e: &Error) -> u16 {
         | Error::InvalidTimestamp { .. }
         | Error::UnknownName { .. }
         | Error::InvalidMetadata { .. } => 400,
-        Error::WindowNotFound(_) => 404,
+        Error::InvalidTriggerId { .. } => 400,
+        Error::WindowNotFound(_) | Error::NotMonitored { .. } => 404,
         Error::Suppressed { .. } => 429,
         Error::Unavailable(_) => 503,
         _ => 500,
@@ -307,7 +306,7 @@ fn alertmanager_webhook(s: &Shared, r: &Request) -> Response {
     if let Err(e) = n.check() {
         return Response::error(400, e);
     }
-    let outcomes = alertmanager::apply(&s.recorder, &n, &s.config.alert_resource_label, &s.firing);
+    let outcomes = alertmanager::apply(&s.recorder, &n, &s.config.alert_resource_label);
     Response::json(200, &serde_json::json!({ "alerts": outcomes }))
 }
 
