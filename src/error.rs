@@ -72,6 +72,17 @@ pub enum Error {
         supported: i64,
     },
 
+    /// A path the recorder refuses to write or read (see [`crate::files`]):
+    /// a link planted by someone else, a file another user owns, a FIFO or
+    /// device.
+    #[error("refusing to use {path}: {reason}")]
+    UnsafeFile {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The database (or its directory) cannot be written.
     #[error(
         "cannot write to {path}: the file or its directory is read-only (read commands such as `list` still work)"

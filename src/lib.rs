@@ -75,6 +75,7 @@ mod clock;
 mod config;
 pub mod context;
 mod error;
+pub mod files;
 pub mod listen;
 mod model;
 pub mod provider;

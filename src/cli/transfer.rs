@@ -20,11 +20,12 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
+use incident_recorder::files::AtomicFile;
 use incident_recorder::{Error, IncidentWindow, Store, WindowFilter};
 use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -100,69 +101,98 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where an export goes: stdout, or a file written beside its final name
-/// and renamed into place once complete (mode 0600, like the database). An
-/// export that fails leaves no partial file behind.
+/// Where an export goes: stdout, a special file of the user's (a FIFO,
+/// `/dev/stdout`), or a file written beside its final name and renamed into
+/// place once complete (`files::AtomicFile`: an exclusive temporary of an
+/// unpredictable name, mode 0600, never through a link). An export that
+/// fails leaves no partial file behind.
 struct Sink {
-    writer: BufWriter<Box<dyn Write>>,
-    /// (partial file, final path) while a file is being written.
-    file: Option<(PathBuf, PathBuf)>,
+    writer: BufWriter<Out>,
+    /// What is written to, for messages.
+    name: String,
+}
+
+/// See [`Sink`].
+enum Out {
+    Stdout(std::io::StdoutLock<'static>),
+    Special(std::fs::File),
+    File(AtomicFile),
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Out::Stdout(w) => w.write(buf),
+            Out::Special(w) => w.write(buf),
+            Out::File(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Stdout(w) => w.flush(),
+            Out::Special(w) => w.flush(),
+            Out::File(w) => w.flush(),
+        }
+    }
 }
 
 impl Sink {
     fn create(path: Option<&Path>) -> Result<Sink> {
         let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
             return Ok(Sink {
-                writer: BufWriter::new(Box::new(std::io::stdout().lock())),
-                file: None,
+                writer: BufWriter::new(Out::Stdout(std::io::stdout().lock())),
+                name: "standard output".into(),
             });
         };
-        let special = path.exists() && !path.is_file(); // e.g. /dev/stdout, a FIFO
-        let partial = if special {
-            path.to_path_buf()
+        let name = path.display().to_string();
+        let cannot = || format!("cannot write {name}");
+        let out = if special_of_user(path) {
+            Out::Special(
+                OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .context(cannot())?,
+            )
         } else {
-            let mut name = path.as_os_str().to_owned();
-            name.push(".partial");
-            PathBuf::from(name)
+            Out::File(AtomicFile::create(path).context(cannot())?)
         };
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let file: File = opts
-            .open(&partial)
-            .context(format!("cannot write {}", path.display()))?;
         Ok(Sink {
-            writer: BufWriter::new(Box::new(file)),
-            file: (!special).then(|| (partial, path.to_path_buf())),
+            writer: BufWriter::new(out),
+            name,
         })
     }
 
     /// Flushes and moves the file into place; returns what it was written to.
-    fn finish(mut self) -> Result<String> {
-        let name = self
-            .file
-            .as_ref()
-            .map_or("standard output".into(), |(_, p)| p.display().to_string());
-        self.writer
-            .flush()
-            .context(format!("cannot write {name}"))?;
-        if let Some((partial, path)) = self.file.take() {
-            let renamed = std::fs::rename(&partial, &path);
-            if renamed.is_err() {
-                let _ = std::fs::remove_file(&partial);
-            }
-            renamed.context(format!("cannot write {name}"))?;
+    fn finish(self) -> Result<String> {
+        let cannot = format!("cannot write {}", self.name);
+        let out = self
+            .writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context(cannot.clone())?;
+        if let Out::File(file) = out {
+            file.commit().context(cannot)?;
         }
-        Ok(name)
+        Ok(self.name)
     }
 }
 
-impl Drop for Sink {
-    fn drop(&mut self) {
-        if let Some((partial, _)) = self.file.take() {
-            let _ = std::fs::remove_file(partial);
-        }
+/// True for an existing file that is not a regular file (a FIFO, a
+/// terminal, `/dev/stdout`) and belongs to the user: written in place.
+fn special_of_user(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let link_ok = std::fs::symlink_metadata(path)
+            .is_ok_and(|m| !m.file_type().is_symlink() || m.uid() == me || m.uid() == 0);
+        link_ok
+            && std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir() && m.uid() == me)
+    }
+    #[cfg(not(unix))]
+    {
+        path.exists() && !path.is_file() && !path.is_dir()
     }
 }
 

@@ -50,7 +50,7 @@ mod saved;
 mod transfer;
 mod write;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -112,10 +112,27 @@ impl Store {
     /// writing, migrating its schema to the current version.
     ///
     /// A missing parent directory is created with mode 0700 and a new database
-    /// file with mode 0600; SQLite gives its `-wal` and `-shm` files the same mode.
+    /// file with mode 0600, as are its `-wal` and `-shm` files, never through
+    /// a link; existing ones must be regular files of the user running the
+    /// recorder (see [`crate::files`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
-        create_private_file(&path)?;
+        let created = prepare_files(&path)?;
+        let opened = Store::open_prepared(path);
+        if opened.is_err() {
+            // A refused file gets nothing left beside it: the companions
+            // made for it go, if still empty.
+            for f in created {
+                if std::fs::metadata(&f).is_ok_and(|m| m.len() == 0) {
+                    let _ = std::fs::remove_file(&f);
+                }
+            }
+        }
+        opened
+    }
+
+    /// [`Store::open`] once the files are prepared.
+    fn open_prepared(path: PathBuf) -> Result<Store> {
         check_header(&path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut probe =
@@ -155,11 +172,16 @@ impl Store {
     /// so this works on a read-only file; the schema must be current.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
-        if let Err(source) = std::fs::metadata(&path) {
-            return Err(Error::Open {
-                path,
-                source: Box::new(source),
-            });
+        crate::files::check_for_reading(&path)?;
+        for companion in [wal_path(&path), shm_path(&path)] {
+            if std::fs::symlink_metadata(&companion).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::UnsafeFile {
+                    path: companion,
+                    reason:
+                        "it is a symbolic link; the database's companion files must be plain files"
+                            .into(),
+                });
+            }
         }
         check_header(&path)?;
         let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -288,7 +310,7 @@ impl Store {
             return Ok(None);
         };
         let lock = lock_path(path);
-        let file = match open_private(&lock) {
+        let file = match crate::files::open_private(&lock) {
             Err(Error::Open { source, .. })
                 if source.downcast_ref::<std::io::Error>().is_some_and(|e| {
                     matches!(
@@ -319,6 +341,12 @@ impl Store {
             return Ok(false);
         };
         let lock = lock_path(path);
+        if std::fs::symlink_metadata(&lock).is_ok_and(|m| !m.file_type().is_file()) {
+            return Err(Error::UnsafeFile {
+                path: lock,
+                reason: "it is not a plain file (a link?); no recorder made it".into(),
+            });
+        }
         let file = match File::open(&lock) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -421,39 +449,78 @@ fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Creates the database file (mode 0600) and its directory (mode 0700) if
-/// missing, so SQLite never creates them with the process umask.
-fn create_private_file(path: &Path) -> Result<()> {
+/// Gets the database's files ready before SQLite opens them: the directory
+/// (created 0700 if missing), the database file and its `-wal` and `-shm`
+/// (created 0600, exclusively and not through a link, if missing; checked
+/// and tightened if present, see [`crate::files`]). SQLite finds its
+/// companions already there, so it never creates one through a link planted
+/// between a check and its open.
+///
+/// Returns the companions it created.
+fn prepare_files(path: &Path) -> Result<Vec<PathBuf>> {
+    use crate::files::{Found, check_companion, check_for_writing, create_new_private};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
-        {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir).map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let create = |file: &Path, required: bool| -> Result<()> {
+        match create_new_private(file) {
+            Ok(_) => Ok(()),
+            // Created meanwhile by another recorder: checked like any other.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                check_companion(file).map(drop)
+            }
+            // A read-only place: SQLite says so when it opens the database.
+            Err(e)
+                if !required
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ReadOnlyFilesystem
+                            | std::io::ErrorKind::PermissionDenied
+                    ) =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(Error::Open {
+                path: file.to_path_buf(),
+                source: Box::new(source),
+            }),
+        }
+    };
+    if check_for_writing(path)? == Found::Missing {
+        create(path, true)?;
+    }
+    let mut created = Vec::new();
+    for companion in [wal_path(path), shm_path(path)] {
+        if check_companion(&companion)? == Found::Missing {
+            create(&companion, false)?;
+            created.push(companion);
         }
     }
-    if path.exists() {
-        return Ok(());
-    }
-    open_private(path).map(drop)
+    check_companion(&journal_path(path))?;
+    Ok(created)
 }
 
-/// Opens `path` for writing (never truncating), creating it with mode 0600.
-fn open_private(path: &Path) -> Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path).map_err(|source| Error::Open {
-        path: path.to_path_buf(),
-        source: Box::new(source),
-    })
+/// `<db>-shm`, the WAL's index.
+fn shm_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-shm");
+    PathBuf::from(name)
+}
+
+/// `<db>-journal`, SQLite's rollback journal (only outside WAL mode).
+fn journal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-journal");
+    PathBuf::from(name)
 }
 
 /// Pragmas every connection needs. `journal_mode=WAL` is not here: it is a
