@@ -83,6 +83,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The file's schema differs from what its migrations make (edited by
+    /// hand?) in a way that cannot be repaired.
+    #[error("{path}: the schema is damaged: {detail}")]
+    DamagedSchema {
+        /// The database.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
     /// The database (or its directory) cannot be written.
     #[error(
         "cannot write to {path}: the file or its directory is read-only (read commands such as `list` still work)"
@@ -215,6 +225,19 @@ pub enum Error {
         resource: String,
         /// The limit in effect.
         limit: usize,
+    },
+
+    /// A stored window that cannot be read back (a damaged row: text that
+    /// is not UTF-8, a value of the wrong type...). Exports can skip such
+    /// windows and go on with the rest.
+    #[error("{path}: window {id} is damaged: {detail}")]
+    DamagedWindow {
+        /// The database.
+        path: PathBuf,
+        /// The window's public id, as far as it can be read.
+        id: String,
+        /// What is wrong.
+        detail: String,
     },
 
     /// A window handed to [`Store::import_window`](crate::Store::import_window)

@@ -282,6 +282,10 @@ pub struct ExportArgs {
     /// Only windows of this resource.
     #[arg(long, value_name = "ID")]
     pub resource: Option<String>,
+    /// Skip windows that cannot be read back (a damaged database) instead
+    /// of stopping: each is named on stderr, and the exit code is 3.
+    #[arg(long)]
+    pub skip_damaged: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,18 @@ impl Failure {
         incident_recorder::error_chain(self.0.as_ref())
     }
 
+    /// The library error in this failure's chain, if there is one.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        let mut e: Option<&(dyn std::error::Error + 'static)> = Some(self.0.as_ref());
+        while let Some(err) = e {
+            if let Some(found) = err.downcast_ref::<E>() {
+                return Some(found);
+            }
+            e = err.source();
+        }
+        None
+    }
+
     /// True if the root cause is a closed output pipe (`... | head`), which
     /// is not worth an error message.
     pub fn is_broken_pipe(&self) -> bool {

@@ -22,21 +22,29 @@ use super::table::{Align, Table};
 pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     let store = super::open_read_only(db)?;
     let since = a.since.as_deref().map(parse_since).transpose()?;
-    let windows = store.windows(&WindowFilter {
+    let (windows, damaged) = store.readable_windows(&WindowFilter {
         resource: a.resource,
         status: a.status,
         since,
         limit: a.limit,
         with_points: false,
     })?;
+    // Damaged rows do not hide the rest of the history: each is named.
+    for e in &damaged {
+        eprintln!(
+            "warning: skipped {} (`export --skip-damaged` saves the rest)",
+            incident_recorder::error_chain(e)
+        );
+    }
+    let code = super::partial_if(!damaged.is_empty());
     if a.output.json {
         super::print_json(&windows)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let mut out = std::io::stdout().lock();
     if windows.is_empty() {
         writeln!(out, "no windows")?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let mut t = Table::new(&[
         ("ID", Align::Left),
@@ -66,7 +74,7 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
         ]);
     }
     t.write(&mut out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// `--since`: a duration back from now, or an RFC 3339 time.

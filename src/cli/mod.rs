@@ -88,11 +88,31 @@ pub fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     init_logging(cli.verbose);
+    let db = cli.db.clone();
     match run(cli) {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.chain());
+            let mut message = e.chain();
+            // SQLite's own messages do not say which file they are about.
+            let about_the_file = matches!(
+                e.downcast_ref::<incident_recorder::Error>(),
+                Some(
+                    incident_recorder::Error::Corrupt { .. } | incident_recorder::Error::Sqlite(_)
+                )
+            );
+            let shown = db.display().to_string();
+            if about_the_file && !message.contains(&shown) {
+                message = format!("{shown}: {message}");
+            }
+            // One line, and nothing from a damaged file drives the terminal.
+            let line: String = message
+                .split(['\n', '\r'])
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: {}", format::terminal_safe(&line));
             ExitCode::from(EXIT_FAILURE)
         }
     }

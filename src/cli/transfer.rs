@@ -48,6 +48,26 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
         ..WindowFilter::default()
     };
     let (mut windows, mut points, mut skipped) = (0u64, 0u64, 0u64);
+    let mut damaged = Vec::new();
+    let skip_damaged = a.skip_damaged;
+    // Without --skip-damaged a damaged window stops the export (and says
+    // how to save the rest); with it, it is skipped and counted.
+    let walk =
+        |f: &mut dyn FnMut(IncidentWindow) -> Result<()>, damaged: &mut Vec<Error>| -> Result<()> {
+            if skip_damaged {
+                store.for_each_readable_window(&filter, f, |e| damaged.push(e))
+            } else {
+                store
+                    .for_each_window(&filter, f)
+                    .map_err(|e| match e.downcast_ref::<Error>() {
+                        Some(Error::DamagedWindow { .. }) => Failure::msg(format!(
+                            "{}; `export --skip-damaged` exports the other windows",
+                            e.chain()
+                        )),
+                        _ => e,
+                    })
+            }
+        };
     let mut indented = Vec::new();
     let w = &mut sink.writer;
     match a.format {
@@ -56,36 +76,42 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
                 w,
                 "{{\"format\":\"incident-recorder\",\"version\":{NATIVE_VERSION},\"windows\":["
             )?;
-            store.for_each_window(&filter, |window| -> Result<()> {
-                w.write_all(if windows == 0 { b"\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut *w, &window)?;
-                windows += 1;
-                points += window.data_points.len() as u64;
-                Ok(())
-            })?;
+            walk(
+                &mut |window| -> Result<()> {
+                    w.write_all(if windows == 0 { b"\n" } else { b",\n" })?;
+                    serde_json::to_writer(&mut *w, &window)?;
+                    windows += 1;
+                    points += window.data_points.len() as u64;
+                    Ok(())
+                },
+                &mut damaged,
+            )?;
             w.write_all(b"\n]}\n")?;
         }
         Format::Pulse => {
             // Go's MarshalIndent("", "  "): each window is indented twice.
             w.write_all(b"{\n  \"completed_windows\": [")?;
-            store.for_each_window(&filter, |window| -> Result<()> {
-                let Some(pulse) = PulseWindow::from_window(&window) else {
-                    skipped += 1;
-                    return Ok(());
-                };
-                indented.clear();
-                serde_json::to_writer_pretty(&mut indented, &pulse)?;
-                w.write_all(if windows == 0 { b"\n    " } else { b",\n    " })?;
-                for (i, line) in indented.split(|b| *b == b'\n').enumerate() {
-                    if i > 0 {
-                        w.write_all(b"\n    ")?;
+            walk(
+                &mut |window| -> Result<()> {
+                    let Some(pulse) = PulseWindow::from_window(&window) else {
+                        skipped += 1;
+                        return Ok(());
+                    };
+                    indented.clear();
+                    serde_json::to_writer_pretty(&mut indented, &pulse)?;
+                    w.write_all(if windows == 0 { b"\n    " } else { b",\n    " })?;
+                    for (i, line) in indented.split(|b| *b == b'\n').enumerate() {
+                        if i > 0 {
+                            w.write_all(b"\n    ")?;
+                        }
+                        w.write_all(line)?;
                     }
-                    w.write_all(line)?;
-                }
-                windows += 1;
-                points += window.data_points.len() as u64;
-                Ok(())
-            })?;
+                    windows += 1;
+                    points += window.data_points.len() as u64;
+                    Ok(())
+                },
+                &mut damaged,
+            )?;
             w.write_all(if windows == 0 {
                 b"]\n}\n"
             } else {
@@ -98,7 +124,16 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
     if skipped > 0 {
         eprintln!("left out {skipped} recording windows: Pulse files hold completed windows only");
     }
-    Ok(ExitCode::SUCCESS)
+    for e in &damaged {
+        eprintln!("skipped {}", incident_recorder::error_chain(e));
+    }
+    if !damaged.is_empty() {
+        eprintln!(
+            "skipped {} damaged windows; the others are exported",
+            damaged.len()
+        );
+    }
+    Ok(super::partial_if(!damaged.is_empty()))
 }
 
 /// Where an export goes: stdout, a special file of the user's (a FIFO,

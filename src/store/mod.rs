@@ -47,6 +47,7 @@
 mod read;
 mod replay;
 mod saved;
+mod schema;
 mod transfer;
 mod write;
 
@@ -160,7 +161,9 @@ impl Store {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "database is not in WAL mode; readers may block the writer");
         }
+        schema::check_history(&probe, &path, true)?;
         migrate(&mut probe)?;
+        schema::verify(&probe, &path, true)?;
         drop(probe);
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(flags)
@@ -221,6 +224,7 @@ impl Store {
                 supported,
             });
         }
+        schema::verify(&probe, &path, false)?;
         drop(probe);
         let manager = SqliteConnectionManager::file(&target)
             .with_flags(flags)
@@ -536,11 +540,18 @@ fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
-    embedded::migrations::runner()
-        .set_grouped(true)
-        .run(conn)
-        .map_err(|e| Error::Migration(Box::new(e)))?;
-    Ok(())
+    // refinery unwraps what it reads from its history table; a row edited
+    // by hand must give an error, never take the process down.
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        embedded::migrations::runner().set_grouped(true).run(conn)
+    }));
+    match ran {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Error::Migration(Box::new(e))),
+        Err(_) => Err(Error::Unavailable(
+            "the schema's migration history is damaged (the migration tool could not read it)",
+        )),
+    }
 }
 
 /// The schema version recorded in the file: `None` for an empty database.

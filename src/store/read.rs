@@ -77,13 +77,12 @@ impl Store {
     pub fn window(&self, id: &str) -> Result<Option<IncidentWindow>> {
         let conn = self.conn()?;
         let sql = [WINDOW_COLUMNS, " WHERE w.public_id = ?1"].concat();
-        let header = conn
-            .prepare_cached(&sql)?
-            .query_row([id], header_from_row)
-            .optional()?;
-        header
-            .map(|(row, w, summary_points)| complete(&conn, row, w, summary_points, true))
-            .transpose()
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([id])?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        read_window(&conn, row, true, self.path.as_deref()).map(Some)
     }
 
     /// Windows matching `filter`, most recent first: by start time descending,
@@ -92,11 +91,42 @@ impl Store {
     pub fn windows(&self, filter: &WindowFilter) -> Result<Vec<IncidentWindow>> {
         let conn = self.conn()?;
         let mut out = Vec::new();
-        each_window(&conn, filter, Order::NewestFirst, |w| {
-            out.push(w);
-            Ok::<_, crate::Error>(())
-        })?;
+        each_window(
+            &conn,
+            filter,
+            Order::NewestFirst,
+            self.path.as_deref(),
+            |w| {
+                out.push(w);
+                Ok::<_, crate::Error>(())
+            },
+            None,
+        )?;
         Ok(out)
+    }
+
+    /// [`Store::windows`], skipping windows that cannot be read back (a
+    /// damaged row, [`Error::DamagedWindow`](crate::Error::DamagedWindow)):
+    /// the readable ones, and the errors of the others.
+    pub fn readable_windows(
+        &self,
+        filter: &WindowFilter,
+    ) -> Result<(Vec<IncidentWindow>, Vec<crate::Error>)> {
+        let conn = self.conn()?;
+        let mut out = Vec::new();
+        let mut damaged = Vec::new();
+        each_window(
+            &conn,
+            filter,
+            Order::NewestFirst,
+            self.path.as_deref(),
+            |w| {
+                out.push(w);
+                Ok::<_, crate::Error>(())
+            },
+            Some(&mut |e| damaged.push(e)),
+        )?;
+        Ok((out, damaged))
     }
 
     /// What became of the request `id` made with [`Store::request_trigger`];
@@ -187,12 +217,15 @@ const OLDEST_FIRST: &str = " ORDER BY w.start_ms, w.id LIMIT ?4";
 
 /// Calls `f` with each window matching `filter`, in `order`, completing one
 /// window (triggers, summary, points if asked) before reading the next row,
-/// so only one window is in memory at a time.
+/// so only one window is in memory at a time. A window that cannot be read
+/// back goes to `damaged` if given (and the walk goes on), else stops it.
 pub(super) fn each_window<E: From<crate::Error>>(
     conn: &Connection,
     filter: &WindowFilter,
     order: Order,
+    path: Option<&std::path::Path>,
     mut f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
+    mut damaged: Option<&mut dyn FnMut(crate::Error)>,
 ) -> std::result::Result<(), E> {
     let tail = match order {
         Order::NewestFirst => NEWEST_FIRST,
@@ -213,10 +246,43 @@ pub(super) fn each_window<E: From<crate::Error>>(
         ])
         .map_err(crate::Error::from)?;
     while let Some(row) = rows.next().map_err(crate::Error::from)? {
-        let (id, w, summary_points) = header_from_row(row).map_err(crate::Error::from)?;
-        f(complete(conn, id, w, summary_points, filter.with_points)?)?;
+        match read_window(conn, row, filter.with_points, path) {
+            Ok(w) => f(w)?,
+            Err(e @ crate::Error::DamagedWindow { .. }) if damaged.is_some() => {
+                (damaged.as_mut().expect("checked"))(e)
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
+}
+
+/// The window of a `WINDOW_COLUMNS` row, completed; any failure to read it
+/// is an [`Error::DamagedWindow`](crate::Error::DamagedWindow) naming it.
+fn read_window(
+    conn: &Connection,
+    row: &Row<'_>,
+    with_points: bool,
+    path: Option<&std::path::Path>,
+) -> Result<IncidentWindow> {
+    let read = header_from_row(row)
+        .map_err(crate::Error::from)
+        .and_then(|(id, w, summary_points)| complete(conn, id, w, summary_points, with_points));
+    read.map_err(|e| {
+        // A database error that is not about this row is not this row's.
+        if matches!(&e, crate::Error::Pool(_)) {
+            return e;
+        }
+        let id = match row.get_ref(1) {
+            Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+            _ => format!("#{}", row.get::<_, i64>(0).unwrap_or(0)),
+        };
+        crate::Error::DamagedWindow {
+            path: path.map_or_else(|| "(in memory)".into(), |p| p.to_path_buf()),
+            id: crate::error::clip(&id),
+            detail: crate::error_chain(&e),
+        }
+    })
 }
 
 type Header = (i64, IncidentWindow, Option<i64>);

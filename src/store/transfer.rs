@@ -50,7 +50,28 @@ impl Store {
         let conn = self.conn()?;
         // A read transaction: every window comes from the same snapshot.
         let tx = conn.unchecked_transaction().map_err(Error::from)?;
-        each_window(&tx, filter, Order::OldestFirst, f)
+        each_window(&tx, filter, Order::OldestFirst, self.path(), f, None)
+    }
+
+    /// [`Store::for_each_window`], handing windows that cannot be read back
+    /// ([`Error::DamagedWindow`]) to `damaged` and going on with the rest:
+    /// what `export --skip-damaged` saves of a damaged database.
+    pub fn for_each_readable_window<E: From<Error>>(
+        &self,
+        filter: &WindowFilter,
+        f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
+        mut damaged: impl FnMut(Error),
+    ) -> std::result::Result<(), E> {
+        let conn = self.conn()?;
+        let tx = conn.unchecked_transaction().map_err(Error::from)?;
+        each_window(
+            &tx,
+            filter,
+            Order::OldestFirst,
+            self.path(),
+            f,
+            Some(&mut damaged),
+        )
     }
 
     /// Stores a window read from an export (this crate's, or Pulse's
