@@ -13,7 +13,7 @@
 
 mod real;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -25,22 +25,6 @@ use real::{Running, wait_for};
 
 const PRE: Duration = Duration::from_secs(4);
 const POST: Duration = Duration::from_secs(3);
-
-/// Our binary, copied into `dir` (the target directory may be shared with
-/// another branch's builds), checked to be this branch's.
-fn binary(dir: &Path) -> PathBuf {
-    let copy = dir.join("incident-recorder");
-    std::fs::copy(env!("CARGO_BIN_EXE_incident-recorder"), &copy).unwrap();
-    let help = Command::new(&copy)
-        .args(["watch", "--help"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&help.stdout).contains("--listen"),
-        "the binary under test has no --listen: replaced by a concurrent build of another branch? rerun"
-    );
-    copy
-}
 
 /// `watch` recording node_exporter at `node` and listening on `listen`.
 fn watch(dir: &Path, node: &str, listen: &str, extra: &[&str]) -> Running {
@@ -66,7 +50,7 @@ fn watch(dir: &Path, node: &str, listen: &str, extra: &[&str]) -> Running {
     .map(|s| s.to_string())
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut running = Running::start(&binary(dir), &args, dir.join("watch.log"));
+    let mut running = Running::start(&real::our_binary(), &args, dir.join("watch.log"));
     let health = format!("http://{listen}/healthz");
     wait_for(Duration::from_secs(20), "watch to answer /healthz", || {
         running.assert_running();

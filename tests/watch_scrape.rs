@@ -6,27 +6,13 @@
 
 mod real;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use std::time::Duration;
 
 use incident_recorder::{Store, WindowFilter, WindowStatus};
 use real::{FakeExporter, Reply, wait_for};
-
-fn binary(dir: &Path) -> PathBuf {
-    let copy = dir.join("incident-recorder");
-    std::fs::copy(env!("CARGO_BIN_EXE_incident-recorder"), &copy).unwrap();
-    let help = Command::new(&copy)
-        .args(["watch", "--help"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&help.stdout).contains("--scrape"),
-        "the binary under test has no --scrape: replaced by a concurrent build of another branch? rerun"
-    );
-    copy
-}
 
 fn run(bin: &Path, db: &Path, args: &[&str]) -> Output {
     Command::new(bin)
@@ -48,7 +34,7 @@ fn text(o: &Output) -> String {
 #[test]
 fn rules_must_name_a_metric_some_source_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = binary(dir.path());
+    let bin = real::our_binary();
     let db = dir.path().join("db");
     let exporter = FakeExporter::start(|_| {
         Reply::text("# TYPE app_queue_depth gauge\napp_queue_depth{queue=\"jobs\"} 3\n")
@@ -121,7 +107,7 @@ fn rules_must_name_a_metric_some_source_reports() {
 #[test]
 fn a_failing_target_is_logged_when_it_fails_and_when_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = binary(dir.path());
+    let bin = real::our_binary();
     let db = dir.path().join("db");
     // Fails its first 5 scrapes, then answers.
     let flaky = FakeExporter::start(|n| {
@@ -174,7 +160,7 @@ fn a_failing_target_is_logged_when_it_fails_and_when_it_is_back() {
 #[test]
 fn an_alertmanager_alert_stays_unresolved_across_a_restart_with_the_listener() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = binary(dir.path());
+    let bin = real::our_binary();
     let db = dir.path().join("db");
     let exporter = FakeExporter::start(|_| Reply::text("up 1\n"));
     let target = format!("node={}", exporter.url());

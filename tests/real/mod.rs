@@ -44,6 +44,23 @@ pub fn program(names: &[&str], package: &str) -> Option<PathBuf> {
     None
 }
 
+/// Our binary, checked once to have this branch's options. Used where
+/// cargo built it (a copy would be open for writing while another test
+/// forks, and its exec would then fail with "text file busy").
+pub fn our_binary() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_incident-recorder"));
+    CHECKED.get_or_init(|| {
+        let help = Command::new(&path).args(["watch", "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.contains("--scrape") && help.contains("--listen"),
+            "the binary under test has no --scrape/--listen: replaced by a build of another branch in a shared target directory? rerun"
+        );
+    });
+    path
+}
+
 /// A free loopback port (bound and released, so another program can take it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
