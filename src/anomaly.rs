@@ -144,9 +144,11 @@ impl Baseline {
         (sigma > 0.0 && sigma.is_finite()).then_some(Baseline { median, sigma })
     }
 
-    /// Signed robust score of `value`: positive above the median.
+    /// Signed robust score of `value`: positive above the median. Always
+    /// finite: a value far enough from a narrow baseline scores ±`f64::MAX`
+    /// rather than an infinity, which JSON (an export) could not carry.
     pub fn score(&self, value: f64) -> f64 {
-        (value - self.median) / self.sigma
+        ((value - self.median) / self.sigma).clamp(-f64::MAX, f64::MAX)
     }
 }
 

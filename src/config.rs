@@ -62,6 +62,13 @@ pub struct RecorderConfig {
     /// windows still get every sample up to their deadline. Default 0: one
     /// sample interval (a provider samples every resource at once).
     pub max_source_lag: Duration,
+    /// At most this many resources are held (each with its buffer): samples
+    /// and triggers of new resources past it are refused and counted, and a
+    /// provider's listing is cut to it, until others are dropped (a resource
+    /// no longer listed, or no longer sampled for the pre-incident window).
+    /// Bounds the recorder's memory: each resource holds at most
+    /// 2 × `max_data_points_per_window` samples. Default 100,000.
+    pub max_resources: usize,
 }
 
 impl RecorderConfig {
@@ -77,6 +84,8 @@ impl RecorderConfig {
     pub const DEFAULT_MAX_WINDOWS: usize = 100;
     /// The seed's retention.
     pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+    /// Default of [`RecorderConfig::max_resources`].
+    pub const DEFAULT_MAX_RESOURCES: usize = 100_000;
 
     /// A default config recording into the database file at `path`.
     pub fn with_db_path(path: impl Into<PathBuf>) -> RecorderConfig {
@@ -114,6 +123,9 @@ impl RecorderConfig {
         if self.max_windows == 0 {
             self.max_windows = Self::DEFAULT_MAX_WINDOWS;
         }
+        if self.max_resources == 0 {
+            self.max_resources = Self::DEFAULT_MAX_RESOURCES;
+        }
         self.anomaly = self.anomaly.normalized();
         self
     }
@@ -134,6 +146,7 @@ impl Default for RecorderConfig {
             max_windows_per_resource_per_day: 0,
             anomaly: AnomalyConfig::default(),
             max_source_lag: Duration::ZERO,
+            max_resources: Self::DEFAULT_MAX_RESOURCES,
         }
     }
 }

@@ -199,6 +199,40 @@ pub enum Error {
         more: usize,
     },
 
+    /// A sample with more values than a sample may carry.
+    #[error("sample for {resource:?} has {count} values, over the limit of {limit}")]
+    TooManyValues {
+        /// The resource (cut to 64 characters).
+        resource: String,
+        /// Values the sample had.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A new resource while the recorder holds as many as it may.
+    #[error(
+        "resource {resource:?} refused: the recorder already holds {limit} resources (RecorderConfig::max_resources); resources no longer sampled are dropped after the pre-incident window"
+    )]
+    TooManyResources {
+        /// The resource (cut to 64 characters).
+        resource: String,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A resource's display name or type the recorder refuses (too long,
+    /// control characters).
+    #[error("invalid resource {what} {text:?}: {reason}")]
+    InvalidLabel {
+        /// `name` or `type`.
+        what: &'static str,
+        /// The text (cut to 64 characters).
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// A trigger id the recorder refuses (too long, control characters).
     #[error("invalid trigger id {id:?}: {reason}")]
     InvalidTriggerId {
@@ -250,6 +284,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// An imported window whose id a different stored window has.
+    #[error("window {id:?} cannot be imported: {detail}")]
+    IdCollision {
+        /// The id (cut to 64 characters).
+        id: String,
+        /// What the stored window is.
+        detail: String,
+    },
+
+    /// Points that could not be written when the recorder stopped (the
+    /// database stayed locked, or the disk full): they are lost.
+    #[error("{points} points could not be written before the recorder stopped")]
+    Unwritten {
+        /// How many.
+        points: usize,
+        /// Why the last attempt failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// No window has this id.
     #[error("no incident window with id {0:?}")]
     WindowNotFound(String),
@@ -292,6 +346,29 @@ pub enum Error {
     /// The recorder is shutting down or its state was poisoned by a panic.
     #[error("recorder is unavailable: {0}")]
     Unavailable(&'static str),
+}
+
+impl Error {
+    /// True for a write that failed for want of disk space.
+    pub(crate) fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+
+    /// True for a write that found the database locked by another
+    /// connection past its wait.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.is_locked()
+    }
+
+    /// True when the database was locked by another program (a `sqlite3`
+    /// shell in a transaction, an import) for longer than the recorder
+    /// waits: the same call may succeed once it lets go.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Sqlite(e) if matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        ))
+    }
 }
 
 /// `Result` with this crate's [`Error`].

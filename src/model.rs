@@ -589,15 +589,28 @@ impl<K: Into<Cow<'static, str>>, const N: usize> From<[(K, f64); N]> for Metrics
     }
 }
 
+impl Metrics {
+    /// From pairs whose names are already distinct (a map's keys): no
+    /// search for duplicates, so a sample of many metrics costs linear time.
+    fn from_distinct(pairs: impl ExactSizeIterator<Item = (String, f64)>) -> Metrics {
+        let mut m = Metrics::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            m.lengths |= 1u64 << (name.len() % 64);
+            m.entries.push((Cow::Owned(name), value));
+        }
+        m
+    }
+}
+
 impl From<std::collections::HashMap<String, f64>> for Metrics {
     fn from(map: std::collections::HashMap<String, f64>) -> Metrics {
-        map.into_iter().collect()
+        Metrics::from_distinct(map.into_iter())
     }
 }
 
 impl From<BTreeMap<String, f64>> for Metrics {
     fn from(map: BTreeMap<String, f64>) -> Metrics {
-        map.into_iter().collect()
+        Metrics::from_distinct(map.into_iter())
     }
 }
 

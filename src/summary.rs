@@ -103,13 +103,21 @@ pub fn metric_stats(values: &[f64]) -> Option<MetricStats> {
         low = low.min(v);
         sum += v;
     }
+    let n = values.len() as f64;
+    // Values near f64::MAX (the recorder refuses beyond 1e300, an import may
+    // not) overflow the plain sum: then the mean is summed pre-divided.
+    let average = if sum.is_finite() {
+        sum / n
+    } else {
+        values.iter().map(|v| v / n).sum()
+    };
     let mut sorted = values.to_vec();
     sorted.sort_unstable_by(f64::total_cmp);
     Some(MetricStats {
         samples: values.len() as u64,
         peak,
         low,
-        average: sum / values.len() as f64,
+        average,
         change: last - first,
         p50: percentile(&sorted, 0.50),
         p95: percentile(&sorted, 0.95),

@@ -57,7 +57,7 @@ fn pulse_file(path: &Path, windows: usize) -> u64 {
             "resource_id": format!("cluster1-node{:02}-{}", i % 8 + 1, 100 + i),
             "trigger_type": "alert",
             "start_time": "2026-11-24T09:55:00Z",
-            "end_time": "2026-11-24T10:41:35Z",
+            "end_time": "2026-11-24T10:41:36Z",
             "status": "truncated",
             "data_points": points,
         });

@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 use common::bin::*;
 use serde_json::Value;
 
+/// The database's random tag, which its window ids carry.
+fn db_tag(db: &Path) -> String {
+    let tag: String = common::sql(db)
+        .query_row("SELECT tag FROM store_info", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        tag.len() == 8 && tag.chars().all(|c| c.is_ascii_hexdigit()),
+        "{tag}"
+    );
+    tag
+}
+
 fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
@@ -163,13 +175,23 @@ fn ingesting_the_fixture_gives_exact_windows_and_summaries() {
     );
 
     let list = json(&db, &["list", "--json"]);
-    assert_eq!(ids(&list), ["iw-20261124100110-2", "iw-20261124100030-1"]);
+    // iw-<trigger time>-<the database's random tag>-<row id>
+    let found = ids(&list);
+    let tag = db_tag(&db);
+    assert_eq!(
+        found,
+        [
+            format!("iw-20261124100110-{tag}-2"),
+            format!("iw-20261124100030-{tag}-1")
+        ]
+    );
+    let (vm102, vm101) = (found[0].as_str(), found[1].as_str());
 
     // vm-101: alert at +30 s, resolved at +60 s: the window is held while
     // the alert fires and records --post (60 s) after it clears, so its
     // deadline is +120 s. 30 s of buffer (+5..+30) and samples until the
     // deadline; the sample at +125 s closes it at the deadline.
-    let w = json(&db, &["show", "iw-20261124100030-1", "--json"]);
+    let w = json(&db, &["show", vm101, "--json"]);
     assert_eq!(w["resource_name"], "web");
     assert_eq!(w["resource_type"], "vm");
     assert_eq!(w["status"], "complete");
@@ -193,7 +215,7 @@ fn ingesting_the_fixture_gives_exact_windows_and_summaries() {
 
     // vm-102: manual trigger at +70 s (the line has no ts: the latest time),
     // buffer +50, +60, +70, then +80, +90, +100 and the stop at +100 s.
-    let w = json(&db, &["show", "iw-20261124100110-2", "--json"]);
+    let w = json(&db, &["show", vm102, "--json"]);
     assert_eq!(w["start_time"], "2026-11-24T10:00:50.000Z");
     assert_eq!(w["end_time"], "2026-11-24T10:01:40.000Z");
     let s = &w["summary"];
@@ -213,14 +235,16 @@ fn ingesting_the_fixture_gives_exact_windows_and_summaries() {
     let ctx = ok(&db, &["context", "--resource", "vm-102"]);
     assert!(ctx.contains("- load1: 1.00"), "{ctx}");
     assert!(
-        ctx.contains("Window: iw-20261124100110-2 (complete)"),
+        ctx.contains(&format!("Window: {vm102} (complete)")),
         "{ctx}"
     );
 
-    // A replay into a fresh database is identical, field for field.
+    // A replay into a fresh database is identical, field for field (but for
+    // each database's random tag in the window ids).
     let again = dir.path().join("again.db");
     ingest_fixture(&again);
-    assert_eq!(ok(&db, &["export"]), ok(&again, &["export"]));
+    let untagged = |db: &Path| ok(db, &["export"]).replace(&db_tag(db), "TAG");
+    assert_eq!(untagged(&db), untagged(&again));
 
     // And into the same one adds nothing (the README's example).
     let once = ok(&db, &["export"]);
@@ -438,9 +462,10 @@ fn prune_and_stats_report_what_they_see() {
     let out = ok(&db, &["prune", "--max-windows", "1"]);
     // The limit keeps the window that ended last (vm-101's, held by its alert).
     assert!(out.starts_with("deleted 1 windows (6 points)"), "{out}");
+    let vm101 = format!("iw-20261124100030-{}-1", db_tag(&db));
     assert_eq!(
         ids(&json(&db, &["list", "--json"])),
-        ["iw-20261124100030-1"]
+        std::slice::from_ref(&vm101)
     );
     let list = ok(
         &db,
@@ -453,7 +478,7 @@ fn prune_and_stats_report_what_they_see() {
         ],
     );
     assert!(
-        list.contains("iw-20261124100030-1  vm-101    alert cpu-high"),
+        list.contains(&format!("{vm101}  vm-101    alert cpu-high")),
         "{list}"
     );
 }
@@ -463,8 +488,8 @@ fn read_commands_never_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
     ingest_fixture(&db);
+    let id = &format!("iw-20261124100030-{}-1", db_tag(&db));
     let before = std::fs::read(&db).unwrap();
-    let id = "iw-20261124100030-1";
     for args in [
         vec!["list"],
         vec!["show", id],

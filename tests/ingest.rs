@@ -181,7 +181,7 @@ fn a_trigger_acts_at_its_own_time_even_when_other_lines_are_later() {
     ingest_ok(&db2, &opts, &grouped);
     let a = dump(&db);
     let b = dump(&db2);
-    assert_eq!(a, b, "{}", diff(&a, &b));
+    assert!(a == b, "{}", diff(&a, &b));
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn replaying_a_file_adds_nothing_and_says_what_it_skipped() {
     let once = dump(&db);
     let out = ingest_ok(&db, &OPTS, &lines);
     let twice = dump(&db);
-    assert_eq!(once, twice, "{}", diff(&once, &twice));
+    assert!(once == twice, "{}", diff(&once, &twice));
     assert!(out.contains(": 0 samples ("), "{out}");
     assert!(out.contains("2 already recorded)"), "{out}");
     let report: Value = serde_json::from_str(&ingest_ok(
@@ -295,7 +295,7 @@ fn an_ingest_killed_part_way_and_run_again_gives_the_same_database() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("2 resumed"), "{}", stdout(&o));
     let (a, b) = (dump(&whole), dump(&db));
-    assert_eq!(a, b, "{}", diff(&a, &b));
+    assert!(a == b, "{}", diff(&a, &b));
 }
 
 #[test]
@@ -327,7 +327,7 @@ fn a_file_split_anywhere_gives_the_same_windows_as_one_ingest() {
             from = cut;
         }
         let got = dump(&db);
-        assert_eq!(expected, got, "cuts {cuts:?}: {}", diff(&expected, &got));
+        assert!(expected == got, "cuts {cuts:?}: {}", diff(&expected, &got));
     }
 }
 

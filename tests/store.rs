@@ -453,8 +453,13 @@ fn an_in_memory_recorder_needs_no_file_and_shares_its_database_between_readers()
 #[test]
 fn a_generated_id_never_collides_with_an_imported_one() {
     let rig = Rig::file(small_config());
-    // The id the recorder would give its next window (row 2, opened at t0).
-    let taken = incident_recorder::WindowId::new("iw-20261124100000-2");
+    // The id the recorder would give its next window (row 2, opened at t0,
+    // with this database's tag): a copy of this database's export, say.
+    let tag: String = rig
+        .sql()
+        .query_row("SELECT tag FROM store_info", [], |r| r.get(0))
+        .unwrap();
+    let taken = incident_recorder::WindowId::new(format!("iw-20261124100000-{tag}-2"));
     let imported = incident_recorder::IncidentWindow {
         id: taken.clone(),
         resource_id: "elsewhere".into(),
@@ -474,9 +479,50 @@ fn a_generated_id_never_collides_with_an_imported_one() {
     assert!(rig.recorder.store().import_window(&imported).unwrap());
     let own = rig.start("a", Trigger::manual());
     assert_ne!(own, taken);
-    assert_eq!(own.as_str(), "iw-20261124100000-2-2");
+    assert_eq!(own.as_str(), format!("{taken}-2"));
     assert!(rig.recorder.window(&taken).unwrap().is_some());
     assert!(rig.recorder.window(&own).unwrap().is_some());
+}
+
+#[test]
+fn windows_of_two_databases_never_share_an_id_and_a_colliding_import_is_refused() {
+    // Both first windows open in the same second: row 1 in each database.
+    let (a, b) = (Rig::file(small_config()), Rig::file(small_config()));
+    let wa = a.start("host", Trigger::manual());
+    let wb = b.start("host", Trigger::manual());
+    assert_ne!(wa, wb, "each database's ids carry its own random tag");
+    a.recorder.stop_recording(&wa).unwrap();
+    b.recorder.stop_recording(&wb).unwrap();
+    let mut from_a = Vec::new();
+    a.recorder
+        .store()
+        .for_each_window(
+            &WindowFilter {
+                with_points: true,
+                ..Default::default()
+            },
+            |w| {
+                from_a.push(w);
+                Ok::<_, Error>(())
+            },
+        )
+        .unwrap();
+    // Merging: the other database's window goes in beside its own.
+    assert!(b.recorder.store().import_window(&from_a[0]).unwrap());
+    assert!(
+        !b.recorder.store().import_window(&from_a[0]).unwrap(),
+        "the same again: skipped"
+    );
+    assert_eq!(b.recorder.recent_windows(0).unwrap().len(), 2);
+    // Another window under an id already taken is refused, not skipped.
+    let mut other = from_a[0].clone();
+    other.resource_id = "someone-else".into();
+    let err = b.recorder.store().import_window(&other).unwrap_err();
+    assert!(matches!(err, Error::IdCollision { .. }), "{err}");
+    assert!(
+        err.to_string().contains("another window under that id"),
+        "{err}"
+    );
 }
 
 /// Windows recording at the same time share one range of point ids (each tick

@@ -84,13 +84,13 @@ pub fn run(db: &Path, a: DemoArgs) -> Result<ExitCode> {
                 (clock.now().as_unix_ms() - start.as_unix_ms()) as u64,
             ));
             match (rules::apply(&recorder, &event)?, &event) {
-                (Applied::Opened(id), RuleEvent::Fired { resource, rule }) => {
+                (Applied::Opened(id), RuleEvent::Fired { resource, rule, .. }) => {
                     writeln!(out, "  +{at:<7} {rule} fired on {resource}: window {id}")?;
                     if *resource == victim {
                         incident.get_or_insert(id);
                     }
                 }
-                (Applied::Resolved(true), RuleEvent::Resolved { resource, rule }) => {
+                (Applied::Resolved(true), RuleEvent::Resolved { resource, rule, .. }) => {
                     writeln!(out, "  +{at:<7} {rule} cleared on {resource}")?;
                 }
                 _ => {}

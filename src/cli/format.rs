@@ -57,6 +57,30 @@ pub fn duration_ms(ms: i64) -> String {
     incident_recorder::context::format_duration_ms(ms)
 }
 
+/// [`terminal_safe`] for text of several lines: line breaks and tabs are
+/// kept, every other control character is shown escaped.
+pub fn terminal_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Writes `text` to `out` through [`terminal_text`]: how every text
+/// rendering of stored data reaches the terminal.
+pub fn write_text(out: &mut impl std::io::Write, text: &str) -> std::io::Result<()> {
+    out.write_all(terminal_text(text).as_bytes())
+}
+
 /// `text` with every control character (escape sequences, carriage returns,
 /// bells...) shown as `\u{..}` instead: stored data is printed through this,
 /// so nothing a monitor sent can drive the user's terminal.

@@ -73,7 +73,11 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
             points,
         ]);
     }
-    t.write(&mut out)?;
+    // Stored text (a resource's name, a trigger id) reaches the terminal
+    // only through `write_text`: no escape sequence from the database runs.
+    let mut text = Vec::new();
+    t.write(&mut text)?;
+    format::write_text(&mut out, &String::from_utf8_lossy(&text))?;
     Ok(code)
 }
 
@@ -103,7 +107,12 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
         super::print_json(&w)?;
     } else {
         let running = store.recorder_running()?;
-        render_window(&w, running, &mut std::io::stdout().lock())?;
+        let mut text = Vec::new();
+        render_window(&w, running, &mut text)?;
+        format::write_text(
+            &mut std::io::stdout().lock(),
+            &String::from_utf8_lossy(&text),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -305,18 +314,14 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
             .ok_or_else(|| Failure::msg(format!("no incident window for resource {resource:?}")))?,
         (None, None) => unreachable!("clap requires an id or --resource"),
     };
-    let mut out = std::io::stdout().lock();
-    write!(
-        out,
-        "{}",
-        incident_recorder::context::format_window(&window)
-    )?;
+    let mut text = incident_recorder::context::format_window(&window);
     if window.status == WindowStatus::Recording {
-        writeln!(out, "\n### Still recording")?;
+        text.push_str("\n### Still recording\n");
         for line in still_open(&window, store.recorder_running()?) {
-            writeln!(out, "- {line}")?;
+            text.push_str(&format!("- {line}\n"));
         }
     }
+    format::write_text(&mut std::io::stdout().lock(), &text)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,8 +21,10 @@ pub struct Input {
 }
 
 impl Input {
-    /// Prints a line on stderr without garbling the progress bar.
+    /// Prints a line on stderr without garbling the progress bar (and
+    /// without control characters: it may quote the input).
     pub fn note(progress: Option<&ProgressBar>, line: &str) {
+        let line = super::format::terminal_safe(line);
         match progress {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),

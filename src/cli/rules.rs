@@ -145,17 +145,29 @@ pub fn default_rules() -> Vec<Rule> {
 /// A rule changing state on a resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleEvent {
-    /// The rule's condition has held long enough: open (or extend) a window.
-    Fired { resource: String, rule: String },
-    /// The condition no longer holds: resolve the rule's alert.
-    Resolved { resource: String, rule: String },
+    /// The rule's condition has held long enough: open (or extend) a
+    /// window, at the time of the sample that showed it.
+    Fired {
+        resource: String,
+        rule: String,
+        at: Timestamp,
+    },
+    /// The condition no longer holds: resolve the rule's alert, at the time
+    /// of the sample that showed it.
+    Resolved {
+        resource: String,
+        rule: String,
+        at: Timestamp,
+    },
 }
 
 impl fmt::Display for RuleEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RuleEvent::Fired { resource, rule } => write!(f, "rule {rule} firing on {resource}"),
-            RuleEvent::Resolved { resource, rule } => {
+            RuleEvent::Fired { resource, rule, .. } => {
+                write!(f, "rule {rule} firing on {resource}")
+            }
+            RuleEvent::Resolved { resource, rule, .. } => {
                 write!(f, "rule {rule} clearing on {resource}")
             }
         }
@@ -200,9 +212,17 @@ impl RuleEngine {
             let event = |fired: bool| {
                 let (resource, rule) = (resource.to_owned(), rule.id());
                 if fired {
-                    RuleEvent::Fired { resource, rule }
+                    RuleEvent::Fired {
+                        resource,
+                        rule,
+                        at: now,
+                    }
                 } else {
-                    RuleEvent::Resolved { resource, rule }
+                    RuleEvent::Resolved {
+                        resource,
+                        rule,
+                        at: now,
+                    }
                 }
             };
             if !rule.op.holds(value, rule.threshold) {
@@ -307,11 +327,11 @@ pub enum Applied {
 /// or resolves that alert.
 pub fn apply(recorder: &IncidentRecorder, event: &RuleEvent) -> incident_recorder::Result<Applied> {
     match event {
-        RuleEvent::Fired { resource, rule } => recorder
-            .start_recording(resource.as_str(), Trigger::alert(rule.clone()))
+        RuleEvent::Fired { resource, rule, at } => recorder
+            .start_recording_at(resource.as_str(), Trigger::alert(rule.clone()), *at)
             .map(Applied::Opened),
-        RuleEvent::Resolved { resource, rule } => recorder
-            .resolve_trigger(resource, rule)
+        RuleEvent::Resolved { resource, rule, at } => recorder
+            .resolve_trigger_at(resource, rule, Some(*at))
             .map(Applied::Resolved),
     }
 }
@@ -378,17 +398,19 @@ mod tests {
         Metrics::new().with("cpu", v)
     }
 
-    fn fired() -> RuleEvent {
+    fn fired(s: i64) -> RuleEvent {
         RuleEvent::Fired {
             resource: "h".into(),
             rule: "cpu>90 for 10s".into(),
+            at: at(s),
         }
     }
 
-    fn resolved() -> RuleEvent {
+    fn resolved(s: i64) -> RuleEvent {
         RuleEvent::Resolved {
             resource: "h".into(),
             rule: "cpu>90 for 10s".into(),
+            at: at(s),
         }
     }
 
@@ -397,14 +419,14 @@ mod tests {
         let mut e = RuleEngine::new(vec![rule("cpu>90 for 10s")]);
         assert_eq!(e.observe("h", &cpu(95.0), at(0)), vec![]);
         assert_eq!(e.observe("h", &cpu(96.0), at(5)), vec![]);
-        assert_eq!(e.observe("h", &cpu(97.0), at(10)), vec![fired()]);
+        assert_eq!(e.observe("h", &cpu(97.0), at(10)), vec![fired(10)]);
         assert_eq!(e.observe("h", &cpu(99.0), at(15)), vec![]);
         // A sample without the metric changes nothing.
         assert_eq!(
             e.observe("h", &Metrics::new().with("mem", 1.0), at(20)),
             vec![]
         );
-        assert_eq!(e.observe("h", &cpu(50.0), at(25)), vec![resolved()]);
+        assert_eq!(e.observe("h", &cpu(50.0), at(25)), vec![resolved(25)]);
         assert_eq!(e.observe("h", &cpu(40.0), at(30)), vec![]);
     }
 
@@ -415,13 +437,13 @@ mod tests {
         e.observe("h", &cpu(80.0), at(5));
         assert_eq!(e.observe("h", &cpu(95.0), at(10)), vec![]);
         assert_eq!(e.observe("h", &cpu(95.0), at(15)), vec![]);
-        assert_eq!(e.observe("h", &cpu(95.0), at(20)), vec![fired()]);
+        assert_eq!(e.observe("h", &cpu(95.0), at(20)), vec![fired(20)]);
     }
 
     #[test]
     fn the_first_clear_sample_resolves_leftovers_and_resources_are_separate() {
         let mut e = RuleEngine::new(vec![rule("cpu>90 for 10s")]);
-        assert_eq!(e.observe("h", &cpu(10.0), at(0)), vec![resolved()]);
+        assert_eq!(e.observe("h", &cpu(10.0), at(0)), vec![resolved(0)]);
         assert_eq!(e.observe("h", &cpu(10.0), at(5)), vec![]);
         let mut zero = RuleEngine::new(vec![rule("cpu>90")]);
         let events = zero.observe("other", &cpu(91.0), at(0));
@@ -429,7 +451,8 @@ mod tests {
             events,
             vec![RuleEvent::Fired {
                 resource: "other".into(),
-                rule: "cpu>90".into()
+                rule: "cpu>90".into(),
+                at: at(0),
             }]
         );
         assert_eq!(zero.observe("h", &cpu(91.0), at(0)).len(), 1);

@@ -59,9 +59,9 @@ pub struct ScrapeArgs {
     /// resource. New values are recorded from the tick after they appear.
     #[arg(long, value_name = "LABEL", requires = "targets")]
     pub scrape_resource_label: Option<String>,
-    /// At most N series per target (the first ones it serves); the rest are
-    /// dropped with a warning.
-    #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_SERIES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..), requires = "targets")]
+    /// At most N series per target (the first ones it serves; at most 4086);
+    /// the rest are dropped with a warning.
+    #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_SERIES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..=ScrapeOptions::MAX_SERIES_PER_TARGET as i64), requires = "targets")]
     pub scrape_max_series: u32,
     /// Do not sample this host: record only the --scrape targets
     /// (--trigger-now then opens its window on the first target).
@@ -249,6 +249,10 @@ mod tests {
         let ids: Vec<&str> = cli.scrape.targets.iter().map(|t| t.resource_id()).collect();
         assert_eq!(ids, ["a", "h:2"]);
         assert_eq!(cli.scrape.scrape_max_series, 2000);
+        let err = Cli::try_parse_from(["x", "--scrape", "h:1", "--scrape-max-series", "5000"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1..=4086"), "{err}");
         let err = Cli::try_parse_from(["x", "--scrape", "https://h:1/"])
             .unwrap_err()
             .to_string();

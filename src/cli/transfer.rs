@@ -314,7 +314,9 @@ impl Importer<'_> {
                 self.counts.points += window.data_points.len() as u64;
             }
             Ok(false) => self.counts.already_present += 1,
-            Err(e @ Error::InvalidWindow { .. }) => self.reject(index, &e.to_string()),
+            Err(e @ (Error::InvalidWindow { .. } | Error::IdCollision { .. })) => {
+                self.reject(index, &e.to_string())
+            }
             Err(e) => {
                 self.fatal = Some(
                     Err::<(), _>(e)

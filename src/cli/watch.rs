@@ -121,12 +121,15 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     }
     recorder.start()?;
     let deadline = a.run_for.map(|d| started + d);
+    // Rule events that found the database locked by another program, to
+    // apply again (at their own time) once it lets go.
+    let mut waiting: Vec<RuleEvent> = Vec::new();
     loop {
         let wait = deadline.map_or(REFRESH, |d| {
             d.saturating_duration_since(Instant::now()).min(REFRESH)
         });
         match rx.recv_timeout(wait) {
-            Ok(Event::Rule(e)) => rule_event(&recorder, &live, &e)?,
+            Ok(Event::Rule(e)) => waiting.push(e),
             Ok(Event::Signal) => {
                 live.clear();
                 live.say("stopping: finishing the tick in flight and saving pending samples")?;
@@ -135,6 +138,13 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        let mut still = Vec::new();
+        for e in waiting.drain(..) {
+            if let Some(e) = rule_event(&recorder, &live, e)? {
+                still.push(e);
+            }
+        }
+        waiting = still;
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -179,20 +189,28 @@ fn resolve_orphan_alerts(
 }
 
 /// Opens or resolves the rule's alert and says so.
-fn rule_event(recorder: &IncidentRecorder, live: &Live<'_>, e: &RuleEvent) -> Result<()> {
-    match (rules::apply(recorder, e), e) {
+/// Opens or resolves the rule's alert and says so; gives the event back if
+/// the database is locked by another program, to try again.
+fn rule_event(
+    recorder: &IncidentRecorder,
+    live: &Live<'_>,
+    e: RuleEvent,
+) -> Result<Option<RuleEvent>> {
+    match (rules::apply(recorder, &e), &e) {
         (Ok(Applied::Opened(id)), RuleEvent::Fired { rule, .. }) => {
-            live.say(&format!("rule {rule} fired: recording into {id}"))
+            live.say(&format!("rule {rule} fired: recording into {id}"))?
         }
         (Ok(Applied::Resolved(true)), RuleEvent::Resolved { rule, .. }) => {
-            live.say(&format!("rule {rule} cleared"))
+            live.say(&format!("rule {rule} cleared"))?
         }
-        (Ok(_), _) => Ok(()),
+        (Ok(_), _) => {}
+        (Err(err), _) if err.is_locked() => return Ok(Some(e)),
         (Err(err), _) => live.say(&format!(
             "could not act on {e}: {}",
             incident_recorder::error_chain(&err)
-        )),
+        ))?,
     }
+    Ok(None)
 }
 
 /// Sends [`Event::Signal`] on SIGINT, SIGTERM or SIGHUP; a second signal

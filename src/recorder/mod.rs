@@ -160,6 +160,8 @@ struct State {
     /// The recorder's time, ms: the newest its clock has shown. Never goes
     /// back.
     time_ms: i64,
+    /// Commits that failed since the last that succeeded.
+    failing: u64,
     /// Newest recorded point time of resources not in `resources` (from
     /// the database at open, or kept when a resource's state was dropped);
     /// moved into a resource's state when it is seen.
@@ -212,6 +214,9 @@ pub struct RecorderStats {
     pub conflicts: u64,
     /// Windows closed (any status).
     pub windows_closed: u64,
+    /// Samples, listings and triggers of new resources refused because the
+    /// recorder already held `max_resources` resources.
+    pub resources_refused: u64,
     /// Provider calls that returned an error.
     pub provider_errors: u64,
     /// Provider calls that panicked.
@@ -354,6 +359,12 @@ impl IncidentRecorder {
         let lock = store.lock_for_recording()?;
         let mut writer = store.writer()?;
         writer.set_anomaly_config(config.anomaly.clone());
+        // A tick waits at most a quarter of an interval for the write lock:
+        // what it cannot write then waits in memory for the next commit.
+        writer.set_busy_timeout((config.sample_interval / 4).clamp(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_secs(1),
+        ))?;
         let rules = Lifecycle::new(&config);
         let inner = Inner {
             config,
@@ -374,6 +385,7 @@ impl IncidentRecorder {
                 detections: Vec::new(),
                 listing: tick::ListingMemo::default(),
                 time_ms: i64::MIN,
+                failing: 0,
                 recorded_until: HashMap::default(),
             }),
             _lock: lock,
@@ -454,8 +466,30 @@ impl IncidentRecorder {
         }
         let mut state = self.inner.state();
         let now = self.inner.time(&mut state);
-        self.inner
-            .flush(&mut state, Timestamp::from_unix_ms(now), false)?;
+        // What waits in memory gets a last chance: a lock held by another
+        // program, or a full disk, may let go within a few seconds.
+        let give_up = std::time::Instant::now() + STOP_WAIT;
+        loop {
+            match self
+                .inner
+                .flush(&mut state, Timestamp::from_unix_ms(now), false)
+            {
+                Ok(()) => break,
+                Err(e)
+                    if (e.is_busy() || e.is_disk_full()) && std::time::Instant::now() < give_up =>
+                {
+                    drop(state);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    state = self.inner.state();
+                }
+                Err(e) => {
+                    return Err(Error::Unwritten {
+                        points: state.pending.len(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
         self.inner.save_state(&mut state)
     }
 
@@ -476,7 +510,7 @@ impl IncidentRecorder {
         metadata: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Result<()> {
         let resource = resource.into();
-        validate_resource_id(resource.id)?;
+        validate::resource(&resource)?;
         let mut state = self.inner.state();
         let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
         validate::timestamp(timestamp, now)?;
@@ -504,7 +538,7 @@ impl IncidentRecorder {
         let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
         let mut dropped = Vec::new();
         for (i, s) in samples.into_iter().enumerate() {
-            let outcome = validate_resource_id(s.resource.id)
+            let outcome = validate::resource(&s.resource)
                 .and_then(|()| validate::timestamp(s.timestamp, now))
                 .and_then(|()| validate::metadata(s.metadata))
                 .and_then(|meta| {
@@ -580,7 +614,7 @@ impl IncidentRecorder {
         at: Option<Timestamp>,
     ) -> Result<TriggerOutcome> {
         let resource = resource.into();
-        validate_resource_id(resource.id)?;
+        validate::resource(&resource)?;
         validate::trigger(&trigger)?;
         let mut state = self.inner.state();
         let now = self.inner.time(&mut state);
@@ -827,6 +861,9 @@ impl Drop for IncidentRecorder {
     }
 }
 
+/// How long `stop()` keeps trying to write what waits in memory.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock is a bug, but losing the recorder over it
     // would lose the incident; the state stays usable (see State's invariants).
@@ -844,6 +881,13 @@ impl Inner {
         state.time_ms
     }
 
+    /// Most rows a buffer holds: twice the point limit of a window (a window
+    /// never takes more than its limit of the newest ones), however dense the
+    /// samples come.
+    fn max_rows(&self) -> usize {
+        2 * self.config.max_data_points_per_window
+    }
+
     /// Rows a full buffer holds in the steady state: one per interval over the
     /// pre-incident window and the allowed lag. Rings are sized to exactly
     /// this and grow a row at a time past it (a late tick can leave one more
@@ -857,7 +901,7 @@ impl Inner {
     /// The state of a resource not seen yet: its recorded history, if any,
     /// is moved out of `recorded_until`.
     fn new_resource(&self, recorded_until: &mut RecordedUntil, id: &str) -> Box<ResourceState> {
-        let mut r = ResourceState::new(self.expected_rows());
+        let mut r = ResourceState::new(self.expected_rows(), self.max_rows());
         r.recorded_until = recorded_until.remove(id);
         r
     }
@@ -925,9 +969,13 @@ impl Inner {
             let cutoff = self.rules.buffer_cutoff(now);
             let expected = self.expected_rows();
             for b in saved.buffers {
-                let Some(buffer) =
-                    RingBuffer::restore(&b.samples, &mut state.names, expected, cutoff)
-                else {
+                let Some(buffer) = RingBuffer::restore(
+                    &b.samples,
+                    &mut state.names,
+                    expected,
+                    self.max_rows(),
+                    cutoff,
+                ) else {
                     tracing::warn!(resource = %clip(&b.resource), "saved buffer unreadable; starting it empty");
                     continue;
                 };
@@ -963,15 +1011,11 @@ impl Inner {
             ..
         } = state;
         let buffers = resources
-            .iter()
+            .iter_mut()
             .filter(|(_, r)| !r.buffer.is_empty())
             .map(|(id, r)| {
-                (
-                    &**id,
-                    r.name.as_deref(),
-                    r.kind.as_deref(),
-                    r.buffer.save(names),
-                )
+                let samples = r.buffer.save(names);
+                (&**id, r.name.as_deref(), r.kind.as_deref(), samples)
             });
         writer.save_state(Timestamp::now().as_unix_ms(), now, buffers)
     }
@@ -993,6 +1037,7 @@ impl Inner {
             closings,
             stats,
             resources,
+            failing,
             ..
         } = state;
         match writer.commit(names, pending, closings, trim) {
@@ -1003,6 +1048,14 @@ impl Inner {
                         "deleted windows past retention or the window limit"
                     );
                 }
+                if *failing > 0 {
+                    tracing::info!(
+                        points = pending.len(),
+                        failed = *failing,
+                        "commit succeeded again; the waiting points are written"
+                    );
+                }
+                *failing = 0;
                 stats.points_written += pending.len() as u64;
                 stats.windows_closed += closings.len() as u64;
                 stats.last_error = None;
@@ -1021,7 +1074,12 @@ impl Inner {
             Err(e) => {
                 stats.write_errors += 1;
                 stats.last_error = Some(crate::error_chain(&e));
-                tracing::warn!(error = %crate::error_chain(&e), pending = pending.len(), "commit failed; keeping points for the next attempt");
+                *failing += 1;
+                // Once per streak and then at powers of two: a database held
+                // by another program fails every tick until it is let go.
+                if failing.is_power_of_two() {
+                    tracing::warn!(error = %crate::error_chain(&e), pending = pending.len(), failed = *failing, "commit failed; the points wait in memory for the next commit");
+                }
                 Err(e)
             }
         }
@@ -1061,11 +1119,23 @@ impl Inner {
         // already interned and validated, and one string comparison replaces
         // a hash lookup and a validation.
         let layout = known.as_deref().map_or(&[][..], |r| r.buffer.layout());
+        if metrics.len() > validate::MAX_VALUES_PER_SAMPLE {
+            return Err(Error::TooManyValues {
+                resource: clip(resource.id),
+                count: metrics.len(),
+                limit: validate::MAX_VALUES_PER_SAMPLE,
+            });
+        }
         for (i, (name, value)) in metrics.iter().enumerate() {
             let key = match layout.get(i) {
                 _ if !value.is_finite() => Err("not a finite number"),
+                _ if value.abs() > validate::MAX_ABS_VALUE => {
+                    Err("too large (|value| over 1e300: its summary could overflow)")
+                }
                 Some(&k) if names.is(k, name) => Ok(k),
-                _ if validate::metric_name(name) => Ok(names.intern(name)),
+                _ if validate::metric_name(name) => names
+                    .intern(name)
+                    .ok_or("a new metric name over the 100000 distinct names a recorder holds"),
                 _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
             };
             match key {
@@ -1091,6 +1161,13 @@ impl Inner {
             return Ok(Taken::Empty);
         }
         if known.is_none() {
+            if resources.len() >= self.config.max_resources {
+                stats.resources_refused += 1;
+                return Err(Error::TooManyResources {
+                    resource: clip(resource.id),
+                    limit: self.config.max_resources,
+                });
+            }
             let mut fresh = self.new_resource(recorded_until, resource.id);
             fresh.seen_tick = listed_at.unwrap_or(0);
             resources.insert(resource.id.into(), fresh);
@@ -1165,7 +1242,7 @@ impl Inner {
             return Ok(Taken::New);
         }
         if newest == Some(ts) && r.buffer.newest_ts() == Some(ts) {
-            let mut held: Vec<(MetricKey, f64)> = r.buffer.newest_values().collect();
+            let mut held = r.buffer.newest_values();
             let mut given = state.scratch.clone();
             held.sort_by_key(|&(k, _)| k);
             given.sort_by_key(|&(k, _)| k);
@@ -1250,6 +1327,15 @@ impl Inner {
             });
         }
         let now = Timestamp::from_unix_ms(self.time(state));
+        if !state.resources.contains_key(resource.id)
+            && state.resources.len() >= self.config.max_resources
+        {
+            state.stats.resources_refused += 1;
+            return Err(Error::TooManyResources {
+                resource: clip(resource.id),
+                limit: self.config.max_resources,
+            });
+        }
         let fresh = (!state.resources.contains_key(resource.id))
             .then(|| self.new_resource(&mut state.recorded_until, resource.id));
         let r = match fresh {
@@ -1411,9 +1497,9 @@ impl Inner {
 type RecordedUntil = HashMap<Box<str>, i64, foldhash::fast::RandomState>;
 
 impl ResourceState {
-    fn new(expected_rows: usize) -> Box<ResourceState> {
+    fn new(expected_rows: usize, max_rows: usize) -> Box<ResourceState> {
         Box::new(ResourceState {
-            buffer: RingBuffer::new(expected_rows),
+            buffer: RingBuffer::new(expected_rows, max_rows),
             last_ts: None,
             recorded_until: None,
             window: None,

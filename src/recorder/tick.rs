@@ -246,9 +246,13 @@ impl Inner {
         let State {
             resources,
             recorded_until,
+            stats,
             ..
         } = state;
         let mut clean = true;
+        let mut refused = 0u64;
+        let mut held = resources.len();
+        let max = self.config.max_resources;
         ids.retain(|id| {
             let r = match resources.get_mut(id.as_str()) {
                 Some(r) => r,
@@ -258,7 +262,13 @@ impl Inner {
                     clean = false;
                     return false;
                 }
+                None if held >= max => {
+                    refused += 1;
+                    clean = false;
+                    return false;
+                }
                 None => {
+                    held += 1;
                     let fresh = self.new_resource(recorded_until, id);
                     resources.entry(id.as_str().into()).or_insert(fresh)
                 }
@@ -268,6 +278,16 @@ impl Inner {
             clean &= first;
             first
         });
+        if refused > 0 {
+            if stats.resources_refused == 0 {
+                tracing::warn!(
+                    refused,
+                    limit = self.config.max_resources,
+                    "the provider lists more resources than the recorder holds; the others are not sampled"
+                );
+            }
+            stats.resources_refused += refused;
+        }
         let listed = ids.len();
         ids.extend(
             state

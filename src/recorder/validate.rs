@@ -34,6 +34,14 @@ pub(crate) fn validate_resource_id(id: &str) -> Result<()> {
     })
 }
 
+/// Most values one sample may carry.
+pub(crate) const MAX_VALUES_PER_SAMPLE: usize = 4096;
+
+/// Largest accepted magnitude of a value. Beyond it, a window's sum or
+/// change could overflow to infinity, which JSON cannot carry (an export
+/// would not import back).
+pub(crate) const MAX_ABS_VALUE: f64 = 1e300;
+
 /// Longest accepted trigger id, in bytes.
 pub(crate) const MAX_TRIGGER_ID_BYTES: usize = 1024;
 
@@ -52,6 +60,31 @@ pub(crate) fn trigger(t: &crate::model::Trigger) -> Result<()> {
         id: clip(id),
         reason,
     })
+}
+
+/// Longest accepted resource name or type, in bytes.
+pub(crate) const MAX_LABEL_BYTES: usize = 256;
+
+/// Checks a resource's id, and its display name and type if given (at most
+/// 256 bytes, no control characters: they are printed by `list` and `show`).
+pub(crate) fn resource(r: &crate::model::Resource<'_>) -> Result<()> {
+    validate_resource_id(r.id)?;
+    for (what, text) in [("name", r.name), ("type", r.kind)] {
+        let Some(text) = text else { continue };
+        let reason = if text.len() > MAX_LABEL_BYTES {
+            "it is longer than 256 bytes"
+        } else if text.chars().any(char::is_control) {
+            "it contains a control character"
+        } else {
+            continue;
+        };
+        return Err(Error::InvalidLabel {
+            what,
+            text: clip(text),
+            reason,
+        });
+    }
+    Ok(())
 }
 
 /// True for a usable metric name (same rules as resource ids, 256 bytes).

@@ -87,6 +87,35 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// many ticks.
 const WAL_AUTOCHECKPOINT: i64 = 10_000;
 
+/// Free bytes for an unprivileged writer on the file system holding `path`
+/// (its directory), if known.
+fn free_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: a valid NUL-terminated path and a buffer for the result.
+        if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: statvfs succeeded, so it filled the buffer.
+        let st = unsafe { st.assume_init() };
+        // The field types differ between platforms (u64 on Linux).
+        #[allow(clippy::unnecessary_cast)]
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 type Conn = PooledConnection<SqliteConnectionManager>;
 
 /// A handle on an incident database: queries, statistics and maintenance.
@@ -303,7 +332,7 @@ impl Store {
         if self.read_only {
             return Err(Error::Unavailable("the store was opened read-only"));
         }
-        Writer::new(self.conn()?)
+        Writer::new(self.conn()?, self.path.as_deref())
     }
 
     /// Takes the advisory lock that makes a recorder the only writer of

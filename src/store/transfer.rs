@@ -77,7 +77,9 @@ impl Store {
     /// Stores a window read from an export (this crate's, or Pulse's
     /// `incident_windows.json` once converted), with its triggers and points,
     /// and computes its summary from those points. Returns `false`, changing
-    /// nothing, if a window with the same public id is already stored.
+    /// nothing, if this window (same id, resource, trigger type, start,
+    /// trigger time and point count) is already stored; a different window
+    /// under the same id is refused with [`Error::IdCollision`].
     ///
     /// What is kept as given: the public id, resource (id, name, type),
     /// trigger, start and end times, triggers (fired and resolved times) and
@@ -95,13 +97,35 @@ impl Store {
         let plan = ImportPlan::check(w)?;
         let mut writer = self.writer()?;
         writer.transaction(|tx, metric_ids, scratch| {
-            let exists = tx
-                .prepare_cached("SELECT 1 FROM windows WHERE public_id = ?1")?
-                .query_row([w.id.as_str()], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if exists {
-                return Ok(false);
+            // Keyed on the public id: the same window again is skipped, but
+            // another window under that id is refused, never dropped quietly.
+            let existing: Option<(String, String, i64, i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT r.external_id, w.trigger_type, w.start_ms, w.opened_ms,
+                            coalesce(w.summary_points, 0)
+                     FROM windows w JOIN resources r ON r.id = w.resource_id
+                     WHERE w.public_id = ?1",
+                )?
+                .query_row([w.id.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()?;
+            if let Some((resource, kind, start, opened, points)) = existing {
+                let same = resource == w.resource_id
+                    && kind == w.trigger_type.as_str()
+                    && start == w.start_time.as_unix_ms()
+                    && opened == plan.opened_ms
+                    && points == w.data_points.len() as i64;
+                if same {
+                    return Ok(false);
+                }
+                return Err(Error::IdCollision {
+                    id: clip(w.id.as_str()),
+                    detail: format!(
+                        "this database has another window under that id ({resource}, {kind}, {points} points, starting {})",
+                        Timestamp::from_unix_ms(start)
+                    ),
+                });
             }
             let resource = upsert_resource(
                 tx,
@@ -214,7 +238,95 @@ impl ImportPlan {
                 "its id must be 1 to 1024 bytes without control characters".into(),
             ));
         }
-        validate::validate_resource_id(&w.resource_id).map_err(|e| invalid(e.to_string()))?;
+        validate::resource(&Resource {
+            id: &w.resource_id,
+            name: w.resource_name.as_deref(),
+            kind: w.resource_type.as_deref(),
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        let triggers = std::iter::once(Trigger::new(w.trigger_type, w.trigger_id.clone())).chain(
+            w.triggers
+                .iter()
+                .map(|t| Trigger::new(t.trigger_type, t.trigger_id.clone())),
+        );
+        for t in triggers {
+            validate::trigger(&t).map_err(|e| invalid(e.to_string()))?;
+        }
+        let summary = w.summary.as_ref();
+        let notes = summary.into_iter().flat_map(|s| {
+            s.anomalies
+                .iter()
+                .chain(s.anomaly_points.iter().map(|a| &a.description))
+        });
+        for note in notes {
+            if note.len() > 1024 || note.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "anomaly note {:?} must be at most 1024 bytes without control characters",
+                    clip(note)
+                )));
+            }
+        }
+        for a in summary.iter().flat_map(|s| &s.anomaly_points) {
+            if !(a.value.is_finite() && a.score.is_finite() && validate::metric_name(&a.metric)) {
+                return Err(invalid(format!(
+                    "anomaly at {} has an invalid metric, value or score",
+                    a.timestamp
+                )));
+            }
+        }
+        // The window must be what a recorder makes: points in time order
+        // within its start and end, a deadline not before its start, and
+        // every trigger resolved after it fired.
+        let order = w
+            .data_points
+            .windows(2)
+            .position(|p| p[1].timestamp < p[0].timestamp);
+        if let Some(i) = order {
+            return Err(invalid(format!(
+                "its points are not in time order ({} after {})",
+                w.data_points[i + 1].timestamp,
+                w.data_points[i].timestamp
+            )));
+        }
+        let (first, last) = (
+            w.data_points.first().map(|p| p.timestamp),
+            w.data_points.last().map(|p| p.timestamp),
+        );
+        if let Some(first) = first.filter(|f| *f < w.start_time) {
+            return Err(invalid(format!(
+                "its point at {first} is before its start {}",
+                w.start_time
+            )));
+        }
+        if let Some(end) = w.end_time {
+            if end < w.start_time {
+                return Err(invalid(format!(
+                    "it ends ({end}) before it starts ({})",
+                    w.start_time
+                )));
+            }
+            if let Some(last) = last.filter(|l| *l > end) {
+                return Err(invalid(format!(
+                    "its point at {last} is after its end {end}"
+                )));
+            }
+        }
+        if let Some(d) = w.deadline.filter(|d| *d < w.start_time) {
+            return Err(invalid(format!(
+                "its deadline {d} is before its start {}",
+                w.start_time
+            )));
+        }
+        if let Some(t) = w
+            .triggers
+            .iter()
+            .find(|t| t.resolved_at.is_some_and(|r| r < t.fired_at))
+        {
+            return Err(invalid(format!(
+                "a trigger fired at {} is resolved before that",
+                t.fired_at
+            )));
+        }
         let times = [Some(w.start_time), w.end_time, w.deadline]
             .into_iter()
             .flatten()
@@ -241,14 +353,17 @@ impl ImportPlan {
                         clip(name)
                     )));
                 }
-                if !value.is_finite() {
+                if !value.is_finite() || value.abs() > validate::MAX_ABS_VALUE {
                     return Err(invalid(format!(
-                        "point at {}: metric {:?} is not a finite number",
+                        "point at {}: metric {:?} is not a finite number of at most 1e300",
                         p.timestamp,
                         clip(name)
                     )));
                 }
-                keys.push((names.intern(name), value));
+                let key = names.intern(name).ok_or_else(|| {
+                    invalid("more distinct metric names than a recorder holds".into())
+                })?;
+                keys.push((key, value));
             }
             let metadata: Option<Arc<str>> = validate::metadata(p.metadata.as_ref())
                 .map_err(|e| invalid(format!("point at {}: {e}", p.timestamp)))?;

@@ -180,20 +180,78 @@ pub(crate) struct Writer {
     pub(super) points: HashMap<i64, Vec<i64>>,
     /// Windows read back to recognise replayed samples (see `replay.rs`).
     pub(super) replay: super::replay::ReplayCache,
+    /// This database's random tag (`store_info`), in every new window id.
+    tag: String,
+    /// The database file (`None` in memory), whose file system's free space
+    /// bounds the WAL (see [`Writer::bound_wal`]).
+    path: Option<std::path::PathBuf>,
+    /// Commits since the WAL bound was last set.
+    commits: u32,
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Conn) -> Result<Writer> {
+    pub(crate) fn new(conn: Conn, path: Option<&std::path::Path>) -> Result<Writer> {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        Ok(Writer {
+        let tag: String =
+            conn.query_row("SELECT tag FROM store_info WHERE id = 1", [], |r| r.get(0))?;
+        let mut writer = Writer {
+            tag,
+            path: path.map(std::path::Path::to_path_buf),
+            commits: 0,
             conn,
             metric_ids: Vec::new(),
             scratch: Vec::new(),
             anomaly: AnomalyConfig::default(),
             points: HashMap::new(),
             replay: Default::default(),
-        })
+        };
+        writer.bound_wal()?;
+        Ok(writer)
+    }
+
+    /// How long a write waits for another connection's lock (an `import`, a
+    /// `sqlite3` shell in a transaction) before giving up: short for the
+    /// recorder, whose ticks must keep their schedule; what could not be
+    /// written stays queued and goes with the next commit.
+    pub(crate) fn set_busy_timeout(&mut self, d: std::time::Duration) -> Result<()> {
+        Ok(self.conn.busy_timeout(d)?)
+    }
+
+    /// Bounds the WAL in bytes by the free space of the database's file
+    /// system: checkpoints every [`super::WAL_AUTOCHECKPOINT`] pages at most,
+    /// fewer when an eighth of the free space is less (at least 64 pages),
+    /// and the WAL truncated to that size after each checkpoint. On a
+    /// nearly full disk the WAL then stays within the last megabytes instead
+    /// of growing to 40 MB first. Set at open and every 256 commits.
+    fn bound_wal(&mut self) -> Result<()> {
+        self.commits = 0;
+        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let free = self.path.as_deref().and_then(super::free_bytes);
+        let pages = free.map_or(super::WAL_AUTOCHECKPOINT, |free| {
+            (free as i64 / 8 / page).clamp(64, super::WAL_AUTOCHECKPOINT)
+        });
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        self.conn
+            .pragma_update(None, "journal_size_limit", pages * page)?;
+        Ok(())
+    }
+
+    /// After a commit failed for want of space: checkpoints and truncates the
+    /// WAL (its pages go into the database file, where deleted windows left
+    /// room), so the next commit has the space the WAL held.
+    fn relieve_full_disk(&mut self) {
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        match done {
+            Ok(0) => tracing::info!("checkpointed and truncated the WAL after a full disk"),
+            Ok(_) => tracing::debug!("WAL checkpoint after a full disk could not finish (readers)"),
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint after a full disk failed"),
+        }
+        let _ = self.bound_wal();
     }
 
     /// Sets how closing windows score anomalies.
@@ -244,7 +302,11 @@ impl Writer {
             .iter()
             .map(|c| self.points.get(&c.window).cloned())
             .collect();
-        let new_ids = self.transaction(|tx, metric_ids, scratch| {
+        self.commits += 1;
+        if self.commits >= 256 {
+            self.bound_wal()?;
+        }
+        let committed = self.transaction(|tx, metric_ids, scratch| {
             let new_ids = insert_points(tx, names, metric_ids, scratch, batch, None)?;
             for (c, known) in closings.iter().zip(known) {
                 let ids = known.map(|mut ids| {
@@ -254,7 +316,13 @@ impl Writer {
                 close_window(tx, c, ids, Some(&anomaly))?;
             }
             Ok(new_ids)
-        })?;
+        });
+        if let Err(e) = &committed
+            && e.is_disk_full()
+        {
+            self.relieve_full_disk();
+        }
+        let new_ids = committed?;
         // Committed: only now do the lists take the new ids.
         for (id, p) in new_ids.zip(&batch.points) {
             if let Some(ids) = self.points.get_mut(&p.window) {
@@ -287,6 +355,7 @@ impl Writer {
         w: &NewWindow<'_>,
         pre: &PointBatch,
     ) -> Result<Opened> {
+        let tag = self.tag.clone();
         let (opened, ids) = self.transaction(|tx, metric_ids, scratch| {
             let resource_id = upsert_resource(tx, w.resource)?;
             if w.daily_limit > 0 {
@@ -317,7 +386,7 @@ impl Writer {
                 [],
                 |r| r.get(0),
             )?;
-            let public_id = free_public_id(tx, w.fired_ms, row)?;
+            let public_id = free_public_id(tx, w.fired_ms, &tag, row)?;
             tx.prepare_cached(
                 "INSERT INTO windows (id, public_id, resource_id, trigger_type, trigger_id,
                                       start_ms, deadline_ms, status, opened_ms, first_point_id)
@@ -506,8 +575,8 @@ impl Writer {
 
 /// [`new_public_id`], or, in the unlikely case that an imported window
 /// already has that id, the same with `-2`, `-3`... appended.
-fn free_public_id(tx: &Connection, fired_ms: i64, row: i64) -> Result<WindowId> {
-    let base = new_public_id(fired_ms, row);
+fn free_public_id(tx: &Connection, fired_ms: i64, tag: &str, row: i64) -> Result<WindowId> {
+    let base = new_public_id(fired_ms, tag, row);
     let mut exists = tx.prepare_cached("SELECT 1 FROM windows WHERE public_id = ?1")?;
     let mut candidate = base.clone();
     for n in 2.. {
@@ -527,12 +596,14 @@ pub(super) fn next_point_id(tx: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// `iw-<UTC yyyymmddhhmmss of the trigger>-<row id>`: unique among generated
-/// ids because the row id is, readable because of the time.
-fn new_public_id(fired_ms: i64, row: i64) -> WindowId {
+/// `iw-<UTC yyyymmddhhmmss of the trigger>-<database tag>-<row id>`:
+/// unique among the database's generated ids because the row id is, across
+/// databases because of the random tag (`migrations/V6`), and readable
+/// because of the time.
+fn new_public_id(fired_ms: i64, tag: &str, row: i64) -> WindowId {
     let t = Timestamp::from_unix_ms(fired_ms).to_datetime();
     WindowId::new(format!(
-        "iw-{:04}{:02}{:02}{:02}{:02}{:02}-{row}",
+        "iw-{:04}{:02}{:02}{:02}{:02}{:02}-{tag}-{row}",
         t.year(),
         t.month() as u8,
         t.day(),
@@ -1007,6 +1078,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<i64> {
         crate::recorder::validate_resource_id(resource)?;
+        crate::recorder::validate::trigger(trigger)?;
         let conn = self.conn()?;
         conn.prepare_cached(
             "INSERT INTO trigger_requests (resource, trigger_type, trigger_id, requested_ms)
@@ -1048,7 +1120,7 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let mut writer = store.writer().unwrap();
         let mut names = MetricNames::default();
-        let cpu = names.intern("cpu");
+        let cpu = names.intern("cpu").unwrap();
         let trigger = Trigger::manual();
         let mut open = |resource| {
             let new = NewWindow {

@@ -320,6 +320,11 @@ pub fn dump(db: &Path) -> Vec<String> {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
+        // Window ids carry their database's random tag: dumps of two
+        // databases with the same history are compared without it.
+        for line in &mut found {
+            *line = untagged(line);
+        }
         found.sort();
         out.extend(found);
     };
@@ -387,4 +392,30 @@ pub fn diff(a: &[String], b: &[String]) -> String {
         b.len(),
         only(b, a).join("\n")
     )
+}
+
+/// `text` with the database tag of every generated window id
+/// (`iw-<14 digits>-<8 hex digits>-<n>`) replaced by `TAG`.
+pub fn untagged(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        let tagged = b.len() >= i + 27
+            && &b[i..i + 3] == b"iw-"
+            && b[i + 3..i + 17].iter().all(u8::is_ascii_digit)
+            && b[i + 17] == b'-'
+            && b[i + 18..i + 26].iter().all(|c| c.is_ascii_hexdigit())
+            && b[i + 26] == b'-';
+        if tagged {
+            out.push_str(&text[i..i + 18]);
+            out.push_str("TAG");
+            i += 26;
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
 }

@@ -207,7 +207,8 @@ pub struct ScrapeOptions {
     pub series_match: Option<String>,
     /// At most this many series per target (the first ones in the text);
     /// the rest are dropped with a warning. Default 2,000: all of
-    /// node_exporter on a large host.
+    /// node_exporter on a large host; at most
+    /// [`MAX_SERIES_PER_TARGET`](Self::MAX_SERIES_PER_TARGET).
     pub max_series_per_target: usize,
     /// Longest one scrape may take, from connecting to the last byte.
     /// Keep it below the recorder's `provider_timeout`, so a slow target
@@ -224,6 +225,9 @@ pub struct ScrapeOptions {
 impl ScrapeOptions {
     /// The default series cap per target.
     pub const DEFAULT_MAX_SERIES_PER_TARGET: usize = 2_000;
+    /// The largest series cap: a sample carries at most 4,096 values (the
+    /// recorder refuses more), and up to 10 are the derived host metrics.
+    pub const MAX_SERIES_PER_TARGET: usize = 4_096 - 10;
     /// The default scrape timeout.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
     /// The default body limit.
@@ -255,6 +259,10 @@ mod tests {
         assert_eq!(
             MAX_METRIC_NAME_BYTES,
             crate::recorder::validate::MAX_METRIC_NAME_BYTES
+        );
+        assert_eq!(
+            ScrapeOptions::MAX_SERIES_PER_TARGET,
+            crate::recorder::validate::MAX_VALUES_PER_SAMPLE - crate::provider::host::METRICS.len()
         );
         assert_eq!(
             MAX_RESOURCE_ID_BYTES,

@@ -156,6 +156,12 @@ impl ScrapeProvider {
             })?),
             None => None,
         };
+        if options.max_series_per_target > ScrapeOptions::MAX_SERIES_PER_TARGET {
+            return bad(format!(
+                "at most {} series per target (a sample carries at most 4,096 values); narrow the series with a match pattern",
+                ScrapeOptions::MAX_SERIES_PER_TARGET
+            ));
+        }
         if options.max_series_per_target == 0
             || options.timeout.is_zero()
             || options.max_body_bytes == 0
