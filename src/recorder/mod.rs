@@ -885,7 +885,7 @@ impl Inner {
     /// never takes more than its limit of the newest ones), however dense the
     /// samples come.
     fn max_rows(&self) -> usize {
-        2 * self.config.max_data_points_per_window
+        self.config.max_data_points_per_window.saturating_mul(2)
     }
 
     /// Rows a full buffer holds in the steady state: one per interval over the
