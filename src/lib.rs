@@ -64,8 +64,10 @@
 //! # Modules
 //!
 //! Data flows one way: [`MetricsProvider`] → recorder (buffers, windows) →
-//! [`Store`] (SQLite) → queries, [`context`] digests and the CLI. Only the
-//! store knows SQL; the schema is in `migrations/` and `docs/schema.md`.
+//! [`Store`] (SQLite) → queries, [`context`] digests, the CLI and the
+//! [`fleet`] push to PostgreSQL. Only the store knows SQLite's SQL (the
+//! schema is in `migrations/` and `docs/schema.md`); only [`fleet`] knows
+//! PostgreSQL's.
 
 #![deny(missing_docs)]
 
@@ -76,6 +78,7 @@ mod config;
 pub mod context;
 mod error;
 pub mod files;
+pub mod fleet;
 pub mod listen;
 mod model;
 pub mod provider;
@@ -96,7 +99,7 @@ pub use recorder::{
     IncidentRecorder, PushReport, RecorderStats, Recovery, RejectedValue, Sample, TriggerAction,
     TriggerOutcome,
 };
-pub use store::{PruneReport, Store, StoreStats, TriggerRequestStatus, WindowFilter};
+pub use store::{PruneReport, PushState, Store, StoreStats, TriggerRequestStatus, WindowFilter};
 
 /// The README's examples run as doctests, so they stay true.
 #[cfg(doctest)]

@@ -18,7 +18,7 @@ use super::rules::Rule;
     after_help = "Start with `incident-recorder watch` (records this machine) or \
 `incident-recorder demo` (a simulated incident), then `list`, `show ID` and `context ID`.\n\
 Exit codes: 0 success, 1 error, 2 invalid command line, 3 finished but some input lines or \
-windows were rejected (ingest, import)."
+windows were rejected (ingest, import, push)."
 )]
 pub struct Cli {
     /// The incident database.
@@ -63,6 +63,8 @@ pub enum Command {
     Stats(JsonFlag),
     /// Record a simulated fleet with one CPU incident, then show it.
     Demo(DemoArgs),
+    /// Push closed windows not yet pushed to a central PostgreSQL (the fleet's history).
+    Push(PushArgs),
 }
 
 /// `--json`, for commands that print a result.
@@ -147,6 +149,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "N", default_value_t = 24)]
     pub max_per_day: u32,
     #[command(flatten)]
+    pub push: PushOptions,
+    #[command(flatten)]
     pub scrape: super::scrape::ScrapeArgs,
     #[command(flatten)]
     pub listen: super::listen::ListenArgs,
@@ -173,6 +177,8 @@ pub struct IngestArgs {
     /// number and skipped (reading stays bounded).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(64..))]
     pub max_line_bytes: u32,
+    #[command(flatten)]
+    pub push: PushOptions,
     #[command(flatten)]
     pub output: JsonFlag,
 }
@@ -321,6 +327,32 @@ pub struct DemoArgs {
     /// How many simulated resources.
     #[arg(long, value_name = "N", default_value_t = 36, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub resources: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The central database: postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE[?sslmode=...].
+    /// Keep the password in PGPASSWORD or ~/.pgpass rather than here (others can see
+    /// command lines); it is never printed.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// The name this database's windows are pushed under (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+/// Continuous push to a central PostgreSQL, for the commands that record.
+#[derive(Debug, Args)]
+pub struct PushOptions {
+    /// Also push each closed window to this central PostgreSQL (as `push --to`), a few
+    /// seconds after it closes, from a background thread: sampling never waits for it.
+    #[arg(long, value_name = "URL")]
+    pub push_to: Option<String>,
+    /// The node name for --push-to (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "push_to")]
+    pub push_node: Option<String>,
 }
 
 fn parse_trigger_type(s: &str) -> Result<TriggerType, String> {

@@ -329,10 +329,12 @@ pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
     let store = super::open_read_only(db)?;
     let stats = store.stats()?;
     let running = store.recorder_running()?;
+    let push = store.push_state()?;
     if a.json {
         let mut value = serde_json::to_value(&stats)?;
         value["database"] = db.display().to_string().into();
         value["recorder_running"] = running.into();
+        value["push"] = serde_json::to_value(&push)?;
         super::print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -368,6 +370,13 @@ pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
         writeln!(out, "oldest     {}", format::time(oldest))?;
         writeln!(out, "newest     {}", format::time(newest))?;
     }
+    if push.enabled {
+        writeln!(
+            out,
+            "push       {} waiting, {} pushed, {} refused, {} dropped unpushed",
+            push.backlog, push.pushed, push.refused, push.dropped_unpushed
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -378,6 +387,7 @@ pub fn prune(db: &Path, a: PruneArgs) -> Result<ExitCode> {
         super::print_json(&serde_json::json!({
             "deleted_windows": report.windows,
             "deleted_points": report.points,
+            "deleted_unpushed": report.unpushed,
         }))?;
     } else {
         writeln!(

@@ -88,6 +88,9 @@ struct Report {
     rejected_lines: u64,
     /// Values dropped from accepted samples (each reported on stderr).
     rejected_values: u64,
+    /// What `--push-to` pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<incident_recorder::fleet::PusherStatus>,
 }
 
 struct Ingest<'a> {
@@ -106,6 +109,7 @@ struct Ingest<'a> {
 }
 
 pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
+    let push_target = super::push::target(&a.push)?;
     let input = super::input::open(a.input.as_deref())?;
     if input.name == "-" && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!("reading JSON lines from standard input (Ctrl-D ends)");
@@ -144,6 +148,7 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
     config.max_source_lag = a.max_lag;
     let recorder = IncidentRecorder::open_with_clock(config, Arc::new(clock.clone()))?;
     let recovery = recorder.recovery();
+    let pusher = super::push::start(db, push_target)?;
     let mut ingest = Ingest {
         recorder: &recorder,
         clock,
@@ -179,6 +184,7 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
     }
     let mut report = ingest.summarize()?;
     report.lines = lines.number;
+    report.push = pusher.map(|p| p.finish(super::push::FINISH_WITHIN));
     if a.output.json {
         super::print_json(&report)?;
     } else {
@@ -505,6 +511,9 @@ fn print_report(r: &Report, db: &Path) -> Result<()> {
             "rejected: {} lines, {} values (see stderr)",
             r.rejected_lines, r.rejected_values
         )?;
+    }
+    if let Some(p) = &r.push {
+        writeln!(out, "{}", super::push::describe(p))?;
     }
     Ok(())
 }

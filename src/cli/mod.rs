@@ -18,6 +18,7 @@
 //! | `history` | `list`, `show`, `context`, `stats`, `prune` |
 //! | `transfer`, `pulse` | `export` / `import`; Pulse's file shape |
 //! | `demo`, `fleet` | the simulated incident; its simulated fleet |
+//! | `push` | `push`, and `--push-to` for `watch` and `ingest` (the library's `fleet`) |
 //! | `table`, `sparkline`, `format` | text output |
 //! | `input` | files or stdin, with a progress bar for files |
 //! | `duration`, `error` | human durations; the error type |
@@ -40,6 +41,7 @@ mod input;
 mod listen;
 mod live;
 mod pulse;
+mod push;
 mod rules;
 mod scrape;
 mod sparkline;
@@ -94,11 +96,14 @@ pub fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             let mut message = e.chain();
-            // SQLite's own messages do not say which file they are about.
+            // SQLite's own messages do not say which file they are about,
+            // nor does a window missing from it.
             let about_the_file = matches!(
                 e.downcast_ref::<incident_recorder::Error>(),
                 Some(
-                    incident_recorder::Error::Corrupt { .. } | incident_recorder::Error::Sqlite(_)
+                    incident_recorder::Error::Corrupt { .. }
+                        | incident_recorder::Error::Sqlite(_)
+                        | incident_recorder::Error::WindowNotFound(_)
                 )
             );
             let shown = db.display().to_string();
@@ -245,6 +250,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(a) => history::prune(db, a),
         Command::Stats(a) => history::stats(db, a),
         Command::Demo(a) => demo::run(db, a),
+        Command::Push(a) => push::run(db, a),
     }
 }
 

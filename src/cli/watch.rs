@@ -60,6 +60,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     } else {
         a.rules
     };
+    let push_target = super::push::target(&a.push)?;
     let mut config = a.window.config(db, Some(a.sampling.interval));
     config.hold_while_alert_active = true;
     config.max_windows_per_resource_per_day = a.max_per_day as usize;
@@ -68,6 +69,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     let sources = super::scrape::sources(&a.scrape, &config)?;
     let (rules, warnings) = super::scrape::check_rules(rules, &sources)?;
     let recorder = Arc::new(IncidentRecorder::open(config)?);
+    let pusher = super::push::start(db, push_target)?;
     let resource = sources.first.clone();
     let (tx, rx) = mpsc::channel::<Event>();
     let provider = RuleProvider::new(
@@ -152,6 +154,11 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     }
     drop(listener); // no new triggers while the recorder stops
     recorder.stop()?;
+    if let Some(p) = pusher {
+        live.say(&super::push::describe(
+            &p.finish(super::push::FINISH_WITHIN),
+        ))?;
+    }
     live.finish(started.elapsed())?;
     Ok(ExitCode::SUCCESS)
 }

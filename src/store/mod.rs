@@ -1,4 +1,4 @@
-//! The SQLite store: the only module that knows SQL.
+//! The SQLite store: the only module that knows SQLite's SQL (PostgreSQL's is in `fleet`).
 //!
 //! # Design
 //!
@@ -44,6 +44,7 @@
 //! Trimming deletes a window's rows table by table rather than through the
 //! cascades (see `write::trim`).
 
+mod push;
 mod read;
 mod replay;
 mod saved;
@@ -62,6 +63,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub(crate) use push::PushDetails;
+pub use push::PushState;
 pub use read::{StoreStats, TriggerRequestStatus, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use write::PruneReport;

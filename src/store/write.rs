@@ -959,6 +959,10 @@ pub struct PruneReport {
     pub windows: usize,
     /// Data points deleted with them.
     pub points: usize,
+    /// Of the windows deleted, those never pushed to the fleet's central
+    /// database: over the bound of unpushed windows trimming spares (see
+    /// `store::push::spare_unpushed`).
+    pub unpushed: usize,
 }
 
 /// Deletes the closed windows `trim` selects, with everything recorded under
@@ -1003,7 +1007,12 @@ fn trim_windows(tx: &Connection, trim: Trim) -> Result<PruneReport> {
         )?
         .query_map(params![trim.cutoff_ms, max], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut report = PruneReport::default();
+    // Fleet push: windows not yet pushed are spared, up to the window limit.
+    let (ids, unpushed) = super::push::spare_unpushed(tx, ids, trim.max_windows)?;
+    let mut report = PruneReport {
+        unpushed,
+        ..PruneReport::default()
+    };
     for id in ids {
         report.points += delete_window(tx, id)?;
         report.windows += 1;
@@ -1039,6 +1048,7 @@ fn delete_window(tx: &Connection, id: i64) -> Result<usize> {
         .execute([id])?;
     for sql in [
         "DELETE FROM window_points WHERE window_id = ?1",
+        "DELETE FROM window_pushes WHERE window_id = ?1",
         "DELETE FROM window_anomalies WHERE window_id = ?1",
         "DELETE FROM window_metric_stats WHERE window_id = ?1",
         "DELETE FROM window_triggers WHERE window_id = ?1",
@@ -1101,10 +1111,11 @@ mod tests {
     use super::*;
 
     /// The tables `delete_window` deletes from.
-    const WINDOW_TABLES: [&str; 7] = [
+    const WINDOW_TABLES: [&str; 8] = [
         "point_values",
         "data_points",
         "window_points",
+        "window_pushes",
         "window_metric_stats",
         "window_anomalies",
         "window_triggers",
