@@ -423,3 +423,18 @@ fn monitored_list(ids: &[String], more: usize) -> String {
 pub(crate) fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
+
+/// An error and its causes on one line: `cannot open database x: permission denied`.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
+}

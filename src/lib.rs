@@ -81,15 +81,17 @@ pub mod files;
 pub mod fleet;
 pub mod listen;
 mod model;
+mod names;
 pub mod provider;
 mod recorder;
 mod store;
 pub mod summary;
+mod validate;
 
 pub use anomaly::AnomalyConfig;
 pub use clock::{Clock, InputClock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
-pub use error::{Error, ProviderError, Result};
+pub use error::{Error, ProviderError, Result, error_chain};
 pub use model::{
     DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
     Trigger, TriggerType, WindowAnomaly, WindowId, WindowStatus, WindowTrigger,
@@ -105,18 +107,3 @@ pub use store::{PruneReport, PushState, Store, StoreStats, TriggerRequestStatus,
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-/// An error and its causes on one line: `cannot open database x: permission denied`.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = e.source();
-    }
-    out
-}

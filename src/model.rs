@@ -528,7 +528,7 @@ impl Metrics {
             && let Some(entry) = self
                 .entries
                 .iter_mut()
-                .find(|(n, _)| crate::buffer::same_bytes(n.as_bytes(), name.as_bytes()))
+                .find(|(n, _)| crate::names::same_bytes(n.as_bytes(), name.as_bytes()))
         {
             entry.1 = value;
             return;

@@ -104,7 +104,7 @@ impl HostProvider {
         let name = System::host_name()
             .ok()
             .map(|n| n.trim().to_owned())
-            .filter(|n| crate::recorder::validate_resource_id(n).is_ok())
+            .filter(|n| crate::validate::validate_resource_id(n).is_ok())
             .unwrap_or_else(|| "localhost".to_owned());
         HostProvider::with_resource_id(name)
     }

@@ -11,7 +11,8 @@
 //! itself. State exists only for resources of a recorder with detection on.
 
 use crate::anomaly::{AnomalyConfig, Baseline};
-use crate::buffer::{MetricKey, MetricNames, RingBuffer};
+use crate::buffer::RingBuffer;
+use crate::names::{MetricKey, MetricNames};
 
 /// Samples between two baseline recomputations.
 pub(super) const REFRESH_EVERY: u32 = 12;

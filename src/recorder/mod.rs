@@ -49,7 +49,6 @@
 mod detect;
 mod fetch;
 mod tick;
-pub(crate) mod validate;
 mod window;
 
 use std::collections::HashMap;
@@ -57,17 +56,18 @@ use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 
-use crate::buffer::{MetricKey, MetricNames, RingBuffer};
+use crate::buffer::RingBuffer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::RecorderConfig;
 use crate::error::{Error, Result, clip};
 use crate::model::{IncidentWindow, Metrics, Resource, Timestamp, Trigger, WindowId, WindowStatus};
+use crate::names::{MetricKey, MetricNames};
 use crate::provider::MetricsProvider;
 use crate::store::{Closing, Opened, PointBatch, Recorded, Store, WindowFilter, Writer};
 use tick::ProviderSlot;
 use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
 
-pub(crate) use validate::validate_resource_id;
+pub(crate) use crate::validate::{self, validate_resource_id};
 
 /// Records incident windows of the resources a provider (or the host, with
 /// [`push_sample`](IncidentRecorder::push_sample)) reports.

@@ -19,9 +19,9 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, params};
 
 use super::write::Writer;
-use crate::buffer::{MetricKey, MetricNames};
 use crate::error::Result;
 use crate::model::{Trigger, WindowId};
+use crate::names::{MetricKey, MetricNames};
 
 /// Windows the replay cache holds at most (about 64 KB each at 500 points
 /// of 8 metrics).

@@ -20,10 +20,10 @@ use super::write::{
     upsert_resource,
 };
 use super::{Store, WindowFilter};
-use crate::buffer::MetricNames;
 use crate::error::{Error, Result, clip};
 use crate::model::{IncidentWindow, Resource, Timestamp, Trigger, WindowStatus};
-use crate::recorder::validate;
+use crate::names::MetricNames;
+use crate::validate;
 
 impl Store {
     /// Calls `f` with every window matching `filter` (its `limit` and

@@ -11,9 +11,9 @@ use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, pa
 
 use super::{Conn, Store};
 use crate::anomaly::{AnomalyConfig, window_anomalies};
-use crate::buffer::{MetricKey, MetricNames};
 use crate::error::{Error, Result};
 use crate::model::{Resource, Timestamp, Trigger, TriggerType, WindowId, WindowStatus};
+use crate::names::{MetricKey, MetricNames};
 use crate::summary::metric_stats;
 
 /// Points waiting to be written, for any number of windows.
@@ -1087,8 +1087,8 @@ impl Store {
         trigger: &Trigger,
         now: Timestamp,
     ) -> Result<i64> {
-        crate::recorder::validate_resource_id(resource)?;
-        crate::recorder::validate::trigger(trigger)?;
+        crate::validate::validate_resource_id(resource)?;
+        crate::validate::trigger(trigger)?;
         let conn = self.conn()?;
         conn.prepare_cached(
             "INSERT INTO trigger_requests (resource, trigger_type, trigger_id, requested_ms)

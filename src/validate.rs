@@ -1,6 +1,7 @@
-//! Input checks at the recorder's boundary: bad input gets a clear error (or
-//! a counted skip for single values) before it can reach the buffers or the
-//! database.
+//! Input checks, the same on every way in (the recorder's samples and
+//! triggers, imports, trigger requests): bad input gets a clear error (or a
+//! counted skip for single values) before it can reach the buffers or the
+//! database. Below the recorder and the store, which both apply them.
 
 use std::sync::Arc;
 
