@@ -42,8 +42,8 @@ use regex::Regex;
 
 use super::node::{self, NodeInputs, NodeMemory};
 use super::parse::{Component, Exposition, MetricKind, Sample};
-use super::{MAX_METRIC_NAME_BYTES, MAX_RESOURCE_ID_BYTES};
 use crate::model::Metrics;
+use crate::validate::{MAX_METRIC_NAME_BYTES, validate_resource_id};
 
 /// What to keep from a target's text.
 #[derive(Debug, Default)]
@@ -354,18 +354,9 @@ pub(crate) fn escape_label_value(value: &str, out: &mut String) -> bool {
     clean
 }
 
-/// The recorder's rule for resource ids: not empty, at most 1,024 bytes,
-/// no control characters.
+/// The recorder's rule for resource ids (a label value becomes one).
 pub(super) fn valid_resource_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_RESOURCE_ID_BYTES && !has_control(id)
-}
-
-fn has_control(s: &str) -> bool {
-    if s.is_ascii() {
-        s.bytes().any(|b| b < 0x20 || b == 0x7f)
-    } else {
-        s.chars().any(char::is_control)
-    }
+    validate_resource_id(id).is_ok()
 }
 
 #[cfg(test)]
