@@ -95,7 +95,17 @@ fn trigger_reaches_a_running_watch_and_refuses_without_one() {
     let watch = Command::new(BIN)
         .arg("--db")
         .arg(&db)
-        .args(["watch", "--for", "6s", "--interval", "1s"])
+        // A rule that never fires, instead of the defaults: a busy or
+        // nearly full test machine must not open an alert window first.
+        .args([
+            "watch",
+            "--for",
+            "6s",
+            "--interval",
+            "1s",
+            "--rule",
+            "memory>100",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -12,18 +12,27 @@ use common::*;
 use incident_recorder::{RecorderConfig, Store, Trigger, WindowFilter, WindowStatus};
 
 /// Queries that must return 0 in every snapshot a reader can see.
-const INVARIANTS: [&str; 3] = [
-    // a point whose values are not all there
-    "SELECT count(*) FROM (SELECT p.id FROM data_points p
-        LEFT JOIN point_values v ON v.point_id = p.id
+const INVARIANTS: [&str; 5] = [
+    // a journal point whose values are not all there
+    "SELECT count(*) FROM (SELECT p.id FROM recent_points p
+        LEFT JOIN recent_values v ON v.point_id = p.id
         GROUP BY p.id HAVING count(v.point_id) <> 8)",
+    // a sealed point whose values are not all there: every metric of a
+    // window has as many sealed values as the others
+    "SELECT count(*) FROM (SELECT window_id FROM
+        (SELECT window_id, metric_id, sum(last_value_id - first_value_id + 1) AS n
+         FROM window_series GROUP BY window_id, metric_id)
+        GROUP BY window_id HAVING count(*) <> 8 OR count(DISTINCT n) <> 1)",
     // a closed window without its statistics
     "SELECT count(*) FROM windows w WHERE w.status <> 'recording'
         AND (w.summary_points IS NULL
              OR (SELECT count(*) FROM window_metric_stats s WHERE s.window_id = w.id) <> 8)",
-    // a closed window whose summary does not count its points
+    // a closed window whose summary does not count its (sealed) points
     "SELECT count(*) FROM windows w WHERE w.status <> 'recording'
-        AND w.summary_points <> (SELECT count(*) FROM data_points p WHERE p.window_id = w.id)",
+        AND w.summary_points <> (SELECT sum(s.last_value_id - s.first_value_id + 1)
+                                 FROM window_series s WHERE s.window_id = w.id) / 8",
+    // a closed window with points left in the journal
+    "SELECT count(*) FROM windows WHERE status <> 'recording' AND recent_from IS NOT NULL",
 ];
 
 #[test]
@@ -145,7 +154,7 @@ fn readers_never_see_a_partial_tick_or_a_busy_error() {
             "sqlite3: {stderr}"
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(stdout.lines().count(), 600);
+        assert_eq!(stdout.lines().count(), 200 * INVARIANTS.len());
         assert!(
             stdout.lines().all(|l| l == "0"),
             "sqlite3 saw a broken snapshot"

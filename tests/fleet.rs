@@ -255,9 +255,15 @@ fn assert_same_history(db: &Path, c: &mut postgres::Client, node: &str) {
     // Points in time order, with their metadata (compared as JSON).
     let local = sqlite_rows(
         db,
-        "SELECT w.public_id, p.ts_ms, p.metadata FROM windows w
-         JOIN window_points x ON x.window_id = w.id JOIN data_points p ON p.id = x.point_id
-         ORDER BY w.public_id, p.ts_ms, p.id",
+        "WITH times AS (
+             SELECT DISTINCT window_id, ts_ms FROM incident_samples WHERE status <> 'recording'
+             UNION
+             SELECT w.public_id, w.opened_ms + x.offset_ms
+             FROM point_metadata x JOIN windows w ON w.id = x.window_id)
+         SELECT t.window_id, t.ts_ms,
+                (SELECT x.metadata FROM point_metadata x JOIN windows w ON w.id = x.window_id
+                 WHERE w.public_id = t.window_id AND w.opened_ms + x.offset_ms = t.ts_ms)
+         FROM times t ORDER BY t.window_id, t.ts_ms",
     );
     let local: Vec<Vec<Value>> = local
         .into_iter()
@@ -932,7 +938,7 @@ fn central_down_during_watch_push_to_sampling_goes_on_and_the_backlog_lands() {
             "SELECT count(*) FROM windows WHERE status <> 'recording'",
         )
     };
-    let points = || sqlite_count(&db, "SELECT count(*) FROM data_points");
+    let points = || sqlite_count(&db, "SELECT count(*) FROM incident_samples");
 
     assert!(
         pg::eventually(Duration::from_secs(30), || central_windows(&cluster) == 1),

@@ -46,6 +46,7 @@
 //!   entry in `State::closings` until a commit succeeds;
 //! - a resource takes each timestamp at most once, in increasing order.
 
+mod closer;
 mod detect;
 mod fetch;
 mod tick;
@@ -63,7 +64,7 @@ use crate::error::{Error, Result, clip};
 use crate::model::{IncidentWindow, Metrics, Resource, Timestamp, Trigger, WindowId, WindowStatus};
 use crate::names::{MetricKey, MetricNames};
 use crate::provider::MetricsProvider;
-use crate::store::{Closing, Opened, PointBatch, Recorded, Store, WindowFilter, Writer};
+use crate::store::{Closing, Opened, PointBatch, Recorded, Samples, Store, WindowFilter, Writer};
 use tick::ProviderSlot;
 use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
 
@@ -129,6 +130,8 @@ pub(crate) struct Inner {
     /// The provider's worker threads; held by one tick at a time.
     fetcher: Mutex<fetch::Fetcher>,
     state: Mutex<State>,
+    /// Closing work, off the tick (see `closer.rs`).
+    closer: closer::Closer,
     /// The advisory lock making this the only recorder of the database.
     _lock: Option<File>,
 }
@@ -358,7 +361,7 @@ impl IncidentRecorder {
         };
         let lock = store.lock_for_recording()?;
         let mut writer = store.writer()?;
-        writer.set_anomaly_config(config.anomaly.clone());
+        let closer = closer::Closer::start(&store, config.anomaly.clone())?;
         // A tick waits at most a quarter of an interval for the write lock:
         // what it cannot write then waits in memory for the next commit.
         writer.set_busy_timeout((config.sample_interval / 4).clamp(
@@ -388,6 +391,7 @@ impl IncidentRecorder {
                 failing: 0,
                 recorded_until: HashMap::default(),
             }),
+            closer,
             _lock: lock,
         };
         let recovery = inner.recover()?;
@@ -490,7 +494,21 @@ impl IncidentRecorder {
                 }
             }
         }
-        self.inner.save_state(&mut state)
+        self.inner.save_state(&mut state)?;
+        drop(state);
+        // Closing work left undone stays queued in the database for the
+        // next recorder; most of the time it is done within milliseconds.
+        let left = give_up.saturating_duration_since(std::time::Instant::now());
+        if !self
+            .inner
+            .closer
+            .drain(left.max(std::time::Duration::from_secs(1)))
+        {
+            tracing::warn!(
+                "closing work still waits for the database; the next recorder finishes it"
+            );
+        }
+        Ok(())
     }
 
     /// Runs one tick now: exactly what the sampling thread does every interval.
@@ -624,8 +642,9 @@ impl IncidentRecorder {
             .record_trigger(&mut state, resource, &trigger, at)
     }
 
-    /// Closes a recording window now, as `complete`. Closing a window that is
-    /// already closed does nothing; an unknown id is an error.
+    /// Closes a recording window now, as `complete`, and returns once it is
+    /// closed (sealed, with its summary). Closing a window that is already
+    /// closed does nothing; an unknown id is an error.
     pub fn stop_recording(&self, id: &WindowId) -> Result<()> {
         self.stop_recording_at(id, None)
     }
@@ -661,7 +680,25 @@ impl IncidentRecorder {
             }
         }
         self.inner
-            .flush(&mut guard, Timestamp::from_unix_ms(now), true)
+            .flush(&mut guard, Timestamp::from_unix_ms(now), true)?;
+        drop(guard);
+        self.sync()
+    }
+
+    /// Returns once the closing work of every window closed so far is done:
+    /// sealed, with its summary, and history trimmed after it. Queries
+    /// through [`store`](Self::store) wait for that themselves (briefly);
+    /// call this before reading the database through another connection
+    /// (your own SQLite handle on the file). Fails if the database stays
+    /// locked by another program for 10 s; the work is done later.
+    pub fn sync(&self) -> Result<()> {
+        if self.inner.closer.drain(STOP_WAIT) {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(
+                "closing work is waiting for the database (locked or full)",
+            ))
+        }
     }
 
     /// Stops the window of `resource_id` that was open at `at` (now if
@@ -910,6 +947,11 @@ impl Inner {
     /// previous process left recording, restores buffers, then applies
     /// retention.
     fn recover(&self) -> Result<Recovery> {
+        // Closes a previous recorder queued and did not do come first, so
+        // what follows sees those windows closed.
+        if !self.closer.drain(STOP_WAIT) {
+            tracing::warn!("closes left by a previous recorder wait for the database");
+        }
         let mut guard = self.state();
         let state = &mut *guard;
         let saved = state.writer.take_saved_state()?;
@@ -1040,14 +1082,9 @@ impl Inner {
             failing,
             ..
         } = state;
-        match writer.commit(names, pending, closings, trim) {
-            Ok(trimmed) => {
-                if trimmed > 0 {
-                    tracing::debug!(
-                        trimmed,
-                        "deleted windows past retention or the window limit"
-                    );
-                }
+        match writer.commit(names, pending, closings) {
+            Ok(handoff) => {
+                self.closer.submit(handoff, trim);
                 if *failing > 0 {
                     tracing::info!(
                         points = pending.len(),
@@ -1405,9 +1442,9 @@ impl Inner {
         let times: Vec<i64> = rows.iter().map(|row| row.ts).collect();
         let opening = self.rules.opening(at_ms, &times, newest);
         let taken = &rows[opening.take.0..opening.take.1];
-        let mut pre = PointBatch::default();
+        let mut pre = Samples::default();
         for row in taken {
-            pre.push(0, row.ts, row.values(), row.metadata.cloned());
+            pre.push(row.ts, row.values(), row.metadata.cloned());
         }
         let points = taken.len();
         let last_ts = taken.last().map(|row| row.ts);

@@ -29,7 +29,7 @@
 
 use crate::config::RecorderConfig;
 use crate::model::{TriggerType, WindowId, WindowStatus, duration_ms};
-use crate::store::Closing;
+use crate::store::{Closing, WindowRow};
 
 /// Bookkeeping of an open window; its points are in the database.
 ///
@@ -39,7 +39,7 @@ use crate::store::Closing;
 #[derive(Debug)]
 pub(super) struct ActiveWindow {
     /// The window's row id.
-    pub(super) row: i64,
+    pub(super) row: WindowRow,
     /// Its public id.
     pub(super) id: WindowId,
     /// When the opening trigger fired (`opened_ms`).
@@ -332,7 +332,7 @@ mod tests {
 
     fn window(deadline_ms: i64) -> ActiveWindow {
         ActiveWindow {
-            row: 1,
+            row: WindowRow(1),
             id: WindowId::new("w"),
             opened_ms: 0,
             deadline_ms,

@@ -3,10 +3,20 @@
 //! # Design
 //!
 //! History lives in normalized tables (see `docs/schema.md` and
-//! `migrations/`): `windows` → `data_points` → `point_values`, with per-window
-//! `window_metric_stats`, `window_triggers`, `window_anomalies` and, once a
-//! window closes, `window_points`. Deleting a window cascades to all of them. The recorder writes through one dedicated
-//! connection (a [`Writer`]); queries take connections from an r2d2 pool.
+//! `migrations/`). A window's points are written twice, each time in the
+//! order that suits the writer of the moment (see migrations/V8): the tick
+//! appends them to a journal (`recent_points`, `recent_values`), touching
+//! only the tails of two tables; the closer, off the tick, seals them into
+//! runs (`window_series`, `series_values`), one per metric, contiguous, which
+//! is what readers want. A closed window is sealed, with its summary, in the
+//! transaction that closes it.
+//!
+//! Modules by job: [`writer`] (the recorder's connection: a tick's commit,
+//! opening windows), [`points`] (appending to the journal), [`close`]
+//! (sealing, summaries written, the journal purged), [`series`] (reading a
+//! window's points from both halves), [`retention`] (trimming), [`requests`]
+//! (trigger requests), [`read`] (queries), [`replay`], [`saved`],
+//! [`transfer`], [`push`], [`schema`]. Row ids are typed ([`ids`]).
 //!
 //! ## Locking
 //!
@@ -15,9 +25,10 @@
 //! appear together or not at all. Every write transaction is `BEGIN IMMEDIATE`,
 //! taking SQLite's write lock up front, so a transaction never fails half way
 //! because another process (an `import`, a `prune`) wrote in between; waiting
-//! for the lock is bounded by `busy_timeout`. A recorder also holds an
-//! exclusive advisory lock on `<db>.lock` for its lifetime: two recorders would
-//! both believe they own the windows found `recording`.
+//! for the lock is bounded by `busy_timeout`. Inside the process, writers
+//! take turns through a [`gate::WriteGate`], the tick first. A recorder also
+//! holds an exclusive advisory lock on `<db>.lock` for its lifetime: two
+//! recorders would both believe they own the windows found `recording`.
 //!
 //! ## Compatibility
 //!
@@ -30,27 +41,32 @@
 //! ## Performance
 //!
 //! A tick's points go in as multi-row `INSERT`s through cached statements
-//! (`prepare_cached`) in one transaction; data point ids are assigned in memory
-//! from `max(id)` read inside that transaction, and metric names are mapped to
-//! ids through an in-memory cache, so the hot path does no lookups by name.
-//! `synchronous=NORMAL` in WAL mode makes a commit durable against process
-//! crashes without an fsync per transaction (the WAL is synced at checkpoints);
-//! checkpoints run every 10,000 WAL pages rather than SQLite's 1,000 (see
-//! [`WAL_AUTOCHECKPOINT`]) and `journal_size_limit` keeps the WAL from growing
-//! without bound. `data_points` has no index by window (each tick would dirty
-//! one index page per recording window): the writer remembers the point ids of
-//! the windows it records, and a closed window lists its points in
-//! `window_points`, written once, in one clustered batch, when it closes.
-//! Trimming deletes a window's rows table by table rather than through the
-//! cascades (see `write::trim`).
+//! (`prepare_cached`) in one transaction; journal point ids are assigned in
+//! memory from `max(id)` read inside that transaction, and metric names are
+//! mapped to ids through an in-memory cache, so the hot path does no lookups
+//! by name. `synchronous=NORMAL` in WAL mode makes a commit durable against
+//! process crashes without an fsync per transaction (the WAL is synced at
+//! checkpoints); checkpoints run every 10,000 WAL pages rather than SQLite's
+//! 1,000 (see [`WAL_AUTOCHECKPOINT`]) and `journal_size_limit` keeps the WAL
+//! from growing without bound. The journal has no index by window (each tick
+//! would dirty one index page per recording window): the writer remembers
+//! the journal ids of the windows it records. Sealed runs are found by rowid
+//! range, and deleted (trimmed) the same way, freeing whole pages.
 
+mod close;
+mod gate;
+mod ids;
+mod points;
 mod push;
 mod read;
 mod replay;
+mod requests;
+mod retention;
 mod saved;
 mod schema;
+mod series;
 mod transfer;
-mod write;
+mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -63,12 +79,20 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
+pub(crate) use close::{AnomalyRow, Closing, Summary};
+pub(crate) use gate::{Settled, WriteGate};
 pub(crate) use push::PushDetails;
 pub use push::PushState;
-pub use read::{StoreStats, TriggerRequestStatus, WindowFilter};
+// (CloserConn is defined below.)
+pub(crate) use ids::{MetricId, WindowRow};
+pub(crate) use points::{PointBatch, Samples};
+pub use read::{StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
-pub use write::PruneReport;
-pub(crate) use write::{Closing, NewWindow, Opened, PointBatch, Trim, Writer};
+pub use requests::TriggerRequestStatus;
+pub use retention::PruneReport;
+pub(crate) use retention::Trim;
+pub(crate) use series::WindowPoints;
+pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -80,14 +104,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// WAL pages that trigger a checkpoint (SQLite's default is 1,000).
 ///
-/// A tick with many open windows rewrites one index page per window, so at
-/// the default a checkpoint (copy into the database file, two fsyncs) ran
-/// inside almost every such tick, copying the same hot pages again each
-/// time; with 1,000 open windows that was a third of the tick. Every
-/// completion paid for one too, and more so on a large database (7.6 ms per
-/// completion with 1,000 stored windows against 3.8 ms now). Ten thousand
-/// pages (~40 MiB, under `JOURNAL_SIZE_LIMIT`) copy each hot page once per
-/// many ticks.
+/// Each commit rewrites the last, partly filled pages of the tables it
+/// appends to; between two checkpoints a page is copied into the database
+/// once however often it was rewritten, so rarer checkpoints copy less
+/// (measured when ticks still rewrote an index page per open window: a
+/// checkpoint in almost every tick at the default, a third of the tick).
+/// Ten thousand pages (~40 MiB, under `JOURNAL_SIZE_LIMIT`); on a nearly
+/// full disk the writer lowers it (`Writer::bound_wal`).
 const WAL_AUTOCHECKPOINT: i64 = 10_000;
 
 /// Free bytes for an unprivileged writer on the file system holding `path`
@@ -121,6 +144,38 @@ fn free_bytes(path: &Path) -> Option<u64> {
 
 type Conn = PooledConnection<SqliteConnectionManager>;
 
+/// How long the closer waits for another program's write lock per try.
+const CLOSER_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// How long a query waits for the recorder's closing work (see [`Settled`]).
+const SETTLE_BOUND: Duration = Duration::from_secs(2);
+
+/// The closer's connection: its transactions take the write gate patiently.
+pub(crate) struct CloserConn {
+    conn: Conn,
+    gate: std::sync::Arc<WriteGate>,
+}
+
+impl CloserConn {
+    /// Runs `f` in one immediate transaction, after any waiting tick.
+    fn transaction<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let _turn = self.gate.patient();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// Trims history a bounded step at a time (see [`retention::trim`]),
+    /// after any waiting tick; true if more is due.
+    pub(crate) fn trim(&mut self, t: Trim) -> Result<(PruneReport, bool)> {
+        let _turn = self.gate.patient();
+        retention::trim(&self.conn, t, retention::TRIM_STEP)
+    }
+}
+
 /// A handle on an incident database: queries, statistics and maintenance.
 ///
 /// A recorder owns one; the CLI's read commands open one read-only with
@@ -129,6 +184,10 @@ pub struct Store {
     pool: Pool<SqliteConnectionManager>,
     path: Option<PathBuf>,
     read_only: bool,
+    /// Write turns of this process's writers (see [`gate`]).
+    gate: std::sync::Arc<WriteGate>,
+    /// Closing work of this store's recorder, which queries wait for.
+    settled: std::sync::Arc<Settled>,
 }
 
 impl std::fmt::Debug for Store {
@@ -313,6 +372,8 @@ impl Store {
             pool,
             path,
             read_only,
+            gate: Default::default(),
+            settled: Default::default(),
         })
     }
 
@@ -335,7 +396,37 @@ impl Store {
         if self.read_only {
             return Err(Error::Unavailable("the store was opened read-only"));
         }
-        Writer::new(self.conn()?, self.path.as_deref())
+        Writer::new(self.conn()?, self.gate.clone(), self.path.as_deref())
+    }
+
+    /// A dedicated connection for the recorder's closing work, with the
+    /// write gate (taken patiently) and the count of work done.
+    pub(crate) fn closer(&self) -> Result<(CloserConn, std::sync::Arc<Settled>)> {
+        if self.read_only {
+            return Err(Error::Unavailable("the store was opened read-only"));
+        }
+        let conn = self.conn()?;
+        conn.pragma_update(None, "cache_size", -writer::WRITER_CACHE_KIB)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // It holds the write gate while it waits for SQLite's lock, and a
+        // tick may be waiting for the gate: it gives up quickly and retries
+        // without the gate (see `recorder/closer.rs`).
+        conn.busy_timeout(CLOSER_BUSY_TIMEOUT)?;
+        Ok((
+            CloserConn {
+                conn,
+                gate: self.gate.clone(),
+            },
+            self.settled.clone(),
+        ))
+    }
+
+    /// Waits (briefly) for the closing work this store's recorder handed
+    /// over before now, so a query sees the windows the recorder closed.
+    fn settle(&self) {
+        if !self.settled.wait(SETTLE_BOUND) {
+            tracing::debug!("closing work still running; reading without it");
+        }
     }
 
     /// Takes the advisory lock that makes a recorder the only writer of
@@ -628,7 +719,7 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<Option<i64>> {
 
 fn has_our_tables(conn: &Connection, path: &Path) -> Result<bool> {
     conn.query_row(
-        "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('windows', 'point_values')",
+        "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table' AND name IN ('windows', 'metrics')",
         [],
         |r| r.get(0),
     )

@@ -174,8 +174,9 @@ impl Store {
 /// Of the windows trimming chose to delete (`doomed`), spares those not yet
 /// pushed when this database pushes, as long as at most `bound` are spared:
 /// past that the oldest (by end time) go anyway and are counted in
-/// `push_state.dropped_unpushed`. Returns the ids to delete and how many of
-/// them were unpushed. A database that never pushed gets `doomed` back.
+/// `push_state.dropped_unpushed` (by [`count_dropped`], once deleted).
+/// Returns the ids to delete, and those of them never pushed. A database
+/// that never pushed gets `doomed` back.
 ///
 /// So a node whose central database is unreachable keeps at most `bound`
 /// windows beyond what retention and the window limit keep.
@@ -183,15 +184,16 @@ pub(super) fn spare_unpushed(
     tx: &Connection,
     doomed: Vec<i64>,
     bound: usize,
-) -> Result<(Vec<i64>, usize)> {
+) -> Result<(Vec<i64>, std::collections::HashSet<i64>)> {
+    let none = std::collections::HashSet::new();
     if doomed.is_empty() {
-        return Ok((doomed, 0));
+        return Ok((doomed, none));
     }
     let enabled = tx
         .prepare_cached("SELECT 1 FROM push_state WHERE id = 1")?
         .exists([])?;
     if !enabled {
-        return Ok((doomed, 0));
+        return Ok((doomed, none));
     }
     // The ids go in as one bound JSON array.
     let ids = serde_json::to_string(&doomed).expect("integers serialize");
@@ -209,16 +211,23 @@ pub(super) fn spare_unpushed(
         .into_iter()
         .filter(|id| !spared.contains(id))
         .collect();
-    if dropped > 0 {
-        tx.prepare_cached(
-            "UPDATE push_state SET dropped_unpushed = dropped_unpushed + ?1 WHERE id = 1",
-        )?
-        .execute([dropped as i64])?;
-        tracing::warn!(
-            dropped,
-            spared = spared.len(),
-            "deleted windows never pushed to the central database: more than the window limit of unpushed windows was past retention or the limit"
-        );
+    Ok((delete, unpushed[..dropped].iter().copied().collect()))
+}
+
+/// Counts `dropped` windows deleted before they were pushed (see
+/// [`spare_unpushed`]).
+pub(super) fn count_dropped(tx: &Connection, dropped: usize, spared: usize) -> Result<()> {
+    if dropped == 0 {
+        return Ok(());
     }
-    Ok((delete, dropped))
+    tx.prepare_cached(
+        "UPDATE push_state SET dropped_unpushed = dropped_unpushed + ?1 WHERE id = 1",
+    )?
+    .execute([dropped as i64])?;
+    tracing::warn!(
+        dropped,
+        spared,
+        "deleted windows never pushed to the central database: more than the window limit of unpushed windows was past retention or the limit"
+    );
+    Ok(())
 }

@@ -5,9 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 
 use super::Store;
+use super::ids::{MetricId, PointId, WindowRow};
+use super::series::{Whereabouts, WindowPoints};
 use crate::error::Result;
 use crate::model::{
     DataPoint, IncidentSummary, IncidentWindow, Timestamp, WindowId, WindowStatus, WindowTrigger,
@@ -28,18 +30,6 @@ pub struct WindowFilter {
     pub limit: usize,
     /// Load each window's data points too.
     pub with_points: bool,
-}
-
-/// What became of a request made with [`Store::request_trigger`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct TriggerRequestStatus {
-    /// When the recorder handled it; `None` while it is pending.
-    pub handled_at: Option<Timestamp>,
-    /// The window it opened or extended, if it was handled successfully.
-    pub window_id: Option<WindowId>,
-    /// Why the recorder refused it, if it did.
-    pub error: Option<String>,
 }
 
 /// Counts and sizes of a database, for `incident-recorder stats`.
@@ -69,12 +59,13 @@ pub struct StoreStats {
 
 const WINDOW_COLUMNS: &str = "SELECT w.id, w.public_id, r.external_id, r.name, r.type,
         w.trigger_type, w.trigger_id, w.start_ms, w.end_ms, w.deadline_ms, w.status,
-        w.summary_points, w.duration_ms, w.opened_ms
+        w.summary_points, w.duration_ms, w.opened_ms, w.recent_from
  FROM windows w JOIN resources r ON r.id = w.resource_id";
 
 impl Store {
     /// The window with public id `id`, with its points and summary.
     pub fn window(&self, id: &str) -> Result<Option<IncidentWindow>> {
+        self.settle();
         let conn = self.conn()?;
         let sql = [WINDOW_COLUMNS, " WHERE w.public_id = ?1"].concat();
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -89,6 +80,7 @@ impl Store {
     /// then by id descending, so the order is stable for equal start times.
     /// Recording windows are included and count toward the limit.
     pub fn windows(&self, filter: &WindowFilter) -> Result<Vec<IncidentWindow>> {
+        self.settle();
         let conn = self.conn()?;
         let mut out = Vec::new();
         each_window(
@@ -112,6 +104,7 @@ impl Store {
         &self,
         filter: &WindowFilter,
     ) -> Result<(Vec<IncidentWindow>, Vec<crate::Error>)> {
+        self.settle();
         let conn = self.conn()?;
         let mut out = Vec::new();
         let mut damaged = Vec::new();
@@ -127,25 +120,6 @@ impl Store {
             Some(&mut |e| damaged.push(e)),
         )?;
         Ok((out, damaged))
-    }
-
-    /// What became of the request `id` made with [`Store::request_trigger`];
-    /// `None` if there is no such request.
-    pub fn trigger_request(&self, id: i64) -> Result<Option<TriggerRequestStatus>> {
-        let conn = self.conn()?;
-        let status = conn
-            .prepare_cached(
-                "SELECT handled_ms, window_id, error FROM trigger_requests WHERE id = ?1",
-            )?
-            .query_row([id], |r| {
-                Ok(TriggerRequestStatus {
-                    handled_at: r.get::<_, Option<i64>>(0)?.map(Timestamp::from_unix_ms),
-                    window_id: r.get::<_, Option<String>>(1)?.map(WindowId::new),
-                    error: r.get(2)?,
-                })
-            })
-            .optional()?;
-        Ok(status)
     }
 
     /// The latest time this database knows of: the last clean stop's time,
@@ -167,6 +141,7 @@ impl Store {
 
     /// Counts and sizes of the whole database.
     pub fn stats(&self) -> Result<StoreStats> {
+        self.settle();
         let conn = self.conn()?;
         let mut stats = StoreStats::default();
         let mut stmt =
@@ -179,8 +154,36 @@ impl Store {
         let count = |sql: &str| -> Result<u64> {
             Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
-        stats.points = count("SELECT count(*) FROM data_points")?;
-        stats.values = count("SELECT count(*) FROM point_values")?;
+        // Closed windows count theirs; recording ones are counted point by
+        // point (sealed runs and journal), which is short: they are few.
+        stats.points = count(
+            "SELECT coalesce(sum(summary_points), 0) FROM windows WHERE status <> 'recording'",
+        )?;
+        stats.values = count(
+            "SELECT coalesce(sum(last_value_id - first_value_id + 1), 0) FROM window_series",
+        )?;
+        let mut recording = conn.prepare_cached(
+            "SELECT id, opened_ms, recent_from FROM windows WHERE status = 'recording'",
+        )?;
+        let open: Vec<Whereabouts> = recording
+            .query_map([], |r| {
+                Ok(Whereabouts {
+                    window: r.get(0)?,
+                    opened_ms: r.get(1)?,
+                    recent_from: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for at in open {
+            let points = WindowPoints::read(&conn, at)?;
+            stats.points += points.times().len() as u64;
+            // Sealed values are counted above already.
+            let mut journal = WindowPoints::default();
+            if let Some(from) = at.recent_from {
+                journal.read_journal(&conn, at.window, from..PointId::END, None)?;
+            }
+            stats.values += journal.values.len() as u64;
+        }
         stats.resources = count("SELECT count(DISTINCT resource_id) FROM windows")?;
         stats.metrics = count("SELECT count(*) FROM metrics")?;
         stats.anomalies = count("SELECT count(*) FROM window_anomalies")?;
@@ -267,7 +270,7 @@ fn read_window(
 ) -> Result<IncidentWindow> {
     let read = header_from_row(row)
         .map_err(crate::Error::from)
-        .and_then(|(id, w, summary_points)| complete(conn, id, w, summary_points, with_points));
+        .and_then(|(at, w, summary_points)| complete(conn, at, w, summary_points, with_points));
     read.map_err(|e| {
         // A database error that is not about this row is not this row's.
         if matches!(&e, crate::Error::Pool(_)) {
@@ -285,7 +288,9 @@ fn read_window(
     })
 }
 
-type Header = (i64, IncidentWindow, Option<i64>);
+/// A window row: where its points are, the window without its details, and
+/// its stored point count.
+type Header = (Whereabouts, IncidentWindow, Option<i64>);
 
 fn header_from_row(r: &Row<'_>) -> rusqlite::Result<Header> {
     let parse_err = |i: usize, e: crate::Error| {
@@ -295,8 +300,13 @@ fn header_from_row(r: &Row<'_>) -> rusqlite::Result<Header> {
     let trigger_type: String = r.get(5)?;
     let end: Option<i64> = r.get(8)?;
     let status: WindowStatus = status.parse().map_err(|e| parse_err(10, e))?;
+    let opened_ms: i64 = r.get(13)?;
     Ok((
-        r.get(0)?,
+        Whereabouts {
+            window: r.get(0)?,
+            opened_ms,
+            recent_from: r.get(14)?,
+        },
         IncidentWindow {
             id: WindowId::new(r.get::<_, String>(1)?),
             resource_id: r.get(2)?,
@@ -304,7 +314,7 @@ fn header_from_row(r: &Row<'_>) -> rusqlite::Result<Header> {
             resource_type: r.get(4)?,
             trigger_type: trigger_type.parse().map_err(|e| parse_err(5, e))?,
             trigger_id: r.get(6)?,
-            trigger_time: Some(Timestamp::from_unix_ms(r.get(13)?)),
+            trigger_time: Some(Timestamp::from_unix_ms(opened_ms)),
             start_time: Timestamp::from_unix_ms(r.get(7)?),
             end_time: end.map(Timestamp::from_unix_ms),
             deadline: Some(Timestamp::from_unix_ms(r.get(9)?)),
@@ -320,18 +330,18 @@ fn header_from_row(r: &Row<'_>) -> rusqlite::Result<Header> {
 /// Fills in a window's triggers, summary and (optionally) points.
 fn complete(
     conn: &Connection,
-    row: i64,
+    at: Whereabouts,
     mut w: IncidentWindow,
     summary_points: Option<i64>,
     with_points: bool,
 ) -> Result<IncidentWindow> {
-    w.triggers = triggers(conn, row)?;
+    w.triggers = triggers(conn, at.window)?;
     if let Some(points) = summary_points {
-        w.summary = Some(summary(conn, row, points)?);
+        w.summary = Some(summary(conn, at.window, points)?);
     }
     let recording = w.status == WindowStatus::Recording;
     if with_points || recording {
-        w.data_points = points(conn, row, recording)?;
+        w.data_points = points(conn, at)?;
     }
     if recording {
         // Not stored until it closes: the statistics of its points so far.
@@ -343,7 +353,7 @@ fn complete(
     Ok(w)
 }
 
-fn triggers(conn: &Connection, window: i64) -> Result<Vec<WindowTrigger>> {
+fn triggers(conn: &Connection, window: WindowRow) -> Result<Vec<WindowTrigger>> {
     let mut stmt = conn.prepare_cached(
         "SELECT trigger_type, trigger_id, fired_ms, resolved_ms, opened_window
          FROM window_triggers WHERE window_id = ?1 ORDER BY fired_ms, id",
@@ -372,7 +382,7 @@ fn triggers(conn: &Connection, window: i64) -> Result<Vec<WindowTrigger>> {
     Ok(out)
 }
 
-fn summary(conn: &Connection, window: i64, points: i64) -> Result<IncidentSummary> {
+fn summary(conn: &Connection, window: WindowRow, points: i64) -> Result<IncidentSummary> {
     let duration_ms: Option<i64> = conn
         .prepare_cached("SELECT duration_ms FROM windows WHERE id = ?1")?
         .query_row([window], |r| r.get(0))?;
@@ -427,48 +437,40 @@ fn summary(conn: &Connection, window: i64, points: i64) -> Result<IncidentSummar
     Ok(s)
 }
 
-/// The points of a window: a closed one through its list, a recording one
-/// through its id range (see migrations/V4).
-fn points(conn: &Connection, window: i64, recording: bool) -> Result<Vec<DataPoint>> {
-    let mut stmt = conn.prepare_cached(if recording {
-        "SELECT p.id, p.ts_ms, p.metadata, m.name, v.value
-         FROM windows w
-         JOIN data_points p ON p.id >= w.first_point_id AND p.window_id = w.id
-         LEFT JOIN point_values v ON v.point_id = p.id
-         LEFT JOIN metrics m ON m.id = v.metric_id
-         WHERE w.id = ?1
-         ORDER BY p.ts_ms, p.id"
-    } else {
-        "SELECT p.id, p.ts_ms, p.metadata, m.name, v.value
-         FROM window_points x
-         JOIN data_points p ON p.id = x.point_id
-         LEFT JOIN point_values v ON v.point_id = p.id
-         LEFT JOIN metrics m ON m.id = v.metric_id
-         WHERE x.window_id = ?1
-         ORDER BY p.ts_ms, p.id"
-    })?;
-    let mut rows = stmt.query([window])?;
-    let mut out: Vec<DataPoint> = Vec::new();
-    let mut current = None;
-    while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        if current != Some(id) {
-            current = Some(id);
-            let metadata: Option<String> = r.get(2)?;
-            out.push(DataPoint {
-                timestamp: Timestamp::from_unix_ms(r.get(1)?),
-                metrics: BTreeMap::new(),
-                metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
-            });
+/// The points of a window, from its sealed runs and its journal part, in
+/// time order, each with its metrics in name order.
+fn points(conn: &Connection, at: Whereabouts) -> Result<Vec<DataPoint>> {
+    let stored = WindowPoints::read(conn, at)?;
+    let times = stored.times();
+    let mut out: Vec<DataPoint> = times
+        .iter()
+        .map(|&ts| DataPoint {
+            timestamp: Timestamp::from_unix_ms(ts),
+            metrics: BTreeMap::new(),
+            metadata: None,
+        })
+        .collect();
+    let at_time = |ts: i64| times.binary_search(&ts).expect("every time was collected");
+    let mut name = conn.prepare_cached("SELECT name FROM metrics WHERE id = ?1")?;
+    // Metric by metric in name order, so each point's pairs come sorted and
+    // its map is built in one pass.
+    type Run<'a> = &'a [(MetricId, i64, f64)];
+    let mut series: Vec<(String, Run<'_>)> = Vec::new();
+    for run in stored.values.chunk_by(|a, b| a.0 == b.0) {
+        series.push((name.query_row([run[0].0], |r| r.get(0))?, run));
+    }
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut pairs: Vec<Vec<(String, f64)>> = vec![Vec::new(); times.len()];
+    for (metric, run) in &series {
+        for &(_, ts, value) in *run {
+            pairs[at_time(ts)].push((metric.clone(), value));
         }
-        if let (Some(name), Some(value)) =
-            (r.get::<_, Option<String>>(3)?, r.get::<_, Option<f64>>(4)?)
-        {
-            out.last_mut()
-                .expect("a point was pushed for this id")
-                .metrics
-                .insert(name, value);
-        }
+    }
+    for (point, pairs) in out.iter_mut().zip(pairs) {
+        point.metrics = pairs.into_iter().collect();
+    }
+    for (ts, metadata) in &stored.metadata {
+        out[at_time(*ts)].metadata = serde_json::from_str(metadata).ok();
     }
     Ok(out)
 }

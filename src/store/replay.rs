@@ -18,7 +18,9 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::write::Writer;
+use super::ids::{MetricId, PointId};
+use super::series::{Whereabouts, WindowPoints};
+use super::writer::Writer;
 use crate::error::Result;
 use crate::model::{Trigger, WindowId};
 use crate::names::{MetricKey, MetricNames};
@@ -59,7 +61,7 @@ struct CachedWindow {
     start_ms: i64,
     end_ms: i64,
     /// Points in time order: time, then (metric id, value) sorted by id.
-    points: Vec<(i64, Vec<(i64, f64)>)>,
+    points: Vec<(i64, Vec<(MetricId, f64)>)>,
 }
 
 impl ReplayCache {
@@ -172,7 +174,7 @@ impl Writer {
         if ts < window.start_ms || ts > window.end_ms {
             return Ok(Recorded::Outside);
         }
-        let mut wanted: Vec<(i64, f64)> = Vec::with_capacity(values.len());
+        let mut wanted: Vec<(MetricId, f64)> = Vec::with_capacity(values.len());
         for &(key, value) in values {
             match self.known_metric_id(names, key)? {
                 Some(id) => wanted.push((id, value)),
@@ -185,7 +187,7 @@ impl Writer {
 
     /// Compares the cached points of `resource` at `ts` with `wanted`
     /// (`None`: a metric no point has, so nothing can be the same).
-    fn at(&self, resource: &str, ts: i64, wanted: Option<&[(i64, f64)]>) -> Recorded {
+    fn at(&self, resource: &str, ts: i64, wanted: Option<&[(MetricId, f64)]>) -> Recorded {
         let points = &self.replay.windows[resource].points;
         let from = points.partition_point(|(t, _)| *t < ts);
         let mut same_time = points[from..]
@@ -195,7 +197,7 @@ impl Writer {
         if same_time.peek().is_none() {
             return Recorded::Missing;
         }
-        let equal = |stored: &[(i64, f64)], wanted: &[(i64, f64)]| {
+        let equal = |stored: &[(MetricId, f64)], wanted: &[(MetricId, f64)]| {
             stored.len() == wanted.len()
                 && stored
                     .iter()
@@ -209,8 +211,8 @@ impl Writer {
     }
 
     /// The metric's id if the database has it (never creates one).
-    fn known_metric_id(&mut self, names: &MetricNames, key: MetricKey) -> Result<Option<i64>> {
-        if let Some(&id) = self.metric_ids.get(key.0 as usize).filter(|id| **id != 0) {
+    fn known_metric_id(&mut self, names: &MetricNames, key: MetricKey) -> Result<Option<MetricId>> {
+        if let Some(id) = self.metric_ids.known(key) {
             return Ok(Some(id));
         }
         Ok(self
@@ -223,90 +225,46 @@ impl Writer {
     /// The latest window of `resource` that started at or before `ts`, with
     /// its points, if it has any.
     fn load_window_at(&mut self, resource: &str, ts: i64) -> Result<Option<CachedWindow>> {
-        let found: Option<(i64, i64, bool, i64)> = self
+        let found: Option<(Whereabouts, i64)> = self
             .conn
             .prepare_cached(
-                "SELECT w.id, w.start_ms, w.status = 'recording', w.first_point_id
+                "SELECT w.id, w.opened_ms, w.recent_from, w.start_ms
                  FROM windows w JOIN resources r ON r.id = w.resource_id
                  WHERE r.external_id = ?1 AND w.start_ms <= ?2
                  ORDER BY w.start_ms DESC, w.id DESC LIMIT 1",
             )?
             .query_row(params![resource, ts], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    Whereabouts {
+                        window: r.get(0)?,
+                        opened_ms: r.get(1)?,
+                        recent_from: r.get(2)?,
+                    },
+                    r.get(3)?,
+                ))
             })
             .optional()?;
-        let Some((row, start_ms, recording, first_point)) = found else {
+        let Some((at, start_ms)) = found else {
             return Ok(None);
         };
-        // Rows of (point id, time, metric id, value); ids are ascending.
-        type Rows = Vec<(i64, i64, Option<(i64, f64)>)>;
-        let mut rows: Rows = Vec::new();
-        let mut take = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-            let value = match (r.get(2)?, r.get(3)?) {
-                (Some(m), Some(v)) => Some((m, v)),
-                _ => None,
-            };
-            rows.push((r.get(0)?, r.get(1)?, value));
-            Ok(())
-        };
-        let known_ids = if recording {
-            self.points.get(&row).cloned()
-        } else {
-            None
-        };
-        match (recording, known_ids) {
-            (true, Some(ids)) => {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT p.id, p.ts_ms, v.metric_id, v.value
-                     FROM data_points p LEFT JOIN point_values v ON v.point_id = p.id
-                     WHERE p.id = ?1 AND p.window_id = ?2",
-                )?;
-                for id in ids {
-                    let mut found = stmt.query([id, row])?;
-                    while let Some(r) = found.next()? {
-                        take(r)?;
-                    }
-                }
-            }
-            (true, None) => {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT p.id, p.ts_ms, v.metric_id, v.value
-                     FROM data_points p LEFT JOIN point_values v ON v.point_id = p.id
-                     WHERE p.id >= ?2 AND p.window_id = ?1 ORDER BY p.id",
-                )?;
-                let mut found = stmt.query([row, first_point])?;
-                while let Some(r) = found.next()? {
-                    take(r)?;
-                }
-            }
-            (false, _) => {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT p.id, p.ts_ms, v.metric_id, v.value
-                     FROM window_points x JOIN data_points p ON p.id = x.point_id
-                     LEFT JOIN point_values v ON v.point_id = p.id
-                     WHERE x.window_id = ?1 ORDER BY p.id",
-                )?;
-                let mut found = stmt.query([row])?;
-                while let Some(r) = found.next()? {
-                    take(r)?;
-                }
-            }
+        // A window this writer records: its journal points by their ids.
+        let mut stored = WindowPoints::default();
+        stored.read_sealed(&self.conn, at)?;
+        if let Some(from) = at.recent_from {
+            let known = self.points.get(&at.window);
+            stored.read_journal(&self.conn, at.window, from..PointId::END, known)?;
         }
-        let mut points: Vec<(i64, Vec<(i64, f64)>)> = Vec::new();
-        let mut last_id = None;
-        for (id, ts, value) in rows {
-            if last_id != Some(id) {
-                last_id = Some(id);
-                points.push((ts, Vec::new()));
-            }
-            let values = &mut points.last_mut().expect("pushed above").1;
-            values.extend(value);
+        stored.finish();
+        let times = stored.times();
+        let mut points: Vec<(i64, Vec<(MetricId, f64)>)> =
+            times.iter().map(|&ts| (ts, Vec::new())).collect();
+        for &(metric, ts, value) in &stored.values {
+            let i = times.binary_search(&ts).expect("every time was collected");
+            points[i].1.push((metric, value));
         }
         for (_, values) in &mut points {
             values.sort_by_key(|&(m, _)| m);
         }
-        // A stable sort: points at the same time keep their insertion order.
-        points.sort_by_key(|&(ts, _)| ts);
         let Some(end_ms) = points.last().map(|&(ts, _)| ts) else {
             return Ok(None);
         };

@@ -9,7 +9,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::write::Writer;
+use super::writer::Writer;
 use crate::error::Result;
 
 /// A clean stop, as saved.

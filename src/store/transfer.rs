@@ -5,8 +5,8 @@
 //! and reflects one consistent moment even while a recorder writes.
 //!
 //! An import stores a window exactly as given (ids, times, triggers, points)
-//! in one transaction, then closes it with the same code that closes recorded
-//! windows, so its summary is computed from its points like any other. It is
+//! in one transaction, sealed at once (it never goes through the journal),
+//! with its statistics computed from its points like any other window's. It is
 //! keyed on the window's public id: a window already present is skipped, so
 //! importing a file twice adds nothing. Imports never trim history.
 
@@ -14,15 +14,16 @@ use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, params};
 
+use super::close::{Closing, Summary, finish, seal};
+use super::ids::{MetricId, WindowRow};
+use super::points::metric_row;
 use super::read::{Order, each_window};
-use super::write::{
-    Closing, PointBatch, close_window, insert_points, insert_trigger, next_point_id,
-    upsert_resource,
-};
+use super::series::{Whereabouts, WindowPoints};
+use super::writer::{insert_trigger, upsert_resource};
 use super::{Store, WindowFilter};
 use crate::error::{Error, Result, clip};
 use crate::model::{IncidentWindow, Resource, Timestamp, Trigger, WindowStatus};
-use crate::names::MetricNames;
+use crate::names::{MetricKey, MetricNames};
 use crate::validate;
 
 impl Store {
@@ -47,6 +48,7 @@ impl Store {
         filter: &WindowFilter,
         f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
+        self.settle();
         let conn = self.conn()?;
         // A read transaction: every window comes from the same snapshot.
         let tx = conn.unchecked_transaction().map_err(Error::from)?;
@@ -62,6 +64,7 @@ impl Store {
         f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
         mut damaged: impl FnMut(Error),
     ) -> std::result::Result<(), E> {
+        self.settle();
         let conn = self.conn()?;
         let tx = conn.unchecked_transaction().map_err(Error::from)?;
         each_window(
@@ -96,7 +99,7 @@ impl Store {
     pub fn import_window(&self, w: &IncidentWindow) -> Result<bool> {
         let plan = ImportPlan::check(w)?;
         let mut writer = self.writer()?;
-        writer.transaction(|tx, metric_ids, scratch| {
+        writer.transaction(|tx, _, _| {
             // Keyed on the public id: the same window again is skipped, but
             // another window under that id is refused, never dropped quietly.
             let existing: Option<(String, String, i64, i64, i64)> = tx
@@ -135,11 +138,11 @@ impl Store {
                     kind: w.resource_type.as_deref(),
                 },
             )?;
-            let row: i64 = tx
+            let row: WindowRow = tx
                 .prepare_cached(
                     "INSERT INTO windows (public_id, resource_id, trigger_type, trigger_id,
-                                          start_ms, deadline_ms, status, opened_ms, first_point_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'recording', ?7, ?8)
+                                          start_ms, deadline_ms, status, opened_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'recording', ?7)
                      RETURNING id",
                 )?
                 .query_row(
@@ -151,7 +154,6 @@ impl Store {
                         w.start_time.as_unix_ms(),
                         plan.deadline_ms,
                         plan.opened_ms,
-                        next_point_id(tx)?
                     ],
                     |r| r.get(0),
                 )?;
@@ -165,27 +167,45 @@ impl Store {
                 let fired = t.fired_at.as_unix_ms();
                 insert_trigger(tx, row, &trigger, fired, resolved, t.opened_window)?;
             }
-            let ids = insert_points(
-                tx,
-                &plan.names,
-                metric_ids,
-                scratch,
-                &plan.points,
-                Some(row),
-            )?;
+            let mut ids: Vec<Option<MetricId>> = vec![None; plan.names.len()];
+            let mut points = WindowPoints::default();
+            for &(key, ts, value) in &plan.values {
+                let id = match ids[key.0 as usize] {
+                    Some(id) => id,
+                    None => *ids[key.0 as usize].insert(metric_row(tx, plan.names.name(key))?),
+                };
+                points.values.push((id, ts, value));
+            }
+            points.metadata = plan.metadata.clone();
+            points.finish();
+            let at = Whereabouts {
+                window: row,
+                opened_ms: plan.opened_ms,
+                recent_from: None,
+            };
+            seal(tx, at, &points, None)?;
             // Statistics are recomputed; anomalies are kept as the file
             // gives them (they depend on the thresholds of the recorder that
             // found them), so none are scored here.
-            close_window(
-                tx,
-                &Closing {
-                    window: row,
-                    status: plan.status,
-                    end_ms: plan.end_ms,
-                },
-                Some(ids.collect()),
-                None,
-            )?;
+            let times = points.times();
+            let summary = Summary {
+                points: times.len() as i64,
+                span: times.first().zip(times.last()).map(|(&f, &l)| (f, l)),
+                stats: points
+                    .series()
+                    .filter_map(|(m, series)| {
+                        let values: Vec<f64> = series.iter().map(|&(_, v)| v).collect();
+                        crate::summary::metric_stats(&values).map(|s| (m, s))
+                    })
+                    .collect(),
+                anomalies: Vec::new(),
+            };
+            let closing = Closing {
+                window: row,
+                status: plan.status,
+                end_ms: plan.end_ms,
+            };
+            finish(tx, &closing, &summary)?;
             // Anomalies with their sample keep it; notes alone (Pulse) stay notes.
             let summary = w.summary.as_ref();
             let detailed = summary.map_or(&[][..], |s| &s.anomaly_points[..]);
@@ -219,7 +239,10 @@ impl Store {
 /// A window checked for import, with its points ready to insert.
 struct ImportPlan {
     names: MetricNames,
-    points: PointBatch,
+    /// `(metric, time, value)` of every point, in the points' order.
+    values: Vec<(MetricKey, i64, f64)>,
+    /// `(time, metadata JSON)` of the points that have some.
+    metadata: Vec<(i64, String)>,
     status: WindowStatus,
     end_ms: i64,
     deadline_ms: i64,
@@ -280,10 +303,10 @@ impl ImportPlan {
         let order = w
             .data_points
             .windows(2)
-            .position(|p| p[1].timestamp < p[0].timestamp);
+            .position(|p| p[1].timestamp <= p[0].timestamp);
         if let Some(i) = order {
             return Err(invalid(format!(
-                "its points are not in time order ({} after {})",
+                "its points are not in time order, one per time ({} after {})",
                 w.data_points[i + 1].timestamp,
                 w.data_points[i].timestamp
             )));
@@ -341,10 +364,10 @@ impl ImportPlan {
             validate::storable(t).map_err(|e| invalid(e.to_string()))?;
         }
         let mut names = MetricNames::default();
-        let mut points = PointBatch::default();
-        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        let mut metadata = Vec::new();
         for p in &w.data_points {
-            keys.clear();
+            let ts = p.timestamp.as_unix_ms();
             for (name, &value) in &p.metrics {
                 if !validate::metric_name(name) {
                     return Err(invalid(format!(
@@ -363,11 +386,21 @@ impl ImportPlan {
                 let key = names.intern(name).ok_or_else(|| {
                     invalid("more distinct metric names than a recorder holds".into())
                 })?;
-                keys.push((key, value));
+                values.push((key, ts, value));
             }
-            let metadata: Option<Arc<str>> = validate::metadata(p.metadata.as_ref())
+            let meta: Option<Arc<str>> = validate::metadata(p.metadata.as_ref())
                 .map_err(|e| invalid(format!("point at {}: {e}", p.timestamp)))?;
-            points.push(0, p.timestamp.as_unix_ms(), keys.iter().copied(), metadata);
+            // A recorder never keeps such a sample, and it would have
+            // nothing to be stored by.
+            if p.metrics.is_empty() && meta.is_none() {
+                return Err(invalid(format!(
+                    "its point at {} has neither values nor metadata",
+                    p.timestamp
+                )));
+            }
+            if let Some(m) = meta {
+                metadata.push((ts, m.to_string()));
+            }
         }
         let start_ms = w.start_time.as_unix_ms();
         let last_point = w.data_points.iter().map(|p| p.timestamp.as_unix_ms()).max();
@@ -399,7 +432,8 @@ impl ImportPlan {
             .map_or(end_ms, Timestamp::as_unix_ms);
         Ok(ImportPlan {
             names,
-            points,
+            values,
+            metadata,
             status,
             end_ms,
             deadline_ms,

@@ -200,7 +200,10 @@ impl Rig {
     }
 
     /// A raw read connection to the database, for checking rows with SQL.
+    /// A connection of its own on the database, once the recorder's closing
+    /// work is done (as any other program's connection would read it).
     pub fn sql(&self) -> rusqlite::Connection {
+        self.recorder.sync().unwrap();
         sql(&self.db_path())
     }
 }
@@ -343,22 +346,20 @@ pub fn dump(db: &Path) -> Vec<String> {
          FROM window_triggers t JOIN resources r ON r.id = t.resource_id
          LEFT JOIN windows w ON w.id = t.window_id",
     );
+    // Points by their metadata (their values are in the view), sealed or
+    // still in the journal: the layout is not compared, only what it holds.
     rows(
         "point",
-        "SELECT w.public_id, p.ts_ms, p.metadata,
-                (SELECT group_concat(m.name || '=' || v.value, ',')
-                 FROM (SELECT * FROM point_values WHERE point_id = p.id ORDER BY metric_id) v
-                 JOIN metrics m ON m.id = v.metric_id)
-         FROM data_points p JOIN windows w ON w.id = p.window_id",
+        "SELECT w.public_id, w.opened_ms + x.offset_ms, x.metadata
+         FROM point_metadata x JOIN windows w ON w.id = x.window_id
+         UNION ALL
+         SELECT w.public_id, p.ts_ms, p.metadata
+         FROM windows w JOIN recent_points p ON p.id >= w.recent_from AND p.window_id = w.id
+         WHERE p.metadata IS NOT NULL",
     );
     rows(
         "value",
         "SELECT window_id, ts_ms, metric, value FROM incident_samples",
-    );
-    rows(
-        "listed",
-        "SELECT w.public_id, p.ts_ms FROM window_points x
-         JOIN windows w ON w.id = x.window_id JOIN data_points p ON p.id = x.point_id",
     );
     rows(
         "stats",

@@ -1,0 +1,211 @@
+//! Retention and the window limit: deleting closed windows with everything
+//! recorded under them.
+//!
+//! Only sealed windows are deleted (closed windows are sealed: see
+//! migrations/V8), and a sealed window's values are contiguous runs, so
+//! deleting one frees whole pages instead of rewriting pages shared with
+//! other windows. Trimming runs in the closer, after the windows it closed,
+//! never on the tick.
+
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::Store;
+use super::ids::WindowRow;
+use crate::error::Result;
+use crate::model::Timestamp;
+
+/// What to trim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Trim {
+    /// Closed windows that ended at or before this are deleted.
+    pub(crate) cutoff_ms: i64,
+    /// Keep at most this many closed windows.
+    pub(crate) max_windows: usize,
+}
+
+/// What a trim deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Windows deleted.
+    pub windows: usize,
+    /// Data points deleted with them.
+    pub points: usize,
+    /// Of the windows deleted, those never pushed to the fleet's central
+    /// database: over the bound of unpushed windows trimming spares (see
+    /// `store::push::spare_unpushed`).
+    pub unpushed: usize,
+}
+
+/// Deletes the closed windows `trim` selects, with everything recorded under
+/// them, in an immediate transaction of its own on `conn`.
+///
+/// The schema cascades deletes from `windows`, but SQLite runs a cascade as
+/// a sub-program per parent row, and `series_values` rows hang from their
+/// window only through the range in `window_series`. So enforcement is off
+/// for this transaction only (the pragma cannot change inside one) and
+/// [`delete_window`] deletes every dependent row itself; a unit test fails if
+/// a table hanging from `windows` is missing there.
+///
+/// At most `step` windows go per transaction; the second value is true if
+/// more are due (call again).
+pub(crate) fn trim(conn: &Connection, trim: Trim, step: usize) -> Result<(PruneReport, bool)> {
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let report = (|| {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let report = trim_windows(&tx, trim, step)?;
+        tx.commit()?;
+        Ok(report)
+    })();
+    // On every path: the connection goes back with enforcement on.
+    conn.pragma_update(None, "foreign_keys", true)?;
+    report
+}
+
+/// Windows a trim deletes per transaction in the recorder (the closer's
+/// transactions stay short).
+pub(crate) const TRIM_STEP: usize = 64;
+
+fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport, bool)> {
+    let max = i64::try_from(trim.max_windows).unwrap_or(i64::MAX);
+    // Closed windows are exactly those with an end (a CHECK constraint), so
+    // both halves run on the partial index `windows_by_end`: the expired
+    // ones by range, the oldest beyond the limit by a count and a short
+    // ascending walk. This runs after every completion; the former form
+    // scanned and sorted the whole table each time.
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM windows WHERE end_ms <= ?1
+             UNION
+             SELECT id FROM (SELECT id FROM windows WHERE end_ms IS NOT NULL
+                             ORDER BY end_ms, id
+                             LIMIT max(0, (SELECT count(*) FROM windows
+                                           WHERE end_ms IS NOT NULL) - ?2))",
+        )?
+        .query_map(params![trim.cutoff_ms, max], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    // Fleet push: windows not yet pushed are spared, up to the window limit.
+    let before = ids.len();
+    let (mut ids, unpushed) = super::push::spare_unpushed(tx, ids, trim.max_windows)?;
+    let spared = before - ids.len();
+    let more = ids.len() > step;
+    ids.truncate(step);
+    let mut report = PruneReport::default();
+    for id in ids {
+        report.points += delete_window(tx, WindowRow(id))?;
+        report.windows += 1;
+        report.unpushed += usize::from(unpushed.contains(&id));
+    }
+    super::push::count_dropped(tx, report.unpushed, spared)?;
+    tx.prepare_cached("DELETE FROM control_events WHERE at_ms <= ?1")?
+        .execute([trim.cutoff_ms])?;
+    Ok((report, more))
+}
+
+/// What [`delete_window`] deletes by window id, children first: every table
+/// hanging from `windows` by a foreign key (a unit test checks it).
+const DELETES: [&str; 8] = [
+    "DELETE FROM window_series WHERE window_id = ?1",
+    "DELETE FROM point_metadata WHERE window_id = ?1",
+    "DELETE FROM window_closes WHERE window_id = ?1",
+    "DELETE FROM window_pushes WHERE window_id = ?1",
+    "DELETE FROM window_anomalies WHERE window_id = ?1",
+    "DELETE FROM window_metric_stats WHERE window_id = ?1",
+    "DELETE FROM window_triggers WHERE window_id = ?1",
+    "DELETE FROM windows WHERE id = ?1",
+];
+
+/// Deletes one closed window and everything recorded under it, children
+/// first; returns how many points it had. A unit test checks that these are
+/// all the tables hanging from `windows`.
+pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<usize> {
+    let runs: Vec<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT first_value_id, last_value_id FROM window_series WHERE window_id = ?1",
+        )?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut values = tx.prepare_cached("DELETE FROM series_values WHERE id BETWEEN ?1 AND ?2")?;
+    for (first, last) in runs {
+        values.execute([first, last])?;
+    }
+    let points: Option<i64> = tx
+        .prepare_cached("SELECT summary_points FROM windows WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    for sql in DELETES {
+        tx.prepare_cached(sql)?.execute([id])?;
+    }
+    Ok(points.unwrap_or(0) as usize)
+}
+
+impl Store {
+    /// Applies retention and the window limit now: deletes closed windows that
+    /// ended at or before `now - retention`, then all but the newest
+    /// `max_windows` closed windows. Recording windows are never deleted.
+    pub fn prune(
+        &self,
+        now: Timestamp,
+        retention: std::time::Duration,
+        max_windows: usize,
+    ) -> Result<PruneReport> {
+        let conn = self.conn()?;
+        let t = Trim {
+            cutoff_ms: now.saturating_sub(retention).as_unix_ms(),
+            max_windows,
+        };
+        let mut total = PruneReport::default();
+        loop {
+            let (report, more) = {
+                let _turn = self.gate.patient();
+                trim(&conn, t, 1024)?
+            };
+            total.windows += report.windows;
+            total.points += report.points;
+            total.unpushed += report.unpushed;
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn delete_window_covers_every_table_hanging_from_windows() {
+        let store = Store::open_in_memory().unwrap();
+        let conn = store.conn().unwrap();
+        let edges: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT m.name, f.\"table\" FROM sqlite_master m
+                 JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table'",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut under: BTreeSet<&str> = BTreeSet::from(["windows"]);
+        loop {
+            let before = under.len();
+            for (child, parent) in &edges {
+                if under.contains(parent.as_str()) {
+                    under.insert(child);
+                }
+            }
+            if under.len() == before {
+                break;
+            }
+        }
+        // series_values hangs from window_series by range, not by key, and
+        // is deleted by those ranges.
+        let deleted: BTreeSet<&str> = DELETES
+            .iter()
+            .map(|sql| sql.split_whitespace().nth(2).unwrap())
+            .collect();
+        assert_eq!(under, deleted);
+    }
+}
