@@ -1,6 +1,6 @@
 //! Bulk ingest: `IncidentRecorder::push_samples` of 10,000 points × 8 metrics
 //! into 100 recording windows, one commit per call, against raw rusqlite
-//! inserting exactly the same rows (`data_points` + `point_values`, same
+//! inserting exactly the same rows (the journal's `recent_points` + `recent_values`, same
 //! schema and pragmas) with one cached single-row statement per table in one
 //! transaction. Both run in this process, interleaved by criterion's groups,
 //! so their ratio is the recorder's distance to SQLite's own insert speed.

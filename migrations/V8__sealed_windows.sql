@@ -146,8 +146,10 @@ SELECT w.public_id, r.external_id, r.name, w.trigger_type, w.status, p.ts_ms,
        strftime('%Y-%m-%dT%H:%M:%fZ', p.ts_ms / 1000.0, 'unixepoch'),
        m.name, v.value
 FROM windows w
-JOIN resources r     ON r.id = w.resource_id
-JOIN recent_points p ON p.id >= w.recent_from AND p.window_id = w.id
-JOIN recent_values v ON v.point_id = p.id
-JOIN metrics m       ON m.id = v.metric_id
+JOIN resources r           ON r.id = w.resource_id
+-- CROSS JOIN keeps this order: the journal has no index by window or
+-- metric, so it is read through each window's range, never scanned.
+CROSS JOIN recent_points p ON p.id >= w.recent_from AND p.window_id = w.id
+CROSS JOIN recent_values v ON v.point_id = p.id
+JOIN metrics m             ON m.id = v.metric_id
 WHERE w.recent_from IS NOT NULL;

@@ -153,10 +153,11 @@ impl RawRows {
         let conn = rusqlite::Connection::open(db).unwrap();
         let mut stmt = conn
             .prepare(
-                "SELECT x.window_id, p.id, p.ts_ms, v.metric_id, v.value
-                 FROM window_points x JOIN data_points p ON p.id = x.point_id
-                 JOIN point_values v ON v.point_id = p.id
-                 ORDER BY x.window_id, p.ts_ms, p.id, v.metric_id",
+                "SELECT s.window_id, w.opened_ms + v.offset_ms AS ts, w.opened_ms + v.offset_ms,
+                        s.metric_id, v.value
+                 FROM window_series s JOIN windows w ON w.id = s.window_id
+                 JOIN series_values v ON v.id BETWEEN s.first_value_id AND s.last_value_id
+                 ORDER BY s.window_id, ts, s.metric_id",
             )
             .unwrap();
         let mut bp = header();

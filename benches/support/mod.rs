@@ -1,6 +1,6 @@
-//! What the benches, `examples/peerbench.rs`, `examples/heap.rs` and
-//! `examples/disk_io.rs` share: the Go peer's synthetic data, reproduced bit for
-//! bit, and the rigs that put a recorder in the state each measurement needs.
+//! What the benches, `examples/peerbench.rs` and `examples/heap.rs` share: the
+//! Go peer's synthetic data, reproduced bit for bit, and the rigs that put a
+//! recorder in the state each measurement needs.
 //!
 //! The peer (`../shared/peer`, README section "Synthetic data") draws every value
 //! from SplitMix64 in a fixed order. Generating the same values here means both
@@ -597,9 +597,10 @@ impl IngestRig {
     }
 }
 
-/// The SQLite limit: the same rows as [`IngestRig`] (`data_points` and
-/// `point_values`, same schema, same pragmas) inserted with one cached
-/// single-row statement per table in one transaction, nothing else.
+/// The SQLite limit: the same rows as [`IngestRig`] (the journal's
+/// `recent_points` and `recent_values`, same schema, same pragmas) inserted
+/// with one cached single-row statement per table in one transaction,
+/// nothing else.
 pub struct RawRig {
     conn: rusqlite::Connection,
     windows: Vec<i64>,
@@ -627,7 +628,7 @@ impl RawRig {
         conn.pragma_update(None, "foreign_keys", true).unwrap();
         conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
         // The recorder's writer's page cache (`WRITER_CACHE_KIB` in
-        // src/store/write.rs). Also keeps the two from evicting each other:
+        // src/store/writer.rs). Also keeps the two from evicting each other:
         // all connections of a process share SQLite's page LRU here, and one
         // at its limit recycles the other's pages.
         conn.pragma_update(None, "cache_size", -8192).unwrap();
@@ -652,7 +653,7 @@ impl RawRig {
         }
         let next_id: i64 = conn
             .query_row(
-                "SELECT coalesce(max(id), 0) + 1 FROM data_points",
+                "SELECT coalesce(max(id), 0) + 1 FROM recent_points",
                 [],
                 |r| r.get(0),
             )
@@ -673,12 +674,12 @@ impl RawRig {
         {
             let mut point = tx
                 .prepare_cached(
-                    "INSERT INTO data_points (id, window_id, ts_ms, metadata) VALUES (?1, ?2, ?3, NULL)",
+                    "INSERT INTO recent_points (id, window_id, ts_ms, metadata) VALUES (?1, ?2, ?3, NULL)",
                 )
                 .unwrap();
             let mut value = tx
                 .prepare_cached(
-                    "INSERT INTO point_values (point_id, metric_id, value) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO recent_values (point_id, metric_id, value) VALUES (?1, ?2, ?3)",
                 )
                 .unwrap();
             for (w, ts, v) in &batch.rows {
