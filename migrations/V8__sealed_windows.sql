@@ -29,7 +29,9 @@
 -- the runs of a (window, metric) do not overlap and ascend in time.
 
 CREATE TABLE recent_points (
-    id        INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: ids are never reused, even once the journal is purged
+    -- empty, so a window's journal points always follow its recent_from.
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
     -- No foreign key: a sealed window may be trimmed before its journal
     -- rows are purged; they are unreachable then (below every recent_from).
     window_id INTEGER NOT NULL,

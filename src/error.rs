@@ -113,15 +113,15 @@ pub enum Error {
 
     /// Applying the schema migrations failed.
     #[error("cannot migrate the database schema")]
-    Migration(#[source] Box<refinery::Error>),
+    Migration(#[source] DatabaseError),
 
     /// An SQLite error (corrupt-file codes become [`Error::Corrupt`] instead).
     #[error("database error")]
-    Sqlite(#[source] rusqlite::Error),
+    Sqlite(#[source] DatabaseError),
 
     /// No connection could be taken from the pool in time.
     #[error("database connection pool")]
-    Pool(#[from] r2d2::Error),
+    Pool(#[source] DatabaseError),
 
     /// A file-system error, with the path it concerns.
     #[error("{path}")]
@@ -351,7 +351,7 @@ pub enum Error {
 impl Error {
     /// True for a write that failed for want of disk space.
     pub(crate) fn is_disk_full(&self) -> bool {
-        matches!(self, Error::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+        matches!(self, Error::Sqlite(e) if e.sqlite_code() == Some(rusqlite::ErrorCode::DiskFull))
     }
 
     /// True for a write that found the database locked by another
@@ -365,7 +365,7 @@ impl Error {
     /// waits: the same call may succeed once it lets go.
     pub fn is_locked(&self) -> bool {
         matches!(self, Error::Sqlite(e) if matches!(
-            e.sqlite_error_code(),
+            e.sqlite_code(),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         ))
     }
@@ -437,4 +437,50 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = e.source();
     }
     out
+}
+
+/// An error of the database engine (SQLite, its connection pool, the
+/// migration runner), kept opaque: its message and its causes say what went
+/// wrong, and no type of those crates is part of this crate's API, so they
+/// can change without breaking callers.
+#[derive(Debug)]
+pub struct DatabaseError(Box<dyn std::error::Error + Send + Sync>);
+
+impl DatabaseError {
+    /// SQLite's error code, if SQLite gave one.
+    pub(crate) fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        self.0
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+    }
+}
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<rusqlite::Error> for DatabaseError {
+    fn from(e: rusqlite::Error) -> DatabaseError {
+        DatabaseError(Box::new(e))
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Error {
+        Error::Pool(DatabaseError(Box::new(e)))
+    }
+}
+
+impl From<refinery::Error> for DatabaseError {
+    fn from(e: refinery::Error) -> DatabaseError {
+        DatabaseError(Box::new(e))
+    }
 }

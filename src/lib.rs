@@ -91,7 +91,7 @@ mod validate;
 pub use anomaly::AnomalyConfig;
 pub use clock::{Clock, InputClock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
-pub use error::{Error, ProviderError, Result, error_chain};
+pub use error::{DatabaseError, Error, ProviderError, Result, error_chain};
 pub use model::{
     DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
     Trigger, TriggerType, WindowAnomaly, WindowId, WindowStatus, WindowTrigger,

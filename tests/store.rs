@@ -666,3 +666,75 @@ fn windows_recorded_together_keep_their_own_points() {
         assert_eq!(w.data_points.len() as u64, w.summary.unwrap().data_points);
     }
 }
+
+/// A recording window whose points were all sealed and purged from the
+/// journal keeps the points it takes next: the journal's ids are never
+/// reused, even once it is empty, so they come after its place in it.
+#[test]
+fn points_after_a_purge_that_emptied_the_journal_are_kept() {
+    let rig = Rig::file(RecorderConfig {
+        max_data_points_per_window: 1000,
+        post_incident_window: secs(100_000),
+        ..small_config()
+    });
+    let push = |from: i64, to: i64| {
+        let samples: Vec<incident_recorder::Sample> = (from..to)
+            .map(|k| incident_recorder::Sample {
+                resource: incident_recorder::Resource::from("a"),
+                timestamp: t(5 * k),
+                metrics: Metrics::new().with("cpu", k as f64),
+                metadata: None,
+            })
+            .collect();
+        rig.clock.set(t(5 * (to - 1)));
+        rig.recorder.push_samples(samples).unwrap();
+    };
+    rig.clock.set(t(0));
+    let a = rig.start("a", Trigger::manual());
+    push(0, 200); // one commit of 200 points: sealed whole, the journal purged
+    assert_eq!(count(&rig.sql(), "SELECT count(*) FROM recent_points"), 0);
+    push(200, 210);
+    let w = rig.recorder.window(&a).unwrap().unwrap();
+    let cpu: Vec<f64> = w.data_points.iter().map(|p| p.metrics["cpu"]).collect();
+    assert_eq!(cpu, (0..210).map(|k| k as f64).collect::<Vec<_>>());
+}
+
+/// Windows recorded one after another, each closed, sealed and purged from
+/// the journal before the next opens, keep every point: the journal's ids are
+/// never reused, even once it is empty.
+#[test]
+fn windows_recorded_one_after_another_keep_every_point() {
+    let rig = Rig::file(RecorderConfig {
+        max_data_points_per_window: 150,
+        post_incident_window: secs(3600),
+        ..small_config()
+    });
+    let mut ids = Vec::new();
+    for w in 0..4i64 {
+        let r = format!("r{w}");
+        let base = 10_000 * w;
+        rig.clock.set(t(base));
+        let id = rig.start(&r, Trigger::manual());
+        let samples: Vec<incident_recorder::Sample> = (0..150)
+            .map(|k| incident_recorder::Sample {
+                resource: incident_recorder::Resource::from(r.as_str()),
+                timestamp: t(base + 5 * k),
+                metrics: Metrics::new().with("cpu", (1000 * w + k) as f64),
+                metadata: None,
+            })
+            .collect();
+        rig.clock.set(t(base + 5 * 149));
+        rig.recorder.push_samples(samples).unwrap();
+        ids.push(id);
+        // Everything sealed and purged before the next window opens.
+        assert_eq!(count(&rig.sql(), "SELECT count(*) FROM recent_points"), 0);
+    }
+    for (w, id) in ids.iter().enumerate() {
+        let got = rig.recorder.window(id).unwrap().unwrap();
+        assert_eq!(got.status, WindowStatus::Truncated, "{id}");
+        let cpu: Vec<f64> = got.data_points.iter().map(|p| p.metrics["cpu"]).collect();
+        let want: Vec<f64> = (0..150).map(|k| (1000 * w + k) as f64).collect();
+        assert_eq!(cpu, want, "{id}");
+        assert_eq!(got.summary.unwrap().data_points, 150);
+    }
+}

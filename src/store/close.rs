@@ -80,10 +80,7 @@ impl CloserConn {
             };
             let upto = match upto {
                 Some(upto) => upto,
-                None => PointId(
-                    tx.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM recent_points")?
-                        .query_row([], |r| r.get(0))?,
-                ),
+                None => super::points::next_point_id(tx)?,
             };
             if upto <= from {
                 return Ok(true);

@@ -42,7 +42,8 @@
 //!
 //! A tick's points go in as multi-row `INSERT`s through cached statements
 //! (`prepare_cached`) in one transaction; journal point ids are assigned in
-//! memory from `max(id)` read inside that transaction, and metric names are
+//! memory from the journal's high mark read inside that transaction (never
+//! reused, even once the journal is purged empty), and metric names are
 //! mapped to ids through an in-memory cache, so the hot path does no lookups
 //! by name. `synchronous=NORMAL` in WAL mode makes a commit durable against
 //! process crashes without an fsync per transaction (the WAL is synced at
@@ -287,7 +288,7 @@ impl Store {
             .map_err(|e| classify(&path, e))?;
         let mut version = schema_version(&probe, &path);
         if let Err(Error::Sqlite(e)) = &version
-            && e.sqlite_error_code() == Some(ErrorCode::CannotOpen)
+            && e.sqlite_code() == Some(ErrorCode::CannotOpen)
             && !wal_path(&path).exists()
         {
             // A WAL database on a read-only file system: SQLite cannot create
@@ -366,7 +367,7 @@ impl Store {
                     path: p.clone(),
                     source: Box::new(e),
                 },
-                None => Error::Pool(e),
+                None => Error::from(e),
             })?;
         Ok(Store {
             pool,
@@ -670,7 +671,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }));
     match ran {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Error::Migration(Box::new(e))),
+        Ok(Err(e)) => Err(Error::Migration(e.into())),
         Err(_) => Err(Error::Unavailable(
             "the schema's migration history is damaged (the migration tool could not read it)",
         )),
@@ -768,7 +769,7 @@ impl From<rusqlite::Error> for Error {
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Error::Corrupt {
                 detail: e.to_string(),
             },
-            _ => Error::Sqlite(e),
+            _ => Error::Sqlite(e.into()),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the multi-row inserts every bulk write uses.
 //!
 //! A tick's points go in as multi-row `INSERT`s through cached statements.
-//! Point ids are assigned here from `max(id)`, which is stable because the
+//! Point ids are assigned here from the journal's high mark, stable because the
 //! caller holds the write lock, and only grow: the journal is append-only,
 //! so a tick dirties only the tails of its two tables (see migrations/V3
 //! and V8), and a window's journal points have ids from its `recent_from` on.
@@ -174,10 +174,15 @@ pub(super) fn metric_row(tx: &Connection, name: &str) -> Result<MetricId> {
         .query_row([name], |r| r.get(0))?)
 }
 
-/// The id the next journal point gets.
+/// The id the next journal point gets: past every id the journal ever had
+/// (`AUTOINCREMENT` keeps the high mark in `sqlite_sequence`), so ids are
+/// never reused, even after a purge emptied the journal.
 pub(super) fn next_point_id(tx: &Connection) -> Result<PointId> {
     Ok(tx
-        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM recent_points")?
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'recent_points'), 0),
+                        coalesce((SELECT max(id) FROM recent_points), 0)) + 1",
+        )?
         .query_row([], |r| r.get::<_, i64>(0).map(PointId))?)
 }
 
