@@ -319,6 +319,30 @@ pub enum Error {
         expected: &'static [&'static str],
     },
 
+    /// A text that is not valid Prometheus text exposition format (0.0.4),
+    /// or is over one of its [`ParseLimits`](crate::provider::prometheus::ParseLimits).
+    #[error("invalid Prometheus text exposition at line {line}: {reason}")]
+    InvalidExposition {
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong there.
+        reason: String,
+    },
+
+    /// A scrape target, option or listener setting that cannot work.
+    #[error("{0}")]
+    InvalidConfig(String),
+
+    /// The HTTP listener could not bind or start.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The recorder is shutting down or its state was poisoned by a panic.
     #[error("recorder is unavailable: {0}")]
     Unavailable(&'static str),

@@ -79,6 +79,7 @@ pub mod context;
 mod error;
 pub mod files;
 pub mod fleet;
+pub mod listen;
 mod model;
 mod names;
 pub mod provider;

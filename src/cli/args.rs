@@ -150,6 +150,10 @@ pub struct WatchArgs {
     pub max_per_day: u32,
     #[command(flatten)]
     pub push: PushOptions,
+    #[command(flatten)]
+    pub scrape: super::scrape::ScrapeArgs,
+    #[command(flatten)]
+    pub listen: super::listen::ListenArgs,
 }
 
 #[derive(Debug, Args)]

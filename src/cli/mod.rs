@@ -11,6 +11,7 @@
 //! |---|---|
 //! | `args` | the grammar: commands, options, defaults |
 //! | `watch`, `live` | recording this host; the status line and window events |
+//! | `scrape`, `listen` | `watch --scrape` (exporters) and `watch --listen` (the HTTP listener) options |
 //! | `rules` | threshold rules, their state machine, the provider wrapper |
 //! | `ingest`, `ingest_line` | recording JSON lines on their own clock; the line format |
 //! | `trigger` | asking a running recorder for a window |
@@ -37,10 +38,12 @@ mod history;
 mod ingest;
 mod ingest_line;
 mod input;
+mod listen;
 mod live;
 mod pulse;
 mod push;
 mod rules;
+mod scrape;
 mod sparkline;
 mod table;
 mod transfer;

@@ -102,8 +102,12 @@ impl FromStr for Rule {
             Some((c, d)) => (c, duration::parse(d).map_err(|e| bad(&e))?),
             None => (text, Duration::ZERO),
         };
-        let at = condition
+        // A scraped series' name has labels (`x{mountpoint="/"}`), whose `=`
+        // is not a comparison: look for one after the closing brace.
+        let from = condition.rfind('}').map_or(0, |i| i + 1);
+        let at = condition[from..]
             .find(['<', '>', '='])
+            .map(|i| from + i)
             .ok_or_else(|| bad("no comparison (>, <, >= or <=)"))?;
         let (metric, rest) = condition.split_at(at);
         let (op, value) = [(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)]
@@ -111,7 +115,8 @@ impl FromStr for Rule {
             .find_map(|(s, op)| rest.strip_prefix(s).map(|v| (op, v)))
             .ok_or_else(|| bad("the comparison must be >, <, >= or <="))?;
         let metric = metric.trim();
-        if metric.is_empty() || metric.contains(char::is_whitespace) {
+        let name = metric.split('{').next().unwrap_or(metric);
+        if metric.is_empty() || name.contains(char::is_whitespace) {
             return Err(bad("the metric name is missing or has spaces"));
         }
         let threshold: f64 = value
@@ -283,6 +288,30 @@ impl<P: MetricsProvider, E: From<RuleEvent> + Send> MetricsProvider for RuleProv
     fn monitored_resource_ids(&self) -> Vec<String> {
         self.inner.monitored_resource_ids()
     }
+
+    /// The inner provider's batch (one scrape of every target per tick),
+    /// with the rules checked on each answer.
+    fn current_metrics_batch(
+        &self,
+        resource_ids: &[String],
+    ) -> Vec<(String, Result<Metrics, ProviderError>)> {
+        let answers = self.inner.current_metrics_batch(resource_ids);
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        {
+            let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, answer) in &answers {
+                if let Ok(metrics) = answer {
+                    events.extend(engine.observe(id, metrics, now));
+                }
+            }
+        }
+        let tx = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        for e in events {
+            let _ = tx.send(E::from(e));
+        }
+        answers
+    }
 }
 
 /// What applying an event did.
@@ -328,6 +357,11 @@ mod tests {
         assert_eq!(rule("load1<0.5 for 1h30m").id(), "load1<0.5 for 1h30m");
         assert_eq!(rule("disk <= -1").op, Op::Le);
         assert_eq!(rule("net_rx_bytes_per_s>1e6").threshold, 1e6);
+        // Scraped series: the labels' = is part of the name.
+        let r = rule("node_filesystem_avail_bytes{mountpoint=\"/\"}<1e9 for 1m");
+        assert_eq!(r.metric, "node_filesystem_avail_bytes{mountpoint=\"/\"}");
+        assert_eq!((r.op, r.threshold), (Op::Lt, 1e9));
+        assert_eq!(rule("x{a=\"b c\"}>=2").metric, "x{a=\"b c\"}");
     }
 
     #[test]

@@ -30,13 +30,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use incident_recorder::provider::host::{self, HostProvider};
 use incident_recorder::{
     IncidentRecorder, SystemClock, Trigger, TriggerType, WindowFilter, WindowStatus,
 };
 
 use super::args::WatchArgs;
-use super::error::{Context, Failure, Result};
+use super::error::{Context, Result};
 use super::live::Live;
 use super::rules::{self, Applied, Rule, RuleEvent, RuleProvider};
 
@@ -61,35 +60,30 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     } else {
         a.rules
     };
-    if let Some(r) = rules
-        .iter()
-        .find(|r| !host::METRICS.contains(&r.metric.as_str()))
-    {
-        return Err(Failure::msg(format!(
-            "rule {:?} uses metric {:?}, which this host does not report; use one of {}",
-            r.id(),
-            r.metric,
-            host::METRICS.join(", ")
-        )));
-    }
     let push_target = super::push::target(&a.push)?;
     let mut config = a.window.config(db, Some(a.sampling.interval));
     config.hold_while_alert_active = true;
     config.max_windows_per_resource_per_day = a.max_per_day as usize;
     config.anomaly.detect = a.anomaly;
     config.anomaly.threshold = a.anomaly_threshold;
-    let recorder = IncidentRecorder::open(config)?;
+    let sources = super::scrape::sources(&a.scrape, &config)?;
+    let (rules, warnings) = super::scrape::check_rules(rules, &sources)?;
+    let recorder = Arc::new(IncidentRecorder::open(config)?);
     let pusher = super::push::start(db, push_target)?;
-    let host = HostProvider::new().context("cannot read this host's metrics")?;
-    let resource = host.resource_id().to_owned();
+    let resource = sources.first.clone();
     let (tx, rx) = mpsc::channel::<Event>();
-    let provider = RuleProvider::new(host, rules.clone(), Arc::new(SystemClock), tx.clone());
+    let provider = RuleProvider::new(
+        sources.provider,
+        rules.clone(),
+        Arc::new(SystemClock),
+        tx.clone(),
+    );
     recorder.set_metrics_provider(Arc::new(provider));
     on_signal(tx)?;
-    resolve_orphan_alerts(&recorder, &rules)?;
+    resolve_orphan_alerts(&recorder, &rules, a.listen.addr.is_some())?;
 
     let started = Instant::now();
-    let mut live = Live::new(&recorder, &resource)?;
+    let mut live = Live::new(&recorder, &sources.label)?;
     let recovery = recorder.recovery();
     for (id, status) in &recovery.closed {
         live.say(&format!(
@@ -104,12 +98,26 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     }
     let rule_list: Vec<String> = rules.iter().map(|r| r.id()).collect();
     live.say(&format!(
-        "recording {resource} every {} into {} (rules: {}); Ctrl-C stops",
+        "recording {} every {} into {} (rules: {}); Ctrl-C stops",
+        sources.label,
         super::duration::format(a.sampling.interval),
         db.display(),
-        rule_list.join(", ")
+        if rule_list.is_empty() {
+            "none".to_owned()
+        } else {
+            rule_list.join(", ")
+        }
     ))?;
+    for w in warnings {
+        live.say(&format!("warning: {w}"))?;
+    }
     recorder.record_sample()?; // the first sample now, not one interval later
+    // After the first tick: the recorder knows its resources, so an alert
+    // for one it does not monitor is answered as such.
+    let listener = super::listen::start(&a.listen, &recorder)?;
+    if let Some(l) = &listener {
+        live.say(&super::listen::banner(l))?;
+    }
     if a.trigger_now {
         recorder.start_recording(resource.as_str(), Trigger::manual())?;
     }
@@ -144,6 +152,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
         }
         live.refresh()?;
     }
+    drop(listener); // no new triggers while the recorder stops
     recorder.stop()?;
     if let Some(p) = pusher {
         live.say(&super::push::describe(
@@ -158,8 +167,15 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
 /// nothing could ever clear them, and they would hold their window open
 /// until it reaches its point limit. (Alerts of rules still given are
 /// cleared by the rules themselves on the first sample, see `rules`.)
-fn resolve_orphan_alerts(recorder: &IncidentRecorder, rules: &[Rule]) -> Result<()> {
+fn resolve_orphan_alerts(
+    recorder: &IncidentRecorder,
+    rules: &[Rule],
+    listening: bool,
+) -> Result<()> {
     let ids: HashSet<String> = rules.iter().map(Rule::id).collect();
+    // Alertmanager resolves its own alerts (and repeats them until then).
+    let kept =
+        |id: &String| ids.contains(id) || (listening && super::listen::is_alertmanager_id(id));
     let recording = recorder.store().windows(&WindowFilter {
         status: Some(WindowStatus::Recording),
         ..WindowFilter::default()
@@ -168,7 +184,7 @@ fn resolve_orphan_alerts(recorder: &IncidentRecorder, rules: &[Rule]) -> Result<
         let orphans = w.triggers.iter().filter(|t| {
             t.trigger_type == TriggerType::Alert
                 && t.resolved_at.is_none()
-                && t.trigger_id.as_ref().is_some_and(|id| !ids.contains(id))
+                && t.trigger_id.as_ref().is_some_and(|id| !kept(id))
         });
         for t in orphans {
             let id = t.trigger_id.as_deref().unwrap_or_default();

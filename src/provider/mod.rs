@@ -6,9 +6,14 @@
 //! call, which a provider backed by one API request per tick should override.
 //!
 //! [`host::HostProvider`] is a ready-made provider for the machine the
-//! process runs on (what `incident-recorder watch` records).
+//! process runs on (what `incident-recorder watch` records);
+//! [`prometheus::ScrapeProvider`] reads Prometheus exporters; and
+//! [`combine::CombinedProvider`] puts several providers behind one, which is
+//! how `watch` samples the host and scrape targets together.
 
+pub mod combine;
 pub mod host;
+pub mod prometheus;
 
 use std::cell::Cell;
 
@@ -42,6 +47,25 @@ pub trait MetricsProvider: Send + Sync {
             .iter()
             .map(|id| (id.clone(), self.current_metrics(id)))
             .collect()
+    }
+}
+
+/// A shared provider is a provider, so wrappers (a rule checker, a
+/// [`combine::CombinedProvider`]) can hold one the embedder also keeps.
+impl<P: MetricsProvider + ?Sized> MetricsProvider for std::sync::Arc<P> {
+    fn current_metrics(&self, resource_id: &str) -> Result<Metrics, ProviderError> {
+        (**self).current_metrics(resource_id)
+    }
+
+    fn monitored_resource_ids(&self) -> Vec<String> {
+        (**self).monitored_resource_ids()
+    }
+
+    fn current_metrics_batch(
+        &self,
+        resource_ids: &[String],
+    ) -> Vec<(String, Result<Metrics, ProviderError>)> {
+        (**self).current_metrics_batch(resource_ids)
     }
 }
 

@@ -194,6 +194,9 @@ struct ResourceState {
 pub struct RecorderStats {
     /// Ticks run.
     pub ticks: u64,
+    /// Seconds spent in ticks, summed (provider calls, buffering, commit):
+    /// with `ticks`, the average tick time.
+    pub tick_seconds: f64,
     /// Samples accepted (ticks and pushes).
     pub samples: u64,
     /// Points committed to windows.

@@ -92,6 +92,7 @@ impl Inner {
     /// One tick: sample every resource once, close due windows, commit, then
     /// serve trigger requests from other processes.
     pub(super) fn tick(self: &Arc<Self>) -> Result<()> {
+        let started = Instant::now();
         let now = self.clock.now();
         let now_ms = now.as_unix_ms();
         let provider = self
@@ -159,6 +160,7 @@ impl Inner {
         self.expire(&mut state, now.as_unix_ms(), listed.then_some(fingerprint));
         let committed = self.flush(&mut state, now, false);
         let served = self.serve_requests(&mut state, now);
+        state.stats.tick_seconds += started.elapsed().as_secs_f64();
         committed.and(served)
     }
 

@@ -1,0 +1,356 @@
+//! The whole loop with the real programs: node_exporter scraped by
+//! `incident-recorder watch --scrape ... --listen ...`, an alert posted to a
+//! real Alertmanager (`POST /api/v2/alerts`), Alertmanager's webhook
+//! delivering it to the listener, and the window checked in the database:
+//! opened on the node_exporter resource at `startsAt` with the buffered
+//! seconds before it and node_exporter-derived points, held while the alert
+//! fires (through repeated notifications, which add nothing), resolved at
+//! `endsAt`, complete after the post window. Also `GET /metrics` through
+//! our parser and `promtool check metrics`.
+//!
+//! Each program that is missing skips its test with a message (fails under
+//! `CI=true`). Real processes, so waits are polls with bounded timeouts.
+
+mod real;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use incident_recorder::provider::prometheus::parse_text;
+use incident_recorder::{
+    IncidentWindow, Store, Timestamp, TriggerType, WindowFilter, WindowStatus,
+};
+use real::{Running, wait_for};
+
+const PRE: Duration = Duration::from_secs(4);
+const POST: Duration = Duration::from_secs(3);
+
+/// `watch` recording node_exporter at `node` and listening on `listen`.
+fn watch(dir: &Path, node: &str, listen: &str, extra: &[&str]) -> Running {
+    let mut args: Vec<String> = [
+        "--db",
+        dir.join("incidents.db").to_str().unwrap(),
+        "watch",
+        "--scrape",
+        &format!("http://{node}/metrics"),
+        "--listen",
+        listen,
+        "--interval",
+        "200ms",
+        "--pre",
+        "4s",
+        "--post",
+        "3s",
+        // A rule that never fires, instead of the default ones on this host.
+        "--rule",
+        "load1>1000000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut running = Running::start(&real::our_binary(), &args, dir.join("watch.log"));
+    let health = format!("http://{listen}/healthz");
+    wait_for(Duration::from_secs(20), "watch to answer /healthz", || {
+        running.assert_running();
+        real::get(&health)
+            .filter(|(s, b)| *s == 200 && b.contains("\"ok\""))
+            .map(|_| ())
+    });
+    running
+}
+
+/// Alertmanager sending every alert to `webhook` with the bearer `token`
+/// (the receiver snippet of the README).
+fn alertmanager(dir: &Path, webhook: &str, token: &str) -> Option<(Running, String)> {
+    let program = real::program(
+        &["prometheus-alertmanager", "alertmanager"],
+        "prometheus-alertmanager",
+    )?;
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: recorder\n  group_by: ['alertname', 'instance']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s\n\
+             receivers:\n  - name: recorder\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n        http_config:\n          authorization:\n            credentials: '{token}'\n"
+        ),
+    )
+    .unwrap();
+    let port = real::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let storage = dir.join("am-data");
+    std::fs::create_dir_all(&storage).unwrap();
+    let mut running = Running::start(
+        &program,
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", storage.display()),
+            format!("--web.listen-address={addr}"),
+            "--cluster.listen-address=".into(),
+            "--log.level=debug".into(),
+        ],
+        dir.join("alertmanager.log"),
+    );
+    let ready = format!("http://{addr}/-/ready");
+    wait_for(Duration::from_secs(20), "Alertmanager to be ready", || {
+        running.assert_running();
+        real::get(&ready).filter(|(s, _)| *s == 200).map(|_| ())
+    });
+    Some((running, addr))
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    serde_json::to_value(t)
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Posts one alert to Alertmanager's own API.
+fn post_alert(am: &str, instance: &str, starts: Timestamp, ends: Option<Timestamp>) {
+    let mut alert = serde_json::json!({
+        "labels": {"alertname": "NodeHot", "instance": instance, "severity": "page"},
+        "annotations": {"summary": "the node is hot"},
+        "startsAt": rfc3339(starts),
+    });
+    if let Some(e) = ends {
+        alert["endsAt"] = rfc3339(e).into();
+    }
+    let body = serde_json::to_string(&[alert]).unwrap();
+    let mut r = real::agent()
+        .post(&format!("http://{am}/api/v2/alerts"))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        r.body_mut().read_to_string().unwrap_or_default()
+    );
+}
+
+/// Webhook notifications Alertmanager has sent (its own counter).
+fn notifications(am: &str) -> f64 {
+    let (_, text) = real::get(&format!("http://{am}/metrics")).unwrap();
+    let parsed = parse_text(&text).unwrap();
+    parsed
+        .samples()
+        .filter(|s| {
+            s.name == "alertmanager_notifications_total"
+                && s.label("integration") == Some("webhook")
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+fn windows_of(db: &Path, resource: &str) -> Vec<IncidentWindow> {
+    let store = match Store::open_read_only(db) {
+        Ok(s) => s,
+        Err(_) => return Vec::new(), // not created yet
+    };
+    store
+        .windows(&WindowFilter {
+            resource: Some(resource.to_owned()),
+            with_points: true,
+            ..WindowFilter::default()
+        })
+        .unwrap_or_default()
+}
+
+/// Rows in `window_triggers` for the window, counted with sqlite3 the way
+/// an operator would (when installed), else through the store.
+fn trigger_rows(db: &Path, w: &IncidentWindow) -> usize {
+    if let Ok(out) = Command::new("sqlite3")
+        .arg(db)
+        .arg(format!(
+            "SELECT count(*) FROM window_triggers t JOIN windows w ON w.id = t.window_id WHERE w.public_id = '{}'",
+            w.id
+        ))
+        .output()
+        && out.status.success()
+    {
+        return String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    }
+    w.triggers.len()
+}
+
+#[test]
+fn an_alertmanager_alert_records_the_node_around_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_node, node)) = real::node_exporter(dir.path()) else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let token = "a-long-random-token-0123456789";
+    let Some((_am, am)) = alertmanager(dir.path(), &format!("http://{listen}/alertmanager"), token)
+    else {
+        return;
+    };
+    let mut watch = watch(dir.path(), &node, &listen, &["--listen-token", token]);
+    // Let the pre-incident buffer fill for a while.
+    std::thread::sleep(Duration::from_millis(2500));
+    let db = dir.path().join("incidents.db");
+
+    let starts = Timestamp::now();
+    post_alert(&am, &node, starts, None);
+    let w = wait_for(Duration::from_secs(15), "the alert's window", || {
+        watch.assert_running();
+        windows_of(&db, &node).into_iter().next()
+    });
+    let first_sent = notifications(&am);
+    // The trigger: an alert named alertname/fingerprint, with Alertmanager's fingerprint.
+    let (_, listed) = real::get(&format!("http://{am}/api/v2/alerts")).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let fingerprint = listed[0]["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(w.trigger_type, TriggerType::Alert);
+    assert_eq!(
+        w.trigger_id.as_deref(),
+        Some(format!("NodeHot/{fingerprint}").as_str())
+    );
+    assert_eq!(w.triggers[0].fired_at, starts, "fired at startsAt");
+    // The buffered seconds before startsAt, from node_exporter.
+    let before: Vec<_> = w
+        .data_points
+        .iter()
+        .filter(|p| p.timestamp < starts)
+        .collect();
+    assert!(
+        before.len() >= 5,
+        "{} buffered points before the alert",
+        before.len()
+    );
+    assert!(w.start_time >= starts.saturating_sub(PRE) && w.start_time < starts);
+    for metric in ["memory", "load1", "disk", "node_load1"] {
+        assert!(
+            before.iter().all(|p| p.metrics.contains_key(metric)),
+            "{metric} in every buffered point"
+        );
+    }
+    assert!(
+        before.iter().any(|p| p.metrics.contains_key("cpu")),
+        "cpu from the second scrape on"
+    );
+
+    // Firing past the post window, through repeated notifications: held,
+    // still one window and one trigger.
+    wait_for(
+        Duration::from_secs(20),
+        "two repeated notifications",
+        || (notifications(&am) >= first_sent + 2.0).then_some(()),
+    );
+    let wait_post =
+        (starts.as_unix_ms() + POST.as_millis() as i64 + 1000) - Timestamp::now().as_unix_ms();
+    if wait_post > 0 {
+        std::thread::sleep(Duration::from_millis(wait_post as u64));
+    }
+    let held = windows_of(&db, &node);
+    assert_eq!(held.len(), 1, "repeats open no window");
+    assert_eq!(
+        held[0].status,
+        WindowStatus::Recording,
+        "held while the alert fires"
+    );
+    assert_eq!(trigger_rows(&db, &held[0]), 1, "repeats add no trigger row");
+    assert!(held[0].triggers[0].resolved_at.is_none());
+
+    // Resolved: at endsAt, then the post window, then complete.
+    let ends = Timestamp::now();
+    post_alert(&am, &node, starts, Some(ends));
+    let done = wait_for(Duration::from_secs(20), "the window to complete", || {
+        watch.assert_running();
+        windows_of(&db, &node)
+            .into_iter()
+            .find(|w| w.status != WindowStatus::Recording)
+    });
+    assert_eq!(done.status, WindowStatus::Complete);
+    assert_eq!(
+        done.triggers[0].resolved_at,
+        Some(ends),
+        "resolved at endsAt"
+    );
+    assert_eq!(
+        done.end_time,
+        Some(ends.saturating_add(POST)),
+        "complete after the post window"
+    );
+    let after = done
+        .data_points
+        .iter()
+        .filter(|p| p.timestamp > ends)
+        .count();
+    assert!(after >= 5, "{after} points recorded after the resolve");
+    let summary = done.summary.as_ref().unwrap();
+    for metric in ["cpu", "memory", "load1", "net_rx_bytes_per_s"] {
+        assert!(
+            summary.peaks.contains_key(metric),
+            "{metric} in the summary"
+        );
+    }
+    // Alertmanager keeps the resolved alert and may notify about it again:
+    // still one window, one trigger.
+    std::thread::sleep(Duration::from_secs(3));
+    let last = windows_of(&db, &node);
+    assert_eq!(last.len(), 1);
+    assert_eq!(trigger_rows(&db, &last[0]), 1);
+    // The recorder's log names the alert.
+    let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
+    assert!(
+        log.contains(&format!("alert NodeHot/{fingerprint}")),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_listeners_metrics_parse_and_pass_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_node, node)) = real::node_exporter(dir.path()) else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let _watch = watch(dir.path(), &node, &listen, &[]);
+    let started = Instant::now();
+    let (status, text) = wait_for(Duration::from_secs(10), "a few ticks", || {
+        let (s, t) = real::get(&format!("http://{listen}/metrics"))?;
+        (started.elapsed() > Duration::from_secs(1)).then_some((s, t))
+    });
+    assert_eq!(status, 200);
+    let parsed = parse_text(&text).unwrap();
+    let value = |name: &str| parsed.samples().find(|s| s.name == name).map(|s| s.value);
+    assert!(value("incident_recorder_ticks_total").unwrap() >= 3.0);
+    assert!(value("incident_recorder_tick_seconds_sum").unwrap() > 0.0);
+    assert_eq!(value("incident_recorder_windows_recording"), Some(0.0));
+    assert_eq!(
+        value("incident_recorder_resources"),
+        Some(2.0),
+        "this host and the node"
+    );
+    assert_eq!(value("incident_recorder_failed_commits_total"), Some(0.0));
+    let Some(promtool) = real::program(&["promtool"], "prometheus") else {
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

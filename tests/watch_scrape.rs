@@ -1,0 +1,245 @@
+//! `watch --scrape` and `--listen` as a user runs them, against exporters
+//! played by small local HTTP servers: rules checked against what the
+//! targets report, a failing target logged once and not every tick, and
+//! Alertmanager alerts left unresolved by a restart with the listener (only
+//! Alertmanager resolves them), resolved by one without.
+
+mod real;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use std::time::Duration;
+
+use incident_recorder::{Store, WindowFilter, WindowStatus};
+use real::{FakeExporter, Reply, wait_for};
+
+fn run(bin: &Path, db: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn rules_must_name_a_metric_some_source_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    let exporter = FakeExporter::start(|_| {
+        Reply::text("# TYPE app_queue_depth gauge\napp_queue_depth{queue=\"jobs\"} 3\n")
+    });
+    let target = format!("app={}", exporter.url());
+    let out = run(
+        &bin,
+        &db,
+        &[
+            "watch",
+            "--no-host",
+            "--scrape",
+            &target,
+            "--rule",
+            "app_queue>10",
+            "--for",
+            "1s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(message.contains("no scrape target reports"), "{message}");
+    assert!(
+        message.contains("app_queue_depth{queue=\\\"jobs\\\"}"),
+        "close names: {message}"
+    );
+    // The series' own name is a metric rules can use.
+    let out = run(
+        &bin,
+        &db,
+        &[
+            "watch",
+            "--no-host",
+            "--scrape",
+            &target,
+            "--rule",
+            "app_queue_depth{queue=\"jobs\"}>10",
+            "--interval",
+            "200ms",
+            "--for",
+            "1s",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("recording 1 scrape target every 200ms"),
+        "{}",
+        text(&out)
+    );
+    // Without --rule, the default rules on metrics this exporter lacks
+    // (cpu, memory, disk) are left out rather than refused.
+    let out = run(
+        &bin,
+        &db,
+        &[
+            "watch",
+            "--no-host",
+            "--scrape",
+            &target,
+            "--interval",
+            "200ms",
+            "--for",
+            "1s",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(rules: none)"), "{}", text(&out));
+}
+
+#[test]
+fn a_failing_target_is_logged_when_it_fails_and_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    // Fails its first 5 scrapes, then answers.
+    let flaky = FakeExporter::start(|n| {
+        if n < 5 {
+            Reply {
+                status: 503,
+                ..Reply::text("warming up")
+            }
+        } else {
+            Reply::text("up 1\n")
+        }
+    });
+    let good = FakeExporter::start(|_| Reply::text("up 1\n"));
+    let out = run(
+        &bin,
+        &db,
+        &[
+            "-v",
+            "watch",
+            "--no-host",
+            "--scrape",
+            &format!("flaky={}", flaky.url()),
+            "--scrape",
+            &format!("good={}", good.url()),
+            "--rule",
+            "up<1",
+            "--interval",
+            "200ms",
+            "--for",
+            "3s",
+        ],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(
+        log.matches("scrape failed; the target's resources are skipped")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("HTTP 503"), "{log}");
+    assert_eq!(
+        log.matches("scrape target answers again").count(),
+        1,
+        "{log}"
+    );
+    assert!(flaky.requests.load(std::sync::atomic::Ordering::SeqCst) > 5);
+}
+
+#[test]
+fn an_alertmanager_alert_stays_unresolved_across_a_restart_with_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    let exporter = FakeExporter::start(|_| Reply::text("up 1\n"));
+    let target = format!("node={}", exporter.url());
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let args = |listening: bool, seconds: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--db",
+            db.to_str().unwrap(),
+            "watch",
+            "--no-host",
+            "--scrape",
+            &target,
+        ]
+        .iter()
+        .chain(&[
+            "--rule",
+            "up<1",
+            "--interval",
+            "200ms",
+            "--post",
+            "1s",
+            "--for",
+            seconds,
+        ])
+        .map(|s| s.to_string())
+        .collect();
+        if listening {
+            a.extend(["--listen".to_owned(), listen.clone()]);
+        }
+        a
+    };
+    let watch = |listening: bool, seconds: &str| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(args(listening, seconds));
+        cmd
+    };
+    let mut first = real::Running::start(&bin, &args(true, "4s"), dir.path().join("first.log"));
+    wait_for(Duration::from_secs(10), "the listener", || {
+        first.assert_running();
+        real::get(&format!("http://{listen}/healthz")).filter(|(s, _)| *s == 200)
+    });
+    let alert = serde_json::json!({
+        "version": "4", "status": "firing",
+        "alerts": [{"status": "firing", "labels": {"alertname": "Down", "instance": "node"},
+                    "startsAt": serde_json::to_value(incident_recorder::Timestamp::now()).unwrap()}]
+    });
+    let mut r = real::agent()
+        .post(&format!("http://{listen}/alertmanager"))
+        .send(alert.to_string().as_bytes())
+        .unwrap();
+    let answer = r.body_mut().read_to_string().unwrap();
+    assert!(answer.contains("\"opened\""), "{answer}");
+    let _ = first.child.wait();
+    let recording = |db: &Path| {
+        let store = Store::open_read_only(db).unwrap();
+        let w = store.windows(&WindowFilter::default()).unwrap().remove(0);
+        (w.status, w.triggers[0].resolved_at.is_some())
+    };
+    assert_eq!(
+        recording(&db),
+        (WindowStatus::Recording, false),
+        "{}",
+        first.output()
+    );
+
+    // Restarted with the listener: Alertmanager will resolve it, so it stays held.
+    let out = watch(true, "2s").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        recording(&db),
+        (WindowStatus::Recording, false),
+        "{}",
+        text(&out)
+    );
+
+    // Held past its --post (1 s) through a clean restart with the listener;
+    // restarted without one, nothing could resolve it: resolved at start,
+    // and the window records its --post and completes.
+    let out = watch(false, "2s").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(recording(&db), (WindowStatus::Complete, true));
+}
