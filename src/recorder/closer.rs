@@ -46,8 +46,9 @@ const PURGE_STEP: i64 = 20_000;
 const VALVE_LAG: i64 = 200_000;
 const VALVE_PER_WINDOW: i64 = 4 * crate::store::SEAL_EVERY as i64;
 /// Windows sealed or closed per transaction at most, and the time after
-/// which a transaction takes no more: a tick waiting for the write turn
-/// waits at most about this long.
+/// which a transaction takes no more. A tick that comes to wait for the
+/// write turn meanwhile ends the transaction at the next item: it waits for
+/// one window's work at most.
 const TX_ITEMS: usize = 64;
 const TX_TIME: Duration = Duration::from_millis(10);
 /// How often the closer looks at the journal when nothing is handed over.
@@ -290,7 +291,14 @@ impl Worker {
                 w.conn.work(|work| {
                     let started = Instant::now();
                     let mut i = from;
-                    while i < items.len() && i - from < TX_ITEMS && started.elapsed() < TX_TIME {
+                    // At least one; then more while the budget lasts and
+                    // no tick waits for the turn.
+                    while i < items.len()
+                        && (i == from
+                            || (i - from < TX_ITEMS
+                                && started.elapsed() < TX_TIME
+                                && !work.tick_waiting()))
+                    {
                         items[i].run(work, &anomaly)?;
                         i += 1;
                     }

@@ -64,9 +64,16 @@ pub(crate) type Summarize<'a> =
 /// fewer pages: each commit rewrites the partly filled pages it touched).
 pub(crate) struct CloseWork<'a> {
     tx: &'a Connection,
+    gate: &'a super::WriteGate,
 }
 
 impl CloseWork<'_> {
+    /// True if a tick waits for this transaction to end: the closer then
+    /// commits what it has done so far.
+    pub(crate) fn tick_waiting(&self) -> bool {
+        self.gate.urgent_waiting()
+    }
+
     /// Seals the journal points of recording `window` with ids before
     /// `upto` (the end of the journal if `None`), read through `known` if it
     /// covers them; the window's journal part then starts at `upto`.
@@ -143,7 +150,8 @@ impl CloseWork<'_> {
 impl CloserConn {
     /// Runs `f` on closing work in one transaction, after any waiting tick.
     pub(crate) fn work<T>(&mut self, f: impl FnOnce(&CloseWork<'_>) -> Result<T>) -> Result<T> {
-        self.transaction(|tx| f(&CloseWork { tx }))
+        let gate = self.gate.clone();
+        self.transaction(|tx| f(&CloseWork { tx, gate: &gate }))
     }
 
     /// [`CloseWork::seal_window`] in a transaction of its own.

@@ -50,6 +50,12 @@ impl WriteGate {
         Turn { gate: self }
     }
 
+    /// True if an urgent writer (a tick) waits for the turn: a patient one
+    /// holding it should commit and let it in.
+    pub(crate) fn urgent_waiting(&self) -> bool {
+        lock(&self.state).urgent > 0
+    }
+
     /// The turn once no urgent writer waits (closing work, maintenance).
     pub(crate) fn patient(&self) -> Turn<'_> {
         let mut s = lock(&self.state);
