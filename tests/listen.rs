@@ -15,7 +15,7 @@ use common::{Scripted, secs, t};
 use incident_recorder::listen::{ListenConfig, Listener};
 use incident_recorder::provider::prometheus::parse_text;
 use incident_recorder::{
-    IncidentRecorder, ManualClock, RecorderConfig, Timestamp, WindowFilter, WindowStatus,
+    IncidentRecorder, ManualClock, RecorderConfig, Timestamp, Trigger, WindowFilter, WindowStatus,
 };
 use serde_json::{Value, json};
 
@@ -455,6 +455,65 @@ fn metrics_are_the_recorders_own_and_parse() {
             assert!(s.name.ends_with("_total"), "{}", s.name);
         }
     }
+}
+
+/// A database that pushes to a fleet shows its backlog: closed windows the
+/// central database does not have (here unreachable, so they wait).
+#[test]
+fn metrics_show_the_fleet_push_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("incidents.db");
+    let clock = ManualClock::new(t(0));
+    let recorder = Arc::new(
+        IncidentRecorder::open_with_clock(
+            RecorderConfig {
+                db_path: Some(db.clone()),
+                ..config()
+            },
+            Arc::new(clock.clone()),
+        )
+        .unwrap(),
+    );
+    recorder.set_metrics_provider(Scripted::counting(&["web-1", "db:9100"]));
+    let r = Rig {
+        listener: Listener::start(
+            Arc::clone(&recorder),
+            ListenConfig::new("127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap(),
+        recorder,
+        clock,
+    };
+    let backlog = |r: &Rig| {
+        let (status, text) = r.request("GET", "/metrics", None, None);
+        assert_eq!(status, 200);
+        let parsed = parse_text(text.as_str().unwrap()).unwrap();
+        parsed
+            .samples()
+            .find(|s| s.name == "incident_recorder_push_backlog_windows")
+            .map(|s| s.value)
+    };
+    r.ticks(2);
+    assert_eq!(backlog(&r), None, "no push: no push metrics");
+    // Port 1 on loopback: nothing listens, the pusher backs off.
+    let pusher = incident_recorder::fleet::Pusher::start(
+        incident_recorder::Store::open(&db).unwrap(),
+        incident_recorder::fleet::Target::new("postgresql://ir@127.0.0.1:1/fleet", Some("n1"))
+            .unwrap(),
+        incident_recorder::fleet::PusherOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(backlog(&r), Some(0.0));
+    for _ in 0..2 {
+        let id = r
+            .recorder
+            .start_recording("web-1", Trigger::manual())
+            .unwrap();
+        r.ticks(2);
+        r.recorder.stop_recording(&id).unwrap();
+    }
+    assert_eq!(backlog(&r), Some(2.0), "two closed windows wait");
+    pusher.stop();
 }
 
 #[test]

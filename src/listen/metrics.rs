@@ -4,7 +4,8 @@
 //! vital signs are scrapeable: ticks and their time, windows recording,
 //! points written, values and samples refused, provider failures, failed
 //! commits (from [`IncidentRecorder::stats`]), and what the database holds
-//! (from [`Store::stats`](crate::Store::stats)). Names are
+//! (from [`Store::stats`](crate::Store::stats)), and for a database that
+//! pushes to a fleet, the push backlog. Names are
 //! `incident_recorder_*`; counters end in `_total`, as Prometheus' naming
 //! rules (and `promtool check metrics`) want.
 //!
@@ -162,6 +163,41 @@ pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String 
         "Points waiting for a successful commit.",
         &[("", s.pending_points as f64)],
     );
+    // The fleet push (issue 14): what waits for the central database, read
+    // fresh on every request (one count over the windows' rows). Only for
+    // a database that pushes.
+    match recorder.store().push_state() {
+        Ok(p) if p.enabled => {
+            family(
+                "push_backlog_windows",
+                "gauge",
+                "Closed windows the central database does not have yet.",
+                &[("", p.backlog as f64)],
+            );
+            family(
+                "push_pushed_windows",
+                "gauge",
+                "Closed windows still stored here that the central database has.",
+                &[("", p.pushed as f64)],
+            );
+            family(
+                "push_refused_windows",
+                "gauge",
+                "Closed windows the central database refused (kept, not retried).",
+                &[("", p.refused as f64)],
+            );
+            family(
+                "push_dropped_unpushed_windows_total",
+                "counter",
+                "Windows trimming deleted before they could be pushed.",
+                &[("", counter(p.dropped_unpushed))],
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot read the push backlog for /metrics")
+        }
+    }
 
     let stored = {
         let mut c = cache.0.lock().unwrap_or_else(|e| e.into_inner());
