@@ -591,7 +591,8 @@ mod property {
     /// Timed events of a resource each get a millisecond of their own:
     /// two events of one resource at the same millisecond are ordered by
     /// their lines within one ingest, but a later ingest cannot tell which
-    /// came first (see `window::Alert::resolved_by`).
+    /// came first (`Lifecycle::resolve` in `src/recorder/window.rs` clears
+    /// only alerts fired by then).
     fn lines(steps: &[Step]) -> Vec<String> {
         let mut clock = [0i64, 30, 60];
         let names = ["a", "b", "c"];
