@@ -262,7 +262,10 @@ impl TickRig {
     /// Checks the steady state the peer checks after each repetition.
     pub fn check(&self) {
         let stats = self.recorder.stats();
-        assert_eq!(stats.buffered_points, self.resources * BUFFER_POINTS);
+        // A buffer keeps the pre-incident window plus one interval for a
+        // lagging source (`max_source_lag`, issue 10): one sample more
+        // than the peer's.
+        assert_eq!(stats.buffered_points, self.resources * (BUFFER_POINTS + 1));
         assert_eq!(stats.active_windows, self.active);
         assert_eq!(stats.pending_points, 0);
     }

@@ -107,10 +107,9 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 ///
 /// Each commit rewrites the last, partly filled pages of the tables it
 /// appends to; between two checkpoints a page is copied into the database
-/// once however often it was rewritten, so rarer checkpoints copy less
-/// (measured when ticks still rewrote an index page per open window: a
-/// checkpoint in almost every tick at the default, a third of the tick).
-/// Ten thousand pages (~40 MiB, under `JOURNAL_SIZE_LIMIT`); on a nearly
+/// once however often it was rewritten, so rarer checkpoints copy less:
+/// every tick rewrites the journal's tail pages, and a closer's seal the
+/// tail pages of the value table. Ten thousand pages (~40 MiB, under `JOURNAL_SIZE_LIMIT`); on a nearly
 /// full disk the writer lowers it (`Writer::bound_wal`).
 const WAL_AUTOCHECKPOINT: i64 = 10_000;
 
