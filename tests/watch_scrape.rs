@@ -243,3 +243,104 @@ fn an_alertmanager_alert_stays_unresolved_across_a_restart_with_the_listener() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(recording(&db), (WindowStatus::Complete, true));
 }
+
+/// One `watch` with everything at once: this host sampled, a scrape target,
+/// a rule, the listener and `--anomaly`. A spike in the target's gauge opens
+/// an `anomaly` window on the target, a `POST /trigger` opens a `focus`
+/// window on the host, and each has its own source's metrics.
+#[test]
+fn one_watch_combines_host_scrapes_rules_the_listener_and_anomalies() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    // A steady, slightly varying gauge for 30 scrapes (6 s), then a spike.
+    let exporter = FakeExporter::start(|n| {
+        let v = if n < 30 { 10 + n % 3 } else { 500 };
+        Reply::text(format!("# TYPE queue_depth gauge\nqueue_depth {v}\n"))
+    });
+    let host = incident_recorder::provider::host::HostProvider::new().unwrap();
+    let host_id = host.resource_id().to_owned();
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let args: Vec<String> = [
+        "--db",
+        db.to_str().unwrap(),
+        "watch",
+        "--scrape",
+        &format!("app={}", exporter.url()),
+        "--rule",
+        "cpu>1000",
+        "--anomaly",
+        "--listen",
+        &listen,
+        "--interval",
+        "200ms",
+        // A baseline of 25 samples (the detector needs 10 besides the
+        // newest 3).
+        "--pre",
+        "5s",
+        "--post",
+        "2s",
+        "--for",
+        "12s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut watch = real::Running::start(&bin, &args, dir.path().join("watch.log"));
+    wait_for(Duration::from_secs(10), "the listener", || {
+        watch.assert_running();
+        real::get(&format!("http://{listen}/healthz")).filter(|(s, _)| *s == 200)
+    });
+    let body = serde_json::json!({"resource": host_id, "type": "focus", "id": "look"});
+    let mut r = real::agent()
+        .post(&format!("http://{listen}/trigger"))
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    let answer: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(answer["resource"], host_id.as_str(), "{answer}");
+    let focus_id = answer["window"].as_str().unwrap().to_owned();
+    let status = watch.child.wait().unwrap();
+    let log = watch.output();
+    assert!(status.success(), "{log}");
+    let store = Store::open_read_only(&db).unwrap();
+    let windows = store
+        .windows(&WindowFilter {
+            with_points: true,
+            ..WindowFilter::default()
+        })
+        .unwrap();
+    let find = |resource: &str, kind: incident_recorder::TriggerType| {
+        windows
+            .iter()
+            .find(|w| w.resource_id == resource && w.trigger_type == kind)
+            .unwrap_or_else(|| panic!("no {kind:?} window on {resource}: {windows:#?}\n{log}"))
+    };
+    let anomaly = find("app", incident_recorder::TriggerType::Anomaly);
+    assert!(
+        anomaly
+            .data_points
+            .iter()
+            .any(|p| p.metrics.get("queue_depth") == Some(&500.0)),
+        "the spike is in the anomaly window"
+    );
+    let focus = find(&host_id, incident_recorder::TriggerType::Focus);
+    assert_eq!(focus.id.as_str(), focus_id);
+    assert_eq!(focus.trigger_id.as_deref(), Some("look"));
+    // The host's own metrics (CPU needs two readings far enough apart, so
+    // not every 200 ms tick has it), none of the target's.
+    assert!(!focus.data_points.is_empty());
+    assert!(
+        focus
+            .data_points
+            .iter()
+            .all(|p| p.metrics.contains_key("memory") && !p.metrics.contains_key("queue_depth")),
+        "{focus:#?}"
+    );
+    assert!(
+        focus
+            .data_points
+            .iter()
+            .any(|p| p.metrics.contains_key("cpu"))
+    );
+}

@@ -9,7 +9,7 @@
 //! points with the pure functions of [`crate::summary`] and
 //! [`crate::anomaly`], and writes them with the final status. Then it trims
 //! history, a bounded step at a time. It purges the journal behind sealed
-//! windows when idle (or every `PURGE_EVERY` batches, or when `sync` asks):
+//! windows when idle (or once `PURGE_BACKLOG` points wait, or when `sync` asks):
 //! readers never see those rows, so no close waits behind them. Work queued
 //! while it was busy is merged into one batch. Its
 //! transactions take the store's write gate only when no tick waits for it,
@@ -53,10 +53,11 @@ const TX_ITEMS: usize = 64;
 const TX_TIME: Duration = Duration::from_millis(10);
 /// How often the closer looks at the journal when nothing is handed over.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
-/// Batches after which the journal is purged even if the closer is never
-/// idle (it is otherwise purged when idle: the purge is invisible to
-/// readers, and a window closing now should not wait behind it).
-const PURGE_EVERY: u32 = 32;
+/// Journal points behind the horizon past which the journal is purged
+/// right after a batch; below, it is purged when the closer is idle (the
+/// purge is invisible to readers, and a window closing next should not wait
+/// behind it). Bounds the dead rows in the file (~100 B a point).
+const PURGE_BACKLOG: i64 = 8_192;
 
 /// The closer thread and its queue.
 pub(super) struct Closer {
@@ -197,8 +198,8 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        // The last batch done, and batches since the journal was purged.
-        let (mut last, mut unpurged) = (0, 0u32);
+        // The last batch done.
+        let mut last = 0;
         loop {
             let (next, tidy) = {
                 let mut q = lock(&self.shared.queue);
@@ -221,19 +222,14 @@ impl Worker {
                     last = batch.number;
                     self.batch(batch);
                     self.settled.done(last);
-                    unpurged += 1;
-                    // The purge is out of sight of readers: a window
-                    // closing next should not wait behind it.
-                    if tidy || unpurged >= PURGE_EVERY {
+                    if tidy || self.purge_due() {
                         self.purge();
                         self.settled.tidied(last);
-                        unpurged = 0;
                     }
                 }
                 None => {
                     self.maintain();
                     self.settled.tidied(last);
-                    unpurged = 0;
                 }
             }
         }
@@ -333,6 +329,12 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// True if more than [`PURGE_BACKLOG`] journal points wait to be purged.
+    fn purge_due(&mut self) -> bool {
+        self.retry("checking the journal", |w| w.conn.purgeable())
+            .is_some_and(|n| n > PURGE_BACKLOG)
     }
 
     /// Purges the journal behind the sealed windows, a step at a time,

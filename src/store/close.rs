@@ -186,6 +186,12 @@ impl CloserConn {
         self.work(|w| w.purge(limit))
     }
 
+    /// How many journal ids lie behind the horizon, waiting to be purged
+    /// (an upper bound on the points: ids of trimmed windows count too).
+    pub(crate) fn purgeable(&mut self) -> Result<i64> {
+        Ok(purgeable(&self.conn)?.map_or(0, |(lowest, horizon)| (horizon - lowest).max(0)))
+    }
+
     /// Windows holding the journal's horizon back by more than `lag`
     /// points (see [`laggards`]), given how many windows have journal
     /// points: `lag` at least, or `per_window` points for each of them.
@@ -385,14 +391,9 @@ fn metric_name(tx: &Connection, metric: MetricId) -> Result<String> {
 /// everything if no window has journal points. Those points are sealed (or
 /// belong to windows trimmed since). Returns how many it deleted.
 fn purge(tx: &Connection, limit: i64) -> Result<usize> {
-    let (lowest, horizon): (Option<i64>, i64) = tx
-        .prepare_cached(
-            "SELECT (SELECT min(id) FROM recent_points),
-                    coalesce((SELECT min(recent_from) FROM windows WHERE recent_from IS NOT NULL),
-                             (SELECT coalesce(max(id), 0) + 1 FROM recent_points))",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let Some(lowest) = lowest else { return Ok(0) };
+    let Some((lowest, horizon)) = purgeable(tx)? else {
+        return Ok(0);
+    };
     let upto = horizon.min(lowest.saturating_add(limit));
     if upto <= lowest {
         return Ok(0);
@@ -402,6 +403,20 @@ fn purge(tx: &Connection, limit: i64) -> Result<usize> {
     Ok(tx
         .prepare_cached("DELETE FROM recent_points WHERE id < ?1")?
         .execute([upto])?)
+}
+
+/// The journal's lowest id and its horizon (the smallest `recent_from`, or
+/// past the head if no window has journal points): ids from the first up
+/// to the second can be purged. `None` if the journal is empty.
+fn purgeable(tx: &Connection) -> Result<Option<(i64, i64)>> {
+    let (lowest, horizon): (Option<i64>, i64) = tx
+        .prepare_cached(
+            "SELECT (SELECT min(id) FROM recent_points),
+                    coalesce((SELECT min(recent_from) FROM windows WHERE recent_from IS NOT NULL),
+                             (SELECT coalesce(max(id), 0) + 1 FROM recent_points))",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(lowest.map(|l| (l, horizon)))
 }
 
 /// How far the journal's horizon lags its head, in points, and the windows
