@@ -59,9 +59,10 @@ pub(crate) struct Summary {
 pub(crate) type Summarize<'a> =
     dyn FnMut(&WindowPoints, i64, &[(MetricId, String)]) -> Summary + 'a;
 
-/// The closer's work inside one of its transactions: any number of seals,
-/// closes and purges, committed together (fewer, larger transactions write
-/// fewer pages: each commit rewrites the partly filled pages it touched).
+/// The closer's work inside one of its transactions: any number of seals
+/// and closes, committed together (fewer, larger transactions write fewer
+/// pages: each commit rewrites the partly filled pages it touched). The
+/// journal's purge has transactions of its own ([`CloserConn::purge`]).
 pub(crate) struct CloseWork<'a> {
     tx: &'a Connection,
     gate: &'a super::WriteGate,
@@ -139,12 +140,6 @@ impl CloseWork<'_> {
         finish(tx, c, &summary)?;
         Ok(true)
     }
-
-    /// Deletes up to `limit` journal points behind the horizon (see
-    /// [`purge`]).
-    pub(crate) fn purge(&self, limit: i64) -> Result<usize> {
-        purge(self.tx, limit)
-    }
 }
 
 impl CloserConn {
@@ -183,7 +178,7 @@ impl CloserConn {
     /// Deletes up to `limit` journal points behind the horizon (see
     /// [`purge`]), in one transaction.
     pub(crate) fn purge(&mut self, limit: i64) -> Result<usize> {
-        self.work(|w| w.purge(limit))
+        self.transaction(|tx| purge(tx, limit))
     }
 
     /// How many journal ids lie behind the horizon, waiting to be purged
