@@ -183,7 +183,10 @@ fn a_new_or_recreated_central_database_or_another_node_gets_every_window() {
     assert_eq!(central(&cluster, "central2", "n"), local(&db));
     let state = &stats(&db)["push"];
     assert_eq!(state["central"], cluster.url_without_password() + "2");
-    assert_eq!((state["backlog"].as_u64(), state["pushed"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (state["backlog"].as_u64(), state["pushed"].as_u64()),
+        (Some(0), Some(3))
+    );
 
     // Back to the first one: it has them all, nothing is sent.
     assert_eq!(counts(&push(&db, &url, "n", &[], 0)), (0, 0, 0));
@@ -239,7 +242,10 @@ fn push_verify_sends_again_what_the_central_database_lost() {
     assert_eq!(report["missing"], 1, "{report}");
     assert_eq!(central(&cluster, "central", "v"), local(&db));
 
-    let out = run(command(&db, &["push", "--to", &url, "--node", "v", "--verify"]));
+    let out = run(command(
+        &db,
+        &["push", "--to", &url, "--node", "v", "--verify"],
+    ));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).starts_with("pushed 0 windows"),
@@ -272,7 +278,11 @@ fn windows_refused_under_a_constraint_land_once_it_is_dropped() {
         "{refused}"
     );
     let state = stats(&db)["push"].clone();
-    assert_eq!((state["refused"].as_u64(), state["backlog"].as_u64()), (Some(3), Some(0)), "{state}");
+    assert_eq!(
+        (state["refused"].as_u64(), state["backlog"].as_u64()),
+        (Some(3), Some(0)),
+        "{state}"
+    );
     // The first retry is due a minute after the refusal.
     let retry = |state: &Value| {
         let at = state["next_retry"].as_str().unwrap();
@@ -296,14 +306,21 @@ fn windows_refused_under_a_constraint_land_once_it_is_dropped() {
     // a plain push sends them.
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute("UPDATE window_pushes SET retry_ms = retry_ms - 120000 WHERE refused IS NOT NULL", [])
+        .execute(
+            "UPDATE window_pushes SET retry_ms = retry_ms - 120000 WHERE refused IS NOT NULL",
+            [],
+        )
         .unwrap();
     let landed = push(&db, &url, "r", &[], 0);
     assert_eq!(counts(&landed), (3, 0, 0), "{landed}");
     assert_eq!(landed["retried"], 3);
     assert_eq!(central(&cluster, "central", "r"), local(&db));
     let state = &stats(&db)["push"];
-    assert_eq!((state["refused"].as_u64(), state["pushed"].as_u64()), (Some(0), Some(4)), "{state}");
+    assert_eq!(
+        (state["refused"].as_u64(), state["pushed"].as_u64()),
+        (Some(0), Some(4)),
+        "{state}"
+    );
     assert_eq!(state["next_retry"], Value::Null);
 }
 
@@ -342,13 +359,20 @@ fn retention_counts_what_the_central_database_in_use_lacks() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pruned: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        (pruned["deleted_windows"].as_u64(), pruned["deleted_unpushed"].as_u64()),
+        (
+            pruned["deleted_windows"].as_u64(),
+            pruned["deleted_unpushed"].as_u64()
+        ),
         (Some(3), Some(3)),
         "{pruned}"
     );
     let state = &stats(&db)["push"];
     assert_eq!(
-        (state["dropped_unpushed"].as_u64(), state["dropped_refused"].as_u64(), state["refused"].as_u64()),
+        (
+            state["dropped_unpushed"].as_u64(),
+            state["dropped_refused"].as_u64(),
+            state["refused"].as_u64()
+        ),
         (Some(3), Some(3), Some(1)),
         "{state}"
     );
@@ -365,4 +389,120 @@ fn now_ms() -> i64 {
 fn chrono_ms(text: &str) -> i64 {
     let t: incident_recorder::Timestamp = serde_json::from_value(json!(text)).unwrap();
     t.as_unix_ms()
+}
+
+/// Turns `db` (pushed by this build) back into what version 8 wrote: marks
+/// that do not say where they went.
+fn back_to_version_8(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         BEGIN;
+         CREATE TABLE v8_pushes (
+             window_id INTEGER PRIMARY KEY REFERENCES windows(id) ON DELETE CASCADE,
+             pushed_ms INTEGER NOT NULL,
+             refused   TEXT
+         );
+         INSERT INTO v8_pushes SELECT window_id, pushed_ms, refused FROM window_pushes;
+         DROP TABLE window_pushes;
+         ALTER TABLE v8_pushes RENAME TO window_pushes;
+         CREATE TABLE v8_state (
+             id               INTEGER PRIMARY KEY CHECK (id = 1),
+             enabled_ms       INTEGER NOT NULL,
+             dropped_unpushed INTEGER NOT NULL DEFAULT 0
+         );
+         INSERT INTO v8_state SELECT id, enabled_ms, dropped_unpushed FROM push_state;
+         DROP TABLE push_state;
+         ALTER TABLE v8_state RENAME TO push_state;
+         DROP TABLE push_targets;
+         DELETE FROM refinery_schema_history WHERE version = 9;
+         COMMIT;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn marks_written_before_they_named_their_central_database_are_checked_there() {
+    let Some(cluster) = Cluster::start(Options::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("u.db");
+    ingest(&db, 3, T0);
+    let url = cluster.url();
+    assert_eq!(counts(&push(&db, &url, "u", &[], 0)), (3, 0, 0));
+    back_to_version_8(&db);
+
+    // Upgraded (by any command that writes): the old marks count until a push connects...
+    drop(incident_recorder::Store::open(&db).unwrap());
+    let state = &stats(&db)["push"];
+    assert_eq!(
+        (state["pushed"].as_u64(), state["backlog"].as_u64()),
+        (Some(3), Some(0)),
+        "{state}"
+    );
+    // ... which finds them there (nothing sent) ...
+    assert_eq!(counts(&push(&db, &url, "u", &[], 0)), (0, 3, 0));
+    assert_eq!(central(&cluster, "central", "u"), local(&db));
+    // ... or, for another central database, sends them.
+    cluster
+        .client("postgres")
+        .batch_execute("CREATE DATABASE central2 OWNER pusher")
+        .unwrap();
+    assert_eq!(
+        counts(&push(&db, &url_of(&cluster, "central2"), "u", &[], 0)),
+        (3, 0, 0)
+    );
+}
+
+/// Like [`central`], but empty while the database has no schema yet.
+fn central_or_none(cluster: &Cluster, node: &str) -> Vec<(String, i64)> {
+    let mut c = cluster.client("central");
+    let ready: bool = c
+        .query_one("SELECT to_regclass('fleet_identity') IS NOT NULL", &[])
+        .unwrap()
+        .get(0);
+    if ready {
+        central(cluster, "central", node)
+    } else {
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_running_pusher_sends_everything_to_its_central_database_created_again() {
+    let Some(cluster) = Cluster::start(Options::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    ingest(&db, 3, T0);
+    let mut options = incident_recorder::fleet::PusherOptions::default();
+    options.poll_interval = std::time::Duration::from_millis(100);
+    options.identity_check = std::time::Duration::from_millis(300);
+    let target = incident_recorder::fleet::Target::new(&cluster.url(), Some("p")).unwrap();
+    let pusher = incident_recorder::fleet::Pusher::start(
+        incident_recorder::Store::open(&db).unwrap(),
+        target,
+        options,
+    )
+    .unwrap();
+    let limit = std::time::Duration::from_secs(30);
+    assert!(pg::eventually(limit, || central_or_none(&cluster, "p") == local(&db)));
+
+    // Idle (nothing new to send) when its database is dropped and created again.
+    let mut admin = cluster.client("postgres");
+    admin
+        .batch_execute("DROP DATABASE central WITH (FORCE)")
+        .unwrap();
+    admin
+        .batch_execute("CREATE DATABASE central OWNER pusher")
+        .unwrap();
+    assert!(
+        pg::eventually(limit, || central_or_none(&cluster, "p") == local(&db)),
+        "{:?}",
+        pusher.status()
+    );
+    let status = pusher.stop();
+    assert_eq!((status.pushed, status.backlog), (6, 0), "{status:?}");
 }
