@@ -476,7 +476,9 @@ fn two_nodes_push_into_one_central_database_exactly_once() {
     let stats = local_stats(&nodes.a);
     assert_eq!(
         stats["push"],
-        json!({"enabled": true, "backlog": 0, "pushed": 6, "refused": 0, "dropped_unpushed": 0})
+        json!({"enabled": true, "central": cluster.url_without_password(), "node": "node-a",
+               "backlog": 0, "pushed": 6, "refused": 0, "next_retry": null,
+               "dropped_unpushed": 0, "dropped_refused": 0})
     );
     assert_same_history(&nodes.a, &mut c, "node-a");
 
@@ -1124,7 +1126,7 @@ fn a_window_the_central_database_cannot_store_is_refused_alone_and_counted() {
         reason.contains("copying data points") && reason.contains("\\u0000"),
         "{reason}"
     );
-    // Not retried; counted in stats.
+    // Not tried again before its retry is due (tests/fleet_marks.rs); counted in stats.
     let again = push_json(&db, &cluster.url(), "r", 0);
     assert_eq!(
         (again["pushed"].as_u64(), again["failed"].as_u64()),

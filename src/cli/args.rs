@@ -339,6 +339,14 @@ pub struct PushArgs {
     /// The name this database's windows are pushed under (default: the host name).
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
+    /// First ask the central database which of the windows pushed there it still has,
+    /// and send the others again (after a restore from a backup, or rows deleted there).
+    #[arg(long)]
+    pub verify: bool,
+    /// Try the windows the central database refused now, rather than when their retry
+    /// is due (a minute after the first refusal, doubling to at most an hour).
+    #[arg(long)]
+    pub retry_refused: bool,
     #[command(flatten)]
     pub output: JsonFlag,
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use incident_recorder::Store;
-use incident_recorder::fleet::{self, Pusher, PusherOptions, PusherStatus, Target};
+use incident_recorder::fleet::{self, PushRequest, Pusher, PusherOptions, PusherStatus, Target};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{PushArgs, PushOptions};
@@ -36,7 +36,10 @@ pub fn run(db: &Path, a: PushArgs) -> Result<ExitCode> {
         bar
     });
     let started = Instant::now();
-    let result = fleet::push(&store, &target, &mut |s| {
+    let request = PushRequest::default()
+        .with_verify(a.verify)
+        .with_retry_refused(a.retry_refused);
+    let result = fleet::push_with(&store, &target, &request, &mut |s| {
         if let Some(bar) = &bar {
             bar.set_position(s.pushed + s.skipped + s.failed);
         }
@@ -45,13 +48,16 @@ pub fn run(db: &Path, a: PushArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     let summary = result?;
-    let backlog = store.push_state()?.backlog;
+    let state = store.push_state()?;
+    let backlog = state.backlog;
     let seconds = started.elapsed().as_secs_f64();
     if a.output.json {
         let mut value = serde_json::to_value(&summary)?;
         value["node"] = target.node().into();
         value["central"] = target.display().into();
         value["backlog"] = backlog.into();
+        value["refused_waiting"] = state.refused.into();
+        value["next_retry"] = serde_json::to_value(state.next_retry)?;
         value["seconds"] = seconds.into();
         super::print_json(&value)?;
     } else {
@@ -66,11 +72,25 @@ pub fn run(db: &Path, a: PushArgs) -> Result<ExitCode> {
             target.node(),
             seconds
         )?;
+        if summary.missing > 0 {
+            writeln!(
+                out,
+                "found {} windows pushed before missing from the central database; sent them again",
+                summary.missing
+            )?;
+        }
         if summary.skipped > 0 {
             writeln!(
                 out,
                 "skipped {} windows the central database already had",
                 summary.skipped
+            )?;
+        }
+        if summary.retried > 0 {
+            writeln!(
+                out,
+                "tried {} windows refused before again",
+                summary.retried
             )?;
         }
         for r in &summary.refused {
@@ -83,6 +103,13 @@ pub fn run(db: &Path, a: PushArgs) -> Result<ExitCode> {
             writeln!(
                 out,
                 "{backlog} closed windows still wait (closed during the push)"
+            )?;
+        }
+        if let (n @ 1.., Some(at)) = (state.refused, state.next_retry) {
+            writeln!(
+                out,
+                "{n} refused windows are tried again from {} (`push --retry-refused` tries them now)",
+                super::format::time(at)
             )?;
         }
     }
@@ -116,8 +143,14 @@ pub fn describe(s: &PusherStatus) -> String {
     if s.skipped > 0 {
         line.push_str(&format!(", {} already there", s.skipped));
     }
+    if s.missing > 0 {
+        line.push_str(&format!(
+            ", {} sent again (the central database had lost them)",
+            s.missing
+        ));
+    }
     if s.failed > 0 {
-        line.push_str(&format!(", {} refused", s.failed));
+        line.push_str(&format!(", {} refused (tried again later)", s.failed));
     }
     if s.backlog > 0 {
         line.push_str(&format!(

@@ -12,6 +12,7 @@
 //! | `tls.rs` | libpq's `sslmode`s on rustls |
 //! | `central.rs` | connecting, the server check, the central schema's migrations (`migrations/`) |
 //! | `push.rs` | one push: batches, `COPY`, the exactly-once protocol |
+//! | `reconcile.rs` | the local marks compared with the central ids: what a push need not send, what `--verify` sends again |
 //! | `copy.rs` | the binary `COPY` encoder |
 //! | `pusher.rs` | the background thread, its backoff and status |
 //!
@@ -32,10 +33,24 @@
 //!   but unmarked: the next push's insert finds them (the conflict clause),
 //!   adds nothing, compares the central copy with the local window and
 //!   marks it (counted as *skipped*); a different window under the same id
-//!   is refused, reported and marked so it is not retried;
+//!   is refused and reported (and compared again later, like any refusal);
 //! - two pushers of one database (a `watch --push-to` and a manual `push`)
 //!   serialize on the unique key: the second insert waits for the first
 //!   transaction and then finds the row.
+//!
+//! ## Which central database a mark is for
+//!
+//! A mark names its push target: the central database, by the uuid its
+//! schema creates (`fleet_identity`) and the database's oid, and the node
+//! name. A new central database, one dropped and created again, one restored
+//! from a dump into a new database, or another `--node` is another target,
+//! with no marks: the push first asks it which of the windows it has (ids
+//! compared a thousand per query, `reconcile.rs`), marks those, and sends the
+//! rest. A restore in place (same uuid and oid, windows missing) is found by
+//! `push --verify`, which every new session of a background pusher also
+//! runs, and a pusher that has nothing to send checks the identity every
+//! [`PusherOptions::identity_check`]. Retention spares what the target the store
+//! last connected to does not have.
 //!
 //! Windows are unique per node, so two nodes with the same window ids never
 //! collide. Metric names and resources are added before the batch, sorted,
@@ -44,7 +59,10 @@
 //! in the same order. Migrations run under an advisory lock. A window the
 //! server refuses (a value it cannot store: SQLSTATE class 22, a null or a
 //! CHECK violation) is found by retrying its batch one window at a time,
-//! refused alone, and counted; any other failure leaves the batch unmarked
+//! refused alone, and counted; it is tried again by a later push, a minute
+//! after the first refusal, doubling to at most an hour
+//! ([`RETRY_FIRST`], [`RETRY_MAX`]; `push --retry-refused`: now), since a
+//! constraint may be dropped and a server may be fixed. Any other failure leaves the batch unmarked
 //! for the next attempt, on a new connection. The local reads never take the recorder's lock, and the
 //! recorder never waits for the network: a central database that is down,
 //! slow or hung stalls only the pusher's thread.
@@ -80,11 +98,13 @@ mod copy;
 mod error;
 mod push;
 mod pusher;
+mod reconcile;
 mod target;
 mod tls;
 
+pub use crate::store::{RETRY_FIRST, RETRY_MAX};
 pub use central::schema_version as central_schema_version;
 pub use error::PushError;
-pub use push::{PushSummary, RefusedWindow, push};
+pub use push::{PushRequest, PushSummary, RefusedWindow, push, push_with};
 pub use pusher::{Pusher, PusherOptions, PusherStatus};
 pub use target::{MAX_NODE_LEN, Target, validate_node};

@@ -1,6 +1,9 @@
 //! One push: every closed window the central database does not have, in
 //! batches, each in one central transaction, each marked locally only after
-//! that transaction committed.
+//! that transaction committed. Before the batches, the central database is
+//! asked which of the windows it already has (`reconcile.rs`), so a push to
+//! a central database this node has not pushed to before sends only what
+//! that one lacks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -12,10 +15,11 @@ use super::copy::BinaryRows;
 use super::error::PushError;
 use super::target::Target;
 use crate::model::{IncidentWindow, Timestamp, WindowId};
-use crate::store::{PushDetails, Store};
+use crate::store::{PushDetails, PushKey, PushTarget, Store};
 
-/// Windows listed from the local database per query.
-const LIST: usize = 1_000;
+/// Windows listed from the local database per query (and ids compared
+/// with the central database's per query).
+pub(super) const LIST: usize = 1_000;
 /// A batch closes once its windows hold this many values (about 3 MB of
 /// `COPY` rows): the unit of memory, and of work lost to a failed commit.
 const BATCH_VALUES: usize = 100_000;
@@ -24,6 +28,12 @@ const BATCH_WINDOWS: usize = 200;
 /// Refused windows listed in a [`PushSummary`] (all are counted).
 const MAX_LISTED: usize = 100;
 
+/// The central database's name for itself: its `fleet_identity` row (a new
+/// one when the database is created again) and the database's oid (a new
+/// one when a dump is restored into a new database).
+const IDENTITY: &str = "SELECT i.uuid::text || '/' || d.oid::text
+    FROM fleet_identity i JOIN pg_database d ON d.datname = current_database()";
+
 /// What a push did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -31,12 +41,18 @@ pub struct PushSummary {
     /// Windows now in the central database that were not before.
     pub pushed: u64,
     /// Windows the central database already had (pushed before a crash
-    /// kept them from being marked, or by another pusher of this database):
-    /// marked, nothing added.
+    /// kept them from being marked, by another pusher of this database, or
+    /// before this database recorded where it pushed): marked, nothing added.
     pub skipped: u64,
     /// Windows the central database refused: not pushed, marked so they
-    /// are not retried, listed in `refused`.
+    /// are tried again later (`store::RETRY_FIRST`), listed in `refused`.
     pub failed: u64,
+    /// Refused windows tried again by this push (counted again in
+    /// `pushed`, `skipped` or `failed`).
+    pub retried: u64,
+    /// Windows marked as held that the central database no longer has,
+    /// found by `verify`: sent again (counted again in `pushed`).
+    pub missing: u64,
     /// Data points pushed.
     pub points: u64,
     /// Metric values pushed.
@@ -56,19 +72,21 @@ pub struct RefusedWindow {
 }
 
 impl PushSummary {
-    fn add(&mut self, window: &LocalWindow, outcome: &Outcome) {
+    /// Counts what became of window `key` (`points` and `values` if pushed).
+    pub(super) fn add(&mut self, key: &PushKey, points: usize, values: usize, outcome: &Outcome) {
+        self.retried += u64::from(key.retry);
         match outcome {
             Outcome::Pushed => {
                 self.pushed += 1;
-                self.points += window.window.data_points.len() as u64;
-                self.values += window.values as u64;
+                self.points += points as u64;
+                self.values += values as u64;
             }
             Outcome::Present => self.skipped += 1,
             Outcome::Refused(reason) => {
                 self.failed += 1;
                 if self.refused.len() < MAX_LISTED {
                     self.refused.push(RefusedWindow {
-                        window: window.window.id.clone(),
+                        window: key.public_id.clone(),
                         reason: reason.clone(),
                     });
                 }
@@ -77,35 +95,83 @@ impl PushSummary {
     }
 }
 
+/// What a push does beyond sending what is not marked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushRequest {
+    /// First ask the central database which of the windows marked as held
+    /// it still has, and send the others again (`push --verify`).
+    pub verify: bool,
+    /// Try every refused window now, not when its retry is due
+    /// (`push --retry-refused`).
+    pub retry_refused: bool,
+}
+
+impl PushRequest {
+    /// A push that also verifies the marks and retries refused windows now.
+    pub fn with_verify(mut self, verify: bool) -> PushRequest {
+        self.verify = verify;
+        self
+    }
+
+    /// A push that tries refused windows now.
+    pub fn with_retry_refused(mut self, retry: bool) -> PushRequest {
+        self.retry_refused = retry;
+        self
+    }
+}
+
 /// Pushes every closed window of `store` that the central database does
 /// not have, calling `progress` after each batch with the totals so far.
 ///
 /// Creates or migrates the central schema first. The store is marked as one
-/// that pushes (see [`crate::PushState::enabled`]). A failure stops the
-/// push; what was committed before it stays committed and marked.
+/// that pushes (see [`crate::PushState::enabled`]), to this central
+/// database. A failure stops the push; what was committed before it stays
+/// committed and marked.
 pub fn push(
     store: &Store,
     target: &Target,
     progress: &mut dyn FnMut(&PushSummary),
 ) -> Result<PushSummary, PushError> {
+    push_with(store, target, &PushRequest::default(), progress)
+}
+
+/// [`push`], verifying the marks first or retrying refused windows now as
+/// `request` says.
+pub fn push_with(
+    store: &Store,
+    target: &Target,
+    request: &PushRequest,
+    progress: &mut dyn FnMut(&PushSummary),
+) -> Result<PushSummary, PushError> {
     store.enable_push(Timestamp::now())?;
-    let mut session = Session::open(target)?;
-    session.push_backlog(store, &mut |s| {
+    let mut session = Session::open(target, store)?;
+    let mut summary = PushSummary::default();
+    if request.verify {
+        summary.missing = session.verify(store)?;
+    }
+    if request.retry_refused {
+        store.retry_refused_now(session.target())?;
+    }
+    let mut pushed = session.push_backlog(store, &mut |s| {
         progress(s);
         true
-    })
+    })?;
+    pushed.missing = summary.missing;
+    Ok(pushed)
 }
 
 /// A closed window read from the local database, ready to push.
 struct LocalWindow {
     row: i64,
+    key: PushKey,
     window: IncidentWindow,
     details: PushDetails,
     values: usize,
 }
 
 /// What became of one window.
-enum Outcome {
+pub(super) enum Outcome {
     Pushed,
     Present,
     Refused(String),
@@ -126,7 +192,7 @@ const INSERT_WINDOW: &str =
     RETURNING id";
 
 const EXISTING_WINDOW: &str =
-    "SELECT r.external_id, w.start_ms, w.end_ms, w.status, w.summary_points
+    "SELECT w.public_id, r.external_id, w.start_ms, w.end_ms, w.status, w.summary_points
     FROM windows w JOIN resources r ON r.id = w.resource_id
     WHERE w.node = $1 AND w.public_id = $2";
 
@@ -166,18 +232,26 @@ const COPY_ANOMALIES: &str = "COPY window_anomalies
 /// transactions of their own before the batch that uses them, so a batch
 /// that rolls back leaves no id behind that does not exist.
 pub(crate) struct Session {
-    central: Central,
-    node: String,
+    pub(super) central: Central,
+    pub(super) node: String,
     metrics: HashMap<String, i32>,
     resources: HashMap<String, CentralResource>,
     insert_window: Statement,
     existing_window: Statement,
+    /// The central database's identity (see [`IDENTITY`]) and the local
+    /// push target it and the node make.
+    identity: String,
+    pub(super) target: PushTarget,
 }
 
 impl Session {
-    /// Connects, migrates and prepares.
-    pub(crate) fn open(target: &Target) -> Result<Session, PushError> {
+    /// Connects, migrates, prepares, and makes this central database and
+    /// node the store's push target.
+    pub(crate) fn open(target: &Target, store: &Store) -> Result<Session, PushError> {
         let mut central = Central::connect(target)?;
+        let identity = read_identity(&mut central)?;
+        let local =
+            store.push_target(&identity, target.node(), target.display(), Timestamp::now())?;
         let insert_window = central
             .client
             .prepare(INSERT_WINDOW)
@@ -193,7 +267,21 @@ impl Session {
             resources: HashMap::new(),
             insert_window,
             existing_window,
+            identity,
+            target: local,
         })
+    }
+
+    /// The local push target of this session.
+    pub(crate) fn target(&self) -> PushTarget {
+        self.target
+    }
+
+    /// True if the central database is not the one this session started
+    /// with (dropped and created again meanwhile); an error if it cannot
+    /// be asked.
+    pub(crate) fn central_changed(&mut self) -> Result<bool, PushError> {
+        Ok(read_identity(&mut self.central)? != self.identity)
     }
 
     /// Pushes the backlog, oldest window first, calling `after_batch` with
@@ -204,12 +292,18 @@ impl Session {
         after_batch: &mut dyn FnMut(&PushSummary) -> bool,
     ) -> Result<PushSummary, PushError> {
         let mut summary = PushSummary::default();
+        let now = Timestamp::now();
+        self.reconcile(store, now, &mut summary)?;
+        if !after_batch(&summary) {
+            return Ok(summary);
+        }
+        let target = self.target;
         // A second thread reads the next batch out of SQLite while this one
         // sends the current one: the server ingests while we read. One
         // batch waits at most, so memory stays at about two batches.
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            scope.spawn(move || read_batches(store, &tx));
+            scope.spawn(move || read_batches(store, target, now, &tx));
             for batch in rx {
                 let sent = batch.and_then(|b| self.send(store, b, &mut summary));
                 if let Err(e) = sent {
@@ -249,7 +343,13 @@ impl Session {
                             outcomes.push(Outcome::Refused(e.to_string()));
                         }
                         Err(e) => {
-                            mark(store, &batch[..outcomes.len()], &outcomes, summary)?;
+                            mark(
+                                store,
+                                self.target,
+                                &batch[..outcomes.len()],
+                                &outcomes,
+                                summary,
+                            )?;
                             return Err(e);
                         }
                     }
@@ -260,7 +360,7 @@ impl Session {
         };
         // Committed centrally: if marking fails, the next push finds these
         // windows there and marks them then.
-        mark(store, &batch, &outcomes, summary)
+        mark(store, self.target, &batch, &outcomes, summary)
     }
 
     /// Adds the batch's metric names and resources the central database
@@ -347,6 +447,7 @@ impl Session {
             resources,
             insert_window,
             existing_window,
+            ..
         } = self;
         let Central {
             client,
@@ -394,7 +495,7 @@ impl Session {
                     let r = tx
                         .query_one(&*existing_window, &[&node.as_str(), &win.id.as_str()])
                         .map_err(|e| err("reading an existing window", &e))?;
-                    outcomes.push(compare(w, &r, node));
+                    outcomes.push(compare(&w.key, &central_key(&r), node));
                 }
             }
         }
@@ -408,13 +509,15 @@ impl Session {
 /// or [`BATCH_WINDOWS`] windows, until it is read or nobody listens.
 fn read_batches(
     store: &Store,
+    target: PushTarget,
+    now: Timestamp,
     tx: &std::sync::mpsc::SyncSender<Result<Vec<LocalWindow>, PushError>>,
 ) {
     let mut after = 0;
     let mut batch = Vec::new();
     let mut values = 0;
     loop {
-        let listed = match store.unpushed_windows(after, LIST) {
+        let listed = match store.windows_to_push(target, now, after, LIST) {
             Ok(l) => l,
             Err(e) => {
                 let _ = tx.send(Err(e.into()));
@@ -422,9 +525,9 @@ fn read_batches(
             }
         };
         let done = listed.len() < LIST;
-        for (row, id) in listed {
-            after = row;
-            match load(store, row, &id) {
+        for key in listed {
+            after = key.row;
+            match load(store, key) {
                 Ok(Some(w)) => {
                     values += w.values;
                     batch.push(w);
@@ -451,23 +554,24 @@ fn read_batches(
     }
 }
 
-/// Reads window `row` (public id `id`) with everything its central copy
-/// needs; `None` if it was deleted since it was listed.
+/// Reads the window of `key` with everything its central copy needs;
+/// `None` if it was deleted since it was listed.
 ///
 /// The window and its details are read by separate queries, and trimming
 /// may delete the window in between; the details come last and by row id
 /// (never reused), so a window deleted before they were read is `None`, and
 /// one deleted after was read whole before.
-fn load(store: &Store, row: i64, id: &WindowId) -> Result<Option<LocalWindow>, PushError> {
-    let Some(window) = store.window(id.as_str())? else {
+fn load(store: &Store, key: PushKey) -> Result<Option<LocalWindow>, PushError> {
+    let Some(window) = store.window(key.public_id.as_str())? else {
         return Ok(None);
     };
-    let Some(details) = store.push_details(row)? else {
+    let Some(details) = store.push_details(key.row)? else {
         return Ok(None);
     };
     let values = window.data_points.iter().map(|p| p.metrics.len()).sum();
     Ok(Some(LocalWindow {
-        row,
+        row: key.row,
+        key,
         window,
         details,
         values,
@@ -476,37 +580,63 @@ fn load(store: &Store, row: i64, id: &WindowId) -> Result<Option<LocalWindow>, P
 
 /// The node already has a window with this id: the same one (pushed before
 /// it could be marked), or another (refused, with the difference).
-fn compare(w: &LocalWindow, central: &postgres::Row, node: &str) -> Outcome {
-    let win = &w.window;
-    let resource: String = central.get(0);
-    let start: i64 = central.get(1);
-    let end: i64 = central.get(2);
-    let status: String = central.get(3);
-    let points: Option<i64> = central.get(4);
-    let local_points = win.summary.as_ref().map(|s| s.data_points as i64);
-    let same = resource == win.resource_id
-        && start == win.start_time.as_unix_ms()
-        && Some(end) == win.end_time.map(Timestamp::as_unix_ms)
-        && status == win.status.as_str()
-        && points == local_points;
+pub(super) fn compare(local: &PushKey, central: &PushKey, node: &str) -> Outcome {
+    let same = (
+        &central.resource,
+        central.start_ms,
+        central.end_ms,
+        &central.status,
+        central.points,
+    ) == (
+        &local.resource,
+        local.start_ms,
+        local.end_ms,
+        &local.status,
+        local.points,
+    );
     if same {
         Outcome::Present
     } else {
         Outcome::Refused(format!(
-            "node {node} already has another window {} in the central database (resource {resource:?}, start {}, {} points; here: resource {:?}, start {}, {} points)",
-            win.id,
-            Timestamp::from_unix_ms(start),
-            points.unwrap_or(0),
-            win.resource_id,
-            win.start_time,
-            local_points.unwrap_or(0),
+            "node {node} already has another window {} in the central database (resource {:?}, start {}, {} points; here: resource {:?}, start {}, {} points)",
+            local.public_id,
+            central.resource,
+            Timestamp::from_unix_ms(central.start_ms),
+            central.points.unwrap_or(0),
+            local.resource,
+            Timestamp::from_unix_ms(local.start_ms),
+            local.points.unwrap_or(0),
         ))
     }
+}
+
+/// A central `windows` row (the columns of [`EXISTING_WINDOW`]) as a key.
+pub(super) fn central_key(r: &postgres::Row) -> PushKey {
+    PushKey {
+        row: 0,
+        public_id: WindowId::new(r.get::<_, String>(0)),
+        resource: r.get(1),
+        start_ms: r.get(2),
+        end_ms: r.get(3),
+        status: r.get(4),
+        points: r.get(5),
+        retry: false,
+    }
+}
+
+/// The central database's identity (see [`IDENTITY`]).
+fn read_identity(central: &mut Central) -> Result<String, PushError> {
+    central
+        .client
+        .query_one(IDENTITY, &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| central.err("reading the central database's identity", &e))
 }
 
 /// Marks the windows of a committed batch and counts them.
 fn mark(
     store: &Store,
+    target: PushTarget,
     batch: &[LocalWindow],
     outcomes: &[Outcome],
     summary: &mut PushSummary,
@@ -519,9 +649,9 @@ fn mark(
             Outcome::Pushed | Outcome::Present => (w.row, None),
         })
         .collect();
-    store.mark_pushed(&marks, Timestamp::now())?;
+    store.mark_pushed(target, &marks, Timestamp::now())?;
     for (w, o) in batch.iter().zip(outcomes) {
-        summary.add(w, o);
+        summary.add(&w.key, w.window.data_points.len(), w.values, o);
     }
     Ok(())
 }

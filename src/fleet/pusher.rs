@@ -4,7 +4,12 @@
 //! (through the [`Store`] it is given) and to the central one: it never takes
 //! the recorder's lock, and the recorder never waits for it. Every
 //! `poll_interval` it counts the local backlog (one cheap query, no network);
-//! when there is one it connects if needed and pushes all of it. A failure
+//! when there is one it pushes all of it. It connects at once (a push goes
+//! to the central database it finds there: see `fleet` on targets), verifies
+//! its marks against that database on every new connection, and while it has
+//! nothing to send asks every [`PusherOptions::identity_check`] whether the database is
+//! still the same one (dropped and created again: it pushes everything the
+//! node has to the new one). Refused windows are tried again when due. A failure
 //! drops the connection and waits, doubling from 1 s up to `max_backoff`
 //! with jitter, so a fleet that lost its central database does not come
 //! back in step. Windows wait in the local database meanwhile, which
@@ -34,6 +39,10 @@ pub struct PusherOptions {
     /// The longest wait between attempts while the central database fails
     /// (default 60 s).
     pub max_backoff: Duration,
+    /// How often a pusher with nothing to send checks that its central
+    /// database is still the one it connected to, not one dropped and
+    /// created again (one query; default 60 s).
+    pub identity_check: Duration,
 }
 
 impl Default for PusherOptions {
@@ -41,6 +50,7 @@ impl Default for PusherOptions {
         PusherOptions {
             poll_interval: Duration::from_secs(2),
             max_backoff: Duration::from_secs(60),
+            identity_check: Duration::from_secs(60),
         }
     }
 }
@@ -50,14 +60,19 @@ impl Default for PusherOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct PusherStatus {
-    /// Closed windows waiting to be pushed, as of the last check.
+    /// Closed windows waiting to be pushed (refused ones whose retry is
+    /// due included), as of the last check.
     pub backlog: u64,
     /// Windows this pusher pushed.
     pub pushed: u64,
     /// Windows it found already in the central database.
     pub skipped: u64,
-    /// Windows the central database refused.
+    /// Windows the central database refused (each refusal of a window tried
+    /// again counts again).
     pub failed: u64,
+    /// Windows the central database had lost and this pusher sent again
+    /// (found by verifying on connecting).
+    pub missing: u64,
     /// Windows trimming deleted before they were pushed (the database's count).
     pub dropped_unpushed: u64,
     /// True while a connection to the central database is open.
@@ -245,6 +260,7 @@ impl Drop for Pusher {
 /// The pusher thread.
 fn run(shared: &Shared, store: &Store, target: &Target, options: &PusherOptions, done: Sender<()>) {
     let mut session: Option<Session> = None;
+    let mut checked = Instant::now();
     let mut next = Instant::now();
     let mut jitter = Jitter::default();
     loop {
@@ -253,7 +269,7 @@ fn run(shared: &Shared, store: &Store, target: &Target, options: &PusherOptions,
             break;
         }
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pass(shared, store, target, &mut session)
+            pass(shared, store, target, options, &mut session, &mut checked)
         }))
         .unwrap_or_else(|_| {
             Err(PushError::Local(crate::Error::Unavailable(
@@ -304,30 +320,53 @@ fn run(shared: &Shared, store: &Store, target: &Target, options: &PusherOptions,
     let _ = done.send(());
 }
 
-/// One check of the backlog, and a push of all of it if there is one.
+/// One check of the backlog, and a push of all of it if there is one;
+/// connects first if there is no session (and verifies the marks then).
 fn pass(
     shared: &Shared,
     store: &Store,
     target: &Target,
+    options: &PusherOptions,
     session: &mut Option<Session>,
+    checked: &mut Instant,
 ) -> Result<(), PushError> {
     let state = store.push_state()?;
     {
         let mut g = shared.lock();
-        g.status.backlog = state.backlog;
         g.status.dropped_unpushed = state.dropped_unpushed;
-    }
-    if state.backlog == 0 {
-        return Ok(());
+        if session.is_none() {
+            g.status.backlog = state.backlog;
+        }
     }
     let s = match session {
         Some(s) => s,
         None => {
-            let s = Session::open(target)?;
-            shared.lock().status.connected = true;
+            let mut s = Session::open(target, store)?;
+            let missing = s.verify(store)?;
+            let mut g = shared.lock();
+            g.status.connected = true;
+            g.status.missing += missing;
+            *checked = Instant::now();
             session.insert(s)
         }
     };
+    let pending = store.push_pending(s.target(), Timestamp::now())?;
+    shared.lock().status.backlog = pending;
+    if pending == 0 {
+        if checked.elapsed() >= options.identity_check {
+            *checked = Instant::now();
+            if s.central_changed()? {
+                tracing::warn!(
+                    central = target.display(),
+                    "the central database was created again; pushing every window this node still has"
+                );
+                *session = None;
+                shared.lock().status.connected = false;
+                return pass(shared, store, target, options, session, checked);
+            }
+        }
+        return Ok(());
+    }
     let mut counted = PushSummary::default();
     let result = s.push_backlog(store, &mut |sum| {
         {
@@ -343,19 +382,21 @@ fn pass(
         counted = sum.clone();
         shared.may_continue()
     });
+    let pending = store.push_pending(s.target(), Timestamp::now())?;
     let state = store.push_state()?;
     {
         let mut g = shared.lock();
-        g.status.backlog = state.backlog;
+        g.status.backlog = pending;
         g.status.dropped_unpushed = state.dropped_unpushed;
     }
     if let Ok(s) = &result
-        && s.pushed > 0
+        && (s.pushed > 0 || s.failed > 0)
     {
         tracing::info!(
             pushed = s.pushed,
             skipped = s.skipped,
             failed = s.failed,
+            retried = s.retried,
             central = target.display(),
             "pushed windows"
         );

@@ -82,8 +82,8 @@ use crate::error::{Error, Result};
 
 pub(crate) use close::{AnomalyRow, CloseWork, Closing, Summary};
 pub(crate) use gate::{Settled, WriteGate};
-pub(crate) use push::PushDetails;
-pub use push::PushState;
+pub(crate) use push::{PushDetails, PushKey, PushTarget};
+pub use push::{PushState, RETRY_FIRST, RETRY_MAX};
 // (CloserConn is defined below.)
 pub(crate) use ids::{MetricId, PointId, WindowRow};
 pub(crate) use points::{PointBatch, Samples};

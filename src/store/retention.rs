@@ -30,9 +30,9 @@ pub struct PruneReport {
     pub windows: usize,
     /// Data points deleted with them.
     pub points: usize,
-    /// Of the windows deleted, those never pushed to the fleet's central
-    /// database: over the bound of unpushed windows trimming spares (see
-    /// `store::push::spare_unpushed`).
+    /// Of the windows deleted, those the fleet's central database does not
+    /// have (never pushed, or refused): over the bound of unpushed windows
+    /// trimming spares (see `store::push::spare_unpushed`).
     pub unpushed: usize,
 }
 
@@ -83,19 +83,24 @@ fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport
         )?
         .query_map(params![trim.cutoff_ms, max], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    // Fleet push: windows not yet pushed are spared, up to the window limit.
+    // Fleet push: windows the central database does not have (not pushed,
+    // or refused) are spared, up to the window limit.
     let before = ids.len();
     let (mut ids, unpushed) = super::push::spare_unpushed(tx, ids, trim.max_windows)?;
     let spared = before - ids.len();
     let more = ids.len() > step;
     ids.truncate(step);
     let mut report = PruneReport::default();
+    let mut refused = 0;
     for id in ids {
         report.points += delete_window(tx, WindowRow(id))?;
         report.windows += 1;
-        report.unpushed += usize::from(unpushed.contains(&id));
+        if let Some(&was_refused) = unpushed.get(&id) {
+            report.unpushed += 1;
+            refused += usize::from(was_refused);
+        }
     }
-    super::push::count_dropped(tx, report.unpushed, spared)?;
+    super::push::count_dropped(tx, report.unpushed, refused, spared)?;
     tx.prepare_cached("DELETE FROM control_events WHERE at_ms <= ?1")?
         .execute([trim.cutoff_ms])?;
     Ok((report, more))
