@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +19,9 @@ use incident_recorder::{
 use serde_json::{Value, json};
 
 mod real;
+mod sqlite_lock;
+
+use sqlite_lock::LockHolder;
 
 const PRE: u64 = 30;
 const POST: u64 = 60;
@@ -381,35 +382,6 @@ fn an_ends_at_before_starts_at_resolves_at_starts_at() {
     assert_eq!(w.end_time, Some(starts.saturating_add(secs(POST))));
 }
 
-/// `sqlite3` in `BEGIN IMMEDIATE` on the database until dropped.
-struct LockHolder(std::process::Child);
-
-impl LockHolder {
-    fn hold(db: &std::path::Path) -> Option<LockHolder> {
-        let sqlite3 = real::program(&["sqlite3"], "sqlite3")?;
-        let mut child = Command::new(sqlite3)
-            .arg(db)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.as_mut().unwrap();
-        writeln!(stdin, ".timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'locked';").unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked");
-        Some(LockHolder(child))
-    }
-
-    fn release(mut self) {
-        let stdin = self.0.stdin.as_mut().unwrap();
-        writeln!(stdin, "COMMIT;\n.quit").unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
 /// Defect 2: while another program held the write lock, each alert was
 /// answered "error" inside a 200, and Alertmanager never retried.
 #[test]
@@ -452,4 +424,25 @@ fn an_alert_the_locked_database_cannot_take_is_answered_503_and_its_retry_lands_
     let w = r.window(&answer);
     assert_eq!(w.triggers.len(), 1);
     assert_eq!(w.status, WindowStatus::Recording);
+}
+
+/// A resolve notified long after its endsAt (Alertmanager down meanwhile):
+/// the window, held until then, closes at its newest point, so no point
+/// lies after its end (the export of every window imports again).
+#[test]
+fn a_resolve_notified_long_after_ends_at_closes_the_window_around_its_points() {
+    let r = rig();
+    r.ticks(12); // clock at t(60)
+    let starts = t(50);
+    let (_, _, answer) = r.post(&firing(starts));
+    assert_eq!(result(&answer), "opened");
+    r.ticks(48); // samples to t(295), clock at t(300)
+    let (_, _, done) = r.post(&resolved(starts, t(100)));
+    assert_eq!(result(&done), "resolved");
+    r.ticks(2);
+    let w = r.window(&answer);
+    assert_eq!(w.status, WindowStatus::Complete);
+    assert_eq!(w.triggers[0].resolved_at, Some(t(100)));
+    let last = w.data_points.last().unwrap().timestamp;
+    assert_eq!((last, w.end_time), (t(295), Some(t(295))));
 }

@@ -61,9 +61,14 @@ fn watch(dir: &Path, node: &str, listen: &str, extra: &[&str]) -> Running {
     running
 }
 
+/// Alertmanager's timing of the first tests: quick notifications, repeats
+/// every 2 s.
+const QUICK: &str = "group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s";
+
 /// Alertmanager sending every alert to `webhook` with the bearer `token`
-/// (the receiver snippet of the README).
-fn alertmanager(dir: &Path, webhook: &str, token: &str) -> Option<(Running, String)> {
+/// (the receiver snippet of the README), with the route's `timing`
+/// (`group_wait`, `group_interval`, `repeat_interval` lines).
+fn alertmanager(dir: &Path, webhook: &str, token: &str, timing: &str) -> Option<(Running, String)> {
     let program = real::program(
         &["prometheus-alertmanager", "alertmanager"],
         "prometheus-alertmanager",
@@ -72,7 +77,7 @@ fn alertmanager(dir: &Path, webhook: &str, token: &str) -> Option<(Running, Stri
     std::fs::write(
         &config,
         format!(
-            "route:\n  receiver: recorder\n  group_by: ['alertname', 'instance']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s\n\
+            "route:\n  receiver: recorder\n  group_by: ['alertname', 'instance']\n  {timing}\n\
              receivers:\n  - name: recorder\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n        http_config:\n          authorization:\n            credentials: '{token}'\n"
         ),
     )
@@ -186,8 +191,12 @@ fn an_alertmanager_alert_records_the_node_around_it() {
     };
     let listen = format!("127.0.0.1:{}", real::free_port());
     let token = "a-long-random-token-0123456789";
-    let Some((_am, am)) = alertmanager(dir.path(), &format!("http://{listen}/alertmanager"), token)
-    else {
+    let Some((_am, am)) = alertmanager(
+        dir.path(),
+        &format!("http://{listen}/alertmanager"),
+        token,
+        QUICK,
+    ) else {
         return;
     };
     let mut watch = watch(dir.path(), &node, &listen, &["--listen-token", token]);

@@ -1334,7 +1334,8 @@ impl Inner {
             .filter(|w| !w.closing)
             .map(|w| {
                 let mut alerts = w.unresolved_alerts.clone();
-                let deadline = rules.resolve(&mut alerts, w.deadline_ms, trigger_id, at_ms);
+                let deadline =
+                    rules.resolve(&mut alerts, w.deadline_ms, w.last_ts, trigger_id, at_ms);
                 (w.row, alerts, deadline)
             });
         let new_deadline = change

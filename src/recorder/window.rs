@@ -338,21 +338,28 @@ impl Lifecycle {
 
     /// The alert `trigger_id` cleared at `at_ms` (only alerts that fired by
     /// then are cleared): removes it from `alerts`, the unresolved alerts of
-    /// a window whose deadline is `deadline_ms`, and returns the window's new
-    /// deadline if this was the last alert holding it (resolution + post
-    /// window, never earlier than before).
+    /// a window whose deadline is `deadline_ms` and newest point `last_ts`,
+    /// and returns the window's new deadline if this was the last alert
+    /// holding it: resolution + post window, never earlier than before, nor
+    /// than the points the window took while held (a resolve notified long
+    /// after its `endsAt` closes the window at its newest point, which stays
+    /// within the window's end).
     pub(super) fn resolve(
         &self,
         alerts: &mut Vec<Alert>,
         deadline_ms: i64,
+        last_ts: Option<i64>,
         trigger_id: &str,
         at_ms: i64,
     ) -> Option<i64> {
         let before = alerts.len();
         alerts.retain(|a| a.id != trigger_id || a.fired_ms > at_ms);
         let was_holding = before > alerts.len();
-        (self.hold && was_holding && alerts.is_empty())
-            .then(|| deadline_ms.max(at_ms.saturating_add(self.post_ms)))
+        (self.hold && was_holding && alerts.is_empty()).then(|| {
+            deadline_ms
+                .max(at_ms.saturating_add(self.post_ms))
+                .max(last_ts.unwrap_or(i64::MIN))
+        })
     }
 
     /// Notes a trigger at `at_ms` that opened or extended `w` (alerts hold it).
@@ -617,18 +624,26 @@ mod tests {
         let r = rules(true);
         let mut alerts = vec![alert("a", 0), alert("b", 400_000)];
         assert_eq!(
-            r.resolve(&mut alerts, 100_000, "a", 500_000),
+            r.resolve(&mut alerts, 100_000, None, "a", 500_000),
             None,
             "b still holds it"
         );
         assert_eq!(
-            r.resolve(&mut alerts, 100_000, "b", 300_000),
+            r.resolve(&mut alerts, 100_000, None, "b", 300_000),
             None,
             "a resolve before the alert fired clears nothing"
         );
-        assert_eq!(r.resolve(&mut alerts, 100_000, "b", 400_000), Some(500_000));
         assert_eq!(
-            r.resolve(&mut alerts, 100_000, "b", 700_000),
+            r.resolve(&mut alerts.clone(), 100_000, Some(900_000), "b", 400_000),
+            Some(900_000),
+            "not before the points taken while held"
+        );
+        assert_eq!(
+            r.resolve(&mut alerts, 100_000, Some(450_000), "b", 400_000),
+            Some(500_000)
+        );
+        assert_eq!(
+            r.resolve(&mut alerts, 100_000, None, "b", 700_000),
             None,
             "already resolved"
         );
