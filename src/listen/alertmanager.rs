@@ -7,9 +7,16 @@
 //! `--scrape` target gets) and:
 //!
 //! - `firing`: opens an `alert` window at `startsAt` (with the buffered
-//!   samples before it), or extends the one recording;
-//! - `resolved`: resolves that alert at `endsAt`, so the window (held while
-//!   the alert fires) records its post window and completes.
+//!   samples before it), or extends the one recording, through
+//!   [`record_alert`](IncidentRecorder::record_alert): a `startsAt` ahead
+//!   of this host's clock is taken now, one older than the buffers reach
+//!   at the oldest buffered time (the answer's `adjusted` says which and by
+//!   how much), and the window is held while the alert fires however late
+//!   the notification came;
+//! - `resolved`: resolves that alert at `endsAt` (at `startsAt` if `endsAt`
+//!   is before it) through [`resolve_alert`](IncidentRecorder::resolve_alert),
+//!   so the window records its post window and completes; a resolve for an
+//!   alert not firing here is kept for its firing, if that comes later.
 //!
 //! The trigger id is `alertname/fingerprint` (`HighCPU/3f2a9c1b0d4e5f60`):
 //! readable in `list`, and unique per alert (the fingerprint is
@@ -22,15 +29,19 @@
 //! same resource, alert and `startsAt`) and a resolve it has already
 //! recorded, so a repeat changes nothing, also across restarts.
 //!
-//! Every alert gets its own result in the response, and problems are per
-//! alert, never for the whole notification (a resource the recorder does
-//! not monitor, a missing label): a notification is answered 200 once it
-//! parses, so Alertmanager does not retry it forever over one alert the
-//! recorder cannot take. Both times act as the recorder's
-//! [`record_trigger`](IncidentRecorder::record_trigger) and
-//! [`resolve_trigger_at`](IncidentRecorder::resolve_trigger_at) say: at most
-//! 10 minutes ahead of the recorder's clock; an alert without `startsAt` or
-//! `endsAt` acts now.
+//! Every alert gets its own result in the response, and problems of an
+//! alert are its own, never the whole notification's (a resource the
+//! recorder does not monitor, a missing label, a bad time): they are
+//! answered 200, so Alertmanager does not retry forever over one alert the
+//! recorder will never take. A failure of the database is different (locked
+//! by another program past the writer's wait, full): that alert's result is
+//! `retry` and the notification is answered 503 with `Retry-After`, so
+//! Alertmanager, which keeps the notification, sends it again; the alerts
+//! already applied are then repeats. Rather than queueing alerts in memory
+//! (lost with the process, and unbounded while the database stays locked),
+//! the sender that already keeps and retries them does. Both times are at
+//! most 10 minutes ahead of the recorder's clock; an alert without
+//! `startsAt` or `endsAt` acts now.
 
 use std::collections::BTreeMap;
 
