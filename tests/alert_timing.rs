@@ -272,6 +272,7 @@ fn an_alert_dated_1970_or_2000_gets_a_window_of_what_is_buffered_and_says_so() {
         r.ticks(2);
         let (_, _, again) = r.post(&notification("firing", starts, None));
         assert_eq!(result(&again), "unchanged", "{again}");
+        assert!(again["alerts"][0].get("adjusted").is_none(), "{again}");
         // Resolved: it completes --post after, and is kept.
         let (_, _, done) = r.post(&notification("resolved", starts, Some(&rfc3339(r.now()))));
         assert_eq!(result(&done), "resolved", "{done}");

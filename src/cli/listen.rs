@@ -54,7 +54,8 @@ pub struct ListenArgs {
     /// plus this. The default covers Alertmanager's group_wait (30s) with
     /// room for retries; raise it to your group_wait (or group_interval)
     /// plus a margin. An alert that started earlier still gets a window,
-    /// with what the buffer holds.
+    /// with what the buffer holds. Buffers never hold more than 2 ×
+    /// --max-points samples, whatever this says.
     #[arg(
         long,
         value_name = "DURATION",

@@ -351,7 +351,12 @@ fn firing(
         TriggerAction::AlreadyRecorded => "unchanged",
     };
     let mut notes = Vec::new();
-    let adjusted = done.adjusted.map(|a| match a {
+    // A repeat was taken when it first came; what now would make of its
+    // time says nothing about the window.
+    let adjustment = done
+        .adjusted
+        .filter(|_| done.action != TriggerAction::AlreadyRecorded);
+    let adjusted = adjustment.map(|a| match a {
         AlertAdjustment::Ahead { by_ms } => {
             notes.push(format!(
                 "startsAt is {} ahead of this host's clock: taken at now ({}); the trigger keeps startsAt",
@@ -405,7 +410,7 @@ fn firing(
     }
     Outcome {
         window: Some(done.window),
-        taken_at: done.adjusted.is_some().then_some(done.taken_at),
+        taken_at: adjustment.is_some().then_some(done.taken_at),
         adjusted,
         window_start: done.window_start,
         resolved_at: done.resolved_at,

@@ -912,9 +912,10 @@ impl Inner {
     }
 
     /// Rows a full buffer holds in the steady state: one per interval over the
-    /// pre-incident window and the allowed lag (or notification allowance). Rings are sized to exactly
-    /// this and grow a row at a time past it (a late tick can leave one more
-    /// row in), so buffers cost no more than their samples.
+    /// pre-incident window and the longer of the allowed lag and the
+    /// notification allowance. Rings are sized to exactly this and grow a row
+    /// at a time past it (a late tick can leave one more row in), so buffers
+    /// cost no more than their samples.
     fn expected_rows(&self) -> usize {
         let c = &self.config;
         let reach = c.max_source_lag.max(c.notification_allowance);
