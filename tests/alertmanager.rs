@@ -6,7 +6,12 @@
 //! seconds before it and node_exporter-derived points, held while the alert
 //! fires (through repeated notifications, which add nothing), resolved at
 //! `endsAt`, complete after the post window. Also `GET /metrics` through
-//! our parser and `promtool check metrics`.
+//! our parser and `promtool check metrics`; and issue 18's cases: a
+//! `group_wait` longer than `--post` (the window is held, with its whole
+//! `--pre`), a real `sqlite3` holding the write lock while Alertmanager
+//! notifies (503, and its retry lands once), and, posted straight to
+//! `watch`, a resolve before its firing, a `startsAt` from 1970 and one 5
+//! minutes ahead of this host's clock.
 //!
 //! Each program that is missing skips its test with a message (fails under
 //! `CI=true`). Real processes, so waits are polls with bounded timeouts.
