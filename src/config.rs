@@ -69,6 +69,18 @@ pub struct RecorderConfig {
     /// Bounds the recorder's memory: each resource holds at most
     /// 2 × `max_data_points_per_window` samples. Default 100,000.
     pub max_resources: usize,
+    /// How late the notification of an alert may come after the alert
+    /// started and still get its whole pre-incident window: buffers keep
+    /// the pre-incident window plus this (or plus `max_source_lag`, if
+    /// that is longer). Alertmanager notifies `group_wait` (30 s by
+    /// default) after an alert starts, later after a restart or an outage;
+    /// [`IncidentRecorder::record_alert`](crate::IncidentRecorder::record_alert)
+    /// takes an alert whose start is older than this as if it started this
+    /// long ago (see there). `watch --listen` uses
+    /// [`RecorderConfig::ALERTMANAGER_NOTIFICATION_ALLOWANCE`] (2 min) unless
+    /// told otherwise. Default 0: none beyond `max_source_lag`, so a
+    /// recorder nobody notifies late keeps buffers of the seed's size.
+    pub notification_allowance: Duration,
 }
 
 impl RecorderConfig {
@@ -84,6 +96,10 @@ impl RecorderConfig {
     pub const DEFAULT_MAX_WINDOWS: usize = 100;
     /// The seed's retention.
     pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+    /// The [`notification_allowance`](RecorderConfig::notification_allowance)
+    /// that covers Alertmanager's defaults (`group_wait` 30 s, a retry or
+    /// two, a clock a little off): 2 min.
+    pub const ALERTMANAGER_NOTIFICATION_ALLOWANCE: Duration = Duration::from_secs(120);
     /// Default of [`RecorderConfig::max_resources`].
     pub const DEFAULT_MAX_RESOURCES: usize = 100_000;
 
@@ -147,6 +163,7 @@ impl Default for RecorderConfig {
             anomaly: AnomalyConfig::default(),
             max_source_lag: Duration::ZERO,
             max_resources: Self::DEFAULT_MAX_RESOURCES,
+            notification_allowance: Duration::ZERO,
         }
     }
 }

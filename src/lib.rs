@@ -98,8 +98,8 @@ pub use model::{
 };
 pub use provider::MetricsProvider;
 pub use recorder::{
-    IncidentRecorder, PushReport, RecorderStats, Recovery, RejectedValue, Sample, TriggerAction,
-    TriggerOutcome,
+    AlertAdjustment, AlertOutcome, AlertResolve, IncidentRecorder, PushReport, RecorderStats,
+    Recovery, RejectedValue, Sample, TriggerAction, TriggerOutcome,
 };
 pub use store::{PruneReport, PushState, Store, StoreStats, TriggerRequestStatus, WindowFilter};
 

@@ -6,12 +6,18 @@
 //! seconds before it and node_exporter-derived points, held while the alert
 //! fires (through repeated notifications, which add nothing), resolved at
 //! `endsAt`, complete after the post window. Also `GET /metrics` through
-//! our parser and `promtool check metrics`.
+//! our parser and `promtool check metrics`; and issue 18's cases: a
+//! `group_wait` longer than `--post` (the window is held, with its whole
+//! `--pre`), a real `sqlite3` holding the write lock while Alertmanager
+//! notifies (503, and its retry lands once), and, posted straight to
+//! `watch`, a resolve before its firing, a `startsAt` from 1970 and one 5
+//! minutes ahead of this host's clock.
 //!
 //! Each program that is missing skips its test with a message (fails under
 //! `CI=true`). Real processes, so waits are polls with bounded timeouts.
 
 mod real;
+mod sqlite_lock;
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +28,7 @@ use incident_recorder::{
     IncidentWindow, Store, Timestamp, TriggerType, WindowFilter, WindowStatus,
 };
 use real::{Running, wait_for};
+use sqlite_lock::LockHolder;
 
 const PRE: Duration = Duration::from_secs(4);
 const POST: Duration = Duration::from_secs(3);
@@ -61,9 +68,14 @@ fn watch(dir: &Path, node: &str, listen: &str, extra: &[&str]) -> Running {
     running
 }
 
+/// Alertmanager's timing of the first tests: quick notifications, repeats
+/// every 2 s.
+const QUICK: &str = "group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s";
+
 /// Alertmanager sending every alert to `webhook` with the bearer `token`
-/// (the receiver snippet of the README).
-fn alertmanager(dir: &Path, webhook: &str, token: &str) -> Option<(Running, String)> {
+/// (the receiver snippet of the README), with the route's `timing`
+/// (`group_wait`, `group_interval`, `repeat_interval` lines).
+fn alertmanager(dir: &Path, webhook: &str, token: &str, timing: &str) -> Option<(Running, String)> {
     let program = real::program(
         &["prometheus-alertmanager", "alertmanager"],
         "prometheus-alertmanager",
@@ -72,7 +84,7 @@ fn alertmanager(dir: &Path, webhook: &str, token: &str) -> Option<(Running, Stri
     std::fs::write(
         &config,
         format!(
-            "route:\n  receiver: recorder\n  group_by: ['alertname', 'instance']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 2s\n\
+            "route:\n  receiver: recorder\n  group_by: ['alertname', 'instance']\n  {timing}\n\
              receivers:\n  - name: recorder\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n        http_config:\n          authorization:\n            credentials: '{token}'\n"
         ),
     )
@@ -135,14 +147,16 @@ fn post_alert(am: &str, instance: &str, starts: Timestamp, ends: Option<Timestam
 
 /// Webhook notifications Alertmanager has sent (its own counter).
 fn notifications(am: &str) -> f64 {
+    am_counter(am, "alertmanager_notifications_total")
+}
+
+/// Alertmanager's counter `name` for its webhook integration.
+fn am_counter(am: &str, name: &str) -> f64 {
     let (_, text) = real::get(&format!("http://{am}/metrics")).unwrap();
     let parsed = parse_text(&text).unwrap();
     parsed
         .samples()
-        .filter(|s| {
-            s.name == "alertmanager_notifications_total"
-                && s.label("integration") == Some("webhook")
-        })
+        .filter(|s| s.name == name && s.label("integration") == Some("webhook"))
         .map(|s| s.value)
         .sum()
 }
@@ -186,8 +200,12 @@ fn an_alertmanager_alert_records_the_node_around_it() {
     };
     let listen = format!("127.0.0.1:{}", real::free_port());
     let token = "a-long-random-token-0123456789";
-    let Some((_am, am)) = alertmanager(dir.path(), &format!("http://{listen}/alertmanager"), token)
-    else {
+    let Some((_am, am)) = alertmanager(
+        dir.path(),
+        &format!("http://{listen}/alertmanager"),
+        token,
+        QUICK,
+    ) else {
         return;
     };
     let mut watch = watch(dir.path(), &node, &listen, &["--listen-token", token]);
@@ -353,4 +371,275 @@ fn the_listeners_metrics_parse_and_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Issue 18, defect 1: Alertmanager notifies `group_wait` after `startsAt`.
+/// With a `group_wait` (6 s) longer than `--post` (3 s), the window used to
+/// be closed at once as complete while the alert still fired. Now it opens
+/// at `startsAt` with the whole `--pre` before it (buffers keep `--pre` +
+/// `--alert-allowance`), is held while the alert fires, and completes
+/// `--post` after `endsAt`.
+#[test]
+fn a_notification_later_than_post_holds_the_window_while_the_alert_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_node, node)) = real::node_exporter(dir.path()) else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let token = "a-long-random-token-0123456789";
+    let Some((_am, am)) = alertmanager(
+        dir.path(),
+        &format!("http://{listen}/alertmanager"),
+        token,
+        "group_wait: 6s\n  group_interval: 1s\n  repeat_interval: 1h",
+    ) else {
+        return;
+    };
+    let mut watch = watch(dir.path(), &node, &listen, &["--listen-token", token]);
+    std::thread::sleep(Duration::from_secs(5)); // more than --pre buffered
+    let db = dir.path().join("incidents.db");
+
+    let starts = Timestamp::now();
+    post_alert(&am, &node, starts, None);
+    let w = wait_for(Duration::from_secs(30), "the alert's window", || {
+        watch.assert_running();
+        windows_of(&db, &node).into_iter().next()
+    });
+    let waited = Timestamp::now().as_unix_ms() - starts.as_unix_ms();
+    assert!(
+        waited >= 6_000,
+        "notified after group_wait, past --post: {waited} ms"
+    );
+    assert_eq!(
+        w.status,
+        WindowStatus::Recording,
+        "held while the alert fires"
+    );
+    assert_eq!(w.triggers[0].fired_at, starts, "fired at startsAt");
+    assert!(
+        w.start_time
+            <= starts
+                .saturating_sub(PRE)
+                .saturating_add(Duration::from_millis(400)),
+        "the whole --pre before startsAt: starts {}, window from {}",
+        starts,
+        w.start_time
+    );
+    // Still recording, and taking points, after startsAt + --post + a margin.
+    std::thread::sleep(Duration::from_secs(3));
+    let held = windows_of(&db, &node);
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].status, WindowStatus::Recording);
+    let newest = held[0].data_points.last().unwrap().timestamp;
+    assert!(
+        newest > starts.saturating_add(Duration::from_secs(9)),
+        "{newest}"
+    );
+
+    // Resolved: --post after endsAt, then complete.
+    let ends = Timestamp::now();
+    post_alert(&am, &node, starts, Some(ends));
+    let done = wait_for(Duration::from_secs(30), "the window to complete", || {
+        watch.assert_running();
+        windows_of(&db, &node)
+            .into_iter()
+            .find(|w| w.status != WindowStatus::Recording)
+    });
+    assert_eq!(done.status, WindowStatus::Complete);
+    assert_eq!(done.triggers[0].resolved_at, Some(ends));
+    assert_eq!(done.end_time, Some(ends.saturating_add(POST)));
+    assert_eq!(windows_of(&db, &node).len(), 1);
+}
+
+/// Issue 18, defect 2: while another program (a real `sqlite3` in
+/// `BEGIN IMMEDIATE`) holds the write lock, the webhook was answered 200
+/// with `"error"` per alert, and Alertmanager never sent it again. Now it
+/// is answered 503, Alertmanager retries, and its retry lands once the lock
+/// is let go. `group_interval` and `repeat_interval` are long, so only a
+/// retry can deliver it.
+#[test]
+fn alertmanager_retries_an_alert_the_locked_database_could_not_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_node, node)) = real::node_exporter(dir.path()) else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let token = "a-long-random-token-0123456789";
+    let Some((_am, am)) = alertmanager(
+        dir.path(),
+        &format!("http://{listen}/alertmanager"),
+        token,
+        "group_wait: 1s\n  group_interval: 10m\n  repeat_interval: 1h",
+    ) else {
+        return;
+    };
+    let mut watch = watch(dir.path(), &node, &listen, &["--listen-token", token]);
+    std::thread::sleep(Duration::from_secs(2));
+    let db = dir.path().join("incidents.db");
+
+    let Some(lock) = LockHolder::hold(&db) else {
+        return;
+    };
+    let starts = Timestamp::now();
+    post_alert(&am, &node, starts, None);
+    wait_for(
+        Duration::from_secs(20),
+        "Alertmanager to see the webhook fail",
+        || {
+            (am_counter(&am, "alertmanager_notification_requests_failed_total") >= 1.0)
+                .then_some(())
+        },
+    );
+    assert!(windows_of(&db, &node).is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    lock.release();
+    let w = wait_for(
+        Duration::from_secs(30),
+        "the retried alert's window",
+        || {
+            watch.assert_running();
+            windows_of(&db, &node).into_iter().next()
+        },
+    );
+    assert_eq!(w.triggers[0].fired_at, starts);
+    assert_eq!(w.status, WindowStatus::Recording);
+    std::thread::sleep(Duration::from_secs(2));
+    let windows = windows_of(&db, &node);
+    assert_eq!(windows.len(), 1);
+    assert_eq!(trigger_rows(&db, &windows[0]), 1, "the retry landed once");
+    let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
+    assert!(log.contains("answered 503"), "{log}");
+}
+
+/// POSTs a webhook body to the listener (no token): (status, answer).
+fn post_webhook(listen: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let mut r = real::agent()
+        .post(&format!("http://{listen}/alertmanager"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+/// One alert `name` on `instance`, as Alertmanager's webhook sends it.
+fn one_alert(
+    status: &str,
+    name: &str,
+    instance: &str,
+    starts: &str,
+    ends: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": "4", "status": status, "receiver": "recorder", "groupKey": "{}",
+        "alerts": [{
+            "status": status,
+            "labels": {"alertname": name, "instance": instance},
+            "startsAt": starts, "endsAt": ends,
+        }],
+    })
+}
+
+/// Issue 18, defects 8, 9 and the absurd dates of 1, through `watch`: a
+/// resolve before its firing, a `startsAt` 5 minutes ahead of this host's
+/// clock, and one from 1970, posted as Alertmanager's webhook would.
+#[test]
+fn out_of_order_skewed_and_absurd_alerts_through_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_node, node)) = real::node_exporter(dir.path()) else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let mut watch = watch(dir.path(), &node, &listen, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let db = dir.path().join("incidents.db");
+    let zero = "0001-01-01T00:00:00Z";
+
+    // The resolve first, then its firing: opens and completes.
+    let starts = Timestamp::now().saturating_sub(Duration::from_secs(1));
+    let ends = Timestamp::now();
+    let (status, early) = post_webhook(
+        &listen,
+        &one_alert("resolved", "Early", &node, &rfc3339(starts), &rfc3339(ends)),
+    );
+    assert_eq!(status, 200, "{early}");
+    assert_eq!(early["alerts"][0]["result"], "not_open", "{early}");
+    let (_, late) = post_webhook(
+        &listen,
+        &one_alert("firing", "Early", &node, &rfc3339(starts), zero),
+    );
+    assert_eq!(late["alerts"][0]["result"], "opened", "{late}");
+    assert_eq!(late["alerts"][0]["resolved_at"], rfc3339(ends));
+    let done = wait_for(Duration::from_secs(20), "the window to complete", || {
+        watch.assert_running();
+        windows_of(&db, &node)
+            .into_iter()
+            .find(|w| w.status != WindowStatus::Recording)
+    });
+    assert_eq!(
+        done.status,
+        WindowStatus::Complete,
+        "not held to --max-points"
+    );
+    assert_eq!(done.end_time, Some(ends.saturating_add(POST)));
+
+    // From 1970: a window of what the buffer holds, marked as such.
+    let (_, old) = post_webhook(
+        &listen,
+        &one_alert("firing", "Old", &node, "1970-01-01T00:00:00Z", zero),
+    );
+    let a = &old["alerts"][0];
+    assert_eq!(a["result"], "opened", "{old}");
+    assert_eq!(a["adjusted"]["reason"], "older_than_buffer");
+    let id = a["window"].as_str().unwrap().to_owned();
+    let (_, resolved) = post_webhook(
+        &listen,
+        &one_alert(
+            "resolved",
+            "Old",
+            &node,
+            "1970-01-01T00:00:00Z",
+            &rfc3339(Timestamp::now()),
+        ),
+    );
+    assert_eq!(resolved["alerts"][0]["result"], "resolved", "{resolved}");
+    let old_window = wait_for(Duration::from_secs(20), "the 1970 alert's window", || {
+        windows_of(&db, &node)
+            .into_iter()
+            .find(|w| w.id.as_str() == id && w.status != WindowStatus::Recording)
+    });
+    assert_eq!(old_window.status, WindowStatus::Complete);
+    assert!(
+        old_window.data_points.len() >= 10,
+        "{}",
+        old_window.data_points.len()
+    );
+
+    // 5 minutes ahead: taken now, the skew in the answer, the trigger and the log.
+    let now = Timestamp::now();
+    let ahead = now.saturating_add(Duration::from_secs(300));
+    let (_, skewed) = post_webhook(
+        &listen,
+        &one_alert("firing", "Skewed", &node, &rfc3339(ahead), zero),
+    );
+    let a = &skewed["alerts"][0];
+    assert_eq!(a["result"], "opened", "{skewed}");
+    assert_eq!(a["adjusted"]["reason"], "clock_ahead");
+    let skew = a["adjusted"]["by_ms"].as_i64().unwrap();
+    assert!((295_000..=300_000).contains(&skew), "{skew}");
+    let id = a["window"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(1));
+    let w = windows_of(&db, &node)
+        .into_iter()
+        .find(|w| w.id.as_str() == id)
+        .unwrap();
+    assert!(w.trigger_time.unwrap() <= Timestamp::now());
+    assert_eq!(w.triggers[0].fired_at, ahead, "the trigger keeps startsAt");
+    assert!(
+        w.data_points.iter().any(|p| p.timestamp > now),
+        "recording now, not from startsAt on"
+    );
+    let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
+    assert!(log.contains("ahead of this host's clock"), "{log}");
 }

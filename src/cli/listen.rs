@@ -10,8 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use clap::Args;
-use incident_recorder::IncidentRecorder;
 use incident_recorder::listen::{ListenConfig, Listener};
+use incident_recorder::{IncidentRecorder, RecorderConfig};
 
 use super::error::Result;
 
@@ -49,6 +49,21 @@ pub struct ListenArgs {
         requires = "addr"
     )]
     pub alert_resource_label: String,
+    /// How late Alertmanager's notification of an alert may come after its
+    /// startsAt and still get the whole --pre before it: buffers keep --pre
+    /// plus this. The default covers Alertmanager's group_wait (30s) with
+    /// room for retries; raise it to your group_wait (or group_interval)
+    /// plus a margin. An alert that started earlier still gets a window,
+    /// with what the buffer holds. Buffers never hold more than 2 ×
+    /// --max-points samples, whatever this says.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2m",
+        value_parser = super::duration::parse,
+        requires = "addr"
+    )]
+    pub alert_allowance: std::time::Duration,
 }
 
 fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
@@ -64,6 +79,14 @@ fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
     s.parse().map_err(|_| {
         format!("invalid address {s:?}: write IP:PORT (127.0.0.1:9465, [::1]:9465, 0.0.0.0:9465) or a port")
     })
+}
+
+/// Sets what the listener needs of the recorder: with `--listen`, buffers
+/// long enough for late notifications (`--alert-allowance`).
+pub fn configure(a: &ListenArgs, config: &mut RecorderConfig) {
+    if a.addr.is_some() {
+        config.notification_allowance = a.alert_allowance;
+    }
 }
 
 /// Starts the listener if `--listen` was given.
@@ -105,12 +128,23 @@ mod tests {
         for args in [
             vec!["x", "--listen-token", "t"],
             vec!["x", "--alert-resource-label", "host"],
+            vec!["x", "--alert-allowance", "5m"],
         ] {
             let err = Cli::try_parse_from(&args).unwrap_err().to_string();
             assert!(err.contains("--listen <ADDR>"), "{args:?}: {err}");
         }
         let cli = Cli::try_parse_from(["x", "--listen", "9465"]).unwrap();
         assert_eq!(cli.listen.alert_resource_label, "instance");
+        assert_eq!(
+            cli.listen.alert_allowance,
+            RecorderConfig::ALERTMANAGER_NOTIFICATION_ALLOWANCE
+        );
+        let mut config = RecorderConfig::default();
+        configure(&cli.listen, &mut config);
+        assert_eq!(
+            config.notification_allowance,
+            RecorderConfig::ALERTMANAGER_NOTIFICATION_ALLOWANCE
+        );
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     config.max_windows_per_resource_per_day = a.max_per_day as usize;
     config.anomaly.detect = a.anomaly;
     config.anomaly.threshold = a.anomaly_threshold;
+    super::listen::configure(&a.listen, &mut config);
     let sources = super::scrape::sources(&a.scrape, &config)?;
     let (rules, warnings) = super::scrape::check_rules(rules, &sources)?;
     let recorder = Arc::new(IncidentRecorder::open(config)?);

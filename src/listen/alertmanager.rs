@@ -7,9 +7,16 @@
 //! `--scrape` target gets) and:
 //!
 //! - `firing`: opens an `alert` window at `startsAt` (with the buffered
-//!   samples before it), or extends the one recording;
-//! - `resolved`: resolves that alert at `endsAt`, so the window (held while
-//!   the alert fires) records its post window and completes.
+//!   samples before it), or extends the one recording, through
+//!   [`record_alert`](IncidentRecorder::record_alert): a `startsAt` ahead
+//!   of this host's clock is taken now, one older than the buffers reach
+//!   at the oldest buffered time (the answer's `adjusted` says which and by
+//!   how much), and the window is held while the alert fires however late
+//!   the notification came;
+//! - `resolved`: resolves that alert at `endsAt` (at `startsAt` if `endsAt`
+//!   is before it) through [`resolve_alert`](IncidentRecorder::resolve_alert),
+//!   so the window records its post window and completes; a resolve for an
+//!   alert not firing here is kept for its firing, if that comes later.
 //!
 //! The trigger id is `alertname/fingerprint` (`HighCPU/3f2a9c1b0d4e5f60`):
 //! readable in `list`, and unique per alert (the fingerprint is
@@ -22,28 +29,34 @@
 //! same resource, alert and `startsAt`) and a resolve it has already
 //! recorded, so a repeat changes nothing, also across restarts.
 //!
-//! Every alert gets its own result in the response, and problems are per
-//! alert, never for the whole notification (a resource the recorder does
-//! not monitor, a missing label): a notification is answered 200 once it
-//! parses, so Alertmanager does not retry it forever over one alert the
-//! recorder cannot take. Both times act as the recorder's
-//! [`record_trigger`](IncidentRecorder::record_trigger) and
-//! [`resolve_trigger_at`](IncidentRecorder::resolve_trigger_at) say: at most
-//! 10 minutes ahead of the recorder's clock; an alert without `startsAt` or
-//! `endsAt` acts now.
+//! Every alert gets its own result in the response, and problems of an
+//! alert are its own, never the whole notification's (a resource the
+//! recorder does not monitor, a missing label, a bad time): they are
+//! answered 200, so Alertmanager does not retry forever over one alert the
+//! recorder will never take. A failure of the database is different (locked
+//! by another program past the writer's wait, full): that alert's result is
+//! `retry` and the notification is answered 503 with `Retry-After`, so
+//! Alertmanager, which keeps the notification, sends it again; the alerts
+//! already applied are then repeats. Rather than queueing alerts in memory
+//! (lost with the process, and unbounded while the database stays locked),
+//! the sender that already keeps and retries them does. Both times are at
+//! most 10 minutes ahead of the recorder's clock; an alert without
+//! `startsAt` or `endsAt` acts now.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, clip};
-use crate::model::{Timestamp, Trigger, WindowId};
-use crate::recorder::{IncidentRecorder, TriggerAction};
+use crate::model::{Timestamp, WindowId};
+use crate::recorder::{
+    AlertAdjustment, AlertOutcome, AlertResolve, IncidentRecorder, TriggerAction,
+};
 
 /// The webhook body (`version: "4"`); fields not used are ignored.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct Notification {
+struct Notification {
     #[serde(default)]
     version: Option<String>,
     #[serde(default)]
@@ -65,9 +78,27 @@ struct Alert {
     fingerprint: Option<String>,
 }
 
+/// The answer to a webhook request, status included: the router sends it
+/// as it is.
+#[derive(Debug)]
+pub(super) struct Reply {
+    /// 200 once every alert is applied or has a problem of its own; 503
+    /// when the database could not take one (Alertmanager retries a 5xx);
+    /// 400 for a body that is not a webhook payload.
+    pub(super) status: u16,
+    /// Seconds for a `Retry-After` header, with 503.
+    pub(super) retry_after: Option<u32>,
+    /// `{"alerts": [...]}` (one result per alert), or `{"error": ...}`.
+    pub(super) body: serde_json::Value,
+}
+
+/// Seconds a 503 asks the sender to wait (Alertmanager retries on its own
+/// backoff, starting near half a second, and ignores the header).
+const RETRY_AFTER_S: u32 = 1;
+
 /// What was done with one alert.
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub(super) struct Outcome {
+struct Outcome {
     /// `alertname/fingerprint`, the trigger id.
     #[serde(skip_serializing_if = "Option::is_none")]
     trigger_id: Option<String>,
@@ -75,17 +106,60 @@ pub(super) struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     resource: Option<String>,
     /// `opened`, `extended`, `unchanged`, `resolved`, `not_open`,
-    /// `unknown_resource`, `suppressed` or `error`.
+    /// `unknown_resource`, `suppressed`, `error` (the alert itself is
+    /// wrong) or `retry` (the database could not take it: the whole
+    /// notification is answered 503).
     result: &'static str,
     /// The window concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     window: Option<WindowId>,
+    /// The time the alert was taken at, when not its `startsAt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    taken_at: Option<Timestamp>,
+    /// Why `taken_at` differs from `startsAt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adjusted: Option<Adjustment>,
+    /// Start of a window it opened (its oldest buffered sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window_start: Option<Timestamp>,
+    /// When the alert was resolved, if a resolve that came before this
+    /// firing was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_at: Option<Timestamp>,
+    /// What a reader should know about the result, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
     /// Why, for results that did nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
+/// Why an alert was taken at another time than its `startsAt`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct Adjustment {
+    /// `clock_ahead` (startsAt ahead of this host's clock: taken at now) or
+    /// `older_than_buffer` (taken at the oldest buffered time).
+    reason: &'static str,
+    /// By how much, ms.
+    by_ms: i64,
+}
+
 impl Outcome {
+    fn new(trigger_id: String, resource: &str, result: &'static str) -> Outcome {
+        Outcome {
+            trigger_id: Some(trigger_id),
+            resource: Some(resource.to_owned()),
+            result,
+            window: None,
+            taken_at: None,
+            adjusted: None,
+            window_start: None,
+            resolved_at: None,
+            note: None,
+            error: None,
+        }
+    }
+
     fn problem(
         trigger_id: Option<String>,
         resource: Option<String>,
@@ -95,16 +169,15 @@ impl Outcome {
         Outcome {
             trigger_id,
             resource,
-            result,
-            window: None,
             error: Some(error),
+            ..Outcome::new(String::new(), "", result)
         }
     }
 }
 
 impl Notification {
     /// Checks what the webhook version promises.
-    pub(super) fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), String> {
         match self.version.as_deref() {
             None | Some("4") => {}
             Some(v) => {
@@ -124,16 +197,54 @@ impl Notification {
     }
 }
 
-/// Applies every alert of `n`; see the module docs.
-pub(super) fn apply(
-    recorder: &IncidentRecorder,
-    n: &Notification,
-    resource_label: &str,
-) -> Vec<Outcome> {
-    n.alerts
+/// Answers one webhook request: parses `body`, applies every alert (see
+/// the module docs) and says with which status to answer.
+pub(super) fn webhook(recorder: &IncidentRecorder, body: &[u8], resource_label: &str) -> Reply {
+    let error = |message: String| Reply {
+        status: 400,
+        retry_after: None,
+        body: serde_json::json!({ "error": message }),
+    };
+    let n: Notification = match serde_json::from_slice(body) {
+        Ok(n) => n,
+        Err(e) => return error(format!("not an Alertmanager webhook payload: {e}")),
+    };
+    if let Err(e) = n.check() {
+        return error(e);
+    }
+    let outcomes: Vec<Outcome> = n
+        .alerts
         .iter()
         .map(|a| apply_one(recorder, a, resource_label))
-        .collect()
+        .collect();
+    let retry = outcomes.iter().any(|o| o.result == "retry");
+    if retry {
+        tracing::warn!(
+            alerts = outcomes.len(),
+            "the database could not take an alert (locked by another program, or full): answered 503 for Alertmanager to retry"
+        );
+    }
+    Reply {
+        status: if retry { 503 } else { 200 },
+        retry_after: retry.then_some(RETRY_AFTER_S),
+        body: serde_json::json!({ "alerts": outcomes }),
+    }
+}
+
+/// The result of an error about the alert itself, or `None` for a failure
+/// of the database (locked, full, I/O): the sender should try again.
+fn alert_problem(e: &Error) -> Option<&'static str> {
+    match e {
+        Error::Suppressed { .. } => Some("suppressed"),
+        Error::InvalidResourceId { .. }
+        | Error::NotMonitored { .. }
+        | Error::TooManyResources { .. } => Some("unknown_resource"),
+        Error::InvalidTimestamp { .. }
+        | Error::AheadOfWallClock { .. }
+        | Error::InvalidTriggerId { .. }
+        | Error::InvalidLabel { .. } => Some("error"),
+        _ => None,
+    }
 }
 
 fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Outcome {
@@ -163,22 +274,26 @@ fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Ou
         );
     };
     let known = |e: Error| -> Outcome {
-        let (result, message) = match &e {
-            Error::Suppressed { .. } => ("suppressed", e.to_string()),
-            Error::InvalidResourceId { .. } | Error::NotMonitored { .. } => {
-                ("unknown_resource", e.to_string())
-            }
-            _ => ("error", crate::error_chain(&e)),
+        let result = alert_problem(&e);
+        let message = match result {
+            Some("error") | None => crate::error_chain(&e),
+            Some(_) => e.to_string(),
         };
-        if result == "unknown_resource" {
-            tracing::warn!(alert = %trigger_id, resource = ?clip(resource), "alert for a resource the recorder does not record");
-        } else {
-            tracing::warn!(alert = %trigger_id, resource = ?clip(resource), error = %message, "cannot apply alert");
+        match result {
+            Some("unknown_resource") => {
+                tracing::warn!(alert = %trigger_id, resource = ?clip(resource), "alert for a resource the recorder does not record")
+            }
+            None => {
+                tracing::warn!(alert = %trigger_id, resource = ?clip(resource), error = %message, "cannot store alert now; asking Alertmanager to retry")
+            }
+            Some(_) => {
+                tracing::warn!(alert = %trigger_id, resource = ?clip(resource), error = %message, "cannot apply alert")
+            }
         }
         Outcome::problem(
             Some(trigger_id.clone()),
             Some(resource.clone()),
-            result,
+            result.unwrap_or("retry"),
             message,
         )
     };
@@ -192,75 +307,164 @@ fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Ou
                 .map_err(|e| format!("invalid {field}: {e}")),
         }
     };
+    let bad =
+        |e: String| Outcome::problem(Some(trigger_id.clone()), Some(resource.clone()), "error", e);
+    // No startsAt (a hand-made payload): now, on the recorder's clock.
+    let starts = match time("startsAt", a.starts_at.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return bad(e),
+    };
     match a.status.as_str() {
-        "firing" => {
-            // No startsAt (a hand-made payload): now, on the recorder's clock.
-            let starts = match time("startsAt", a.starts_at.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    return Outcome::problem(Some(trigger_id), Some(resource.clone()), "error", e);
-                }
-            };
-            let trigger = Trigger::alert(trigger_id.clone());
-            match recorder.record_trigger(resource.as_str(), trigger, starts) {
-                Ok(outcome) => {
-                    let result = match outcome.action {
-                        TriggerAction::Opened => "opened",
-                        TriggerAction::Extended => "extended",
-                        TriggerAction::AlreadyRecorded => "unchanged",
-                    };
-                    if result != "unchanged" {
-                        tracing::info!(alert = %trigger_id, resource = %clip(resource), window = %outcome.window, result, "alert firing");
-                    }
-                    Outcome {
-                        trigger_id: Some(trigger_id),
-                        resource: Some(resource.clone()),
-                        result,
-                        window: Some(outcome.window),
-                        error: None,
-                    }
-                }
-                Err(e) => known(e),
-            }
-        }
+        "firing" => match recorder.record_alert(resource.as_str(), &trigger_id, starts) {
+            Ok(done) => firing(recorder, trigger_id.clone(), resource, starts, done),
+            Err(e) => known(e),
+        },
         "resolved" => {
             let ends = match time("endsAt", a.ends_at.as_deref()) {
                 Ok(t) => t,
-                Err(e) => {
-                    return Outcome::problem(Some(trigger_id), Some(resource.clone()), "error", e);
-                }
+                Err(e) => return bad(e),
             };
             let window = recorder.recording_window(resource);
-            match recorder.resolve_trigger_at(resource, &trigger_id, ends) {
-                Ok(true) => {
-                    tracing::info!(alert = %trigger_id, resource = %clip(resource), "alert resolved");
-                    Outcome {
-                        trigger_id: Some(trigger_id),
-                        resource: Some(resource.clone()),
-                        result: "resolved",
-                        window,
-                        error: None,
-                    }
-                }
-                Ok(false) => Outcome {
-                    trigger_id: Some(trigger_id),
-                    resource: Some(resource.clone()),
-                    result: "not_open",
-                    window: None,
-                    error: None,
-                },
+            match recorder.resolve_alert(resource, &trigger_id, starts, ends) {
+                Ok(done) => resolved(trigger_id.clone(), resource, window, &done),
                 Err(e) => known(e),
             }
         }
-        other => Outcome::problem(
-            Some(trigger_id),
-            Some(resource.clone()),
-            "error",
-            format!(
-                "alert status {:?} is neither firing nor resolved",
-                clip(other)
-            ),
-        ),
+        other => bad(format!(
+            "alert status {:?} is neither firing nor resolved",
+            clip(other)
+        )),
+    }
+}
+
+/// The answer for a firing alert the recorder took, logged.
+fn firing(
+    recorder: &IncidentRecorder,
+    trigger_id: String,
+    resource: &str,
+    starts: Option<Timestamp>,
+    done: AlertOutcome,
+) -> Outcome {
+    let result = match done.action {
+        TriggerAction::Opened => "opened",
+        TriggerAction::Extended => "extended",
+        TriggerAction::AlreadyRecorded => "unchanged",
+    };
+    let mut notes = Vec::new();
+    // A repeat was taken when it first came; what now would make of its
+    // time says nothing about the window.
+    let adjustment = done
+        .adjusted
+        .filter(|_| done.action != TriggerAction::AlreadyRecorded);
+    let adjusted = adjustment.map(|a| match a {
+        AlertAdjustment::Ahead { by_ms } => {
+            notes.push(format!(
+                "startsAt is {} ahead of this host's clock: taken at now ({}); the trigger keeps startsAt",
+                ms_text(by_ms),
+                done.taken_at
+            ));
+            Adjustment {
+                reason: "clock_ahead",
+                by_ms,
+            }
+        }
+        AlertAdjustment::Late { by_ms } => {
+            notes.push(format!(
+                "startsAt is {} older than the buffers reach (--pre + the notification allowance): taken at the oldest buffered time ({}); the trigger keeps startsAt",
+                ms_text(by_ms),
+                done.taken_at
+            ));
+            Adjustment {
+                reason: "older_than_buffer",
+                by_ms,
+            }
+        }
+    });
+    let pre = recorder.config().pre_incident_window;
+    let interval = recorder.config().sample_interval;
+    if let Some(start) = done.window_start {
+        let wanted = done.taken_at.saturating_sub(pre);
+        if start > wanted.saturating_add(interval) {
+            notes.push(format!(
+                "the buffer held samples only from {start}: the window has {} before the alert instead of --pre {}",
+                ms_text(done.taken_at.as_unix_ms().saturating_sub(start.as_unix_ms()).max(0)),
+                ms_text(i64::try_from(pre.as_millis()).unwrap_or(i64::MAX))
+            ));
+        }
+    }
+    if let Some(at) = done.resolved_at {
+        notes.push(format!(
+            "a resolve of this alert (at {at}) came before this firing: the window records --post after it and completes"
+        ));
+    }
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    if result != "unchanged" {
+        match &note {
+            Some(n) => {
+                tracing::warn!(alert = %trigger_id, resource = %clip(resource), window = %done.window, result, starts_at = ?starts.map(|t| t.to_string()), note = %n, "alert firing")
+            }
+            None => {
+                tracing::info!(alert = %trigger_id, resource = %clip(resource), window = %done.window, result, "alert firing")
+            }
+        }
+    }
+    Outcome {
+        window: Some(done.window),
+        taken_at: adjustment.is_some().then_some(done.taken_at),
+        adjusted,
+        window_start: done.window_start,
+        resolved_at: done.resolved_at,
+        note,
+        ..Outcome::new(trigger_id, resource, result)
+    }
+}
+
+/// The answer for a resolved alert, logged.
+fn resolved(
+    trigger_id: String,
+    resource: &str,
+    window: Option<WindowId>,
+    done: &AlertResolve,
+) -> Outcome {
+    let mut notes = Vec::new();
+    if done.ends_before_start {
+        notes.push(format!(
+            "endsAt is before startsAt: resolved at startsAt ({})",
+            done.at
+        ));
+    }
+    let result = if done.matched {
+        tracing::info!(alert = %trigger_id, resource = %clip(resource), "alert resolved");
+        "resolved"
+    } else {
+        if !done.repeat {
+            notes.push(
+                "no firing alert to resolve: kept, so a firing of this alert that arrives later opens its window and completes it"
+                    .to_owned(),
+            );
+            tracing::info!(alert = %trigger_id, resource = %clip(resource), "resolve of an alert not firing here; kept for a late firing");
+        }
+        "not_open"
+    };
+    Outcome {
+        window: window.filter(|_| done.matched),
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+        ..Outcome::new(trigger_id, resource, result)
+    }
+}
+
+/// `90s`, `2m30s`, `1500ms`: a duration in ms, for notes.
+fn ms_text(ms: i64) -> String {
+    if ms < 1_000 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1_000;
+    match (s / 3_600, s % 3_600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, _) if h < 48 => format!("{h}h{m}m"),
+        (h, _, _) => format!("{}d", h / 24),
     }
 }
 

@@ -299,15 +299,12 @@ fn recorder_error(e: &Error) -> Response {
 }
 
 fn alertmanager_webhook(s: &Shared, r: &Request) -> Response {
-    let n: alertmanager::Notification = match serde_json::from_slice(&r.body) {
-        Ok(n) => n,
-        Err(e) => return Response::error(400, format!("not an Alertmanager webhook payload: {e}")),
-    };
-    if let Err(e) = n.check() {
-        return Response::error(400, e);
+    let reply = alertmanager::webhook(&s.recorder, &r.body, &s.config.alert_resource_label);
+    let mut resp = Response::json(reply.status, &reply.body);
+    if let Some(secs) = reply.retry_after {
+        resp.headers.push(("Retry-After", secs.to_string()));
     }
-    let outcomes = alertmanager::apply(&s.recorder, &n, &s.config.alert_resource_label);
-    Response::json(200, &serde_json::json!({ "alerts": outcomes }))
+    resp
 }
 
 #[derive(Deserialize)]

@@ -46,6 +46,7 @@
 //!   entry in `State::closings` until a commit succeeds;
 //! - a resource takes each timestamp at most once, in increasing order.
 
+mod alerts;
 mod closer;
 mod detect;
 mod fetch;
@@ -67,6 +68,9 @@ use crate::provider::MetricsProvider;
 use crate::store::{Closing, Opened, PointBatch, Recorded, Samples, Store, WindowFilter, Writer};
 use tick::ProviderSlot;
 use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
+
+pub use alerts::{AlertOutcome, AlertResolve};
+pub use window::Adjusted as AlertAdjustment;
 
 pub(crate) use crate::validate::{self, validate_resource_id};
 
@@ -296,6 +300,12 @@ pub struct TriggerOutcome {
     pub window: WindowId,
     /// Which of the two, or nothing because it was recorded before.
     pub action: TriggerAction,
+}
+
+/// What [`Inner::record_trigger`] did, and the start of a window it opened.
+struct TriggerRecorded {
+    outcome: TriggerOutcome,
+    start_ms: Option<i64>,
 }
 
 /// See [`TriggerOutcome`].
@@ -639,7 +649,8 @@ impl IncidentRecorder {
         let at = at.map_or(now, Timestamp::as_unix_ms);
         validate::timestamp(Timestamp::from_unix_ms(at), Timestamp::from_unix_ms(now))?;
         self.inner
-            .record_trigger(&mut state, resource, &trigger, at)
+            .record_trigger(&mut state, resource, &trigger, at, at)
+            .map(|r| r.outcome)
     }
 
     /// Closes a recording window now, as `complete`, and returns once it is
@@ -782,38 +793,8 @@ impl IncidentRecorder {
         {
             return Ok(false); // this very resolve was recorded before: a replay
         }
-        let rules = self.inner.rules;
-        // Decided on a copy: memory changes only once the database has.
-        let change = state
-            .resources
-            .get(resource_id)
-            .and_then(|r| r.window.as_ref())
-            .filter(|w| !w.closing)
-            .map(|w| {
-                let mut alerts = w.unresolved_alerts.clone();
-                let deadline = rules.resolve(&mut alerts, w.deadline_ms, trigger_id, at_ms);
-                (w.row, alerts, deadline)
-            });
-        let new_deadline = change
-            .as_ref()
-            .and_then(|(row, _, deadline)| deadline.map(|d| (*row, d)));
-        let resolved =
-            state
-                .writer
-                .resolve_trigger(resource_id, trigger_id, at_ms, new_deadline)?;
-        if let (Some((_, alerts, deadline)), Some(w)) = (
-            change,
-            state
-                .resources
-                .get_mut(resource_id)
-                .and_then(|r| r.window.as_mut()),
-        ) {
-            w.unresolved_alerts = alerts;
-            if let Some(d) = deadline {
-                w.deadline_ms = d;
-            }
-        }
-        Ok(resolved > 0)
+        self.inner
+            .resolve(&mut state, resource_id, trigger_id, at_ms)
     }
 
     /// The id of the window recording on `resource_id`, if one is open.
@@ -931,12 +912,14 @@ impl Inner {
     }
 
     /// Rows a full buffer holds in the steady state: one per interval over the
-    /// pre-incident window and the allowed lag. Rings are sized to exactly
-    /// this and grow a row at a time past it (a late tick can leave one more
-    /// row in), so buffers cost no more than their samples.
+    /// pre-incident window and the longer of the allowed lag and the
+    /// notification allowance. Rings are sized to exactly this and grow a row
+    /// at a time past it (a late tick can leave one more row in), so buffers
+    /// cost no more than their samples.
     fn expected_rows(&self) -> usize {
         let c = &self.config;
-        let span = c.pre_incident_window.as_millis() + c.max_source_lag.as_millis();
+        let reach = c.max_source_lag.max(c.notification_allowance);
+        let span = c.pre_incident_window.as_millis() + reach.as_millis();
         ((span / c.sample_interval.as_millis().max(1)) as usize).max(1)
     }
 
@@ -1334,20 +1317,70 @@ impl Inner {
         }
     }
 
-    /// Records a trigger of `resource` at `at_ms`; see
-    /// [`IncidentRecorder::record_trigger`].
+    /// Resolves `trigger_id` of `resource_id` at `at_ms` (not a replay: the
+    /// caller checked); see [`IncidentRecorder::resolve_trigger_at`].
+    fn resolve(
+        &self,
+        state: &mut State,
+        resource_id: &str,
+        trigger_id: &str,
+        at_ms: i64,
+    ) -> Result<bool> {
+        let rules = self.rules;
+        // Decided on a copy: memory changes only once the database has.
+        let change = state
+            .resources
+            .get(resource_id)
+            .and_then(|r| r.window.as_ref())
+            .filter(|w| !w.closing)
+            .map(|w| {
+                let mut alerts = w.unresolved_alerts.clone();
+                let deadline =
+                    rules.resolve(&mut alerts, w.deadline_ms, w.last_ts, trigger_id, at_ms);
+                (w.row, alerts, deadline)
+            });
+        let new_deadline = change
+            .as_ref()
+            .and_then(|(row, _, deadline)| deadline.map(|d| (*row, d)));
+        let resolved =
+            state
+                .writer
+                .resolve_trigger(resource_id, trigger_id, at_ms, new_deadline)?;
+        if let (Some((_, alerts, deadline)), Some(w)) = (
+            change,
+            state
+                .resources
+                .get_mut(resource_id)
+                .and_then(|r| r.window.as_mut()),
+        ) {
+            w.unresolved_alerts = alerts;
+            if let Some(d) = deadline {
+                w.deadline_ms = d;
+            }
+        }
+        Ok(resolved > 0)
+    }
+
+    /// Records a trigger of `resource` that acts on windows at `at_ms` and
+    /// is recorded as fired at `fired_ms` (the same time, except for an
+    /// alert taken at another time than its start: see
+    /// [`Lifecycle::alert_time`]); see [`IncidentRecorder::record_trigger`].
     fn record_trigger(
         &self,
         state: &mut State,
         resource: Resource<'_>,
         trigger: &Trigger,
         at_ms: i64,
-    ) -> Result<TriggerOutcome> {
-        if let Some(found) = state.writer.find_trigger(resource.id, trigger, at_ms)? {
+        fired_ms: i64,
+    ) -> Result<TriggerRecorded> {
+        if let Some(found) = state.writer.find_trigger(resource.id, trigger, fired_ms)? {
             return match found.window {
-                Some(window) => Ok(TriggerOutcome {
-                    window,
-                    action: TriggerAction::AlreadyRecorded,
+                Some(window) => Ok(TriggerRecorded {
+                    outcome: TriggerOutcome {
+                        window,
+                        action: TriggerAction::AlreadyRecorded,
+                    },
+                    start_ms: None,
                 }),
                 None => Err(Error::Suppressed {
                     resource: clip(resource.id),
@@ -1391,18 +1424,21 @@ impl Inner {
                 let row = w.row;
                 state
                     .writer
-                    .extend_window(row, trigger, at_ms, deadline_ms)?;
+                    .extend_window(row, trigger, fired_ms, deadline_ms)?;
                 let w = state
                     .resources
                     .get_mut(resource.id)
                     .and_then(|r| r.window.as_mut())
                     .expect("still open");
                 w.deadline_ms = deadline_ms;
-                Lifecycle::note_trigger(w, trigger.kind, trigger.id.as_deref(), at_ms);
+                Lifecycle::note_trigger(w, trigger.kind, trigger.id.as_deref(), fired_ms);
                 tracing::info!(window = %w.id, trigger = %trigger.kind, "extended incident window");
-                Ok(TriggerOutcome {
-                    window: w.id.clone(),
-                    action: TriggerAction::Extended,
+                Ok(TriggerRecorded {
+                    outcome: TriggerOutcome {
+                        window: w.id.clone(),
+                        action: TriggerAction::Extended,
+                    },
+                    start_ms: None,
                 })
             }
             OnTrigger::Open { close_first } => {
@@ -1415,24 +1451,30 @@ impl Inner {
                     // The due window closes before the new one opens.
                     self.flush(state, now, false)?;
                 }
-                let window = self.open_window(state, resource.id, trigger, at_ms)?;
-                Ok(TriggerOutcome {
-                    window,
-                    action: TriggerAction::Opened,
+                let (window, start_ms) =
+                    self.open_window(state, resource.id, trigger, at_ms, fired_ms)?;
+                Ok(TriggerRecorded {
+                    outcome: TriggerOutcome {
+                        window,
+                        action: TriggerAction::Opened,
+                    },
+                    start_ms: Some(start_ms),
                 })
             }
         }
     }
 
-    /// Opens a window on `id` for `trigger` at `at_ms` with its buffered
-    /// samples, closing it at once if they already fill it.
+    /// Opens a window on `id` for `trigger` at `at_ms` (recorded as fired at
+    /// `fired_ms`) with its buffered samples, closing it at once if they
+    /// already fill it; returns its id and start.
     fn open_window(
         &self,
         state: &mut State,
         id: &str,
         trigger: &Trigger,
         at_ms: i64,
-    ) -> Result<WindowId> {
+        fired_ms: i64,
+    ) -> Result<(WindowId, i64)> {
         let State {
             writer,
             names,
@@ -1445,7 +1487,8 @@ impl Inner {
         let newest = r.last_ts;
         let rows = r.buffer.rows_after(i64::MIN, usize::MAX);
         let times: Vec<i64> = rows.iter().map(|row| row.ts).collect();
-        let opening = self.rules.opening(at_ms, &times, newest);
+        let held = self.rules.holds(trigger.kind, trigger.id.as_deref());
+        let opening = self.rules.opening(at_ms, &times, newest, held);
         let taken = &rows[opening.take.0..opening.take.1];
         let mut pre = Samples::default();
         for row in taken {
@@ -1465,6 +1508,7 @@ impl Inner {
                 },
                 trigger,
                 fired_ms: at_ms,
+                trigger_ms: fired_ms,
                 start_ms: opening.start_ms,
                 deadline_ms: opening.deadline_ms,
                 daily_limit: limit,
@@ -1494,7 +1538,7 @@ impl Inner {
             unresolved_alerts: Vec::new(),
             closing: false,
         };
-        Lifecycle::note_trigger(&mut w, trigger.kind, trigger.id.as_deref(), at_ms);
+        Lifecycle::note_trigger(&mut w, trigger.kind, trigger.id.as_deref(), fired_ms);
         if let Some(reason) = opening.close_at_once {
             closings.push(self.rules.closing(&w, reason));
             w.closing = true;
@@ -1505,7 +1549,7 @@ impl Inner {
             let now = Timestamp::from_unix_ms(self.time(state));
             self.flush(state, now, false)?;
         }
-        Ok(public_id)
+        Ok((public_id, opening.start_ms))
     }
 
     fn has_provider(&self) -> bool {
@@ -1520,9 +1564,15 @@ impl Inner {
     fn open_detected(&self, state: &mut State) {
         for (resource, key, at_ms) in std::mem::take(&mut state.detections) {
             let trigger = Trigger::anomaly(state.names.name(key));
-            match self.record_trigger(state, Resource::from(resource.as_str()), &trigger, at_ms) {
-                Ok(o) => {
-                    tracing::info!(window = %o.window, metric = ?trigger.id, "anomaly detected")
+            match self.record_trigger(
+                state,
+                Resource::from(resource.as_str()),
+                &trigger,
+                at_ms,
+                at_ms,
+            ) {
+                Ok(r) => {
+                    tracing::info!(window = %r.outcome.window, metric = ?trigger.id, "anomaly detected")
                 }
                 Err(e @ Error::Suppressed { .. }) => {
                     tracing::debug!(error = %e, "anomaly window suppressed")

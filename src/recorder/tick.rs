@@ -363,10 +363,11 @@ impl Inner {
                         Resource::from(req.resource.as_str()),
                         &req.trigger,
                         now.as_unix_ms(),
+                        now.as_unix_ms(),
                     )
                 });
             let outcome = match outcome {
-                Ok(o) => Ok(o.window),
+                Ok(o) => Ok(o.outcome.window),
                 // A database error is ours, not the request's: retry next tick.
                 Err(e @ (Error::Sqlite(_) | Error::Pool(_) | Error::Corrupt { .. })) => {
                     return Err(e);

@@ -136,6 +136,38 @@ pub(super) struct Lifecycle {
     max_points: usize,
     hold: bool,
     lag_ms: i64,
+    /// How far back a trigger may be dated and still find its pre-incident
+    /// window buffered: the longer of the lag and the notification allowance.
+    reach_ms: i64,
+}
+
+/// When an alert's window is taken to start, given the alert's own start
+/// (see [`Lifecycle::alert_time`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlertTime {
+    /// The time the window is opened or extended at.
+    pub at_ms: i64,
+    /// Why it differs from the alert's start, if it does.
+    pub adjusted: Option<Adjusted>,
+}
+
+/// Why an alert was taken at another time than its start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adjusted {
+    /// Its start was this far ahead of the recorder's clock (a sender whose
+    /// clock runs ahead): taken at the recorder's time instead.
+    Ahead {
+        /// Skew, ms.
+        by_ms: i64,
+    },
+    /// Its start was this much older than the buffers reach (pre-incident
+    /// window + notification allowance: a notification after an outage, a
+    /// restart, a long `group_interval`, or an absurd date): taken at the
+    /// oldest buffered time instead.
+    Late {
+        /// How much older, ms.
+        by_ms: i64,
+    },
 }
 
 impl Lifecycle {
@@ -146,16 +178,62 @@ impl Lifecycle {
             max_points: config.max_data_points_per_window,
             hold: config.hold_while_alert_active,
             lag_ms: duration_ms(config.max_source_lag),
+            reach_ms: duration_ms(config.max_source_lag.max(config.notification_allowance)),
         }
     }
 
     /// Buffered samples at or before this time are no longer needed by any
     /// trigger of a resource at `ms` (its newest sample, or the recorder's
-    /// time): a trigger may come up to the allowed lag late (an alert's
-    /// notification after its start), and takes the pre-incident window
-    /// before its own time.
+    /// time): a trigger may come up to the allowed lag or the notification
+    /// allowance late (an alert's notification after its start), and takes
+    /// the pre-incident window before its own time.
     pub(super) fn buffer_cutoff(&self, ms: i64) -> i64 {
-        ms.saturating_sub(self.pre_ms).saturating_sub(self.lag_ms)
+        ms.saturating_sub(self.pre_ms).saturating_sub(self.reach_ms)
+    }
+
+    /// The time an alert that started at `starts_ms` is taken at, on a
+    /// recorder whose time is `now_ms`. The rule:
+    ///
+    /// - a start ahead of `now_ms` (the sender's clock runs ahead) is taken
+    ///   at `now_ms`: a window starting in the future would record nothing
+    ///   until then;
+    /// - a start older than the buffers reach (`now_ms` − pre-incident
+    ///   window − the longer of the lag and the notification allowance) is
+    ///   taken at that reach, the oldest buffered time: the window holds
+    ///   every buffered sample and no pre-incident part. So a notification
+    ///   after an outage, or an alert dated 1970, still gets a window of
+    ///   what was recorded, never an empty one at its absurd date;
+    /// - any other start is taken as it is (its window starts at the oldest
+    ///   buffered sample if the buffer does not hold its whole pre-incident
+    ///   window).
+    pub(super) fn alert_time(&self, starts_ms: i64, now_ms: i64) -> AlertTime {
+        let oldest = now_ms
+            .saturating_sub(self.pre_ms)
+            .saturating_sub(self.reach_ms);
+        let (at_ms, adjusted) = if starts_ms > now_ms {
+            (
+                now_ms,
+                Some(Adjusted::Ahead {
+                    by_ms: starts_ms - now_ms,
+                }),
+            )
+        } else if starts_ms < oldest {
+            (
+                oldest,
+                Some(Adjusted::Late {
+                    by_ms: oldest.saturating_sub(starts_ms),
+                }),
+            )
+        } else {
+            (starts_ms, None)
+        };
+        AlertTime { at_ms, adjusted }
+    }
+
+    /// True when a trigger of this kind and id holds its window open while
+    /// it is unresolved (see [`Lifecycle::note_trigger`]).
+    pub(super) fn holds(&self, kind: TriggerType, id: Option<&str>) -> bool {
+        self.hold && kind == TriggerType::Alert && id.is_some()
     }
 
     /// True when an unresolved alert holds `w` open past its deadline.
@@ -202,17 +280,31 @@ impl Lifecycle {
     /// resource's buffered rows (oldest first) and the resource's newest
     /// sample: it takes the rows within the pre-incident window before the
     /// trigger and every later one up to its deadline, at most the newest
-    /// `max_data_points_per_window` of them.
-    pub(super) fn opening(&self, at_ms: i64, rows: &[i64], resource_ms: Option<i64>) -> Opening {
+    /// `max_data_points_per_window` of them. A window `held` by its trigger
+    /// (an alert, with `hold_while_alert_active`) is recording however late
+    /// the trigger comes: it takes every later row and is not closed at
+    /// once for its deadline (a late notification of an alert that still
+    /// fires is not an incident that is over).
+    pub(super) fn opening(
+        &self,
+        at_ms: i64,
+        rows: &[i64],
+        resource_ms: Option<i64>,
+        held: bool,
+    ) -> Opening {
         let deadline_ms = at_ms.saturating_add(self.post_ms);
         let cutoff = at_ms.saturating_sub(self.pre_ms);
         let from = rows.partition_point(|&ts| ts <= cutoff);
-        let to = rows.partition_point(|&ts| ts <= deadline_ms);
+        let to = if held {
+            rows.len()
+        } else {
+            rows.partition_point(|&ts| ts <= deadline_ms)
+        };
         let from = from.max(to.saturating_sub(self.max_points)).min(to);
         let start_ms = if from < to { rows[from] } else { at_ms };
         let close_at_once = if to - from >= self.max_points {
             Some(CloseReason::PointLimit)
-        } else if resource_ms.is_some_and(|t| t > deadline_ms) {
+        } else if !held && resource_ms.is_some_and(|t| t > deadline_ms) {
             Some(CloseReason::Deadline)
         } else {
             None
@@ -246,21 +338,28 @@ impl Lifecycle {
 
     /// The alert `trigger_id` cleared at `at_ms` (only alerts that fired by
     /// then are cleared): removes it from `alerts`, the unresolved alerts of
-    /// a window whose deadline is `deadline_ms`, and returns the window's new
-    /// deadline if this was the last alert holding it (resolution + post
-    /// window, never earlier than before).
+    /// a window whose deadline is `deadline_ms` and newest point `last_ts`,
+    /// and returns the window's new deadline if this was the last alert
+    /// holding it: resolution + post window, never earlier than before, nor
+    /// than the points the window took while held (a resolve notified long
+    /// after its `endsAt` closes the window at its newest point, which stays
+    /// within the window's end).
     pub(super) fn resolve(
         &self,
         alerts: &mut Vec<Alert>,
         deadline_ms: i64,
+        last_ts: Option<i64>,
         trigger_id: &str,
         at_ms: i64,
     ) -> Option<i64> {
         let before = alerts.len();
         alerts.retain(|a| a.id != trigger_id || a.fired_ms > at_ms);
         let was_holding = before > alerts.len();
-        (self.hold && was_holding && alerts.is_empty())
-            .then(|| deadline_ms.max(at_ms.saturating_add(self.post_ms)))
+        (self.hold && was_holding && alerts.is_empty()).then(|| {
+            deadline_ms
+                .max(at_ms.saturating_add(self.post_ms))
+                .max(last_ts.unwrap_or(i64::MIN))
+        })
     }
 
     /// Notes a trigger at `at_ms` that opened or extended `w` (alerts hold it).
@@ -379,21 +478,86 @@ mod tests {
         let r = rules(false);
         // Rows every 10 s; trigger at 100 s: pre window (40, 100], deadline 200 s.
         let rows: Vec<i64> = (0..=25).map(|i| i * 10_000).collect();
-        let o = r.opening(100_000, &rows[..=12], Some(120_000));
+        let o = r.opening(100_000, &rows[..=12], Some(120_000), false);
         assert_eq!(o.take, (5, 13));
         assert_eq!(o.start_ms, 50_000);
         assert_eq!(o.deadline_ms, 200_000);
         assert_eq!(o.close_at_once, None);
         // Enough rows to fill it: the newest ten, truncated at once.
-        let o = r.opening(100_000, &rows, Some(250_000));
+        let o = r.opening(100_000, &rows, Some(250_000), false);
         assert_eq!(o.take, (11, 21));
         assert_eq!(o.close_at_once, Some(CloseReason::PointLimit));
         // Nothing buffered: it starts at the trigger.
-        let o = r.opening(100_000, &[], None);
+        let o = r.opening(100_000, &[], None, false);
         assert_eq!((o.take, o.start_ms), ((0, 0), 100_000));
         // The resource's samples are already past the deadline.
-        let o = r.opening(100_000, &rows[..3], Some(300_000));
+        let o = r.opening(100_000, &rows[..3], Some(300_000), false);
         assert_eq!(o.close_at_once, Some(CloseReason::Deadline));
+    }
+
+    #[test]
+    fn a_late_alert_held_by_hold_takes_every_row_and_is_not_closed_at_once() {
+        let r = rules(true);
+        // Rows every 10 s; an alert that started at 100 s is notified when
+        // its resource's samples are at 250 s, past its deadline (200 s):
+        // it still fires.
+        let rows: Vec<i64> = (0..=25).map(|i| i * 10_000).collect();
+        assert!(r.holds(TriggerType::Alert, Some("a")));
+        assert!(!r.holds(TriggerType::Alert, None));
+        assert!(!r.holds(TriggerType::Manual, Some("a")));
+        assert!(!rules(false).holds(TriggerType::Alert, Some("a")));
+        let o = r.opening(100_000, &rows[..14], Some(250_000), true);
+        assert_eq!(o.take, (5, 14), "the pre window and every later row");
+        assert_eq!(o.start_ms, 50_000);
+        assert_eq!(o.close_at_once, None, "held: not over while it fires");
+        // Held or not, the point limit still applies.
+        let o = r.opening(100_000, &rows, Some(250_000), true);
+        assert_eq!(o.take, (16, 26));
+        assert_eq!(o.close_at_once, Some(CloseReason::PointLimit));
+    }
+
+    #[test]
+    fn an_alert_is_taken_at_its_start_or_clamped_to_now_or_to_the_buffers_reach() {
+        let config = RecorderConfig {
+            pre_incident_window: Duration::from_secs(60),
+            max_source_lag: Duration::from_secs(5),
+            notification_allowance: Duration::from_secs(120),
+            ..RecorderConfig::default()
+        }
+        .normalized();
+        let r = Lifecycle::new(&config);
+        let now = 1_000_000;
+        // The buffers keep pre + the allowance (the longer of it and the lag).
+        assert_eq!(r.buffer_cutoff(now), now - 180_000);
+        // Within reach: as it is.
+        for starts in [now, now - 30_000, now - 180_000] {
+            assert_eq!(
+                r.alert_time(starts, now),
+                AlertTime {
+                    at_ms: starts,
+                    adjusted: None
+                }
+            );
+        }
+        // Ahead of the clock: now, with the skew.
+        assert_eq!(
+            r.alert_time(now + 300_000, now),
+            AlertTime {
+                at_ms: now,
+                adjusted: Some(Adjusted::Ahead { by_ms: 300_000 })
+            }
+        );
+        // Older than the buffers reach, even 1970: the oldest buffered time.
+        assert_eq!(
+            r.alert_time(now - 600_000, now),
+            AlertTime {
+                at_ms: now - 180_000,
+                adjusted: Some(Adjusted::Late { by_ms: 420_000 })
+            }
+        );
+        assert_eq!(r.alert_time(0, now).at_ms, now - 180_000);
+        // Without an allowance the lag is the reach, as before.
+        assert_eq!(rules(false).buffer_cutoff(now), now - 65_000);
     }
 
     #[test]
@@ -460,18 +624,26 @@ mod tests {
         let r = rules(true);
         let mut alerts = vec![alert("a", 0), alert("b", 400_000)];
         assert_eq!(
-            r.resolve(&mut alerts, 100_000, "a", 500_000),
+            r.resolve(&mut alerts, 100_000, None, "a", 500_000),
             None,
             "b still holds it"
         );
         assert_eq!(
-            r.resolve(&mut alerts, 100_000, "b", 300_000),
+            r.resolve(&mut alerts, 100_000, None, "b", 300_000),
             None,
             "a resolve before the alert fired clears nothing"
         );
-        assert_eq!(r.resolve(&mut alerts, 100_000, "b", 400_000), Some(500_000));
         assert_eq!(
-            r.resolve(&mut alerts, 100_000, "b", 700_000),
+            r.resolve(&mut alerts.clone(), 100_000, Some(900_000), "b", 400_000),
+            Some(900_000),
+            "not before the points taken while held"
+        );
+        assert_eq!(
+            r.resolve(&mut alerts, 100_000, Some(450_000), "b", 400_000),
+            Some(500_000)
+        );
+        assert_eq!(
+            r.resolve(&mut alerts, 100_000, None, "b", 700_000),
             None,
             "already resolved"
         );

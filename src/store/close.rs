@@ -456,6 +456,7 @@ mod tests {
                 resource: Resource::from(resource),
                 trigger: &trigger,
                 fired_ms: 0,
+                trigger_ms: 0,
                 start_ms: 0,
                 deadline_ms: 1_000_000,
                 daily_limit: 0,

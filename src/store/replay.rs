@@ -135,6 +135,29 @@ impl Writer {
             .optional()?)
     }
 
+    /// The earliest resolve of `trigger_id` on `resource` at or after
+    /// `from_ms` that matched no unresolved trigger when it came (a resolve
+    /// that arrived before its firing), if one is still recorded: such
+    /// resolves are kept in `control_events` as long as retention keeps
+    /// windows.
+    pub(crate) fn unmatched_resolve(
+        &mut self,
+        resource: &str,
+        trigger_id: &str,
+        from_ms: i64,
+    ) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT at_ms FROM control_events
+                 WHERE resource = ?1 AND kind = 'resolve' AND coalesce(trigger_id, '') = ?2
+                   AND at_ms >= ?3 AND matched = 0
+                 ORDER BY at_ms LIMIT 1",
+            )?
+            .query_row(params![resource, trigger_id, from_ms], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Records a resolve (`trigger_id` given) or stop of `resource` at
     /// `at_ms` and whether it matched anything; a repeat changes nothing.
     pub(crate) fn record_control(

@@ -42,7 +42,12 @@ pub(crate) struct RecoveredWindow {
 pub(crate) struct NewWindow<'a> {
     pub(crate) resource: Resource<'a>,
     pub(crate) trigger: &'a Trigger,
+    /// When the window opens (`opened_ms`, its id's time, the daily limit).
     pub(crate) fired_ms: i64,
+    /// The opening trigger's own time (`window_triggers.fired_ms`): the
+    /// same, except for an alert the recorder took at another time than
+    /// its start (`IncidentRecorder::record_alert`).
+    pub(crate) trigger_ms: i64,
     pub(crate) start_ms: i64,
     pub(crate) deadline_ms: i64,
     /// `max_windows_per_resource_per_day` (0 = unlimited).
@@ -307,7 +312,7 @@ impl Writer {
                         resource_id,
                         w.trigger.kind.as_str(),
                         w.trigger.id,
-                        w.fired_ms
+                        w.trigger_ms
                     ])?;
                     return Ok((Opened::Suppressed, None));
                 }
@@ -335,7 +340,7 @@ impl Writer {
                 w.fired_ms,
                 next_point_id(tx)?
             ])?;
-            insert_trigger(tx, row, w.trigger, w.fired_ms, None, true)?;
+            insert_trigger(tx, row, w.trigger, w.trigger_ms, None, true)?;
             let ids = insert_points(tx, names, metric_ids, scratch, pre, Owners::One(row))?;
             let known = Known {
                 from: PointId(ids.start),
