@@ -311,7 +311,7 @@ fn the_listeners_metrics_parse_and_pass_promtool() {
         return;
     };
     let listen = format!("127.0.0.1:{}", real::free_port());
-    let _watch = watch(dir.path(), &node, &listen, &[]);
+    let _watch = watch(dir.path(), &node, &listen, &["--listen-no-auth"]);
     let started = Instant::now();
     let (status, text) = wait_for(Duration::from_secs(10), "a few ticks", || {
         let (s, t) = real::get(&format!("http://{listen}/metrics"))?;
