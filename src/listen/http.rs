@@ -327,21 +327,38 @@ impl Drop for Server {
         let Some(runtime) = self.runtime.take() else {
             return;
         };
-        if let Some(acceptor) = self.acceptor.take() {
-            acceptor.abort(); // its connections go with it, closed unanswered
-            let _ = runtime.block_on(acceptor);
+        let acceptor = self.acceptor.take();
+        let state = Arc::clone(&self.state);
+        // On a thread of its own: blocking on (or dropping) a runtime is
+        // refused inside another one, as in an embedder's async code.
+        let stopping = std::thread::Builder::new()
+            .name("incident-recorder-http-stop".into())
+            .spawn(move || shut_down(runtime, acceptor, &state));
+        if let Ok(t) = stopping {
+            let _ = t.join();
         }
-        // The recorder calls in progress finish (they have their own
-        // bounds); a stream's producer stops at its next chunk, its client
-        // gone.
-        let n = u32::try_from(self.state.limits.handlers).unwrap_or(u32::MAX);
-        let (posts, gets) = (Arc::clone(&self.state.posts), Arc::clone(&self.state.gets));
-        runtime.block_on(async move {
-            let _ = posts.acquire_many(n).await;
-            let _ = gets.acquire_many(n).await;
-        });
-        runtime.shutdown_timeout(Duration::from_secs(1));
     }
+}
+
+/// Closes every connection, waits for the recorder calls in progress
+/// (they have their own bounds; a stream's producer stops at its next
+/// chunk, its client gone), and stops the runtime.
+fn shut_down(
+    runtime: tokio::runtime::Runtime,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+    state: &State,
+) {
+    if let Some(acceptor) = acceptor {
+        acceptor.abort(); // its connections go with it, closed unanswered
+        let _ = runtime.block_on(acceptor);
+    }
+    let n = u32::try_from(state.limits.handlers).unwrap_or(u32::MAX);
+    let (posts, gets) = (Arc::clone(&state.posts), Arc::clone(&state.gets));
+    runtime.block_on(async move {
+        let _ = posts.acquire_many(n).await;
+        let _ = gets.acquire_many(n).await;
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
 async fn accept(listener: tokio::net::TcpListener, state: Arc<State>) {
