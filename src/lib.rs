@@ -101,7 +101,9 @@ pub use recorder::{
     AlertAdjustment, AlertOutcome, AlertResolve, IncidentRecorder, PushReport, RecorderStats,
     Recovery, RejectedValue, Sample, TriggerAction, TriggerOutcome,
 };
-pub use store::{PruneReport, PushState, Store, StoreStats, TriggerRequestStatus, WindowFilter};
+pub use store::{
+    ListingCursor, PruneReport, PushState, Store, StoreStats, TriggerRequestStatus, WindowFilter,
+};
 
 /// The README's examples run as doctests, so they stay true.
 #[cfg(doctest)]

@@ -188,7 +188,11 @@ fn an_alertmanager_alert_stays_unresolved_across_a_restart_with_the_listener() {
         .map(|s| s.to_string())
         .collect();
         if listening {
-            a.extend(["--listen".to_owned(), listen.clone()]);
+            a.extend([
+                "--listen".to_owned(),
+                listen.clone(),
+                "--listen-no-auth".into(),
+            ]);
         }
         a
     };
@@ -272,6 +276,7 @@ fn one_watch_combines_host_scrapes_rules_the_listener_and_anomalies() {
         "--anomaly",
         "--listen",
         &listen,
+        "--listen-no-auth",
         "--interval",
         "200ms",
         // A baseline of 25 samples (the detector needs 10 besides the

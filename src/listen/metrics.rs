@@ -3,7 +3,8 @@
 //! A recorder that silently stopped recording is worse than none, so its
 //! vital signs are scrapeable: ticks and their time, windows recording,
 //! points written, values and samples refused, provider failures, failed
-//! commits (from [`IncidentRecorder::stats`]), and what the database holds
+//! commits (from [`IncidentRecorder::stats`]), connections and requests
+//! the listener refused, and what the database holds
 //! (from [`Store::stats`](crate::Store::stats)), and for a database that
 //! pushes to a fleet, the push backlog. Names are
 //! `incident_recorder_*`; counters end in `_total`, as Prometheus' naming
@@ -15,6 +16,7 @@
 
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::provider::prometheus::escape;
@@ -29,7 +31,11 @@ pub const STORE_STATS_TTL: Duration = Duration::from_secs(60);
 pub(super) struct StoreCache(Mutex<Option<(Instant, StoreStats)>>);
 
 /// The text of `/metrics`.
-pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String {
+pub(super) fn render(
+    recorder: &IncidentRecorder,
+    cache: &StoreCache,
+    listener: &super::http::Counters,
+) -> String {
     let s = recorder.stats();
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
@@ -162,6 +168,21 @@ pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String 
         "gauge",
         "Points waiting for a successful commit.",
         &[("", s.pending_points as f64)],
+    );
+    family(
+        "listener_refused_connections_total",
+        "counter",
+        "Connections refused with 503 because the listener had its maximum open.",
+        &[(
+            "",
+            counter(listener.refused_connections.load(Ordering::Relaxed)),
+        )],
+    );
+    family(
+        "listener_busy_requests_total",
+        "counter",
+        "Requests answered 503 because every handler stayed busy too long.",
+        &[("", counter(listener.busy_requests.load(Ordering::Relaxed)))],
     );
     // The fleet push (issue 14): what waits for the central database, read
     // fresh on every request (one count over the windows' rows). Only for

@@ -87,7 +87,7 @@ pub use push::{PushState, RETRY_FIRST, RETRY_MAX};
 // (CloserConn is defined below.)
 pub(crate) use ids::{MetricId, PointId, WindowRow};
 pub(crate) use points::{PointBatch, Samples};
-pub use read::{StoreStats, WindowFilter};
+pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
 pub use retention::PruneReport;
