@@ -204,7 +204,7 @@ pub(super) fn render(
             family(
                 "push_refused_windows",
                 "gauge",
-                "Closed windows the central database refused (kept, not retried).",
+                "Closed windows the central database refused, tried again later (1 min, doubling to 1 h).",
                 &[("", p.refused as f64)],
             );
             family(
@@ -213,6 +213,20 @@ pub(super) fn render(
                 "Windows trimming deleted before they could be pushed.",
                 &[("", counter(p.dropped_unpushed))],
             );
+            family(
+                "push_dropped_refused_windows_total",
+                "counter",
+                "Of the windows trimming deleted unpushed, those the central database had refused.",
+                &[("", counter(p.dropped_refused))],
+            );
+            if let Some(next) = p.next_retry {
+                family(
+                    "push_next_retry_timestamp_seconds",
+                    "gauge",
+                    "When the next refused window is tried again (Unix seconds).",
+                    &[("", next.as_unix_ms() as f64 / 1000.0)],
+                );
+            }
         }
         Ok(_) => {}
         Err(e) => {
