@@ -344,3 +344,76 @@ fn one_watch_combines_host_scrapes_rules_the_listener_and_anomalies() {
             .any(|p| p.metrics.contains_key("cpu"))
     );
 }
+
+/// Issue 18, defect 4: 30 targets that hang or drip cost only their own
+/// samples. The host and a healthy target keep every sample at `--interval`
+/// (the former batch scraped 8 targets at once and waited out each
+/// timeout: the host was sampled every few intervals).
+#[test]
+fn thirty_slow_targets_cost_the_host_and_a_good_target_no_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    let good = FakeExporter::start(|_| Reply::text("up 1\n"));
+    let slow: Vec<real::SlowExporter> = (0..30)
+        .map(|i| real::SlowExporter::start(i % 2 == 0, Duration::from_millis(200)))
+        .collect();
+    let mut args: Vec<String> = ["watch", "--scrape", &format!("good={}", good.url())]
+        .map(String::from)
+        .to_vec();
+    for (i, s) in slow.iter().enumerate() {
+        args.extend(["--scrape".into(), format!("slow{i}={}", s.url())]);
+    }
+    args.extend(
+        [
+            "--rule",
+            "up>0",
+            "--trigger-now",
+            "--interval",
+            "1s",
+            "--pre",
+            "1m",
+            "--post",
+            "1m",
+            "--for",
+            "12s",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&bin, &db, &args);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let store = Store::open_read_only(&db).unwrap();
+    let windows = store
+        .windows(&WindowFilter {
+            with_points: true,
+            ..WindowFilter::default()
+        })
+        .unwrap();
+    let host = incident_recorder::provider::host::HostProvider::new().unwrap();
+    for resource in [host.resource_id(), "good"] {
+        let w = windows
+            .iter()
+            .find(|w| w.resource_id == resource)
+            .unwrap_or_else(|| panic!("no window on {resource}: {windows:#?}\n{log}"));
+        let times: Vec<i64> = w
+            .data_points
+            .iter()
+            .map(|p| p.timestamp.as_unix_ms())
+            .collect();
+        let gap = times.windows(2).map(|t| t[1] - t[0]).max().unwrap_or(0);
+        assert!(
+            times.len() >= 11 && gap <= 1_500,
+            "{resource}: {} samples in 12 s at 1 s, longest gap {gap} ms\n{log}",
+            times.len()
+        );
+    }
+    // Each slow target is logged when it starts failing, not every tick.
+    assert!(
+        log.matches("scrape failed; the target's resources are skipped")
+            .count()
+            <= 30,
+        "{log}"
+    );
+}

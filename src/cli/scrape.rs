@@ -4,9 +4,11 @@
 //! The options are parsed here and become the library's
 //! [`ScrapeProvider`]; `watch` puts it behind one [`CombinedProvider`] with
 //! the host's provider, so rules, anomalies and triggers see one set of
-//! resources. Each scrape gets 3/4 of the recorder's provider timeout (the
-//! sample interval, at least 1 s): a slow target costs its own resources
-//! the tick, never the tick itself.
+//! resources. Each target is scraped on a thread of its own; each scrape
+//! gets 3/4 of the recorder's provider timeout (the sample interval, at
+//! least 1 s) and a tick waits for the scrapes it started for a quarter of
+//! it: a slow target costs its own resources the tick, never the tick
+//! itself, and its scrape, once done, is recorded by the next tick.
 //!
 //! Rules name metrics, and a metric no provider reports would never fire,
 //! so `watch` checks them before it starts: against the host's metrics and
@@ -98,12 +100,16 @@ pub fn sources(a: &ScrapeArgs, config: &RecorderConfig) -> Result<Sources> {
     let scrape = if a.targets.is_empty() {
         None
     } else {
-        let timeout = config.clone().normalized().provider_timeout * 3 / 4;
+        let normalized = config.clone().normalized();
+        let timeout = normalized.provider_timeout * 3 / 4;
         let options = ScrapeOptions {
             resource_label: a.scrape_resource_label.clone(),
             series_match: a.scrape_match.clone(),
             max_series_per_target: a.scrape_max_series as usize,
             timeout,
+            wait: normalized.sample_interval.min(normalized.provider_timeout) / 4,
+            name_memory: (normalized.pre_incident_window + normalized.sample_interval)
+                .max(ScrapeOptions::DEFAULT_NAME_MEMORY),
             ..ScrapeOptions::default()
         };
         Some(Arc::new(ScrapeProvider::new(a.targets.clone(), options)?))
