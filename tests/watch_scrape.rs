@@ -417,3 +417,61 @@ fn thirty_slow_targets_cost_the_host_and_a_good_target_no_sample() {
         "{log}"
     );
 }
+
+/// Issue 18, defect 18: a value past 1e300 is logged as what it is (not
+/// "non-finite value or invalid metric name"), and a trigger on a scrape
+/// target that has not answered yet opens its window (it is a known
+/// resource, not an unmonitored one): the window records once it answers.
+#[test]
+fn a_huge_value_is_named_as_such_and_a_silent_target_is_still_monitored() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    let good = FakeExporter::start(|_| Reply::text("up 1\nbig 1e308\n"));
+    let silent = real::SlowExporter::start(false, Duration::from_millis(100));
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let args: Vec<String> = [
+        "--db",
+        db.to_str().unwrap(),
+        "watch",
+        "--no-host",
+        "--scrape",
+        &format!("good={}", good.url()),
+        "--scrape",
+        &format!("silent={}", silent.url()),
+        "--listen",
+        &listen,
+        "--interval",
+        "500ms",
+        "--for",
+        "5s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut watch = real::Running::start(&bin, &args, dir.path().join("watch.log"));
+    wait_for(Duration::from_secs(15), "the listener", || {
+        watch.assert_running();
+        real::get(&format!("http://{listen}/healthz")).filter(|(s, _)| *s == 200)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let body = serde_json::json!({"resource": "silent", "type": "manual", "id": "look"});
+    let mut r = real::agent()
+        .post(&format!("http://{listen}/trigger"))
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    let status = r.status().as_u16();
+    let answer = r.body_mut().read_to_string().unwrap();
+    let _ = watch.child.wait();
+    let log = watch.output();
+    assert_eq!(status, 200, "{answer}\n{log}");
+    assert!(answer.contains("\"window\""), "{answer}");
+    assert!(
+        log.contains("value rejected: too large"),
+        "the reason is named: {log}"
+    );
+    assert!(
+        !log.contains("non-finite value or invalid metric name"),
+        "{log}"
+    );
+}

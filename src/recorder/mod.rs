@@ -49,6 +49,7 @@
 mod closer;
 mod detect;
 mod fetch;
+mod reclaim;
 mod tick;
 mod window;
 
@@ -69,6 +70,9 @@ use tick::ProviderSlot;
 use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
 
 pub(crate) use crate::validate::{self, validate_resource_id};
+
+/// Why a value with a new name is refused when the name table is full.
+const NAME_TABLE_FULL: &str = "the metric name table is full (100,000 distinct names held): a new name is taken once names no buffer holds are reclaimed";
 
 /// Records incident windows of the resources a provider (or the host, with
 /// [`push_sample`](IncidentRecorder::push_sample)) reports.
@@ -165,6 +169,8 @@ struct State {
     time_ms: i64,
     /// Commits that failed since the last that succeeded.
     failing: u64,
+    /// How full the metric name table is, and its log (see `reclaim.rs`).
+    name_table: reclaim::NameTable,
     /// Newest recorded point time of resources not in `resources` (from
     /// the database at open, or kept when a resource's state was dropped);
     /// moved into a resource's state when it is seen.
@@ -201,8 +207,16 @@ pub struct RecorderStats {
     pub samples: u64,
     /// Points committed to windows.
     pub points_written: u64,
-    /// Values rejected: non-finite (NaN, ±inf) or with an invalid metric name.
+    /// Values rejected: non-finite (NaN, ±inf), too large, or with an
+    /// invalid metric name. Values refused because the name table is full
+    /// are counted in `names_refused` instead.
     pub rejected_values: u64,
+    /// Values with a new metric name refused because the recorder already
+    /// held 100,000 distinct names (a source whose names keep changing);
+    /// names no buffer holds are reclaimed, and new names taken again.
+    pub names_refused: u64,
+    /// Metric names reclaimed because no buffer or pending point held them.
+    pub names_reclaimed: u64,
     /// Samples refused because a window of their resource spans their time
     /// without holding them (late samples).
     pub out_of_order: u64,
@@ -390,6 +404,7 @@ impl IncidentRecorder {
                 time_ms: i64::MIN,
                 failing: 0,
                 recorded_until: HashMap::default(),
+                name_table: reclaim::NameTable::default(),
             }),
             closer,
             _lock: lock,
@@ -580,6 +595,7 @@ impl IncidentRecorder {
                 Err(e) => report.rejected.push((i, e)),
             }
         }
+        self.inner.reclaim_names(&mut state);
         self.inner.flush(&mut state, now, false)?;
         Ok(report)
     }
@@ -1149,6 +1165,7 @@ impl Inner {
             stats,
             scratch,
             recorded_until,
+            name_table,
             ..
         } = &mut *state;
         scratch.clear();
@@ -1175,25 +1192,30 @@ impl Inner {
                     Err("too large (|value| over 1e300: its summary could overflow)")
                 }
                 Some(&k) if names.is(k, name) => Ok(k),
-                _ if validate::metric_name(name) => names
-                    .intern(name)
-                    .ok_or("a new metric name over the 100000 distinct names a recorder holds"),
+                _ if validate::metric_name(name) => names.intern(name).ok_or(NAME_TABLE_FULL),
                 _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
             };
             match key {
                 Ok(k) => scratch.push((k, value)),
                 Err(reason) => {
-                    stats.rejected_values += 1;
+                    let full = reason == NAME_TABLE_FULL;
+                    if full {
+                        stats.names_refused += 1;
+                    } else {
+                        stats.rejected_values += 1;
+                    }
                     if let Some(out) = dropped.as_deref_mut() {
                         out.push(RejectedValue {
                             metric: clip(name),
                             reason,
                         });
+                    } else if full {
+                        name_table.refused(&clip(resource.id), &clip(name));
                     } else if stats.rejected_values.is_power_of_two() {
                         tracing::warn!(
                             resource = %clip(resource.id), metric = %clip(name), value,
                             total = stats.rejected_values,
-                            "rejected a non-finite value or invalid metric name"
+                            "value rejected: {reason}"
                         );
                     }
                 }

@@ -76,6 +76,16 @@ pub(crate) struct PointBatch {
 }
 
 impl PointBatch {
+    /// Marks in `used` (indexed by key) every metric of the queued points:
+    /// their names must outlive a reclaim of the names table.
+    pub(crate) fn mark_keys(&self, used: &mut [bool]) {
+        for &(k, _) in &self.samples.values {
+            if let Some(u) = used.get_mut(k.0 as usize) {
+                *u = true;
+            }
+        }
+    }
+
     /// Queues one point of `window`.
     pub(crate) fn push(
         &mut self,
@@ -157,6 +167,15 @@ impl MetricIds {
     /// The id of `key` if it was looked up already.
     pub(super) fn known(&self, key: MetricKey) -> Option<MetricId> {
         self.0.get(key.0 as usize).copied().flatten()
+    }
+
+    /// Forgets the ids of `keys` (reclaimed: a later name may get the key).
+    pub(super) fn forget(&mut self, keys: &[MetricKey]) {
+        for k in keys {
+            if let Some(id) = self.0.get_mut(k.0 as usize) {
+                *id = None;
+            }
+        }
     }
 
     /// Forgets every id.

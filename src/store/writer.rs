@@ -128,6 +128,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Forgets the metric ids of reclaimed name keys
+    /// ([`MetricNames::reclaim`]): a later name may get one of those keys.
+    pub(crate) fn forget_metric_keys(&mut self, keys: &[crate::names::MetricKey]) {
+        self.metric_ids.forget(keys);
+    }
+
     pub(crate) fn new(
         conn: Conn,
         gate: Arc<WriteGate>,
