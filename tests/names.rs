@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use incident_recorder::{
-    IncidentRecorder, ManualClock, Metrics, MetricsProvider, ProviderError, RecorderConfig,
+    Clock, IncidentRecorder, ManualClock, Metrics, MetricsProvider, ProviderError, RecorderConfig,
     Timestamp, Trigger,
 };
 
@@ -56,6 +56,9 @@ fn names_no_buffer_holds_are_reclaimed_and_new_names_taken_again() {
             db_path: Some(dir.path().join("db")),
             sample_interval: Duration::from_secs(5),
             pre_incident_window: Duration::from_secs(600),
+            // The host's window replaces the churned one: then no window
+            // uses the churned names.
+            max_windows: 1,
             ..RecorderConfig::default()
         },
         clock.clone(),
@@ -100,14 +103,88 @@ fn names_no_buffer_holds_are_reclaimed_and_new_names_taken_again() {
     assert_eq!(last.metrics.get("swap"), Some(&7.0), "{:?}", last.metrics);
     assert_eq!(last.metrics.get("cpu"), Some(&5.0));
     assert_eq!(last.metrics.len(), 2, "{:?}", last.metrics);
-    // The churned window still reads back under its own names.
-    let w = recorder.window(&churned).unwrap().unwrap();
-    assert!(
-        w.data_points[1]
-            .metrics
-            .keys()
-            .all(|n| n == "up" || n.starts_with("requests{")),
-        "{:?}",
-        w.data_points[1].metrics.keys().take(5).collect::<Vec<_>>()
+    // The churned window was trimmed: its `metrics` rows, which no window
+    // uses any more, are deleted by the closer when idle.
+    assert!(recorder.window(&churned).unwrap().is_none());
+    recorder.sync().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let rows = recorder.store().stats().unwrap().metrics;
+        if rows <= 3 {
+            break; // cpu, swap and up
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{rows} metrics rows left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Still the right names after the reclaim, for the recorder and a reader.
+    let host_again = recorder.start_recording("host", Trigger::manual()).unwrap();
+    tick();
+    recorder.stop_recording(&host_again).unwrap();
+    let w = recorder.window(&host_again).unwrap().unwrap();
+    assert_eq!(
+        w.data_points.last().unwrap().metrics.get("swap"),
+        Some(&7.0)
     );
+}
+
+/// `prune` (the command) deletes the metric names of the windows it
+/// deleted that no other window uses, and says so.
+#[test]
+fn prune_deletes_the_names_no_remaining_window_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let hour_ago = Timestamp::from_unix_ms(Timestamp::now().as_unix_ms() - 3_600_000);
+    {
+        let clock = Arc::new(ManualClock::new(hour_ago));
+        let recorder = IncidentRecorder::open_with_clock(
+            RecorderConfig {
+                db_path: Some(db.clone()),
+                ..RecorderConfig::default()
+            },
+            clock.clone(),
+        )
+        .unwrap();
+        for (resource, names) in [("old", 0..500), ("kept", 1000..1002)] {
+            let id = recorder
+                .start_recording(resource, Trigger::manual())
+                .unwrap();
+            let mut m = Metrics::new().with("shared", 1.0);
+            for n in names {
+                m = m.with(format!("requests{{request_id=\"{n}\"}}"), 1.0);
+            }
+            recorder
+                .push_sample(resource, clock.now(), m, None)
+                .unwrap();
+            clock.advance(Duration::from_secs(1));
+            recorder.stop_recording(&id).unwrap();
+            // `kept` ends within the retention given below.
+            clock.set(Timestamp::now());
+        }
+        recorder.stop().unwrap();
+    }
+    let rows = |db: &std::path::Path| {
+        incident_recorder::Store::open_read_only(db)
+            .unwrap()
+            .stats()
+            .unwrap()
+            .metrics
+    };
+    assert_eq!(rows(&db), 503);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_incident-recorder"))
+        .arg("--db")
+        .arg(&db)
+        .args(["prune", "--retention", "30m"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("deleted 1 windows"), "{text}");
+    assert!(
+        text.contains("deleted 500 metric names no remaining window uses"),
+        "{text}"
+    );
+    assert_eq!(rows(&db), 3, "shared and kept's two names stay");
 }

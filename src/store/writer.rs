@@ -137,6 +137,7 @@ impl Writer {
     pub(crate) fn new(
         conn: Conn,
         gate: Arc<WriteGate>,
+        pins: Arc<super::points::MetricPins>,
         path: Option<&std::path::Path>,
     ) -> Result<Writer> {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
@@ -149,7 +150,7 @@ impl Writer {
             commits: 0,
             conn,
             gate,
-            metric_ids: MetricIds::default(),
+            metric_ids: MetricIds::new(pins),
             scratch: Vec::new(),
             points: HashMap::new(),
             replay: Default::default(),
