@@ -65,6 +65,13 @@ pub struct ScrapeArgs {
     /// the rest are dropped with a warning.
     #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_SERIES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..=ScrapeOptions::MAX_SERIES_PER_TARGET as i64), requires = "targets")]
     pub scrape_max_series: u32,
+    /// At most N distinct series names per target within the pre-incident
+    /// window (at least 10 minutes): a target whose names keep changing (a
+    /// label holding a request id) would fill the recorder's 100,000 names.
+    /// Series with new names past it are dropped (logged once); known ones
+    /// are still recorded.
+    #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_NAMES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..=100_000), requires = "targets")]
+    pub scrape_max_names: u32,
     /// Do not sample this host: record only the --scrape targets
     /// (--trigger-now then opens its window on the first target).
     #[arg(long, requires = "targets")]
@@ -106,6 +113,7 @@ pub fn sources(a: &ScrapeArgs, config: &RecorderConfig) -> Result<Sources> {
             resource_label: a.scrape_resource_label.clone(),
             series_match: a.scrape_match.clone(),
             max_series_per_target: a.scrape_max_series as usize,
+            max_names_per_target: a.scrape_max_names as usize,
             timeout,
             wait: normalized.sample_interval.min(normalized.provider_timeout) / 4,
             name_memory: (normalized.pre_incident_window + normalized.sample_interval)

@@ -276,17 +276,18 @@ impl ScrapeProvider {
 
     /// Scrapes every target now (each on its thread, as a tick does) and
     /// returns each target's metrics per resource, or why it failed. Waits
-    /// for every scrape (at most the timeout, plus a scrape already running).
+    /// for every scrape: at most the timeout (and half a second).
     pub fn scrape_all(&self) -> Vec<Result<Vec<(String, Metrics)>, ProviderError>> {
         let all: Vec<usize> = (0..self.core.targets.len()).collect();
         let call = self.core.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let wait = self.core.options.timeout * 2 + Duration::from_secs(1);
+        // Every scrape ends within the timeout, one already running too.
+        let wait = self.core.options.timeout + Duration::from_millis(500);
         self.core.start_and_wait(&all, wait);
         all.iter()
             .map(|&i| {
                 self.core
                     .take(i, call)
-                    .unwrap_or_else(|why| Err(why))
+                    .unwrap_or_else(Err)
                     .map_err(ProviderError::new)
             })
             .collect()
