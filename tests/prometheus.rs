@@ -622,3 +622,47 @@ fn a_target_with_ever_new_names_stays_within_its_name_budget() {
     let status = &p.status()[0];
     assert_eq!((status.names, status.over_budget), (21, 2));
 }
+
+/// A scrape that outlasts its tick's wait is not started again while it
+/// runs, and is recorded by the next tick; one no tick took for two ticks
+/// is dropped rather than recorded late.
+#[test]
+fn a_scrape_longer_than_the_wait_is_taken_by_the_next_call() {
+    let exporter = FakeExporter::start(|n| Reply {
+        delay: Duration::from_millis(600),
+        ..Reply::text(format!("n {n}\n"))
+    });
+    let options = ScrapeOptions {
+        wait: Duration::from_millis(100),
+        timeout: Duration::from_secs(2),
+        ..ScrapeOptions::default()
+    };
+    let p = provider(&[exporter.url()], options);
+    let started = Instant::now();
+    let first = batch(&p).remove(0).1.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "the call waited"
+    );
+    assert!(first.contains("still scraping"), "{first}");
+    // Still running: not asked again.
+    let again = batch(&p).remove(0).1.unwrap_err().to_string();
+    assert!(again.contains("still scraping"), "{again}");
+    std::thread::sleep(Duration::from_millis(700));
+    // Done since: this call takes it (and starts the next scrape).
+    let m = batch(&p).remove(0).1.unwrap();
+    assert_eq!(m.get("n"), Some(0.0));
+    assert_eq!(
+        exporter.requests.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    // The second scrape finishes, then two calls go by without it (a
+    // recorder stopped, say): too old to be recorded as now.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(p.status()[0].scrapes, 2);
+    let stale = p.current_metrics_batch(&[]);
+    assert!(stale.is_empty());
+    let _ = p.current_metrics_batch(&[]);
+    let m = batch(&p).remove(0).1;
+    assert!(m.is_err(), "{m:?}");
+}
