@@ -6,8 +6,8 @@
 //! the host's provider, so rules, anomalies and triggers see one set of
 //! resources. Each target is scraped on a thread of its own; each scrape
 //! gets 3/4 of the recorder's provider timeout (the sample interval, at
-//! least 1 s) and a tick waits for the scrapes it started for a quarter of
-//! it: a slow target costs its own resources the tick, never the tick
+//! least 1 s) and a tick waits for the scrapes it started for half the
+//! interval: a slow target costs its own resources the tick, never the tick
 //! itself, and its scrape, once done, is recorded by the next tick.
 //!
 //! Rules name metrics, and a metric no provider reports would never fire,
@@ -115,7 +115,7 @@ pub fn sources(a: &ScrapeArgs, config: &RecorderConfig) -> Result<Sources> {
             max_series_per_target: a.scrape_max_series as usize,
             max_names_per_target: a.scrape_max_names as usize,
             timeout,
-            wait: normalized.sample_interval.min(normalized.provider_timeout) / 4,
+            wait: normalized.sample_interval.min(normalized.provider_timeout) / 2,
             name_memory: (normalized.pre_incident_window + normalized.sample_interval)
                 .max(ScrapeOptions::DEFAULT_NAME_MEMORY),
             ..ScrapeOptions::default()

@@ -331,19 +331,16 @@ impl Core {
             {
                 return;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
             while *done == seen {
-                let (d, timeout) = self
-                    .finished
-                    .wait_timeout(done, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner());
-                done = d;
-                if timeout.timed_out() {
-                    break;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
                 }
+                done = self
+                    .finished
+                    .wait_timeout(done, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
         }
     }
@@ -361,7 +358,7 @@ impl Core {
             let core = Arc::clone(self);
             let spawned = std::thread::Builder::new()
                 .name("incident-recorder-scrape".into())
-                .stack_size(256 * 1024)
+                .stack_size(512 * 1024)
                 .spawn(move || core.run(i));
             match spawned {
                 Ok(_) => shared.thread = true,
