@@ -67,6 +67,11 @@ impl MetricNames {
         Some(key)
     }
 
+    /// The key of `name` if it is held.
+    pub(crate) fn get(&self, name: &str) -> Option<MetricKey> {
+        self.by_name.get(name).copied()
+    }
+
     /// Names held (interned and not reclaimed).
     pub(crate) fn live(&self) -> usize {
         self.names.len() - self.free.len()

@@ -226,6 +226,15 @@ impl RingBuffer {
         }
     }
 
+    /// How many distinct metrics this buffer holds (columns of a dense
+    /// buffer, distinct names of a sparse one's values).
+    pub(crate) fn distinct_keys(&self) -> usize {
+        match &self.rows {
+            Rows::Dense(d) => d.layout().len(),
+            Rows::Sparse(s) => s.keys().collect::<std::collections::HashSet<_>>().len(),
+        }
+    }
+
     /// Bytes of heap this buffer holds.
     pub(crate) fn heap_bytes(&self) -> usize {
         match &self.rows {

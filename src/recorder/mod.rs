@@ -71,6 +71,9 @@ use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigge
 
 pub(crate) use crate::validate::{self, validate_resource_id};
 
+/// Why a value with a new name is refused when its resource has its share.
+const RESOURCE_NAME_SHARE: &str = "the resource holds its share of the metric name table (25,000 distinct names): a new name is taken once names leave its buffer";
+
 /// Why a value with a new name is refused when the name table is full.
 const NAME_TABLE_FULL: &str = "the metric name table is full (100,000 distinct names held): a new name is taken once names no buffer holds are reclaimed";
 
@@ -192,6 +195,9 @@ struct ResourceState {
     kind: Option<Box<str>>,
     /// Anomaly detector state, only when detection is on.
     detector: Option<Box<detect::Detector>>,
+    /// Names this resource holds or brought into the name table since the
+    /// last reclaim counted them: at most [`reclaim::MAX_NAMES_PER_RESOURCE`].
+    names_held: u32,
 }
 
 /// Counters and gauges of a recorder, for status lines and monitoring.
@@ -1178,6 +1184,9 @@ impl Inner {
         // already interned and validated, and one string comparison replaces
         // a hash lookup and a validation.
         let layout = known.as_deref().map_or(&[][..], |r| r.buffer.layout());
+        // New names this sample brings, within the resource's share.
+        let held = known.as_deref().map_or(0, |r| r.names_held);
+        let mut brought = 0u32;
         if metrics.len() > validate::MAX_VALUES_PER_SAMPLE {
             return Err(Error::TooManyValues {
                 resource: clip(resource.id),
@@ -1192,13 +1201,22 @@ impl Inner {
                     Err("too large (|value| over 1e300: its summary could overflow)")
                 }
                 Some(&k) if names.is(k, name) => Ok(k),
-                _ if validate::metric_name(name) => names.intern(name).ok_or(NAME_TABLE_FULL),
+                _ if validate::metric_name(name) => match names.get(name) {
+                    Some(k) => Ok(k),
+                    None if (held + brought) as usize >= reclaim::MAX_NAMES_PER_RESOURCE => {
+                        Err(RESOURCE_NAME_SHARE)
+                    }
+                    None => names
+                        .intern(name)
+                        .inspect(|_| brought += 1)
+                        .ok_or(NAME_TABLE_FULL),
+                },
                 _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
             };
             match key {
                 Ok(k) => scratch.push((k, value)),
                 Err(reason) => {
-                    let full = reason == NAME_TABLE_FULL;
+                    let full = reason == NAME_TABLE_FULL || reason == RESOURCE_NAME_SHARE;
                     if full {
                         stats.names_refused += 1;
                     } else {
@@ -1210,7 +1228,7 @@ impl Inner {
                             reason,
                         });
                     } else if full {
-                        name_table.refused(&clip(resource.id), &clip(name));
+                        name_table.refused(&clip(resource.id), &clip(name), reason);
                     } else if stats.rejected_values.is_power_of_two() {
                         tracing::warn!(
                             resource = %clip(resource.id), metric = %clip(name), value,
@@ -1220,6 +1238,9 @@ impl Inner {
                     }
                 }
             }
+        }
+        if let Some(r) = known.as_deref_mut() {
+            r.names_held += brought;
         }
         if scratch.is_empty() && metadata.is_none() {
             return Ok(Taken::Empty);
@@ -1234,6 +1255,7 @@ impl Inner {
             }
             let mut fresh = self.new_resource(recorded_until, resource.id);
             fresh.seen_tick = listed_at.unwrap_or(0);
+            fresh.names_held = brought;
             resources.insert(resource.id.into(), fresh);
         }
         let taken = self.classify(state, resource.id, ts)?;
@@ -1571,6 +1593,7 @@ impl ResourceState {
             name: None,
             kind: None,
             detector: None,
+            names_held: 0,
         })
     }
 

@@ -12,9 +12,12 @@
 //! the `metrics` rows stay for the windows that use them (the store trims
 //! rows no window uses, see `store::retention::reclaim_metric_names`).
 //!
-//! A full table is logged once per episode, with what it means, and its
-//! refusals are counted apart (`RecorderStats::names_refused`) from invalid
-//! or non-finite values.
+//! One resource holds at most [`MAX_NAMES_PER_RESOURCE`] names (counted
+//! again at each reclaim from what its buffer holds), so one source whose
+//! names keep changing cannot starve the others. A full table (or share) is
+//! logged once per episode, with what it means, and its refusals are
+//! counted apart (`RecorderStats::names_refused`) from invalid or
+//! non-finite values.
 
 use super::{Inner, State};
 use crate::names::MAX_METRIC_NAMES;
@@ -23,28 +26,36 @@ use crate::names::MAX_METRIC_NAMES;
 /// too little to reach the usual trigger.
 pub(super) const RETRY_TICKS: u64 = 16;
 
+/// Distinct names one resource may hold or bring in between two reclaims
+/// (a quarter of the table): one resource whose names keep changing cannot
+/// take the whole table from the others. Past it, its values with new names
+/// are refused (counted in `names_refused`) until a reclaim counts what its
+/// buffer still holds.
+pub(crate) const MAX_NAMES_PER_RESOURCE: usize = MAX_METRIC_NAMES / 4;
+
 /// What the recorder knows of its name table's fill.
 #[derive(Debug, Default)]
 pub(super) struct NameTable {
-    /// New names refused since the last reclaim (the table was full).
+    /// New names refused since the last reclaim.
     refused: u64,
     /// Ticks since the last reclaim.
     ticks: u64,
-    /// The full table was logged for this episode.
-    logged: bool,
+    /// The reasons logged in this episode (the table full, a resource's
+    /// share reached): each once.
+    logged: Vec<&'static str>,
 }
 
 impl NameTable {
-    /// Counts a refused new name; logs the first of an episode.
-    pub(super) fn refused(&mut self, resource: &str, metric: &str) {
+    /// Counts a refused new name; logs the first of an episode for each
+    /// reason (the table is full, or the resource has its share).
+    pub(super) fn refused(&mut self, resource: &str, metric: &str, reason: &'static str) {
         self.refused += 1;
-        if !self.logged {
-            self.logged = true;
+        if !self.logged.contains(&reason) {
+            self.logged.push(reason);
             tracing::warn!(
                 resource,
                 metric,
-                limit = MAX_METRIC_NAMES,
-                "the metric name table is full: values with new names are refused (counted as names_refused) until names no buffer holds are reclaimed; usually a source whose series names keep changing (a label holding a request id?)"
+                "values with new metric names are refused (counted as names_refused): {reason}; usually a source whose series names keep changing (a label holding a request id?)"
             );
         }
     }
@@ -73,6 +84,7 @@ impl Inner {
         let mut used = vec![false; names.len()];
         for r in resources.values_mut() {
             r.buffer.mark_keys(&mut used);
+            r.names_held = u32::try_from(r.buffer.distinct_keys()).unwrap_or(u32::MAX);
             if let Some(d) = r.detector.as_deref_mut() {
                 d.forget_unused(&used);
             }
@@ -90,7 +102,7 @@ impl Inner {
             );
         }
         if !freed.is_empty() {
-            name_table.logged = false;
+            name_table.logged.clear();
         }
         name_table.refused = 0;
         name_table.ticks = 0;
