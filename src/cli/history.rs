@@ -388,16 +388,25 @@ pub fn prune(db: &Path, a: PruneArgs) -> Result<ExitCode> {
             "deleted_windows": report.windows,
             "deleted_points": report.points,
             "deleted_unpushed": report.unpushed,
+            "deleted_metric_names": report.metric_names,
         }))?;
     } else {
+        let mut out = std::io::stdout().lock();
         writeln!(
-            std::io::stdout().lock(),
+            out,
             "deleted {} windows ({} points): ended more than {} ago or beyond the newest {}",
             report.windows,
             report.points,
             super::duration::format(a.retention),
             a.max_windows
         )?;
+        if report.metric_names > 0 {
+            writeln!(
+                out,
+                "deleted {} metric names no remaining window uses",
+                report.metric_names
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
