@@ -98,7 +98,10 @@ pub fn parse(text: &str) -> Result<Line, String> {
         };
         // The tagged enum buffers the object, so serde's message has lost
         // the field; on this (rare) path the fields are checked one by one.
+        // (Only serde's own messages: ours already name what they are about.)
+        let generic = ["invalid type", "invalid value", "invalid length"];
         if e.classify() == serde_json::error::Category::Data
+            && generic.iter().any(|g| message.starts_with(g))
             && let Some(field) = wrong_field(text)
         {
             return field;

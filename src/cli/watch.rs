@@ -55,6 +55,8 @@ impl From<RuleEvent> for Event {
 }
 
 pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
+    // Its stdout lines carry the time; its warnings do the same.
+    super::logging::with_times();
     let rules = if a.rules.is_empty() {
         rules::default_rules()
     } else {
