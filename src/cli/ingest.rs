@@ -349,6 +349,8 @@ impl Ingest<'_> {
     /// lines left out are summarised; the report counts them all).
     fn reject(&mut self, line: u64, why: &str) {
         self.report.rejected_lines += 1;
+        // Escaped here too: `-v`'s format prints messages as they are.
+        let why = super::format::terminal_safe(why);
         tracing::warn!(target: super::logging::INPUT, "line {line}: {why}");
     }
 

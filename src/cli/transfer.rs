@@ -332,6 +332,8 @@ impl Importer<'_> {
 
     fn reject(&mut self, index: u64, why: &str) {
         self.counts.rejected += 1;
+        // Escaped here too: `-v`'s format prints messages as they are.
+        let why = super::format::terminal_safe(why);
         tracing::warn!(target: super::logging::INPUT, "window {index}: {why}");
     }
 }

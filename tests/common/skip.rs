@@ -46,7 +46,9 @@ extern "C" fn report() {
     for s in skipped.iter() {
         text.push_str(&format!("  {s}\n"));
     }
-    text.push_str("  (each says what it needs; as root, `bash .ci/run` installs and creates all of it)\n\n");
+    text.push_str(
+        "  (each says what it needs; as root, `bash .ci/run` installs and creates all of it)\n\n",
+    );
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
