@@ -176,3 +176,48 @@ fn values_and_durations_read_one_way() {
     assert!(listed.contains(" 2m50s "), "{listed}");
     assert!(!listed.contains("2m50.002s"), "{listed}");
 }
+
+#[test]
+fn a_flood_of_warnings_in_watch_is_bounded_timed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flood.db");
+    // A quiet run creates the database; then 600 trigger requests for a
+    // resource it does not monitor wait for the next run, each refused
+    // with the same warning.
+    let quiet = [
+        "watch",
+        "--for",
+        "1s",
+        "--interval",
+        "200ms",
+        "--rule",
+        "cpu>1000",
+    ];
+    assert!(run(&db, &quiet).status.success());
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for _ in 0..600 {
+        conn.execute(
+            "INSERT INTO trigger_requests (resource, trigger_type, requested_ms)
+             VALUES ('nowhere', 'manual', ?1)",
+            [T0],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let o = run(&db, &quiet);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let refused: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("warning: trigger request refused"))
+        .collect();
+    assert_eq!(refused.len(), 10, "{err}");
+    assert!(refused.iter().all(|l| l.as_bytes()[2] == b':'), "{err}");
+    let summary: Vec<&str> = err.lines().filter(|l| l.contains("more like")).collect();
+    assert_eq!(summary.len(), 1, "{err}");
+    assert!(
+        summary[0].contains(r#"warning: ... and 590 more like "trigger request refused""#),
+        "{err}"
+    );
+    assert!(err.lines().count() <= 12, "{err}");
+}
