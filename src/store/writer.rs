@@ -357,6 +357,8 @@ impl Writer {
         })?;
         if let (Opened::Window(row, _), Some(known)) = (&opened, ids) {
             self.points.insert(*row, known);
+            // Its resource's cached spans end where it starts now.
+            self.replay.clear();
         }
         Ok(opened)
     }
