@@ -33,7 +33,7 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     for e in &damaged {
         eprintln!(
             "warning: skipped {} (`export --skip-damaged` saves the rest)",
-            incident_recorder::error_chain(e)
+            format::terminal_safe(&incident_recorder::error_chain(e))
         );
     }
     let code = super::partial_if(!damaged.is_empty());
