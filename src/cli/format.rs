@@ -122,7 +122,7 @@ impl serde_json::ser::Formatter for SafeJson {
     ) -> std::io::Result<()> {
         let mut rest = fragment;
         while let Some((at, c)) = rest.char_indices().find(|&(_, c)| unsafe_char(c)) {
-            w.write_all(rest[..at].as_bytes())?;
+            w.write_all(&rest.as_bytes()[..at])?;
             // Every such character is in the Basic Multilingual Plane.
             write!(w, "\\u{:04x}", u32::from(c))?;
             rest = &rest[at + c.len_utf8()..];
