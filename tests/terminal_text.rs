@@ -37,7 +37,7 @@ fn bidirectional_controls_in_stored_names_are_shown_escaped() {
         .map(|i| {
             serde_json::json!({
                 "type": "sample", "resource": "a\u{202d}b", "name": name,
-                "ts": T0 + i * 1000, "metrics": {metric: i, "mem\u{061c}": 1},
+                "ts": T0 + i * 1000, "metrics": {metric: i, "mem\u{061c}": 1, "disk": 2},
             })
             .to_string()
         })
@@ -78,6 +78,13 @@ fn bidirectional_controls_in_stored_names_are_shown_escaped() {
         assert!(show.contains(escaped), "{escaped} not in {show}");
     }
     assert!(ok(&db, &["list", "--json"]).contains(r"a\u202db"));
+    // So do the sparklines after the escaped series names.
+    let spark = |name: &str| {
+        let line = show.lines().rev().find(|l| l.starts_with(name)).unwrap();
+        line.chars().position(|c| "▁▂▃▄▅▆▇█".contains(c))
+    };
+    assert_eq!(spark("cpu\\u{202e}"), spark("mem\\u{61c}"), "{show}");
+    assert_eq!(spark("cpu\\u{202e}"), spark("disk"), "{show}");
     // The table's columns line up with the escaped text.
     let table = ok(&db, &["list"]);
     let lines: Vec<&str> = table.lines().collect();

@@ -281,10 +281,12 @@ pub fn render_window(
         }
     }
     writeln!(out)?;
+    // Labels as they will print (escaped), so the sparklines line up.
+    let shown = |metric: &str| format::terminal_safe(metric).into_owned();
     let label = summary
         .samples
         .keys()
-        .map(|k| k.chars().count())
+        .map(|k| shown(k).chars().count())
         .max()
         .unwrap_or(0);
     let width = terminal_width().saturating_sub(label + 2).clamp(10, 120);
@@ -294,7 +296,8 @@ pub fn render_window(
             .iter()
             .map(|p| p.metrics.get(metric).copied())
             .collect();
-        writeln!(out, "{metric:<label$}  {}", sparkline(&series, width))?;
+        let name = shown(metric);
+        writeln!(out, "{name:<label$}  {}", sparkline(&series, width))?;
     }
     Ok(())
 }
