@@ -292,6 +292,14 @@ impl Store {
             .conn()?
             .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
             .map_err(|e| classify(&path, e))?;
+        // What the migrations wrote (the schema, the database's tag) goes
+        // into the file itself now: the pool's connections close a moment
+        // after the store is dropped, on r2d2's thread, and a process that
+        // exits first leaves it only in the `-wal` (a copy of the file
+        // alone would be another database).
+        probe
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| classify(&path, e))?;
         drop(probe);
         Ok(store)
     }
