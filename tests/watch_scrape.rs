@@ -449,6 +449,7 @@ fn a_huge_value_is_named_as_such_and_a_silent_target_is_still_monitored() {
         &format!("silent={}", silent.url()),
         "--listen",
         &listen,
+        "--listen-no-auth",
         "--interval",
         "500ms",
         "--for",

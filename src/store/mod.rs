@@ -337,7 +337,13 @@ impl Store {
         // ran out of memory). Idle SQLite connections cost little to keep.
         let pool = Pool::builder()
             .max_size(8)
-            .min_idle(Some(1))
+            // No idle connection kept in reserve: r2d2 opens reserve
+            // connections on its own thread, which holds the pool alive
+            // while it connects, so a store dropped then closed its
+            // connections late, after a short process had exited (its
+            // `-wal` and `-shm` left behind). A connection is opened when
+            // asked for and kept idle after.
+            .min_idle(Some(0))
             .idle_timeout(None)
             .max_lifetime(None)
             .connection_timeout(BUSY_TIMEOUT)
