@@ -15,6 +15,8 @@ use crate::model::{IncidentWindow, Timestamp, WindowStatus};
 pub const RECENT_POINTS: usize = 10;
 /// How many anomalies the digest lists (the rest are counted).
 pub const MAX_ANOMALIES: usize = 10;
+/// Notes listed (the most recent ones).
+pub const MAX_NOTES: usize = 20;
 
 /// The digest of one window.
 ///
@@ -102,6 +104,18 @@ pub fn format_window(w: &IncidentWindow) -> String {
                     a.samples, a.strongest
                 );
             }
+        }
+    }
+
+    if !w.notes.is_empty() {
+        // What the people handling it wrote: often the cause, or what was done.
+        out.push_str("\n### Notes\n");
+        let skip = w.notes.len().saturating_sub(MAX_NOTES);
+        if skip > 0 {
+            let _ = writeln!(out, "- ({skip} earlier notes left out)");
+        }
+        for n in &w.notes[skip..] {
+            let _ = writeln!(out, "- {} {}: {}", n.at, n.author, n.text);
         }
     }
 

@@ -94,14 +94,17 @@ pub use config::RecorderConfig;
 pub use error::{DatabaseError, Error, ProviderError, Result, error_chain};
 pub use model::{
     DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
-    Trigger, TriggerType, WindowAnomaly, WindowId, WindowStatus, WindowTrigger,
+    Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus, WindowTrigger,
 };
 pub use provider::MetricsProvider;
 pub use recorder::{
     AlertAdjustment, AlertOutcome, AlertResolve, IncidentRecorder, PushReport, RecorderStats,
     Recovery, RejectedValue, Sample, TriggerAction, TriggerOutcome,
 };
-pub use store::{PruneReport, PushState, Store, StoreStats, TriggerRequestStatus, WindowFilter};
+pub use store::{
+    DeleteReport, DeleteSelection, PruneReport, PushState, Store, StoreStats, TriggerRequestStatus,
+    WindowFilter,
+};
 
 /// The README's examples run as doctests, so they stay true.
 #[cfg(doctest)]

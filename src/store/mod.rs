@@ -57,6 +57,7 @@
 mod close;
 mod gate;
 mod ids;
+mod notes;
 mod points;
 mod push;
 mod read;
@@ -90,8 +91,8 @@ pub(crate) use points::{PointBatch, Samples};
 pub use read::{StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
-pub use retention::PruneReport;
 pub(crate) use retention::Trim;
+pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use series::{Known, WindowPoints};
 pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
 

@@ -7,7 +7,7 @@
 //! other windows. Trimming runs in the closer, after the windows it closed,
 //! never on the tick.
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::Store;
 use super::ids::WindowRow;
@@ -108,8 +108,10 @@ fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport
 
 /// What [`delete_window`] deletes by window id, children first: every table
 /// hanging from `windows` by a foreign key (a unit test checks it).
-const DELETES: [&str; 8] = [
+const DELETES: [&str; 10] = [
     "DELETE FROM window_series WHERE window_id = ?1",
+    "DELETE FROM note_pushes WHERE note_id IN (SELECT id FROM window_notes WHERE window_id = ?1)",
+    "DELETE FROM window_notes WHERE window_id = ?1",
     "DELETE FROM point_metadata WHERE window_id = ?1",
     "DELETE FROM window_closes WHERE window_id = ?1",
     "DELETE FROM window_pushes WHERE window_id = ?1",
@@ -142,7 +144,153 @@ pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<usize> {
     Ok(points.unwrap_or(0) as usize)
 }
 
+/// What [`Store::delete_windows`] deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeleteReport {
+    /// The windows deleted, by public id.
+    pub windows: Vec<String>,
+    /// Data points deleted with them.
+    pub points: usize,
+}
+
+/// Which windows [`Store::delete_windows`] deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteSelection<'a> {
+    /// These windows, by public id: all of them or, if one does not exist
+    /// (or is recording while a recorder runs), none.
+    Ids(&'a [String]),
+    /// The closed windows of a resource (any, if `None`) that ended before a
+    /// time (any time, if `None`). Recording windows are never selected.
+    Closed {
+        /// Only this resource's (external id).
+        resource: Option<&'a str>,
+        /// Only windows that ended before this.
+        before: Option<Timestamp>,
+    },
+}
+
+/// The journal part of a recording window (when no recorder runs): its
+/// journal rows have no foreign key, and a later window given the same row
+/// id must not inherit them.
+fn delete_journal(tx: &Connection, id: WindowRow, from: i64) -> Result<usize> {
+    tx.prepare_cached(
+        "DELETE FROM recent_values WHERE point_id IN
+             (SELECT id FROM recent_points WHERE id >= ?2 AND window_id = ?1)",
+    )?
+    .execute(params![id, from])?;
+    Ok(tx
+        .prepare_cached("DELETE FROM recent_points WHERE id >= ?2 AND window_id = ?1")?
+        .execute(params![id, from])?)
+}
+
+/// A recording window's sealed points (sealed while it recorded).
+fn sealed_points(tx: &Connection, id: WindowRow) -> Result<usize> {
+    let n: i64 = tx
+        .prepare_cached(
+            "SELECT count(DISTINCT v.offset_ms) FROM window_series s
+             JOIN series_values v ON v.id BETWEEN s.first_value_id AND s.last_value_id
+             WHERE s.window_id = ?1",
+        )?
+        .query_row([id], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+/// `(row, public id, recent_from if recording)` of the windows `selection`
+/// names, in one transaction.
+fn select(
+    tx: &Connection,
+    selection: DeleteSelection<'_>,
+) -> Result<Vec<(WindowRow, String, Option<i64>, bool)>> {
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(WindowRow, String, Option<i64>, bool)> {
+        let status: String = r.get(3)?;
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, status == "recording"))
+    };
+    match selection {
+        DeleteSelection::Ids(ids) => {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, public_id, recent_from, status FROM windows WHERE public_id = ?1",
+            )?;
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                let w = stmt
+                    .query_row([id], row)
+                    .optional()?
+                    .ok_or_else(|| crate::Error::WindowNotFound(crate::error::clip(id)))?;
+                if !found
+                    .iter()
+                    .any(|f: &(WindowRow, String, Option<i64>, bool)| f.0 == w.0)
+                {
+                    found.push(w);
+                }
+            }
+            Ok(found)
+        }
+        DeleteSelection::Closed { resource, before } => Ok(tx
+            .prepare_cached(
+                "SELECT w.id, w.public_id, w.recent_from, w.status FROM windows w
+                 JOIN resources r ON r.id = w.resource_id
+                 WHERE w.end_ms IS NOT NULL
+                   AND (?1 IS NULL OR r.external_id = ?1)
+                   AND (?2 IS NULL OR w.end_ms < ?2)
+                 ORDER BY w.start_ms, w.id",
+            )?
+            .query_map(params![resource, before.map(Timestamp::as_unix_ms)], row)?
+            .collect::<rusqlite::Result<_>>()?),
+    }
+}
+
 impl Store {
+    /// Deletes the windows `selection` names with everything recorded under
+    /// them (values, journal rows, triggers, summary, anomalies, notes, push
+    /// marks), in one transaction: the same deletion as retention's.
+    ///
+    /// A closed window can be deleted while a recorder runs (as `prune`
+    /// does). A recording window only when no recorder runs on the
+    /// database: this takes the recorder's lock (`<db>.lock`) for the
+    /// transaction, and if a recorder holds it refuses with
+    /// [`Error::StillRecording`](crate::Error::StillRecording), deleting
+    /// nothing. A window already pushed to a central database stays there.
+    pub fn delete_windows(&self, selection: DeleteSelection<'_>) -> Result<DeleteReport> {
+        if self.read_only {
+            return Err(crate::Error::Unavailable("the store was opened read-only"));
+        }
+        let conn = self.conn()?;
+        let _turn = self.gate.patient();
+        conn.pragma_update(None, "foreign_keys", false)?;
+        let report = (|| {
+            let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+            let chosen = select(&tx, selection)?;
+            // Held until the transaction ends: no recorder starts on the
+            // recording windows meanwhile.
+            let _lock = match chosen.iter().find(|w| w.3) {
+                Some(w) => match self.lock_for_recording() {
+                    Err(crate::Error::Locked { .. }) => {
+                        return Err(crate::Error::StillRecording {
+                            id: crate::error::clip(&w.1),
+                        });
+                    }
+                    other => other?,
+                },
+                None => None,
+            };
+            let mut report = DeleteReport::default();
+            for (row, public_id, recent_from, recording) in chosen {
+                if recording {
+                    report.points += sealed_points(&tx, row)?;
+                    if let Some(from) = recent_from {
+                        report.points += delete_journal(&tx, row, from)?;
+                    }
+                }
+                report.points += delete_window(&tx, row)?;
+                report.windows.push(public_id);
+            }
+            tx.commit()?;
+            Ok(report)
+        })();
+        conn.pragma_update(None, "foreign_keys", true)?;
+        report
+    }
+
     /// Applies retention and the window limit now: deletes closed windows that
     /// ended at or before `now - retention`, then all but the newest
     /// `max_windows` closed windows. Recording windows are never deleted.
