@@ -56,6 +56,10 @@ pub fn man(a: ManArgs) -> Result<ExitCode> {
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     };
+    // A missing directory is made private, like every one this program makes.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)
+        .context(format!("cannot create {}", dir.display()))?;
     let mut written = Vec::new();
     write_pages(&dir, &cmd, "", &mut written)?;
     eprintln!("wrote {} man pages to {}", written.len(), dir.display());
