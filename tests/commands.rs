@@ -21,7 +21,14 @@ fn two_windows(db: &Path) -> (String, String) {
     let file = fixture("ingest.jsonl");
     ok(
         db,
-        &["ingest", "--pre", "30s", "--post", "60s", file.to_str().unwrap()],
+        &[
+            "ingest",
+            "--pre",
+            "30s",
+            "--post",
+            "60s",
+            file.to_str().unwrap(),
+        ],
     );
     let list = json(db, &["list", "--json"]);
     let id = |resource: &str| {
@@ -127,7 +134,10 @@ fn delete_removes_a_window_and_everything_of_it_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("d.db");
     let (gone, kept) = two_windows(&db);
-    ok(&db, &["note", &gone, "--author", "ops", "rebooted", "vm-101"]);
+    ok(
+        &db,
+        &["note", &gone, "--author", "ops", "rebooted", "vm-101"],
+    );
     ok(&db, &["note", &kept, "--author", "ops", "kept"]);
     let before_gone = rows_of(&db, &gone);
     assert!(before_gone["window_series"] > 0);
@@ -144,7 +154,10 @@ fn delete_removes_a_window_and_everything_of_it_and_nothing_else() {
     let out = ok(&db, &["delete", &gone]);
     assert!(out.starts_with("deleted 1 windows (24 points)"), "{out}");
     let after = rows_of(&db, &gone);
-    assert!(all_zero(&after), "rows left of the deleted window: {after:?}");
+    assert!(
+        all_zero(&after),
+        "rows left of the deleted window: {after:?}"
+    );
     nothing_dangles(&db);
     // Exactly its 48 values went, and nothing of the other window.
     let values_after = common::count(&common::sql(&db), "SELECT count(*) FROM series_values");
@@ -186,7 +199,11 @@ fn delete_by_resource_and_time_takes_only_closed_windows_that_ended_before() {
     // Ids and a selection do not mix; a bad time is a clear error.
     let o = run(&db, &["delete", &vm101, "--resource", "vm-101"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    fails(&run(&db, &["delete", "--before", "yesterday"]), 1, "invalid --before");
+    fails(
+        &run(&db, &["delete", "--before", "yesterday"]),
+        1,
+        "invalid --before",
+    );
     let o = run(&db, &["delete"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
@@ -203,9 +220,7 @@ fn a_recording_window_is_deleted_with_its_journal_when_no_recorder_runs() {
             "{{\"type\":\"sample\",\"resource\":\"db-02\",\"ts\":{ts},\"metrics\":{{\"cpu\":{k}}}}}\n"
         );
         if k == 10 {
-            lines += &format!(
-                "{{\"type\":\"trigger\",\"resource\":\"db-02\",\"ts\":{ts}}}\n"
-            );
+            lines += &format!("{{\"type\":\"trigger\",\"resource\":\"db-02\",\"ts\":{ts}}}\n");
         }
     }
     let o = run_with_stdin(&db, &["ingest", "--post", "1h", "-"], Some(&lines));
@@ -252,9 +267,7 @@ fn a_window_a_running_recorder_records_is_refused_and_kept() {
         }
     };
     let o = run(&db, &["delete", &id]);
-    let _ = Command::new("kill")
-        .arg(watch.id().to_string())
-        .status();
+    let _ = Command::new("kill").arg(watch.id().to_string()).status();
     watch.wait().unwrap();
     fails(&o, 1, "still recording and a recorder is running");
     // Still there, still whole; deletable now that no recorder runs.
@@ -288,7 +301,15 @@ fn notes_are_shown_and_round_trip_through_export_and_import() {
     // The same note again adds nothing.
     let again = ok(
         &db,
-        &["note", &id, "--author", "alice", "--at", "2026-11-24T10:01:40Z", "rebooted db-02 at 10:40"],
+        &[
+            "note",
+            &id,
+            "--author",
+            "alice",
+            "--at",
+            "2026-11-24T10:01:40Z",
+            "rebooted db-02 at 10:40",
+        ],
     );
     assert!(again.contains("already has this note"), "{again}");
 
@@ -310,7 +331,12 @@ fn notes_are_shown_and_round_trip_through_export_and_import() {
         "{context}"
     );
     let list = json(&db, &["list", "--json"]);
-    let listed = list.as_array().unwrap().iter().find(|w| w["id"] == id.as_str()).unwrap();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == id.as_str())
+        .unwrap();
     assert_eq!(listed["notes"], shown["notes"]);
 
     // Export, import into an empty database: the same notes.
@@ -318,7 +344,10 @@ fn notes_are_shown_and_round_trip_through_export_and_import() {
     ok(&db, &["export", "-o", file.to_str().unwrap()]);
     let copy = dir.path().join("copy.db");
     ok(&copy, &["import", file.to_str().unwrap()]);
-    assert_eq!(json(&copy, &["show", &id, "--json"])["notes"], shown["notes"]);
+    assert_eq!(
+        json(&copy, &["show", &id, "--json"])["notes"],
+        shown["notes"]
+    );
     // A note written on the copy, imported back: the original gets it, once.
     ok(&copy, &["note", &id, "--author", "bob", "from the copy"]);
     let back = dir.path().join("back.json");
@@ -329,15 +358,33 @@ fn notes_are_shown_and_round_trip_through_export_and_import() {
     assert_eq!(merged["notes"].as_array().unwrap().len(), 3);
 
     // Refused: control characters, oversize, an unknown window; nothing added.
-    fails(&run(&db, &["note", &id, "a\u{1b}[2Jb"]), 1, "control character");
-    fails(&run(&db, &["note", &id, &"x".repeat(4097)]), 1, "4096-byte limit");
-    fails(&run(&db, &["note", "iw-nope", "text"]), 1, "no incident window");
+    fails(
+        &run(&db, &["note", &id, "a\u{1b}[2Jb"]),
+        1,
+        "control character",
+    );
+    fails(
+        &run(&db, &["note", &id, &"x".repeat(4097)]),
+        1,
+        "4096-byte limit",
+    );
+    fails(
+        &run(&db, &["note", "iw-nope", "text"]),
+        1,
+        "no incident window",
+    );
     fails(&run(&db, &["note", &id, "--author", "", "x"]), 1, "author");
-    assert_eq!(json(&db, &["show", &id, "--json"])["notes"], merged["notes"]);
+    assert_eq!(
+        json(&db, &["show", &id, "--json"])["notes"],
+        merged["notes"]
+    );
     // Deleting the window deletes its notes.
     ok(&db, &["delete", &id]);
     assert_eq!(
-        common::count(&common::sql(&db), "SELECT count(*) FROM window_notes w WHERE NOT EXISTS (SELECT 1 FROM windows x WHERE x.id = w.window_id)"),
+        common::count(
+            &common::sql(&db),
+            "SELECT count(*) FROM window_notes w WHERE NOT EXISTS (SELECT 1 FROM windows x WHERE x.id = w.window_id)"
+        ),
         0
     );
     nothing_dangles(&db);
@@ -357,7 +404,9 @@ fn csv_export_parses_with_pythons_csv_module_and_has_every_value() {
             1.5e12 + k as f64
         );
         if k == 2 {
-            lines += &format!("{{\"type\":\"trigger\",\"resource\":\"db,02 \\\"main\\\"\",\"ts\":{ts}}}\n");
+            lines += &format!(
+                "{{\"type\":\"trigger\",\"resource\":\"db,02 \\\"main\\\"\",\"ts\":{ts}}}\n"
+            );
         }
     }
     lines += "{\"type\":\"stop\",\"resource\":\"db,02 \\\"main\\\"\"}\n";
@@ -365,9 +414,15 @@ fn csv_export_parses_with_pythons_csv_module_and_has_every_value() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     let file = dir.path().join("values.csv");
-    ok(&db, &["export", "--format", "csv", "-o", file.to_str().unwrap()]);
+    ok(
+        &db,
+        &["export", "--format", "csv", "-o", file.to_str().unwrap()],
+    );
     let Some(python) = which("python3") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 is needed");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 is needed"
+        );
         eprintln!("skipping: no python3");
         return;
     };
@@ -379,7 +434,11 @@ print(json.dumps([[r[0], r[1], r[2], int(r[3]), r[4], float(r[5])] for r in rows
         .args(["-c", script, file.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let parsed: Vec<(String, String, String, i64, String, f64)> =
         serde_json::from_slice(&out.stdout).unwrap();
     let conn = common::sql(&db);
@@ -387,16 +446,21 @@ print(json.dumps([[r[0], r[1], r[2], int(r[3]), r[4], float(r[5])] for r in rows
         .prepare("SELECT window_id, resource_id, ts, ts_ms, metric, value FROM incident_samples")
         .unwrap()
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(expected.len(), 48 + 12 + 12);
     let mut got = parsed.clone();
-    let key = |a: &(String, String, String, i64, String, f64)| {
-        (a.0.clone(), a.3, a.4.clone())
-    };
+    let key = |a: &(String, String, String, i64, String, f64)| (a.0.clone(), a.3, a.4.clone());
     got.sort_by_key(key);
     expected.sort_by_key(key);
     assert_eq!(got, expected);
@@ -417,13 +481,19 @@ fn show_metric_keeps_only_the_matching_metrics() {
     let (id, _) = two_windows(&db);
     let shown = json(&db, &["show", &id, "--metric", "^cpu$", "--json"]);
     let summary = &shown["summary"];
-    for map in ["peaks", "lows", "averages", "changes", "samples", "p50", "p95", "p99"] {
+    for map in [
+        "peaks", "lows", "averages", "changes", "samples", "p50", "p95", "p99",
+    ] {
         let keys: Vec<&String> = summary[map].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["cpu"], "{map}");
     }
     let points = shown["data_points"].as_array().unwrap();
     assert_eq!(points.len(), 24);
-    assert!(points.iter().all(|p| p["metrics"].as_object().unwrap().keys().eq(["cpu"])));
+    assert!(
+        points
+            .iter()
+            .all(|p| p["metrics"].as_object().unwrap().keys().eq(["cpu"]))
+    );
     let text = ok(&db, &["show", &id, "--metric", "cpu"]);
     assert!(text.contains("\ncpu "), "{text}");
     assert!(!text.contains("memory"), "{text}");
@@ -444,8 +514,22 @@ fn show_metric_keeps_only_the_matching_metrics() {
 
 /// The subcommands this work added and the ones a user starts with.
 const SUBCOMMANDS: [&str; 16] = [
-    "watch", "ingest", "trigger", "list", "show", "context", "export", "import", "prune",
-    "stats", "demo", "push", "delete", "note", "completions", "man",
+    "watch",
+    "ingest",
+    "trigger",
+    "list",
+    "show",
+    "context",
+    "export",
+    "import",
+    "prune",
+    "stats",
+    "demo",
+    "push",
+    "delete",
+    "note",
+    "completions",
+    "man",
 ];
 
 #[test]
@@ -454,7 +538,10 @@ fn completions_and_man_pages_come_from_the_grammar() {
     let db = dir.path().join("unused.db");
     let bash = ok(&db, &["completions", "bash"]);
     for sub in SUBCOMMANDS {
-        assert!(bash.contains(sub), "{sub} missing from the bash completions");
+        assert!(
+            bash.contains(sub),
+            "{sub} missing from the bash completions"
+        );
     }
     assert!(bash.contains("--metric") && bash.contains("--before"));
     for shell in ["zsh", "fish", "elvish", "powershell"] {
@@ -466,7 +553,11 @@ fn completions_and_man_pages_come_from_the_grammar() {
     assert!(!db.exists(), "no database is created for these");
 
     let page = ok(&db, &["man"]);
-    assert!(page.contains(".TH incident-recorder 1"), "{}", &page[..200.min(page.len())]);
+    assert!(
+        page.contains(".TH incident-recorder 1"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
     for sub in SUBCOMMANDS {
         assert!(page.contains(sub), "{sub} missing from the man page");
     }
@@ -475,7 +566,10 @@ fn completions_and_man_pages_come_from_the_grammar() {
     for sub in ["delete", "note", "export", "completions"] {
         let file = pages.join(format!("incident-recorder-{sub}.1"));
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.contains(&format!(".TH incident-recorder-{sub} 1")), "{text}");
+        assert!(
+            text.contains(&format!(".TH incident-recorder-{sub} 1")),
+            "{text}"
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -489,7 +583,11 @@ fn completions_and_man_pages_come_from_the_grammar() {
             .env("MANWIDTH", "100")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("incident-recorder"), "{text}");
         assert!(text.contains("delete"), "{text}");

@@ -14,7 +14,8 @@
 //! Modules by job: [`writer`] (the recorder's connection: a tick's commit,
 //! opening windows), [`points`] (appending to the journal), [`close`]
 //! (sealing, summaries written, the journal purged), [`series`] (reading a
-//! window's points from both halves), [`retention`] (trimming), [`requests`]
+//! window's points from both halves), [`retention`] (trimming and `delete`),
+//! [`notes`] (notes on windows), [`requests`]
 //! (trigger requests), [`read`] (queries), [`replay`], [`saved`],
 //! [`transfer`], [`push`], [`schema`]. Row ids are typed ([`ids`]).
 //!

@@ -86,7 +86,9 @@ impl Store {
     ///
     /// What is kept as given: the public id, resource (id, name, type),
     /// trigger, start and end times, triggers (fired and resolved times) and
-    /// points with their metadata, and the summary's anomaly notes. What is
+    /// points with their metadata, the summary's anomaly notes, and the
+    /// window's notes (for a window already present, the notes it lacks are
+    /// added: notes written on two copies meet). What is
     /// recomputed: the summary's statistics. A window given as `recording`
     /// cannot go on recording here, so it is stored as `interrupted`, ending
     /// at its last point, exactly as if a recorder had crashed while
