@@ -195,31 +195,38 @@ fn sealed_points(tx: &Connection, id: WindowRow) -> Result<usize> {
     Ok(n as usize)
 }
 
-/// `(row, public id, recent_from if recording)` of the windows `selection`
-/// names, in one transaction.
-fn select(
-    tx: &Connection,
-    selection: DeleteSelection<'_>,
-) -> Result<Vec<(WindowRow, String, Option<i64>, bool)>> {
-    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(WindowRow, String, Option<i64>, bool)> {
+/// A window chosen for deletion.
+struct Chosen {
+    row: WindowRow,
+    public_id: String,
+    /// Where its journal part starts, while it records.
+    recent_from: Option<i64>,
+    recording: bool,
+}
+
+/// The windows `selection` names, read in the deleting transaction.
+fn select(tx: &Connection, selection: DeleteSelection<'_>) -> Result<Vec<Chosen>> {
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Chosen> {
         let status: String = r.get(3)?;
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, status == "recording"))
+        Ok(Chosen {
+            row: r.get(0)?,
+            public_id: r.get(1)?,
+            recent_from: r.get(2)?,
+            recording: status == "recording",
+        })
     };
     match selection {
         DeleteSelection::Ids(ids) => {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, public_id, recent_from, status FROM windows WHERE public_id = ?1",
             )?;
-            let mut found = Vec::with_capacity(ids.len());
+            let mut found: Vec<Chosen> = Vec::with_capacity(ids.len());
             for id in ids {
                 let w = stmt
                     .query_row([id], row)
                     .optional()?
                     .ok_or_else(|| crate::Error::WindowNotFound(crate::error::clip(id)))?;
-                if !found
-                    .iter()
-                    .any(|f: &(WindowRow, String, Option<i64>, bool)| f.0 == w.0)
-                {
+                if !found.iter().any(|f| f.row == w.row) {
                     found.push(w);
                 }
             }
@@ -262,11 +269,11 @@ impl Store {
             let chosen = select(&tx, selection)?;
             // Held until the transaction ends: no recorder starts on the
             // recording windows meanwhile.
-            let _lock = match chosen.iter().find(|w| w.3) {
+            let _lock = match chosen.iter().find(|w| w.recording) {
                 Some(w) => match self.lock_for_recording() {
                     Err(crate::Error::Locked { .. }) => {
                         return Err(crate::Error::StillRecording {
-                            id: crate::error::clip(&w.1),
+                            id: crate::error::clip(&w.public_id),
                         });
                     }
                     other => other?,
@@ -274,15 +281,15 @@ impl Store {
                 None => None,
             };
             let mut report = DeleteReport::default();
-            for (row, public_id, recent_from, recording) in chosen {
-                if recording {
-                    report.points += sealed_points(&tx, row)?;
-                    if let Some(from) = recent_from {
-                        report.points += delete_journal(&tx, row, from)?;
+            for w in chosen {
+                if w.recording {
+                    report.points += sealed_points(&tx, w.row)?;
+                    if let Some(from) = w.recent_from {
+                        report.points += delete_journal(&tx, w.row, from)?;
                     }
                 }
-                report.points += delete_window(&tx, row)?;
-                report.windows.push(public_id);
+                report.points += delete_window(&tx, w.row)?;
+                report.windows.push(w.public_id);
             }
             tx.commit()?;
             Ok(report)
