@@ -1,7 +1,7 @@
 //! Notes on windows in the central PostgreSQL (issue 22, item 4), against a
 //! throwaway cluster (tests/pg) and through the binary: a window's notes go
 //! with it; a note written after its window was pushed goes on its own at
-//! the next push; nothing is ever stored twice, even when the local marks
+//! the next push or a running pusher's next poll; nothing is ever stored twice, even when the local marks
 //! are lost (a crash between the central commit and the local mark).
 //!
 //! Without PostgreSQL's binaries each test prints why and passes; with
@@ -148,4 +148,42 @@ fn notes_go_with_their_window_and_later_on_their_own_once() {
     ok(&db, &["delete", &ids[0]]);
     push(&db, &url);
     assert_eq!(central_notes(&cluster), expected);
+
+    // A running pusher (`watch --push-to`) sends a new note at its next
+    // poll, with no window closing.
+    ok(
+        &db,
+        &[
+            "note",
+            &ids[1],
+            "--author",
+            "carol",
+            "--at",
+            AT,
+            "seen by the pusher",
+        ],
+    );
+    let out = ok(
+        &db,
+        &[
+            "watch",
+            "--for",
+            "6s",
+            "--interval",
+            "1s",
+            "--push-to",
+            &url,
+            "--push-node",
+            "n1",
+        ],
+    );
+    assert!(!out.contains(PASSWORD));
+    let notes = central_notes(&cluster);
+    assert_eq!(notes.len(), 4, "{notes:?}");
+    assert!(notes.contains(&(
+        ids[1].clone(),
+        AT_MS,
+        "carol".into(),
+        "seen by the pusher".into()
+    )));
 }
