@@ -102,8 +102,8 @@ pub use recorder::{
     Recovery, RejectedValue, Sample, TriggerAction, TriggerOutcome,
 };
 pub use store::{
-    DeleteReport, DeleteSelection, PruneReport, PushState, Store, StoreStats, TriggerRequestStatus,
-    WindowFilter,
+    DeleteReport, DeleteSelection, ListingCursor, PruneReport, PushState, Store, StoreStats,
+    TriggerRequestStatus, WindowFilter,
 };
 
 /// The README's examples run as doctests, so they stay true.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Scripted, secs, t};
-use incident_recorder::listen::{ListenConfig, Listener};
+use incident_recorder::listen::{ListenAuth, ListenConfig, Listener};
 use incident_recorder::{
     Clock, IncidentRecorder, IncidentWindow, ManualClock, RecorderConfig, Timestamp, WindowFilter,
     WindowStatus,
@@ -55,7 +55,7 @@ fn rig_on(config: RecorderConfig, dir: Option<tempfile::TempDir>) -> Rig {
     recorder.set_metrics_provider(Scripted::counting(&["db:9100"]));
     let listener = Listener::start(
         Arc::clone(&recorder),
-        ListenConfig::new("127.0.0.1:0".parse().unwrap()),
+        ListenConfig::new("127.0.0.1:0".parse().unwrap(), ListenAuth::Unauthenticated),
     )
     .unwrap();
     Rig {

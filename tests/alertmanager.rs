@@ -329,7 +329,7 @@ fn the_listeners_metrics_parse_and_pass_promtool() {
         return;
     };
     let listen = format!("127.0.0.1:{}", real::free_port());
-    let _watch = watch(dir.path(), &node, &listen, &[]);
+    let _watch = watch(dir.path(), &node, &listen, &["--listen-no-auth"]);
     let started = Instant::now();
     let (status, text) = wait_for(Duration::from_secs(10), "a few ticks", || {
         let (s, t) = real::get(&format!("http://{listen}/metrics"))?;
@@ -551,7 +551,7 @@ fn out_of_order_skewed_and_absurd_alerts_through_watch() {
         return;
     };
     let listen = format!("127.0.0.1:{}", real::free_port());
-    let mut watch = watch(dir.path(), &node, &listen, &[]);
+    let mut watch = watch(dir.path(), &node, &listen, &["--listen-no-auth"]);
     std::thread::sleep(Duration::from_secs(2));
     let db = dir.path().join("incidents.db");
     let zero = "0001-01-01T00:00:00Z";

@@ -3,9 +3,10 @@
 //! files, the recorder never writes through them, never leaves history
 //! readable by others, and never blocks on a FIFO or device.
 //!
-//! The attacks need a second user (`ir-other`, created by `.ci/run`) and
-//! root, to plant files as that user; elsewhere these tests say why and
-//! return, except under `CI=true`, where they fail.
+//! The attacks need root and a second user (`ir-other`: `.ci/run` creates
+//! it, and so do these tests as root), to plant files as that user; without
+//! root these tests say visibly that they did not run (`common/skip.rs`),
+//! and fail under `CI=true`.
 
 mod common;
 
@@ -16,33 +17,18 @@ use std::time::{Duration, Instant};
 
 use common::bin::*;
 
-/// The other user's uid and gid, if the test can act as them.
+/// The other user's uid and gid, if the test can act as them: as root,
+/// `ir-other` is created if missing; otherwise the test is skipped, visibly
+/// (see `common/skip.rs`).
 fn other_user() -> Option<(u32, u32)> {
-    let why = if unsafe { libc::geteuid() } != 0 {
-        "not running as root"
+    let found = if common::skip::is_root() {
+        common::skip::test_user("ir-other")
     } else {
-        let out = Command::new("id").args(["-u", "ir-other"]).output();
-        let uid = out
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        let gid = Command::new("id")
-            .args(["-g", "ir-other"])
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        match (uid, gid) {
-            (Some(u), Some(g)) => return Some((u, g)),
-            _ => "no user ir-other (useradd --system ir-other)",
-        }
+        Err("needs root, to plant files as a second user".to_owned())
     };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("hostile-file tests cannot run: {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
+    found
+        .map_err(|why| common::skip::skip(&format!("hostile-file test cannot run: {why}")))
+        .ok()
 }
 
 /// A sticky, world-writable directory, like /tmp.

@@ -68,6 +68,7 @@ pub fn run(db: &Path, a: DeleteArgs) -> Result<ExitCode> {
         super::print_json(&serde_json::json!({
             "deleted_windows": report.windows,
             "deleted_points": report.points,
+            "deleted_metric_names": report.metric_names,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,8 +1,10 @@
 //! How values, times and sizes read in tables and messages.
 //!
 //! Times are UTC like everything stored (`2026-11-24 10:00:05Z`); values
-//! keep two decimals like the AI digest, and large ones (byte rates) switch
-//! to k/M/G/T so table columns stay narrow.
+//! keep two decimals like the AI digest, and from a thousand on (byte
+//! rates) switch to k/M/G/T, so one column never mixes `1.40M` with
+//! `76187.12`; durations are rounded to what a reader needs (`2m50s`, not
+//! `2m50.002s`); counts group thousands (`12,000`).
 
 use incident_recorder::Timestamp;
 use incident_recorder::context::format_number;
@@ -13,17 +15,35 @@ pub fn time(t: Timestamp) -> String {
     format!("{} {}Z", &iso[..10], &iso[11..19])
 }
 
-/// Two decimals below a hundred thousand, then SI prefixes: `93.46`,
-/// `-0.50`, `1.25M`.
+/// `HH:MM:SS` UTC: the time on `watch`'s lines and its warnings.
+pub fn clock(t: Timestamp) -> String {
+    time(t)[11..19].to_owned()
+}
+
+/// Two decimals below a thousand, then SI prefixes with two decimals:
+/// `93.46`, `-0.50`, `76.19k`, `1.25M`.
 pub fn value(v: f64) -> String {
-    const PREFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e5, "k")];
+    const PREFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
     for (scale, prefix) in PREFIXES {
-        if v.abs() >= scale {
-            let scale = if prefix == "k" { 1e3 } else { scale };
+        // 999.996 would round to "1000.00": it is 1.00k.
+        if v.abs() >= scale * 0.999_995 {
             return format!("{}{prefix}", format_number(v / scale));
         }
     }
     format_number(v)
+}
+
+/// A count with its thousands grouped: `12,000`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Like [`value`] with a `+` on values that are not negative.
@@ -52,9 +72,18 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// Go-style duration (`5m0s`), as in the AI digest.
+/// Go-style duration (`5m0s`), as in the AI digest, rounded: whole
+/// seconds from a minute on (`2m50s`), tenths of a second below
+/// (`2.5s`), milliseconds below a second (`250ms`).
 pub fn duration_ms(ms: i64) -> String {
-    incident_recorder::context::format_duration_ms(ms)
+    let step = match ms.unsigned_abs() {
+        0..1_000 => 1,
+        1_000..60_000 => 100,
+        _ => 1_000,
+    };
+    // Half away from zero, so a window of 2m59.5s reads 3m0s.
+    let rounded = (ms + ms.signum() * step / 2) / step * step;
+    incident_recorder::context::format_duration_ms(rounded)
 }
 
 /// [`terminal_safe`] for text of several lines: line breaks and tabs are
@@ -107,7 +136,9 @@ mod tests {
     fn values_stay_short() {
         assert_eq!(value(93.456), "93.46");
         assert_eq!(value(-0.5), "-0.50");
-        assert_eq!(value(99_999.0), "99999.00");
+        assert_eq!(value(999.99), "999.99");
+        assert_eq!(value(999.999), "1.00k");
+        assert_eq!(value(76_187.12), "76.19k");
         assert_eq!(value(123_456.0), "123.46k");
         assert_eq!(value(1_250_000.0), "1.25M");
         assert_eq!(value(-3e9), "-3.00G");
@@ -122,5 +153,28 @@ mod tests {
         assert_eq!(bytes(5 * 1024 * 1024), "5.0 MiB");
         let t = Timestamp::parse_rfc3339("2026-11-24T10:00:05.250Z").unwrap();
         assert_eq!(time(t), "2026-11-24 10:00:05Z");
+        assert_eq!(clock(t), "10:00:05");
+    }
+
+    #[test]
+    fn counts_group_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(12_000), "12,000");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn durations_are_rounded_for_reading() {
+        assert_eq!(duration_ms(170_002), "2m50s");
+        assert_eq!(duration_ms(179_500), "3m0s");
+        assert_eq!(duration_ms(1_000_000), "16m40s");
+        assert_eq!(duration_ms(3_723_400), "1h2m3s");
+        assert_eq!(duration_ms(2_549), "2.5s");
+        assert_eq!(duration_ms(59_940), "59.9s");
+        assert_eq!(duration_ms(250), "250ms");
+        assert_eq!(duration_ms(0), "0s");
+        assert_eq!(duration_ms(-170_002), "-2m50s");
     }
 }

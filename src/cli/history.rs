@@ -22,6 +22,7 @@ use super::table::{Align, Table};
 pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     let store = super::open_read_only(db)?;
     let since = a.since.as_deref().map(parse_since).transpose()?;
+    let filtered = a.resource.is_some() || a.status.is_some() || since.is_some();
     let (windows, damaged) = store.readable_windows(&WindowFilter {
         resource: a.resource,
         status: a.status,
@@ -43,7 +44,23 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     if windows.is_empty() {
-        writeln!(out, "no windows")?;
+        let any = filtered
+            && !(store.windows(&WindowFilter {
+                limit: 1,
+                ..WindowFilter::default()
+            })?)
+            .is_empty();
+        if any {
+            writeln!(
+                out,
+                "no windows match (`list` without filters shows them all)"
+            )?;
+        } else {
+            writeln!(out, "no windows yet")?;
+            for line in HOW_WINDOWS_OPEN {
+                writeln!(out, "  {line}")?;
+            }
+        }
         return Ok(code);
     }
     let mut t = Table::new(&[
@@ -80,6 +97,16 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     format::write_text(&mut out, &String::from_utf8_lossy(&text))?;
     Ok(code)
 }
+
+/// What an empty history says: nothing is recorded until a window opens,
+/// and a quiet `watch` opens none.
+const HOW_WINDOWS_OPEN: [&str; 5] = [
+    "windows open when something happens; a quiet watch records only its pre-incident buffer, in memory:",
+    "- a watch rule holds (defaults: cpu>90 for 1m, memory>90 for 1m, disk>90; add --rule 'load1>8 for 2m')",
+    "- `watch --trigger-now` opens one at once; `incident-recorder trigger RESOURCE` asks a running watch for one",
+    "- an Alertmanager alert (`watch --listen`), or a trigger line given to `ingest`",
+    "- `incident-recorder demo` records a simulated incident to look around in",
+];
 
 /// `--since`: a duration back from now, or an RFC 3339 time.
 fn parse_since(text: &str) -> Result<Timestamp> {
@@ -311,14 +338,15 @@ pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) ->
         )?;
         if summary.anomalies_by_metric.is_empty() {
             for a in &summary.anomalies {
-                writeln!(out, "  {a}")?;
+                writeln!(out, "  {}", anomaly_note(a))?;
             }
         }
         for (metric, a) in &summary.anomalies_by_metric {
             writeln!(
                 out,
                 "  {metric}: {} samples; strongest: {}",
-                a.samples, a.strongest
+                a.samples,
+                anomaly_note(&a.strongest)
             )?;
         }
     }
@@ -339,6 +367,31 @@ pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) ->
         writeln!(out, "{metric:<label$}  {}", sparkline(&series, width))?;
     }
     Ok(())
+}
+
+/// An anomaly's note with its values in the table's format: the stored
+/// `net_rx 2413412.3 at 10:04:05, 44.7 MADs above baseline 730590.1` reads
+/// `net_rx 2.41M at 10:04:05, 44.7 MADs above baseline 730.59k`. Notes of
+/// another shape (imported from Pulse) are shown as they are.
+fn anomaly_note(note: &str) -> String {
+    static NOTE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^(.+) (-?[0-9.]+) at ([0-9:]+), ([0-9.]+ MADs (?:above|below)) baseline (-?[0-9.]+)$",
+        )
+        .expect("a valid pattern")
+    });
+    let Some(c) = NOTE.captures(note) else {
+        return note.to_owned();
+    };
+    let number = |i: usize| c[i].parse::<f64>().map_or(c[i].to_owned(), format::value);
+    format!(
+        "{} {} at {}, {} baseline {}",
+        &c[1],
+        number(2),
+        &c[3],
+        &c[4],
+        number(5)
+    )
 }
 
 /// Columns of the terminal on stdout, or 80 when it is not one.
@@ -440,16 +493,43 @@ pub fn prune(db: &Path, a: PruneArgs) -> Result<ExitCode> {
             "deleted_windows": report.windows,
             "deleted_points": report.points,
             "deleted_unpushed": report.unpushed,
+            "deleted_metric_names": report.metric_names,
         }))?;
     } else {
+        let mut out = std::io::stdout().lock();
         writeln!(
-            std::io::stdout().lock(),
+            out,
             "deleted {} windows ({} points): ended more than {} ago or beyond the newest {}",
             report.windows,
             report.points,
             super::duration::format(a.retention),
             a.max_windows
         )?;
+        if report.metric_names > 0 {
+            writeln!(
+                out,
+                "deleted {} metric names no remaining window uses",
+                report.metric_names
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn anomaly_notes_use_the_tables_number_format() {
+        assert_eq!(
+            super::anomaly_note(
+                "net_rx_bytes_per_s 2413412.3 at 10:04:05, 44.7 MADs above baseline 730590.1"
+            ),
+            "net_rx_bytes_per_s 2.41M at 10:04:05, 44.7 MADs above baseline 730.59k"
+        );
+        assert_eq!(
+            super::anomaly_note("cpu 97.2 at 10:04:05, 4.0 MADs below baseline -31.0"),
+            "cpu 97.20 at 10:04:05, 4.0 MADs below baseline -31.00"
+        );
+        assert_eq!(super::anomaly_note("cpu spike"), "cpu spike");
+    }
 }

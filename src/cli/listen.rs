@@ -1,19 +1,30 @@
 //! `watch --listen`: the library's HTTP listener on the recorder `watch` runs.
 //!
-//! Only options here; the listener itself (Alertmanager's webhook, triggers,
-//! queries, `/metrics`) is [`incident_recorder::listen`], so embedders get
-//! the same one. `watch` starts it after the recorder opens and stops it
-//! before the recorder stops, so no trigger arrives while pending samples
-//! are saved.
+//! The listener itself (Alertmanager's webhook, triggers, queries,
+//! `/metrics`) is [`incident_recorder::listen`], so embedders get the same
+//! one; here are the options and the token file. By default every request
+//! but `/healthz` needs a bearer token only the owner can read: generated
+//! into `<db>.listen-token` (32 random bytes, mode 0600, created
+//! exclusively and never through a link), reused while it is the user's own
+//! file that no other user can read, refused otherwise. `--listen-token`
+//! gives the token instead; `--listen-no-auth` goes without (loopback only).
+//!
+//! [`check`] runs before the database is opened, so bad options exit 2
+//! having opened and printed nothing; [`prepare`] reads or writes the token
+//! file once the database is open; [`start`] starts the listener after the
+//! first tick and before the recorder stops, so no trigger arrives while
+//! pending samples are saved.
 
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use incident_recorder::listen::{ListenConfig, Listener};
+use incident_recorder::listen::{ListenAuth, ListenConfig, Listener, MAX_TOKEN_BYTES};
 use incident_recorder::{IncidentRecorder, RecorderConfig};
 
-use super::error::Result;
+use super::error::{Context, Failure, Result};
 
 /// The listener options of `watch`.
 #[derive(Debug, Args)]
@@ -23,15 +34,18 @@ pub struct ListenArgs {
     /// POST /alertmanager (Alertmanager's webhook: a firing alert opens or
     /// extends an `alert` window on the resource its instance label names,
     /// at startsAt; resolved resolves it at endsAt), POST /trigger
-    /// ({"resource","type","id"}), GET /windows and GET /windows/ID (the
-    /// JSON of list --json and show --json), GET /metrics (the recorder's
-    /// health, Prometheus format), GET /healthz. Off by default; an address
-    /// other than loopback needs --listen-token.
+    /// ({"resource","type","id"}), GET /windows (paged: limit, before,
+    /// points) and GET /windows/ID (the JSON of list --json and show
+    /// --json), GET /metrics (the recorder's health, Prometheus format),
+    /// GET /healthz. Off by default. Every request but /healthz needs
+    /// `Authorization: Bearer TOKEN`, the token read from (or generated
+    /// into) DB.listen-token, which only you can read; Alertmanager reads it
+    /// with http_config.authorization.credentials_file.
     #[arg(long = "listen", value_name = "ADDR", value_parser = parse_addr)]
     pub addr: Option<SocketAddr>,
-    /// Require `Authorization: Bearer TOKEN` on every request but /healthz
-    /// (Alertmanager: http_config.authorization.credentials). Prefer the
-    /// environment variable: the command line is visible to other users.
+    /// The bearer token instead of the token file (at least 16 bytes).
+    /// Prefer the environment variable: the command line is visible to
+    /// other users.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -40,6 +54,10 @@ pub struct ListenArgs {
         requires = "addr"
     )]
     pub listen_token: Option<String>,
+    /// No token at all: every user of this host can read the history and
+    /// open or resolve windows. Loopback addresses only.
+    #[arg(long, requires = "addr", conflicts_with = "listen_token")]
+    pub listen_no_auth: bool,
     /// The alert label that names the resource (matched against resource
     /// ids: a --scrape target's host:port or NAME, this host's name).
     #[arg(
@@ -89,23 +107,211 @@ pub fn configure(a: &ListenArgs, config: &mut RecorderConfig) {
     }
 }
 
-/// Starts the listener if `--listen` was given.
-pub fn start(a: &ListenArgs, recorder: &Arc<IncidentRecorder>) -> Result<Option<Listener>> {
-    let Some(addr) = a.addr else { return Ok(None) };
-    let config = ListenConfig {
-        token: a.listen_token.clone(),
-        alert_resource_label: a.alert_resource_label.clone(),
-        ..ListenConfig::new(addr)
-    };
-    Ok(Some(Listener::start(Arc::clone(recorder), config)?))
+/// Where the token comes from.
+#[derive(Debug)]
+enum Access {
+    Token(String),
+    File,
+    NoAuth,
 }
 
-/// The line `watch` prints once listening.
-pub fn banner(l: &Listener) -> String {
-    format!(
-        "listening on http://{}: POST /alertmanager, POST /trigger, GET /windows, GET /metrics, GET /healthz",
-        l.local_addr()
-    )
+/// Checked listener options, before anything is opened.
+#[derive(Debug)]
+pub struct Plan {
+    addr: SocketAddr,
+    access: Access,
+    label: String,
+}
+
+/// Checks the options (no file, no socket): `Err` is a usage error.
+pub fn check(a: &ListenArgs) -> std::result::Result<Option<Plan>, String> {
+    let Some(addr) = a.addr else { return Ok(None) };
+    let (access, auth) = match (&a.listen_token, a.listen_no_auth) {
+        (Some(t), _) => (Access::Token(t.clone()), ListenAuth::Bearer(t.clone())),
+        (None, true) => (Access::NoAuth, ListenAuth::Unauthenticated),
+        // Stands for the token file's, which is always valid.
+        (None, false) => (Access::File, ListenAuth::Bearer("x".repeat(32))),
+    };
+    let config = ListenConfig {
+        alert_resource_label: a.alert_resource_label.clone(),
+        ..ListenConfig::new(addr, auth)
+    };
+    if let Err(e) = config.check() {
+        let e = incident_recorder::error_chain(&e);
+        return Err(if a.listen_no_auth {
+            format!("--listen-no-auth: {e}")
+        } else {
+            e.replace("use a token", "use the token file (drop --listen-no-auth)")
+        });
+    }
+    Ok(Some(Plan {
+        addr,
+        access,
+        label: a.alert_resource_label.clone(),
+    }))
+}
+
+/// The listener's settings with its token, and the token file if any.
+#[derive(Debug)]
+pub struct Prepared {
+    config: ListenConfig,
+    file: Option<PathBuf>,
+}
+
+/// Reads or creates the token file beside `db` when the token comes from
+/// it; fails (before anything is printed) on a file that is not safe.
+pub fn prepare(plan: Option<Plan>, db: &Path) -> Result<Option<Prepared>> {
+    let Some(plan) = plan else { return Ok(None) };
+    let (auth, file) = match plan.access {
+        Access::Token(t) => (ListenAuth::Bearer(t), None),
+        Access::NoAuth => (ListenAuth::Unauthenticated, None),
+        Access::File => {
+            let path = token_path(db);
+            (ListenAuth::Bearer(token_from_file(&path)?), Some(path))
+        }
+    };
+    let config = ListenConfig {
+        alert_resource_label: plan.label,
+        ..ListenConfig::new(plan.addr, auth)
+    };
+    Ok(Some(Prepared { config, file }))
+}
+
+/// Starts the listener if `--listen` was given, with the line to print.
+pub fn start(
+    p: Option<Prepared>,
+    recorder: &Arc<IncidentRecorder>,
+) -> Result<Option<(Listener, String)>> {
+    let Some(p) = p else { return Ok(None) };
+    let access = match (&p.file, &p.config.auth) {
+        (Some(f), _) => format!(
+            "; bearer token in {} (Alertmanager: credentials_file)",
+            f.display()
+        ),
+        (None, ListenAuth::Unauthenticated) => {
+            "; without authentication (--listen-no-auth): every user of this host can read and steer it".to_owned()
+        }
+        (None, _) => "; bearer token from --listen-token".to_owned(),
+    };
+    let listener = Listener::start(Arc::clone(recorder), p.config)?;
+    let banner = format!(
+        "listening on http://{}: POST /alertmanager, POST /trigger, GET /windows, GET /metrics, GET /healthz{access}",
+        listener.local_addr()
+    );
+    Ok(Some((listener, banner)))
+}
+
+/// `<db>.listen-token`, beside the database.
+fn token_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".listen-token");
+    PathBuf::from(name)
+}
+
+/// The token in `path`, or a new one written there (see the module docs).
+fn token_from_file(path: &Path) -> Result<String> {
+    for _ in 0..3 {
+        match read_token(path)? {
+            Some(t) => return Ok(t),
+            None => match new_token(path) {
+                Ok(t) => return Ok(t),
+                // Another process created it meanwhile: read that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).context(format!(
+                        "cannot create the listener token file {}",
+                        path.display()
+                    ));
+                }
+            },
+        }
+    }
+    Err(Failure::msg(format!(
+        "{}: the listener token file keeps changing",
+        path.display()
+    )))
+}
+
+/// The token of an existing file, `None` if there is none; refuses a link,
+/// anything but a regular file, a file of another user's, or one that
+/// others can read or write.
+fn read_token(path: &Path) -> Result<Option<String>> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |why: String| {
+        Failure::msg(format!(
+            "{}: refusing the listener token file: {why}",
+            path.display()
+        ))
+    };
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse(
+                "it is a symbolic link, which is never followed; remove it".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(e).context(format!(
+                "cannot read the listener token file {}",
+                path.display()
+            ));
+        }
+    };
+    let meta = file.metadata().context(format!(
+        "cannot read the listener token file {}",
+        path.display()
+    ))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_file() {
+        return Err(refuse("it is not a regular file".into()));
+    }
+    if meta.uid() != me {
+        return Err(refuse(format!(
+            "it belongs to another user (uid {}), who knows the token; remove it and a new one is generated",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o037 != 0 {
+        return Err(refuse(format!(
+            "its mode {:04o} lets others read or change it, so the token may have leaked; \
+             remove it (a new one is generated) or chmod 600 it",
+            meta.mode() & 0o7777
+        )));
+    }
+    let mut text = String::new();
+    (&mut file)
+        .take(MAX_TOKEN_BYTES as u64 + 2)
+        .read_to_string(&mut text)
+        .context(format!(
+            "cannot read the listener token file {}",
+            path.display()
+        ))?;
+    let token = text.trim().to_owned();
+    ListenAuth::check_token(&token).map_err(|e| refuse(e.to_string()))?;
+    Ok(Some(token))
+}
+
+/// Writes a new random token into `path` (exclusively, mode 0600, not
+/// through a link) and returns it.
+fn new_token(path: &Path) -> std::io::Result<String> {
+    let mut random = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = incident_recorder::files::create_new_private(path)?;
+    let written = file
+        .write_all(format!("{token}\n").as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(token)
 }
 
 /// True for the trigger ids the listener gives Alertmanager's alerts.
@@ -127,6 +333,7 @@ mod tests {
         }
         for args in [
             vec!["x", "--listen-token", "t"],
+            vec!["x", "--listen-no-auth"],
             vec!["x", "--alert-resource-label", "host"],
             vec!["x", "--alert-allowance", "5m"],
         ] {

@@ -42,6 +42,8 @@ impl<'a> Live<'a> {
             let bar = ProgressBar::new_spinner();
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
             bar.enable_steady_tick(Duration::from_millis(200));
+            // Warnings are printed above the status line, not through it.
+            super::logging::attach_bar(&bar);
             bar
         });
         let mut live = Live {
@@ -66,7 +68,7 @@ impl<'a> Live<'a> {
 
     /// Prints one event line.
     pub fn say(&self, text: &str) -> Result<()> {
-        let line = format!("{} {text}", clock(Timestamp::now()));
+        let line = format!("{} {text}", format::clock(Timestamp::now()));
         let print = || writeln!(std::io::stdout().lock(), "{line}");
         match &self.bar {
             Some(bar) => bar.suspend(print)?,
@@ -77,6 +79,8 @@ impl<'a> Live<'a> {
 
     /// Updates the status line; after a new tick, reports window changes.
     pub fn refresh(&mut self) -> Result<()> {
+        // A flood of warnings that stopped is summarised within a minute.
+        super::logging::flush_due();
         let stats = self.recorder.stats();
         if stats.ticks != self.ticks {
             self.ticks = stats.ticks;
@@ -97,6 +101,7 @@ impl<'a> Live<'a> {
     /// Removes the status line for good (before the last messages).
     pub fn clear(&mut self) {
         if let Some(bar) = self.bar.take() {
+            super::logging::detach_bar();
             bar.finish_and_clear();
         }
     }
@@ -119,7 +124,7 @@ impl<'a> Live<'a> {
     }
 
     fn status(&self, s: &RecorderStats) -> String {
-        let last = s.last_tick.map_or("none yet".into(), clock);
+        let last = s.last_tick.map_or("none yet".into(), format::clock);
         let mut text = format!(
             "{}: {} resource(s), {} buffered points, {} recording window(s), {} points written, last tick {last}",
             self.resource, s.resources, s.buffered_points, s.active_windows, s.points_written
@@ -171,9 +176,4 @@ impl<'a> Live<'a> {
             })
             .collect())
     }
-}
-
-/// `HH:MM:SS` UTC.
-fn clock(t: Timestamp) -> String {
-    format::time(t)[11..19].to_owned()
 }

@@ -55,6 +55,16 @@ impl From<RuleEvent> for Event {
 }
 
 pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
+    // Before anything is opened or printed: a bad option changes nothing.
+    let listen = match super::listen::check(&a.listen) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e} (see --help)");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
+    // Its stdout lines carry the time; its warnings do the same.
+    super::logging::with_times();
     let rules = if a.rules.is_empty() {
         rules::default_rules()
     } else {
@@ -70,6 +80,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     let sources = super::scrape::sources(&a.scrape, &config)?;
     let (rules, warnings) = super::scrape::check_rules(rules, &sources)?;
     let recorder = Arc::new(IncidentRecorder::open(config)?);
+    let listen = super::listen::prepare(listen, db)?;
     let pusher = super::push::start(db, push_target)?;
     let resource = sources.first.clone();
     let (tx, rx) = mpsc::channel::<Event>();
@@ -115,10 +126,13 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     recorder.record_sample()?; // the first sample now, not one interval later
     // After the first tick: the recorder knows its resources, so an alert
     // for one it does not monitor is answered as such.
-    let listener = super::listen::start(&a.listen, &recorder)?;
-    if let Some(l) = &listener {
-        live.say(&super::listen::banner(l))?;
-    }
+    let listener = match super::listen::start(listen, &recorder)? {
+        Some((l, banner)) => {
+            live.say(&banner)?;
+            Some(l)
+        }
+        None => None,
+    };
     if a.trigger_now {
         recorder.start_recording(resource.as_str(), Trigger::manual())?;
     }

@@ -1,39 +1,67 @@
-//! A small HTTP/1.1 server on plain threads, with every bound the listener
-//! promises.
+//! The listener's HTTP server: hyper 1 (HTTP/1.1) on a small tokio runtime
+//! of its own, with every bound the listener promises.
 //!
-//! Why not `tiny_http` (the crate DESIGN.md names): version 0.12 reads
-//! header lines without a length limit, starts a thread for every
-//! connection and sets no read timeout, so one client sending a header
-//! without an end, or many clients sending nothing, grows memory or threads
-//! without bound; and its accept loop ends on the first accept error, so a
-//! timeout cannot be set on the listening socket either. A server for a few
-//! JSON endpoints is short enough to own:
+//! Why hyper and not threads of our own: the hand-written server this
+//! replaces gave each connection a worker thread for its whole life, so 4
+//! clients dripping a header byte every few seconds held all 4 workers and
+//! Alertmanager's webhook waited behind them (68 such clients blocked it
+//! completely, with or without a token, which is only read after the
+//! request). Waiting for bytes must cost a socket, not a thread: here every
+//! connection is a task on two runtime threads, and the recorder's blocking
+//! calls (SQLite) run on tokio's blocking pool, a bounded number at a time.
+//! hyper is the well-kept HTTP/1.1 implementation under most of Rust's
+//! servers, and tokio is already built for the fleet push's client.
 //!
-//! - one acceptor thread hands connections to a fixed number of workers
-//!   through a bounded queue; when the queue is full the connection gets a
-//!   503 at once (so a flood costs the flood, not the workers);
-//! - each read waits at most `read_timeout`, and a whole request must
-//!   arrive within `request_timeout`, so a client that stalls or drips loses
-//!   its connection (408);
-//! - the request head is at most [`MAX_HEAD_BYTES`] with at most
-//!   [`MAX_HEADERS`] headers (431), the body at most `max_body_bytes` (413)
-//!   and sent with `Content-Length` (411 otherwise);
-//! - one request per connection (`Connection: close`), the handler run
-//!   under `catch_unwind` (500), nothing a client sends can panic a thread.
+//! The bounds:
+//!
+//! - at most `max_connections` connections at once; one more is answered
+//!   503 at once and closed (counted, and logged at most once a minute);
+//! - the request head must arrive within `request_timeout` (hyper's header
+//!   timer, also for an idle kept-alive connection), and is at most
+//!   [`MAX_HEAD_BYTES`] with at most [`MAX_HEADERS`] headers (431);
+//! - the body must arrive within `request_timeout`, never waiting more than
+//!   `read_timeout` for the next bytes (408), and is at most
+//!   `max_body_bytes` (413), with a `Content-Length` or chunked;
+//! - a response must be taken by the client without stalling for more than
+//!   `read_timeout` on any write, and a streamed one within
+//!   [`MAX_STREAM_TIME`];
+//! - at most `handlers` POSTs and `handlers` GETs run the recorder at once,
+//!   each on a blocking thread; a request that waits more than
+//!   `request_timeout` for one gets 503 with `Retry-After`. POSTs (the
+//!   webhook, triggers) never wait behind GETs (listings);
+//! - handlers run under `catch_unwind` (500); a request hyper cannot parse
+//!   gets hyper's bare 400 or 431, every other refusal a JSON
+//!   `{"error": "..."}`.
+//!
+//! Stopping closes every connection at once (a slow client cannot delay it)
+//! and waits for the recorder calls in progress.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// Largest request line plus headers.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 100;
+/// Longest a streamed response (a listing) may take to be read.
+pub const MAX_STREAM_TIME: Duration = Duration::from_secs(300);
+/// Chunks of a streamed response buffered ahead of the client.
+const STREAM_AHEAD: usize = 2;
 
 /// The server's bounds.
 #[derive(Clone, Copy, Debug)]
@@ -41,8 +69,8 @@ pub(super) struct Limits {
     pub(super) max_body_bytes: usize,
     pub(super) read_timeout: Duration,
     pub(super) request_timeout: Duration,
-    pub(super) workers: usize,
-    pub(super) queue: usize,
+    pub(super) max_connections: usize,
+    pub(super) handlers: usize,
 }
 
 /// A request, read whole.
@@ -79,13 +107,34 @@ impl Request {
     }
 }
 
+/// What writes a streamed body: [`Sink::write`] each chunk; an `Err` before
+/// the first chunk is answered instead, after it cuts the response short.
+pub(super) type Producer = Box<dyn FnOnce(&mut Sink) -> Result<(), Response> + Send>;
+
+/// A response body.
+pub(super) enum Body {
+    /// All of it, now.
+    Bytes(Vec<u8>),
+    /// Written chunk by chunk on the handler's thread, in bounded memory.
+    Stream(Producer),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
 /// A response.
 #[derive(Debug)]
 pub(super) struct Response {
     pub(super) status: u16,
     pub(super) content_type: &'static str,
     pub(super) headers: Vec<(&'static str, String)>,
-    pub(super) body: Vec<u8>,
+    pub(super) body: Body,
 }
 
 impl Response {
@@ -98,7 +147,7 @@ impl Response {
             status,
             content_type: "application/json",
             headers: Vec::new(),
-            body,
+            body: Body::Bytes(body),
         }
     }
 
@@ -106,57 +155,164 @@ impl Response {
     pub(super) fn error(status: u16, message: impl Into<String>) -> Response {
         Response::json(status, &serde_json::json!({ "error": message.into() }))
     }
+
+    /// A response whose body `producer` writes as it goes.
+    pub(super) fn stream(status: u16, content_type: &'static str, producer: Producer) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: Body::Stream(producer),
+        }
+    }
 }
 
-/// What answers requests.
+/// What answers requests; called on a blocking thread.
 pub(super) type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
-/// The running server; dropping it stops and joins its threads.
+/// Where a [`Producer`] writes: hands each chunk to the connection, waiting
+/// at most `read_timeout` for the client to take the previous ones.
+pub(super) struct Sink {
+    /// Until the first chunk: the head to answer with, and where to send it.
+    head: Option<(Response, oneshot::Sender<Answer>)>,
+    chunks: mpsc::Sender<io::Result<Bytes>>,
+    receiver: Option<mpsc::Receiver<io::Result<Bytes>>>,
+    runtime: tokio::runtime::Handle,
+    read_timeout: Duration,
+    deadline: Instant,
+}
+
+impl Sink {
+    /// Sends `chunk`; fails when the client went away or stopped reading.
+    pub(super) fn write(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.start();
+        let wait = self
+            .read_timeout
+            .min(self.deadline.saturating_duration_since(Instant::now()));
+        let send = self.chunks.send_timeout(Ok(Bytes::from(chunk)), wait);
+        match self.runtime.block_on(send) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading the response",
+            )),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client went away",
+            )),
+        }
+    }
+
+    /// Answers with the head (once), the body to follow.
+    fn start(&mut self) {
+        if let (Some((head, answer)), Some(rx)) = (self.head.take(), self.receiver.take()) {
+            let _ = answer.send(Answer {
+                response: head,
+                stream: Some(rx),
+            });
+        }
+    }
+}
+
+/// A handler's answer as the connection sends it.
+struct Answer {
+    response: Response,
+    stream: Option<mpsc::Receiver<io::Result<Bytes>>>,
+}
+
+/// A warning that can repeat for every request or connection: logged the
+/// first time, then at most once per [`Throttle::EVERY`] with how many were
+/// left unsaid (one client must not fill the log).
+#[derive(Debug, Default)]
+pub(super) struct Throttle(Mutex<Option<(Instant, u64)>>);
+
+impl Throttle {
+    /// How often a repeated warning is logged at most.
+    pub(super) const EVERY: Duration = Duration::from_secs(60);
+
+    /// Counts one occurrence at `now`; `Some(n)` when it is to be logged,
+    /// with `n` occurrences since the last line that were not.
+    pub(super) fn hit(&self, now: Instant) -> Option<u64> {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *s {
+            Some((last, unsaid)) if now.saturating_duration_since(*last) < Self::EVERY => {
+                *unsaid += 1;
+                None
+            }
+            other => {
+                let unsaid = other.map_or(0, |(_, n)| n);
+                *other = Some((now, 0));
+                Some(unsaid)
+            }
+        }
+    }
+}
+
+/// What the server counts, for `/metrics`.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Connections refused because `max_connections` were open.
+    pub(super) refused_connections: AtomicU64,
+    /// Requests answered 503 because every handler was busy too long.
+    pub(super) busy_requests: AtomicU64,
+    refused_log: Throttle,
+    busy_log: Throttle,
+}
+
+/// Shared by the acceptor and every connection.
+struct State {
+    limits: Limits,
+    handler: Handler,
+    /// Handlers for POSTs (the webhook, triggers) and for everything else.
+    posts: Arc<Semaphore>,
+    gets: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The running server; dropping it stops it.
 pub(super) struct Server {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
-    workers: Vec<JoinHandle<()>>,
-    /// Each worker's connection in progress, so stopping can cut it short
-    /// (a slow client must not delay the recorder's shutdown).
-    busy: Arc<Vec<Mutex<Option<TcpStream>>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+    state: Arc<State>,
 }
 
 impl Server {
     /// Serves `listener` with `handler` within `limits`.
     pub(super) fn start(
-        listener: TcpListener,
+        listener: std::net::TcpListener,
         limits: Limits,
         handler: Handler,
+        counters: Arc<Counters>,
     ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::sync_channel::<TcpStream>(limits.queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
-        let n = limits.workers.max(1);
-        let busy: Arc<Vec<Mutex<Option<TcpStream>>>> =
-            Arc::new((0..n).map(|_| Mutex::new(None)).collect());
-        let mut workers = Vec::with_capacity(n);
-        for i in 0..n {
-            let rx = Arc::clone(&rx);
-            let handler = Arc::clone(&handler);
-            let (stop, busy) = (Arc::clone(&stop), Arc::clone(&busy));
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("incident-recorder-http-{i}"))
-                    .spawn(move || worker(&rx, &handler, limits, &stop, &busy[i]))?,
-            );
-        }
-        let flag = Arc::clone(&stop);
-        let acceptor = std::thread::Builder::new()
-            .name("incident-recorder-http-accept".into())
-            .spawn(move || accept(listener, tx, &flag, limits))?;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(2 * limits.handlers + 2)
+            .thread_name("incident-recorder-http")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let state = Arc::new(State {
+            limits,
+            handler,
+            posts: Arc::new(Semaphore::new(limits.handlers)),
+            gets: Arc::new(Semaphore::new(limits.handlers)),
+            counters,
+            runtime: runtime.handle().clone(),
+        });
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let acceptor = runtime.spawn(accept(listener, Arc::clone(&state)));
         Ok(Server {
             addr,
-            stop,
+            runtime: Some(runtime),
             acceptor: Some(acceptor),
-            workers,
-            busy,
+            state,
         })
     }
 
@@ -168,307 +324,405 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the acceptor, blocked in accept(), with a connection of our own.
-        let mut wake = self.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let acceptor = self.acceptor.take();
+        let state = Arc::clone(&self.state);
+        // On a thread of its own: blocking on (or dropping) a runtime is
+        // refused inside another one, as in an embedder's async code.
+        let stopping = std::thread::Builder::new()
+            .name("incident-recorder-http-stop".into())
+            .spawn(move || shut_down(runtime, acceptor, &state));
+        if let Ok(t) = stopping {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Closes every connection, waits for the recorder calls in progress
+/// (they have their own bounds; a stream's producer stops at its next
+/// chunk, its client gone), and stops the runtime.
+fn shut_down(
+    runtime: tokio::runtime::Runtime,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+    state: &State,
+) {
+    if let Some(acceptor) = acceptor {
+        acceptor.abort(); // its connections go with it, closed unanswered
+        let _ = runtime.block_on(acceptor);
+    }
+    let n = u32::try_from(state.limits.handlers).unwrap_or(u32::MAX);
+    let (posts, gets) = (Arc::clone(&state.posts), Arc::clone(&state.gets));
+    runtime.block_on(async move {
+        let _ = posts.acquire_many(n).await;
+        let _ = gets.acquire_many(n).await;
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+async fn accept(listener: tokio::net::TcpListener, state: Arc<State>) {
+    let open = Arc::new(Semaphore::new(state.limits.max_connections));
+    let errors = Throttle::default();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, a connection reset before accept:
+                // wait a little instead of spinning.
+                if let Some(unsaid) = errors.hit(Instant::now()) {
+                    tracing::warn!(error = %e, unsaid, "the listener cannot accept connections");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            refuse(stream, &state.counters, state.limits.max_connections);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(serve(stream, permit, Arc::clone(&state)));
+    }
+}
+
+/// Answers a connection over the limit with a 503 if the socket takes it at
+/// once, and closes it.
+fn refuse(stream: TcpStream, counters: &Counters, max: usize) {
+    counters.refused_connections.fetch_add(1, Ordering::Relaxed);
+    if let Some(unsaid) = counters.refused_log.hit(Instant::now()) {
+        tracing::warn!(
+            max_connections = max,
+            unsaid,
+            "listener full: refusing connections with 503 (counted in incident_recorder_listener_refused_connections_total)"
+        );
+    }
+    let body = b"{\"error\": \"busy: too many connections at once; retry\"}\n";
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.try_write(&[head.as_bytes(), body].concat());
+}
+
+async fn serve(stream: TcpStream, _permit: OwnedSemaphorePermit, state: Arc<State>) {
+    let limits = state.limits;
+    let io = hyper_util::rt::TokioIo::new(WriteTimeout::new(stream, limits.read_timeout));
+    let service = hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(respond(&state, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.request_timeout)
+        .max_headers(MAX_HEADERS)
+        .max_header_size(MAX_HEAD_BYTES)
+        .serve_connection(io, service)
+        .await;
+}
+
+/// One request: its body read within the bounds, the handler run on a
+/// blocking thread, its answer turned into hyper's.
+async fn respond(state: &Arc<State>, req: hyper::Request<Incoming>) -> hyper::Response<OutBody> {
+    let started = Instant::now();
+    let request = match read(req, state.limits, started).await {
+        Ok(r) => r,
+        Err(refused) => return to_hyper(refused, None),
+    };
+    let pool = if request.method == "POST" {
+        &state.posts
+    } else {
+        &state.gets
+    };
+    let wait = state
+        .limits
+        .request_timeout
+        .saturating_sub(started.elapsed());
+    let permit = match tokio::time::timeout(wait, Arc::clone(pool).acquire_owned()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            state.counters.busy_requests.fetch_add(1, Ordering::Relaxed);
+            if let Some(unsaid) = state.counters.busy_log.hit(Instant::now()) {
+                tracing::warn!(
+                    handlers = state.limits.handlers,
+                    unsaid,
+                    "listener busy: every handler taken; answering 503"
+                );
+            }
+            let mut r = Response::error(503, "busy: too many requests at once; retry");
+            r.headers.push(("Retry-After", "1".into()));
+            return to_hyper(r, None);
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    let blocking = Arc::clone(state);
+    state
+        .runtime
+        .spawn_blocking(move || run_handler(&blocking, &request, permit, tx));
+    match rx.await {
+        Ok(answer) => to_hyper(answer.response, answer.stream),
+        Err(_) => to_hyper(
+            Response::error(500, "internal error (this is a bug; please report it)"),
+            None,
+        ),
+    }
+}
+
+/// Runs the handler (and a streamed body's producer) on this blocking
+/// thread, holding `permit` throughout.
+fn run_handler(
+    state: &State,
+    request: &Request,
+    _permit: OwnedSemaphorePermit,
+    answer: oneshot::Sender<Answer>,
+) {
+    let panicked = || {
+        tracing::error!(path = ?crate::error::clip(&request.path), "request handler panicked");
+        Response::error(500, "internal error (this is a bug; please report it)")
+    };
+    let mut response =
+        catch_unwind(AssertUnwindSafe(|| (state.handler)(request))).unwrap_or_else(|_| panicked());
+    let producer = match std::mem::replace(&mut response.body, Body::Bytes(Vec::new())) {
+        Body::Bytes(b) => {
+            response.body = Body::Bytes(b);
+            let _ = answer.send(Answer {
+                response,
+                stream: None,
+            });
+            return;
+        }
+        Body::Stream(p) => p,
+    };
+    let (chunks, receiver) = mpsc::channel(STREAM_AHEAD);
+    let mut sink = Sink {
+        head: Some((response, answer)),
+        chunks,
+        receiver: Some(receiver),
+        runtime: state.runtime.clone(),
+        read_timeout: state.limits.read_timeout,
+        deadline: Instant::now() + MAX_STREAM_TIME,
+    };
+    let outcome =
+        catch_unwind(AssertUnwindSafe(|| producer(&mut sink))).unwrap_or_else(|_| Err(panicked()));
+    match (outcome, sink.head.take()) {
+        // Nothing sent yet: answer the error instead.
+        (Err(refusal), Some((_, answer))) => {
+            let _ = answer.send(Answer {
+                response: refusal,
+                stream: None,
             });
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        for slot in self.busy.iter() {
-            if let Some(s) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                let _ = s.shutdown(Shutdown::Both);
-            }
+        // Cut short: the client sees the body end in an error.
+        (Err(refusal), None) => {
+            let why = format!("the response was cut short ({})", refusal.status);
+            let send = sink
+                .chunks
+                .send_timeout(Err(io::Error::other(why)), state.limits.read_timeout);
+            let _ = state.runtime.block_on(send);
         }
-        if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-fn accept(listener: TcpListener, tx: SyncSender<TcpStream>, stop: &AtomicBool, limits: Limits) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        match stream {
-            Ok(s) => match tx.try_send(s) {
-                Ok(()) => {}
-                Err(TrySendError::Full(s)) => {
-                    tracing::warn!(
-                        "listener busy: every worker and queue slot taken; answering 503"
-                    );
-                    let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
-                    let busy = Response::error(503, "busy: too many requests at once; retry");
-                    let _ = write_response(&s, &busy);
-                }
-                Err(TrySendError::Disconnected(_)) => break,
-            },
-            Err(e) => {
-                // Out of descriptors, a connection reset before accept: wait
-                // a little instead of spinning.
-                tracing::debug!(error = %e, "accept failed");
-                std::thread::sleep(Duration::from_millis(50).min(limits.read_timeout));
-            }
+        (Ok(()), head) => {
+            sink.head = head;
+            sink.start(); // an empty body
         }
     }
 }
 
-fn worker(
-    rx: &Mutex<Receiver<TcpStream>>,
-    handler: &Handler,
+/// The request's head and body, within the bounds; or the refusal.
+async fn read(
+    req: hyper::Request<Incoming>,
     limits: Limits,
-    stop: &AtomicBool,
-    busy: &Mutex<Option<TcpStream>>,
-) {
-    loop {
-        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(stream) = next else { return };
-        if stop.load(Ordering::SeqCst) {
-            return; // stopping: queued connections are closed unanswered
-        }
-        *busy.lock().unwrap_or_else(|e| e.into_inner()) = stream.try_clone().ok();
-        serve(&stream, handler, limits);
-        *busy.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    started: Instant,
+) -> Result<Request, Response> {
+    let (parts, mut body) = req.into_parts();
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        return Err(Response::error(
+            400,
+            "the request target must be a path (/windows), not an absolute URL",
+        ));
     }
-}
-
-/// Reads one request from `stream`, answers it, closes.
-fn serve(stream: &TcpStream, handler: &Handler, limits: Limits) {
-    let response = match read_request(stream, limits) {
-        Ok(request) => match catch_unwind(AssertUnwindSafe(|| handler(&request))) {
-            Ok(r) => r,
-            Err(_) => {
-                tracing::error!(path = ?crate::error::clip(&request.path), "request handler panicked");
-                Response::error(500, "internal error (this is a bug; please report it)")
-            }
-        },
-        Err(Refused::Quiet) => return,
-        Err(Refused::With(r)) => r,
-    };
-    let _ = stream.set_write_timeout(Some(limits.read_timeout));
-    let _ = write_response(stream, &response);
-    let _ = stream.shutdown(Shutdown::Write);
-}
-
-/// Why a request was not handed to the handler.
-enum Refused {
-    /// The client went away or never spoke: no answer.
-    Quiet,
-    /// Answer this.
-    With(Response),
-}
-
-fn read_request(stream: &TcpStream, limits: Limits) -> Result<Request, Refused> {
-    let deadline = Instant::now() + limits.request_timeout;
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(end) = find_head_end(&buf) {
-            break end;
-        }
-        if buf.len() >= MAX_HEAD_BYTES {
-            return Err(Refused::With(Response::error(
-                431,
-                format!("the request line and headers are over {MAX_HEAD_BYTES} bytes"),
-            )));
-        }
-        let room = (MAX_HEAD_BYTES + 4 - buf.len()).min(chunk.len());
-        match read_some(stream, &mut chunk[..room], deadline, limits.read_timeout) {
-            Ok(0) if buf.is_empty() => return Err(Refused::Quiet),
-            Ok(0) => {
-                return Err(Refused::With(Response::error(
-                    400,
-                    "the request ended inside its headers",
-                )));
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if is_timeout(&e) && !buf.is_empty() => {
-                return Err(Refused::With(Response::error(
-                    408,
-                    "the request did not arrive in time",
-                )));
-            }
-            Err(_) => return Err(Refused::Quiet),
-        }
-    };
-    let head = std::str::from_utf8(&buf[..head_end.0])
-        .map_err(|_| Refused::With(Response::error(400, "the request head is not UTF-8")))?;
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let request_line = lines.next().unwrap_or("");
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad(format!(
-            "invalid request line {:?}",
-            crate::error::clip(request_line)
-        )));
-    };
-    if !matches!(version, "HTTP/1.1" | "HTTP/1.0") || method.is_empty() || !target.starts_with('/')
-    {
-        return Err(bad(format!(
-            "invalid request line {:?}",
-            crate::error::clip(request_line)
-        )));
-    }
-    let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        if headers.len() >= MAX_HEADERS {
-            return Err(Refused::With(Response::error(
-                431,
-                format!("more than {MAX_HEADERS} headers"),
-            )));
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(bad(format!(
-                "invalid header line {:?}",
-                crate::error::clip(line)
-            )));
-        };
-        headers.push((name.trim().to_owned(), value.trim().to_owned()));
-    }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut request = Request {
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query: query.to_owned(),
-        headers,
-        body: Vec::new(),
-    };
-    if request.header("transfer-encoding").is_some() {
-        return Err(Refused::With(Response::error(
-            411,
-            "chunked bodies are not accepted; send a Content-Length",
-        )));
-    }
-    let mut lengths = request
+    let headers = parts
         .headers
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.parse::<usize>());
-    let length = match (lengths.next(), lengths.next()) {
-        (None, _) => 0,
-        (Some(Ok(n)), None) => n,
-        _ => return Err(bad("invalid or repeated Content-Length")),
-    };
-    if length > limits.max_body_bytes {
-        return Err(Refused::With(Response::error(
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).trim().to_owned(),
+            )
+        })
+        .collect();
+    let too_big = |n: u64| {
+        Response::error(
             413,
             format!(
-                "the body is {length} bytes, over the limit of {}",
+                "the body is {n} bytes or more, over the limit of {}",
                 limits.max_body_bytes
             ),
-        )));
+        )
+    };
+    let max = limits.max_body_bytes as u64;
+    let announced = hyper::body::Body::size_hint(&body).lower();
+    if announced > max {
+        return Err(too_big(announced));
     }
-    if length > 0
-        && request
-            .header("expect")
-            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-    {
-        let mut w = stream;
-        let _ = stream.set_write_timeout(Some(limits.read_timeout));
-        let _ = w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-    }
-    let mut body = buf.split_off(head_end.1);
-    body.truncate(length);
-    while body.len() < length {
-        let want = (length - body.len()).min(chunk.len());
-        match read_some(stream, &mut chunk[..want], deadline, limits.read_timeout) {
-            Ok(0) => return Err(bad("the body is shorter than its Content-Length")),
-            Ok(n) => body.extend_from_slice(&chunk[..n]),
-            Err(e) if is_timeout(&e) => {
-                return Err(Refused::With(Response::error(
-                    408,
-                    "the body did not arrive in time",
-                )));
+    let deadline = started + limits.request_timeout;
+    let mut data = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait = left.min(limits.read_timeout);
+        match tokio::time::timeout(wait, body.frame()).await {
+            Err(_) => return Err(Response::error(408, "the body did not arrive in time")),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Response::error(400, format!("cannot read the body: {e}")));
             }
-            Err(_) => return Err(Refused::Quiet),
+            Ok(Some(Ok(frame))) => {
+                if let Some(chunk) = frame.data_ref() {
+                    if (data.len() + chunk.len()) as u64 > max {
+                        return Err(too_big((data.len() + chunk.len()) as u64));
+                    }
+                    data.extend_from_slice(chunk);
+                }
+            }
         }
     }
-    request.body = body;
-    Ok(request)
+    Ok(Request {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers,
+        body: data,
+    })
 }
 
-fn bad(message: impl Into<String>) -> Refused {
-    Refused::With(Response::error(400, message))
-}
-
-/// Reads what is there, waiting at most `per_read` and never past `deadline`.
-fn read_some(
-    mut stream: &TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-    per_read: Duration,
-) -> io::Result<usize> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(io::ErrorKind::TimedOut.into());
-    }
-    stream.set_read_timeout(Some(left.min(per_read)))?;
-    stream.read(buf)
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// (end of the head, start of the body) if the blank line has arrived.
-fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-        return Some((p, p + 4));
-    }
-    buf.windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|p| (p, p + 2))
-}
-
-fn write_response(mut stream: &TcpStream, r: &Response) -> io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
-        r.status,
-        reason(r.status),
-        r.content_type,
-        r.body.len()
-    );
+fn to_hyper(
+    r: Response,
+    stream: Option<mpsc::Receiver<io::Result<Bytes>>>,
+) -> hyper::Response<OutBody> {
+    let body = match (stream, r.body) {
+        (Some(rx), _) => OutBody::Stream(rx),
+        (None, Body::Bytes(b)) => OutBody::Full(Some(Bytes::from(b))),
+        (None, Body::Stream(_)) => OutBody::Full(None), // not reached: streams come with a receiver
+    };
+    let mut builder = hyper::Response::builder()
+        .status(r.status)
+        .header("Content-Type", r.content_type)
+        .header("Cache-Control", "no-store");
     for (name, value) in &r.headers {
-        head.push_str(name);
-        head.push_str(": ");
-        head.push_str(value);
-        head.push_str("\r\n");
+        builder = builder.header(*name, value.as_str());
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(&r.body)?;
-    stream.flush()
+    builder.body(body).unwrap_or_else(|e| {
+        let mut fallback = hyper::Response::new(OutBody::Full(Some(Bytes::from(format!(
+            "{{\"error\": \"cannot build the response: {e}\"}}"
+        )))));
+        *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        422 => "Unprocessable Content",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "",
+/// A response body: all at once, or chunks from a producer.
+enum OutBody {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<io::Result<Bytes>>),
+}
+
+impl hyper::body::Body for OutBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        match self.get_mut() {
+            OutBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            OutBody::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, OutBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            OutBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            OutBody::Full(None) => SizeHint::with_exact(0),
+            OutBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// A connection whose writes fail once they make no progress for
+/// `timeout`: a client that stops reading its answer loses the connection
+/// instead of holding it for ever.
+struct WriteTimeout {
+    stream: TcpStream,
+    timeout: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(stream: TcpStream, timeout: Duration) -> WriteTimeout {
+        WriteTimeout {
+            stream,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// `poll` (a write or flush), failing once it has been pending too long.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match poll(Pin::new(&mut self.stream), cx) {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                )))
+            }
+        }
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().guard(cx, |s, cx| s.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().guard(cx, |s, cx| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().guard(cx, |s, cx| s.poll_shutdown(cx))
     }
 }
 
@@ -526,12 +780,23 @@ mod tests {
     }
 
     #[test]
-    fn the_head_ends_at_a_blank_line() {
+    fn a_repeated_warning_is_logged_once_a_minute_with_what_was_left_unsaid() {
+        let throttle = Throttle::default();
+        let t0 = Instant::now();
+        assert_eq!(throttle.hit(t0), Some(0), "the first is logged");
+        for i in 1..=12_000u64 {
+            assert_eq!(throttle.hit(t0 + Duration::from_micros(i)), None);
+        }
+        assert_eq!(throttle.hit(t0 + Duration::from_secs(59)), None);
         assert_eq!(
-            find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"),
-            Some((20, 24))
+            throttle.hit(t0 + Throttle::EVERY),
+            Some(12_001),
+            "a minute on: one line saying how many more"
         );
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nx"), Some((14, 16)));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+        assert_eq!(
+            throttle.hit(t0 + Throttle::EVERY + Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(throttle.hit(t0 + Throttle::EVERY * 3), Some(1));
     }
 }

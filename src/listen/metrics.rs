@@ -3,7 +3,8 @@
 //! A recorder that silently stopped recording is worse than none, so its
 //! vital signs are scrapeable: ticks and their time, windows recording,
 //! points written, values and samples refused, provider failures, failed
-//! commits (from [`IncidentRecorder::stats`]), and what the database holds
+//! commits (from [`IncidentRecorder::stats`]), connections and requests
+//! the listener refused, and what the database holds
 //! (from [`Store::stats`](crate::Store::stats)), and for a database that
 //! pushes to a fleet, the push backlog. Names are
 //! `incident_recorder_*`; counters end in `_total`, as Prometheus' naming
@@ -15,6 +16,7 @@
 
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::provider::prometheus::escape;
@@ -29,7 +31,11 @@ pub const STORE_STATS_TTL: Duration = Duration::from_secs(60);
 pub(super) struct StoreCache(Mutex<Option<(Instant, StoreStats)>>);
 
 /// The text of `/metrics`.
-pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String {
+pub(super) fn render(
+    recorder: &IncidentRecorder,
+    cache: &StoreCache,
+    listener: &super::http::Counters,
+) -> String {
     let s = recorder.stats();
     let mut out = String::with_capacity(4096);
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
@@ -82,8 +88,14 @@ pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String 
     family(
         "rejected_values_total",
         "counter",
-        "Values refused: NaN, infinite, or an invalid metric name.",
+        "Values refused: NaN, infinite, too large, or an invalid metric name.",
         &[("", counter(s.rejected_values))],
+    );
+    family(
+        "metric_names_refused_total",
+        "counter",
+        "Values with a new metric name refused because the name table was full.",
+        &[("", counter(s.names_refused))],
     );
     family(
         "out_of_order_samples_total",
@@ -163,6 +175,21 @@ pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String 
         "Points waiting for a successful commit.",
         &[("", s.pending_points as f64)],
     );
+    family(
+        "listener_refused_connections_total",
+        "counter",
+        "Connections refused with 503 because the listener had its maximum open.",
+        &[(
+            "",
+            counter(listener.refused_connections.load(Ordering::Relaxed)),
+        )],
+    );
+    family(
+        "listener_busy_requests_total",
+        "counter",
+        "Requests answered 503 because every handler stayed busy too long.",
+        &[("", counter(listener.busy_requests.load(Ordering::Relaxed)))],
+    );
     // The fleet push (issue 14): what waits for the central database, read
     // fresh on every request (one count over the windows' rows). Only for
     // a database that pushes.
@@ -183,7 +210,7 @@ pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String 
             family(
                 "push_refused_windows",
                 "gauge",
-                "Closed windows the central database refused (kept, not retried).",
+                "Closed windows the central database refused, tried again later (1 min, doubling to 1 h).",
                 &[("", p.refused as f64)],
             );
             family(
@@ -192,6 +219,20 @@ pub(super) fn render(recorder: &IncidentRecorder, cache: &StoreCache) -> String 
                 "Windows trimming deleted before they could be pushed.",
                 &[("", counter(p.dropped_unpushed))],
             );
+            family(
+                "push_dropped_refused_windows_total",
+                "counter",
+                "Of the windows trimming deleted unpushed, those the central database had refused.",
+                &[("", counter(p.dropped_refused))],
+            );
+            if let Some(next) = p.next_retry {
+                family(
+                    "push_next_retry_timestamp_seconds",
+                    "gauge",
+                    "When the next refused window is tried again (Unix seconds).",
+                    &[("", next.as_unix_ms() as f64 / 1000.0)],
+                );
+            }
         }
         Ok(_) => {}
         Err(e) => {

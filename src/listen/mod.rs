@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `POST /alertmanager` | Alertmanager's webhook (payload version 4): each `firing` alert opens or extends an `alert` window on the resource its `instance` label (or [`ListenConfig::alert_resource_label`]) names, at `startsAt`; `resolved` resolves it at `endsAt`. Answers each alert's result (see `alertmanager`). |
 //! | `POST /trigger` | `{"resource": "web-1", "type": "manual", "id": null}`: opens or extends a window now; answers `{"window": ...}` |
-//! | `GET /windows` | the JSON of `list --json`; parameters `resource`, `status`, `since` (RFC 3339), `limit` (default 50, 0 = all) |
+//! | `GET /windows` | a page of `list --json`, most recent first, streamed: parameters `resource`, `status`, `since` (RFC 3339), `limit` (default 50, at most [`MAX_PAGE`]), `before` (a window id: the page after it; pass the last id of a page to get the next one), `points` (`true`: each window's data points too; default without) |
 //! | `GET /windows/{id}` | the JSON of `show --json` |
 //! | `GET /metrics` | the recorder's health in the Prometheus text format |
 //! | `GET /healthz` | `{"status": "ok"}`, or 503 `stalled` when the tick count has not moved for three intervals (and at least twice the provider timeout) |
@@ -18,7 +18,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use incident_recorder::{IncidentRecorder, RecorderConfig};
-//! use incident_recorder::listen::{ListenConfig, Listener};
+//! use incident_recorder::listen::{ListenAuth, ListenConfig, Listener};
 //! use incident_recorder::provider::host::HostProvider;
 //!
 //! let config = RecorderConfig {
@@ -28,7 +28,9 @@
 //! let recorder = Arc::new(IncidentRecorder::open(config)?);
 //! recorder.set_metrics_provider(Arc::new(HostProvider::new()?));
 //! recorder.start()?;
-//! let listener = Listener::start(Arc::clone(&recorder), ListenConfig::new("127.0.0.1:9465".parse()?))?;
+//! let token = std::fs::read_to_string("/etc/incident-recorder/listen-token")?;
+//! let auth = ListenAuth::Bearer(token.trim().to_owned());
+//! let listener = Listener::start(Arc::clone(&recorder), ListenConfig::new("127.0.0.1:9465".parse()?, auth))?;
 //! // ... until shutdown: stop the listener first, so no trigger arrives while
 //! // the recorder saves what is pending.
 //! listener.stop();
@@ -38,15 +40,19 @@
 //!
 //! # Safety of the listener
 //!
-//! The listener binds loopback unless given a token: [`Listener::start`]
-//! refuses any other address without [`ListenConfig::token`], and with a
-//! token every request but `/healthz` needs `Authorization: Bearer <token>`
-//! (401 otherwise). Bodies are at most [`ListenConfig::max_body_bytes`]
-//! (default 1 MiB), reads time out, a fixed number of workers serve
-//! requests (see `http`), and every bad request gets a 4xx with
-//! `{"error": "..."}`. Handlers only call the recorder's public methods,
-//! which validate what they are given; nothing a client sends can stop the
-//! recorder or panic it.
+//! The history is as private as the database file, so the listener asks
+//! for a credential by default: [`ListenConfig`] cannot be made without
+//! choosing a [`ListenAuth`]. With [`ListenAuth::Bearer`] every request but
+//! `/healthz` needs `Authorization: Bearer <token>` (the scheme in any
+//! case; 401 otherwise), and the token is at least [`MIN_TOKEN_BYTES`]
+//! long. [`ListenAuth::Unauthenticated`] lets anyone who can connect read
+//! the history and open or resolve windows, which on loopback is every
+//! user of the host; it is refused on any other address. Requests are
+//! bounded (see `http`: connections, head, body, timeouts, handlers at
+//! once), listings are paged and streamed one window at a time, and every
+//! bad request gets a 4xx with `{"error": "..."}`. Handlers only call the
+//! recorder's public methods, which validate what they are given; nothing
+//! a client sends can stop the recorder or panic it.
 
 mod alertmanager;
 mod http;
@@ -54,63 +60,152 @@ mod metrics;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 pub use alertmanager::is_alertmanager_id;
-pub use http::{MAX_HEAD_BYTES, MAX_HEADERS};
+pub use http::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_STREAM_TIME};
 pub use metrics::STORE_STATS_TTL;
 
 use crate::error::{Error, Result, clip};
 use crate::model::{Timestamp, Trigger, TriggerType, WindowStatus};
 use crate::recorder::IncidentRecorder;
 use crate::store::WindowFilter;
-use http::{Request, Response};
+use http::{Request, Response, Sink, Throttle};
+
+/// The shortest bearer token accepted: a short one can be guessed.
+pub const MIN_TOKEN_BYTES: usize = 16;
+/// The longest bearer token accepted.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// Most windows in one page of `GET /windows`.
+pub const MAX_PAGE: usize = 1000;
+/// Windows in a page of `GET /windows` without `limit`.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// Who may use a [`Listener`]: a choice every [`ListenConfig`] makes.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ListenAuth {
+    /// Every request but `/healthz` must carry `Authorization: Bearer
+    /// <token>` (the scheme in any case): printable ASCII without spaces,
+    /// [`MIN_TOKEN_BYTES`] to [`MAX_TOKEN_BYTES`] long.
+    Bearer(String),
+    /// No credential: whoever can connect reads the whole history and opens
+    /// or resolves windows (on loopback, every user of the host). Only on a
+    /// loopback address; for a machine with one user, or tests.
+    Unauthenticated,
+}
+
+impl std::fmt::Debug for ListenAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAuth::Bearer(_) => f.write_str("Bearer(<hidden>)"),
+            ListenAuth::Unauthenticated => f.write_str("Unauthenticated"),
+        }
+    }
+}
+
+impl ListenAuth {
+    /// Checks a bearer token: long enough to resist guessing, and a value
+    /// an `Authorization` header can carry.
+    pub fn check_token(token: &str) -> Result<()> {
+        if token.len() < MIN_TOKEN_BYTES || token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::InvalidConfig(format!(
+                "the listener token is {} bytes; it must be {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} \
+                 (a short one can be guessed; e.g. `head -c 32 /dev/urandom | base64`)",
+                token.len()
+            )));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::InvalidConfig(
+                "the listener token must be printable ASCII without spaces".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Where and how a [`Listener`] listens.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ListenConfig {
     /// The address to bind (`127.0.0.1:9465`; port 0 picks a free one).
     pub addr: SocketAddr,
-    /// A bearer token every request (but `/healthz`) must carry. Required
-    /// for an address that is not loopback.
-    pub token: Option<String>,
+    /// Who may use it.
+    pub auth: ListenAuth,
     /// The alert label whose value is the resource id. Default `instance`.
     pub alert_resource_label: String,
     /// Largest request body. Default 1 MiB.
     pub max_body_bytes: usize,
-    /// Longest wait for the next bytes of a request. Default 10 s.
+    /// Longest wait for the next bytes of a body, or for a client to take
+    /// the next bytes of an answer. Default 10 s.
     pub read_timeout: Duration,
-    /// Longest a whole request may take to arrive. Default 30 s.
+    /// Longest the head, and then the body, of a request may take to
+    /// arrive. Default 30 s.
     pub request_timeout: Duration,
-    /// Threads serving requests. Default 4.
-    pub workers: usize,
+    /// Connections open at once; more are answered 503. Default 512.
+    pub max_connections: usize,
+    /// Requests calling the recorder at once, each on a blocking thread:
+    /// this many POSTs and this many GETs. Default 4.
+    pub handlers: usize,
 }
 
 impl ListenConfig {
     /// The default body limit.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-    /// The default per-read timeout.
+    /// The default read timeout.
     pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default whole-request timeout.
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-    /// The default number of workers.
-    pub const DEFAULT_WORKERS: usize = 4;
-    /// Connections waiting for a worker beyond which new ones get a 503.
-    pub const QUEUE: usize = 64;
+    /// The default connection limit.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+    /// The default number of handlers.
+    pub const DEFAULT_HANDLERS: usize = 4;
 
-    /// Defaults for `addr`.
-    pub fn new(addr: SocketAddr) -> ListenConfig {
+    /// Defaults for `addr`, with the access `auth`.
+    pub fn new(addr: SocketAddr, auth: ListenAuth) -> ListenConfig {
         ListenConfig {
             addr,
-            token: None,
+            auth,
             alert_resource_label: "instance".into(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             read_timeout: Self::DEFAULT_READ_TIMEOUT,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
-            workers: Self::DEFAULT_WORKERS,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            handlers: Self::DEFAULT_HANDLERS,
         }
+    }
+
+    /// What [`Listener::start`] refuses, checked without binding anything:
+    /// a bad token, no credential beyond loopback, an empty label, zero
+    /// limits.
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidConfig(m));
+        match &self.auth {
+            ListenAuth::Bearer(t) => ListenAuth::check_token(t)?,
+            ListenAuth::Unauthenticated if !self.addr.ip().is_loopback() => {
+                return bad(format!(
+                    "refusing to listen on {} without a token: anyone who can reach it could read \
+                     the history and open windows; listen on 127.0.0.1, or use a token",
+                    self.addr
+                ));
+            }
+            ListenAuth::Unauthenticated => {}
+        }
+        if self.alert_resource_label.is_empty() {
+            return bad("the alert resource label must not be empty".into());
+        }
+        if self.max_body_bytes == 0
+            || self.handlers == 0
+            || self.max_connections == 0
+            || self.read_timeout.is_zero()
+            || self.request_timeout.is_zero()
+        {
+            return bad(
+                "listener limits (body size, connections, handlers, timeouts) must be above zero"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -131,40 +226,18 @@ struct Shared {
     recorder: Arc<IncidentRecorder>,
     config: ListenConfig,
     store_stats: metrics::StoreCache,
+    counters: Arc<http::Counters>,
     /// The tick count `/healthz` last saw change, and when.
     progress: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
+    /// Requests the recorder failed (5xx), logged at most once a minute.
+    failures: Throttle,
 }
 
 impl Listener {
-    /// Binds `config.addr` and serves `recorder` until dropped. Refuses a
-    /// non-loopback address without a token, an empty or malformed token,
-    /// and zero limits.
+    /// Binds `config.addr` and serves `recorder` until dropped. Refuses
+    /// what [`ListenConfig::check`] refuses.
     pub fn start(recorder: Arc<IncidentRecorder>, config: ListenConfig) -> Result<Listener> {
-        let bad = |m: String| Err(Error::InvalidConfig(m));
-        if let Some(t) = &config.token
-            && (t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return bad(
-                "the listener token must be printable ASCII without spaces, and not empty".into(),
-            );
-        }
-        if !config.addr.ip().is_loopback() && config.token.is_none() {
-            return bad(format!(
-                "refusing to listen on {} without a token: anyone who can reach it could open windows; \
-                 listen on 127.0.0.1, or set a token (--listen-token)",
-                config.addr
-            ));
-        }
-        if config.alert_resource_label.is_empty() {
-            return bad("the alert resource label must not be empty".into());
-        }
-        if config.max_body_bytes == 0
-            || config.workers == 0
-            || config.read_timeout.is_zero()
-            || config.request_timeout.is_zero()
-        {
-            return bad("listener limits (body size, workers, timeouts) must be above zero".into());
-        }
+        config.check()?;
         let socket = TcpListener::bind(config.addr).map_err(|source| Error::Listen {
             addr: config.addr.to_string(),
             source,
@@ -173,23 +246,32 @@ impl Listener {
             max_body_bytes: config.max_body_bytes,
             read_timeout: config.read_timeout,
             request_timeout: config.request_timeout,
-            workers: config.workers,
-            queue: ListenConfig::QUEUE,
+            max_connections: config.max_connections,
+            handlers: config.handlers,
         };
+        let counters = Arc::new(http::Counters::default());
+        let open = config.auth == ListenAuth::Unauthenticated;
         let shared = Arc::new(Shared {
             recorder,
             config,
             store_stats: metrics::StoreCache::default(),
+            counters: Arc::clone(&counters),
             progress: std::sync::Mutex::new(None),
+            failures: Throttle::default(),
         });
         let handler: http::Handler = Arc::new(move |r| handle(&shared, r));
         let addr = socket.local_addr().ok();
-        let server =
-            http::Server::start(socket, limits, handler).map_err(|source| Error::Listen {
+        let server = http::Server::start(socket, limits, handler, counters).map_err(|source| {
+            Error::Listen {
                 addr: addr.map_or_else(|| "listener".into(), |a| a.to_string()),
                 source,
-            })?;
-        tracing::info!(addr = %server.addr(), "listening");
+            }
+        })?;
+        if open {
+            tracing::info!(addr = %server.addr(), "listening without authentication");
+        } else {
+            tracing::info!(addr = %server.addr(), "listening");
+        }
         Ok(Listener { server })
     }
 
@@ -198,21 +280,26 @@ impl Listener {
         self.server.addr()
     }
 
-    /// Stops serving: waits for requests in progress, then closes.
+    /// Stops serving: closes every connection, waits for the recorder
+    /// calls in progress.
     pub fn stop(self) {}
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 9110, 11.1).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn handle(s: &Shared, r: &Request) -> Response {
     if r.path != "/healthz"
-        && let Some(token) = &s.config.token
+        && let ListenAuth::Bearer(token) = &s.config.auth
     {
-        let given = r
-            .header("authorization")
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+        let given = r.header("authorization").and_then(bearer);
         if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
             let mut resp = Response::error(
                 401,
@@ -263,7 +350,9 @@ fn handle(s: &Shared, r: &Request) -> Response {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             headers: Vec::new(),
-            body: metrics::render(&s.recorder, &s.store_stats).into_bytes(),
+            body: http::Body::Bytes(
+                metrics::render(&s.recorder, &s.store_stats, &s.counters).into_bytes(),
+            ),
         }),
         "/healthz" => no_params(healthz(s)),
         _ => no_params(window(s, &path["/windows/".len()..])),
@@ -290,10 +379,12 @@ fn status_of(e: &Error) -> u16 {
     }
 }
 
-fn recorder_error(e: &Error) -> Response {
+fn recorder_error(s: &Shared, e: &Error) -> Response {
     let status = status_of(e);
-    if status >= 500 {
-        tracing::warn!(error = %crate::error_chain(e), "listener request failed");
+    if status >= 500
+        && let Some(unsaid) = s.failures.hit(Instant::now())
+    {
+        tracing::warn!(error = %crate::error_chain(e), unsaid, "listener request failed");
     }
     Response::error(status, crate::error_chain(e))
 }
@@ -352,52 +443,117 @@ fn trigger(s: &Shared, r: &Request) -> Response {
             200,
             &serde_json::json!({ "window": id, "resource": body.resource }),
         ),
-        Err(e) => recorder_error(&e),
+        Err(e) => recorder_error(s, &e),
     }
 }
 
-fn windows(s: &Shared, r: &Request) -> Response {
+/// The parameters of `GET /windows`: a filter and the page's cursor.
+fn listing(r: &Request) -> std::result::Result<(WindowFilter, Option<String>), String> {
     let mut filter = WindowFilter {
-        limit: 50,
+        limit: DEFAULT_PAGE,
         ..WindowFilter::default()
     };
+    let mut before = None;
     for (k, v) in r.params() {
-        let parsed: std::result::Result<(), String> = match k.as_str() {
-            "resource" => {
-                filter.resource = Some(v);
-                Ok(())
+        match k.as_str() {
+            "resource" => filter.resource = Some(v),
+            "status" => filter.status = Some(v.parse::<WindowStatus>().map_err(|e| e.to_string())?),
+            "since" => {
+                filter.since = Some(Timestamp::parse_rfc3339(&v).map_err(|e| e.to_string())?)
             }
-            "status" => v
-                .parse::<WindowStatus>()
-                .map(|st| filter.status = Some(st))
-                .map_err(|e| e.to_string()),
-            "since" => Timestamp::parse_rfc3339(&v)
-                .map(|t| filter.since = Some(t))
-                .map_err(|e| e.to_string()),
-            "limit" => v
-                .parse::<usize>()
-                .map(|n| filter.limit = n)
-                .map_err(|_| format!("limit {:?} is not a count", clip(&v))),
-            _ => Err(format!(
-                "unknown parameter {:?}; /windows takes resource, status, since and limit",
-                clip(&k)
-            )),
-        };
-        if let Err(e) = parsed {
-            return Response::error(400, e);
+            "limit" => {
+                filter.limit = match v.parse::<usize>() {
+                    Ok(n @ 1..=MAX_PAGE) => n,
+                    _ => {
+                        return Err(format!(
+                            "limit {:?} is not a count from 1 to {MAX_PAGE}; for more, page \
+                             with before=<the last window id of a page>",
+                            clip(&v)
+                        ));
+                    }
+                }
+            }
+            "before" => before = Some(v),
+            "points" => {
+                filter.with_points = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(format!("points {:?} is not true or false", clip(&v))),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown parameter {:?}; /windows takes resource, status, since, limit, before and points",
+                    clip(&k)
+                ));
+            }
         }
     }
-    match s.recorder.store().windows(&filter) {
-        Ok(w) => Response::json(200, &w),
-        Err(e) => recorder_error(&e),
-    }
+    Ok((filter, before))
+}
+
+/// `GET /windows`: a page of the listing, written window by window, each
+/// read in a query of its own: the memory is one window's whatever the
+/// page's size, and a client slow to read holds no database snapshot (which
+/// would keep the journal from being checkpointed, or lock an in-memory
+/// database against the tick).
+fn windows(s: &Shared, r: &Request) -> Response {
+    let (filter, before) = match listing(r) {
+        Ok(l) => l,
+        Err(e) => return Response::error(400, e),
+    };
+    let recorder = Arc::clone(&s.recorder);
+    let produce = move |sink: &mut Sink| {
+        let store = recorder.store();
+        let failed = |e: &Error| Response::error(status_of(e), crate::error_chain(e));
+        let mut cursor = match before.as_deref().map(|id| store.listing_cursor(id)) {
+            None => None,
+            Some(Ok(Some(c))) => Some(c),
+            Some(Ok(None)) => {
+                return Err(Response::error(
+                    404,
+                    format!(
+                        "before: {} (deleted since?); start again without before",
+                        Error::WindowNotFound(clip(before.as_deref().unwrap_or_default()))
+                    ),
+                ));
+            }
+            Some(Err(e)) => return Err(failed(&e)),
+        };
+        let one = WindowFilter {
+            limit: 1,
+            ..filter.clone()
+        };
+        for i in 0..filter.limit {
+            let mut chunk = Vec::new();
+            store
+                .windows_after(&one, cursor, |at, w| {
+                    cursor = Some(at);
+                    chunk.extend_from_slice(if i == 0 { b"[\n" } else { b",\n" });
+                    serde_json::to_writer(&mut chunk, &w)
+                        .map_err(|e| Error::InvalidConfig(e.to_string()))
+                })
+                .map_err(|e| failed(&e))?;
+            if chunk.is_empty() {
+                let end = if i == 0 { &b"[]\n"[..] } else { &b"\n]\n"[..] };
+                return sink
+                    .write(end.to_vec())
+                    .map_err(|e| Response::error(500, e.to_string()));
+            }
+            sink.write(chunk)
+                .map_err(|e| Response::error(500, e.to_string()))?;
+        }
+        sink.write(b"\n]\n".to_vec())
+            .map_err(|e| Response::error(500, e.to_string()))
+    };
+    Response::stream(200, "application/json", Box::new(produce))
 }
 
 fn window(s: &Shared, id: &str) -> Response {
     match s.recorder.store().window(id) {
         Ok(Some(w)) => Response::json(200, &w),
         Ok(None) => Response::error(404, Error::WindowNotFound(clip(id)).to_string()),
-        Err(e) => recorder_error(&e),
+        Err(e) => recorder_error(s, &e),
     }
 }
 

@@ -89,11 +89,11 @@ pub use push::{PushState, RETRY_FIRST, RETRY_MAX};
 // (CloserConn is defined below.)
 pub(crate) use ids::{MetricId, PointId, WindowRow};
 pub(crate) use points::{PointBatch, Samples};
-pub use read::{StoreStats, WindowFilter};
+pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
-pub(crate) use retention::Trim;
 pub use retention::{DeleteReport, DeleteSelection, PruneReport};
+pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
 pub(crate) use series::{Known, WindowPoints};
 pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
 
@@ -156,6 +156,7 @@ const SETTLE_BOUND: Duration = Duration::from_secs(2);
 pub(crate) struct CloserConn {
     conn: Conn,
     gate: std::sync::Arc<WriteGate>,
+    pins: std::sync::Arc<points::MetricPins>,
 }
 
 impl CloserConn {
@@ -176,6 +177,19 @@ impl CloserConn {
         let _turn = self.gate.patient();
         retention::trim(&self.conn, t, retention::TRIM_STEP)
     }
+
+    /// The highest `metrics` row id (0 for none): how many names were ever
+    /// stored, to decide when a reclaim is due.
+    pub(crate) fn metric_high(&mut self) -> Result<i64> {
+        retention::metric_high(&self.conn)
+    }
+
+    /// Deletes the `metrics` rows nothing uses (see
+    /// [`retention::reclaim_metric_names`]), after any waiting tick.
+    pub(crate) fn reclaim_metric_names(&mut self) -> Result<usize> {
+        let _turn = self.gate.patient();
+        retention::reclaim_metric_names(&self.conn, &self.pins)
+    }
 }
 
 /// A handle on an incident database: queries, statistics and maintenance.
@@ -190,6 +204,9 @@ pub struct Store {
     gate: std::sync::Arc<WriteGate>,
     /// Closing work of this store's recorder, which queries wait for.
     settled: std::sync::Arc<Settled>,
+    /// `metrics` rows this process's writer may still write (kept by
+    /// [`retention::reclaim_metric_names`]).
+    pins: std::sync::Arc<points::MetricPins>,
 }
 
 impl std::fmt::Debug for Store {
@@ -376,6 +393,7 @@ impl Store {
             read_only,
             gate: Default::default(),
             settled: Default::default(),
+            pins: Default::default(),
         })
     }
 
@@ -398,7 +416,12 @@ impl Store {
         if self.read_only {
             return Err(Error::Unavailable("the store was opened read-only"));
         }
-        Writer::new(self.conn()?, self.gate.clone(), self.path.as_deref())
+        Writer::new(
+            self.conn()?,
+            self.gate.clone(),
+            self.pins.clone(),
+            self.path.as_deref(),
+        )
     }
 
     /// A dedicated connection for the recorder's closing work, with the
@@ -418,6 +441,7 @@ impl Store {
             CloserConn {
                 conn,
                 gate: self.gate.clone(),
+                pins: self.pins.clone(),
             },
             self.settled.clone(),
         ))

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Store;
 use super::ids::{MetricId, WindowRow};
@@ -31,6 +31,11 @@ pub struct WindowFilter {
     /// Load each window's data points too.
     pub with_points: bool,
 }
+
+/// A window's place in the listing's order (most recent first), from
+/// [`Store::listing_cursor`] or [`Store::windows_after`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListingCursor(i64, i64);
 
 /// Counts and sizes of a database, for `incident-recorder stats`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -95,6 +100,50 @@ impl Store {
             None,
         )?;
         Ok(out)
+    }
+
+    /// Where the window `id` is in the listing's order, to list the
+    /// windows after it with [`Store::windows_after`]; `None` if there is
+    /// no such window.
+    pub fn listing_cursor(&self, id: &str) -> Result<Option<ListingCursor>> {
+        let conn = self.conn()?;
+        let at = conn
+            .prepare_cached("SELECT start_ms, id FROM windows WHERE public_id = ?1")?
+            .query_row([id], |r| Ok(ListingCursor(r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(at)
+    }
+
+    /// [`Store::windows`] from a position on, one window at a time: the
+    /// windows matching `filter` (its `limit` and `with_points` included)
+    /// that come after `after` in the listing's order (most recent first),
+    /// or from the first, each handed to `f` with its own cursor, before
+    /// the next is read. A cursor stays valid when windows are added or
+    /// deleted, so a listing paged by cursors returns every window once.
+    /// The first error, from the store or from `f`, stops the walk.
+    pub fn windows_after<E: From<crate::Error>>(
+        &self,
+        filter: &WindowFilter,
+        after: Option<ListingCursor>,
+        mut f: impl FnMut(ListingCursor, IncidentWindow) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.settle();
+        let conn = self.conn()?;
+        let order = match after {
+            None => Order::NewestFirst,
+            Some(ListingCursor(start_ms, row)) => Order::NewestBefore(start_ms, row),
+        };
+        let at = std::cell::Cell::new(ListingCursor(0, 0));
+        let mut last = |c: (i64, i64)| at.set(ListingCursor(c.0, c.1));
+        let mut keyed = |w| f(at.get(), w);
+        each_window_keyed(
+            &conn,
+            filter,
+            order,
+            self.path.as_deref(),
+            &mut last,
+            &mut keyed,
+        )
     }
 
     /// [`Store::windows`], skipping windows that cannot be read back (a
@@ -207,6 +256,9 @@ pub(super) enum Order {
     NewestFirst,
     /// By start time, then id (exports).
     OldestFirst,
+    /// As `NewestFirst`, after the window starting at this time with this
+    /// row id (a page of a listing).
+    NewestBefore(i64, i64),
 }
 
 const WINDOW_FILTER: &str = " WHERE (?1 IS NULL OR r.external_id = ?1)
@@ -214,6 +266,8 @@ const WINDOW_FILTER: &str = " WHERE (?1 IS NULL OR r.external_id = ?1)
                 AND (?3 IS NULL OR w.end_ms IS NULL OR w.end_ms >= ?3)";
 const NEWEST_FIRST: &str = " ORDER BY w.start_ms DESC, w.id DESC LIMIT ?4";
 const OLDEST_FIRST: &str = " ORDER BY w.start_ms, w.id LIMIT ?4";
+const NEWEST_BEFORE: &str =
+    " AND (w.start_ms, w.id) < (?5, ?6) ORDER BY w.start_ms DESC, w.id DESC LIMIT ?4";
 
 /// Calls `f` with each window matching `filter`, in `order`, completing one
 /// window (triggers, summary, points if asked) before reading the next row,
@@ -224,12 +278,38 @@ pub(super) fn each_window<E: From<crate::Error>>(
     filter: &WindowFilter,
     order: Order,
     path: Option<&std::path::Path>,
+    f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
+    damaged: Option<&mut dyn FnMut(crate::Error)>,
+) -> std::result::Result<(), E> {
+    walk(conn, filter, order, path, &mut |_| {}, f, damaged)
+}
+
+/// [`each_window`] telling `key` each window's (start, row id) before `f`
+/// gets the window.
+fn each_window_keyed<E: From<crate::Error>>(
+    conn: &Connection,
+    filter: &WindowFilter,
+    order: Order,
+    path: Option<&std::path::Path>,
+    key: &mut dyn FnMut((i64, i64)),
+    f: &mut dyn FnMut(IncidentWindow) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    walk(conn, filter, order, path, key, f, None)
+}
+
+fn walk<E: From<crate::Error>>(
+    conn: &Connection,
+    filter: &WindowFilter,
+    order: Order,
+    path: Option<&std::path::Path>,
+    key: &mut dyn FnMut((i64, i64)),
     mut f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
     mut damaged: Option<&mut dyn FnMut(crate::Error)>,
 ) -> std::result::Result<(), E> {
     let tail = match order {
         Order::NewestFirst => NEWEST_FIRST,
         Order::OldestFirst => OLDEST_FIRST,
+        Order::NewestBefore(..) => NEWEST_BEFORE,
     };
     let sql = [WINDOW_COLUMNS, WINDOW_FILTER, tail].concat();
     let limit = match filter.limit {
@@ -238,15 +318,23 @@ pub(super) fn each_window<E: From<crate::Error>>(
     };
     let mut stmt = conn.prepare_cached(&sql).map_err(crate::Error::from)?;
     let mut journals = Journals::Many(None);
-    let mut rows = stmt
-        .query(params![
-            filter.resource,
-            filter.status.map(WindowStatus::as_str),
-            filter.since.map(Timestamp::as_unix_ms),
-            limit
-        ])
-        .map_err(crate::Error::from)?;
+    let (resource, status, since) = (
+        &filter.resource,
+        filter.status.map(WindowStatus::as_str),
+        filter.since.map(Timestamp::as_unix_ms),
+    );
+    let mut rows = match order {
+        Order::NewestBefore(start_ms, row) => {
+            stmt.query(params![resource, status, since, limit, start_ms, row])
+        }
+        _ => stmt.query(params![resource, status, since, limit]),
+    }
+    .map_err(crate::Error::from)?;
     while let Some(row) = rows.next().map_err(crate::Error::from)? {
+        key((
+            row.get(7).map_err(crate::Error::from)?,
+            row.get(0).map_err(crate::Error::from)?,
+        ));
         match read_window(conn, row, filter.with_points, path, &mut journals) {
             Ok(w) => f(w)?,
             Err(e @ crate::Error::DamagedWindow { .. }) if damaged.is_some() => {
