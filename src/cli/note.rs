@@ -18,7 +18,7 @@ pub struct NoteArgs {
     /// The window's id (from `list`); recording or closed.
     pub id: String,
     /// The note: one line, at most 4096 bytes (several words are joined
-    /// with spaces).
+    /// with spaces; put `--` before a text that starts with `-`).
     #[arg(value_name = "TEXT", required = true, num_args = 1..)]
     pub text: Vec<String>,
     /// Who writes it (default: your user name).
