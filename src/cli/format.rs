@@ -86,22 +86,41 @@ pub fn duration_ms(ms: i64) -> String {
     incident_recorder::context::format_duration_ms(rounded)
 }
 
-/// [`terminal_safe`] for text of several lines: line breaks and tabs are
-/// kept, every other control character is shown escaped.
-pub fn terminal_text(text: &str) -> std::borrow::Cow<'_, str> {
-    let control = |c: char| c.is_control() && c != '\n' && c != '\t';
-    if !text.chars().any(control) {
+/// True for a character stored text must not send to a terminal as is:
+/// control characters (escape sequences, carriage returns, bells) and the
+/// invisible bidirectional controls (U+202A-U+202E embeddings and
+/// overrides, U+2066-U+2069 isolates, U+200E/U+200F marks, U+061C), which
+/// reorder what is shown: `cpu\u{202e}gnp.exe` reads as `cpuexe.png`.
+pub fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
+}
+
+/// `text` with every character of [`unsafe_char`] but `keep` shown as
+/// `\u{..}` instead.
+fn escaped(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escape = |c: char| unsafe_char(c) && !keep(c);
+    if !text.chars().any(escape) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if control(c) {
+        if escape(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// [`terminal_safe`] for text of several lines: line breaks and tabs are
+/// kept, every other [`unsafe_char`] is shown escaped.
+pub fn terminal_text(text: &str) -> std::borrow::Cow<'_, str> {
+    escaped(text, |c| c == '\n' || c == '\t')
 }
 
 /// Writes `text` to `out` through [`terminal_text`]: how every text
@@ -110,22 +129,71 @@ pub fn write_text(out: &mut impl std::io::Write, text: &str) -> std::io::Result<
     out.write_all(terminal_text(text).as_bytes())
 }
 
-/// `text` with every control character (escape sequences, carriage returns,
-/// bells...) shown as `\u{..}` instead: stored data is printed through this,
-/// so nothing a monitor sent can drive the user's terminal.
+/// `text` with every [`unsafe_char`] shown as `\u{..}` instead: stored
+/// data is printed through this, so nothing a monitor sent can drive the
+/// user's terminal or disguise what it shows.
 pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
+    escaped(text, |_| false)
+}
+
+/// The pretty JSON formatter of `serde_json::to_writer_pretty`, but with
+/// every [`unsafe_char`] serde_json would write as is (DEL, C1 controls
+/// such as U+009B, the bidirectional controls) escaped as `\uXXXX`: the
+/// same JSON to a parser, inert on a terminal.
+#[derive(Default)]
+pub struct SafeJson(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for SafeJson {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| unsafe_char(c)) {
+            w.write_all(&rest.as_bytes()[..at])?;
+            // Every such character is in the Basic Multilingual Plane.
+            write!(w, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[at + c.len_utf8()..];
         }
+        w.write_all(rest.as_bytes())
     }
-    std::borrow::Cow::Owned(out)
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +212,51 @@ mod tests {
         assert_eq!(value(-3e9), "-3.00G");
         assert_eq!(signed(0.0), "+0.00");
         assert_eq!(signed(-2.0), "-2.00");
+    }
+
+    #[test]
+    fn controls_and_bidirectional_overrides_are_escaped() {
+        assert_eq!(terminal_safe("cpu"), "cpu");
+        assert_eq!(terminal_safe("a\u{1b}[2J"), "a\\u{1b}[2J");
+        for c in [
+            '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{061c}',
+        ] {
+            let shown = terminal_safe(&format!("cpu{c}gnp.exe")).into_owned();
+            assert!(!shown.contains(c), "{c:?}: {shown}");
+            assert_eq!(shown, format!("cpu{}gnp.exe", c.escape_unicode()));
+        }
+        // Other format characters (a zero-width joiner in an emoji) stay.
+        assert_eq!(terminal_safe("\u{200d}x\u{2065}"), "\u{200d}x\u{2065}");
+        assert_eq!(terminal_text("a\n\tb\u{202e}"), "a\n\tb\\u{202e}");
+    }
+
+    #[test]
+    fn json_escapes_what_a_terminal_would_act_on_and_parses_the_same() {
+        let value =
+            serde_json::json!({"name": "cpu\u{202e}gnp.exe\u{9b}2J\u{7f}\u{1b}", "n": [1, 2]});
+        let mut out = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, SafeJson::default());
+        serde::Serialize::serialize(&value, &mut ser).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.chars().any(unsafe_char_but_layout), "{text:?}");
+        assert!(
+            text.contains(r"cpu\u202egnp.exe\u009b2J\u007f\u001b"),
+            "{text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
+        assert_eq!(
+            text,
+            serde_json::to_string_pretty(&value)
+                .unwrap()
+                .replace('\u{202e}', r"\u202e")
+                .replace('\u{9b}', r"\u009b")
+                .replace('\u{7f}', r"\u007f")
+        );
+    }
+
+    fn unsafe_char_but_layout(c: char) -> bool {
+        unsafe_char(c) && c != '\n'
     }
 
     #[test]

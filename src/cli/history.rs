@@ -34,7 +34,7 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     for e in &damaged {
         eprintln!(
             "warning: skipped {} (`export --skip-damaged` saves the rest)",
-            incident_recorder::error_chain(e)
+            format::terminal_safe(&incident_recorder::error_chain(e))
         );
     }
     let code = super::partial_if(!damaged.is_empty());
@@ -136,7 +136,7 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
     if a.output.json {
         super::print_json(&w)?;
     } else {
-        let running = store.recorder_running()?;
+        let running = store.recorder_presence()?;
         let mut text = Vec::new();
         render_window(&w, running, &mut text)?;
         format::write_text(
@@ -197,8 +197,9 @@ fn find(store: &Store, id: &str) -> Result<IncidentWindow> {
 }
 
 /// Why a recording window is still open and what closes it, one line each
-/// (`running`: a recorder holds the database).
-pub fn still_open(w: &IncidentWindow, running: bool) -> Vec<String> {
+/// (`running`: whether a recorder holds the database, `None` if this user
+/// cannot tell: see [`Store::recorder_presence`]).
+pub fn still_open(w: &IncidentWindow, running: Option<bool>) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(d) = w.deadline {
         lines.push(format!(
@@ -218,8 +219,13 @@ pub fn still_open(w: &IncidentWindow, running: bool) -> Vec<String> {
             held.join(", ")
         ));
     }
-    if running {
+    if running == Some(true) {
         lines.push("a recorder is running on this database and closes it when it is due".into());
+    } else if running.is_none() {
+        lines.push(
+            "a recorder running on this database closes it when it is due (whether one runs only its user can tell: the lock file is private to it)"
+                .into(),
+        );
     } else {
         let last = w
             .summary
@@ -238,7 +244,11 @@ pub fn still_open(w: &IncidentWindow, running: bool) -> Vec<String> {
 }
 
 /// The text of `show`: header, triggers, summary table, sparklines.
-pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) -> Result<()> {
+pub fn render_window(
+    w: &IncidentWindow,
+    running: Option<bool>,
+    out: &mut impl Write,
+) -> Result<()> {
     let resource = match (&w.resource_name, &w.resource_type) {
         (Some(n), Some(t)) => format!("{} ({n}, {t})", w.resource_id),
         (Some(x), None) | (None, Some(x)) => format!("{} ({x})", w.resource_id),
@@ -351,10 +361,12 @@ pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) ->
         }
     }
     writeln!(out)?;
+    // Labels as they will print (escaped), so the sparklines line up.
+    let shown = |metric: &str| format::terminal_safe(metric).into_owned();
     let label = summary
         .samples
         .keys()
-        .map(|k| k.chars().count())
+        .map(|k| shown(k).chars().count())
         .max()
         .unwrap_or(0);
     let width = terminal_width().saturating_sub(label + 2).clamp(10, 120);
@@ -364,7 +376,8 @@ pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) ->
             .iter()
             .map(|p| p.metrics.get(metric).copied())
             .collect();
-        writeln!(out, "{metric:<label$}  {}", sparkline(&series, width))?;
+        let name = shown(metric);
+        writeln!(out, "{name:<label$}  {}", sparkline(&series, width))?;
     }
     Ok(())
 }
@@ -422,7 +435,7 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
     let mut text = incident_recorder::context::format_window(&window);
     if window.status == WindowStatus::Recording {
         text.push_str("\n### Still recording\n");
-        for line in still_open(&window, store.recorder_running()?) {
+        for line in still_open(&window, store.recorder_presence()?) {
             text.push_str(&format!("- {line}\n"));
         }
     }
@@ -433,7 +446,7 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
 pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
     let store = super::open_read_only(db)?;
     let stats = store.stats()?;
-    let running = store.recorder_running()?;
+    let running = store.recorder_presence()?;
     let push = store.push_state()?;
     if a.json {
         let mut value = serde_json::to_value(&stats)?;
@@ -456,11 +469,12 @@ pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
         db.display(),
         format::bytes(stats.database_bytes)
     )?;
-    writeln!(
-        out,
-        "recorder   {}",
-        if running { "running" } else { "not running" }
-    )?;
+    let recorder = match running {
+        Some(true) => "running",
+        Some(false) => "not running",
+        None => "unknown (its lock file is private to the recorder's user)",
+    };
+    writeln!(out, "recorder   {recorder}")?;
     if by_status.is_empty() {
         writeln!(out, "windows    0")?;
     } else {

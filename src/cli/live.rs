@@ -66,9 +66,13 @@ impl<'a> Live<'a> {
         Ok(live)
     }
 
-    /// Prints one event line.
+    /// Prints one event line (escaped: it names resources and alerts).
     pub fn say(&self, text: &str) -> Result<()> {
-        let line = format!("{} {text}", format::clock(Timestamp::now()));
+        let line = format!(
+            "{} {}",
+            format::clock(Timestamp::now()),
+            format::terminal_safe(text)
+        );
         let print = || writeln!(std::io::stdout().lock(), "{line}");
         match &self.bar {
             Some(bar) => bar.suspend(print)?,
@@ -88,7 +92,7 @@ impl<'a> Live<'a> {
         }
         let status = self.status(&stats);
         match &self.bar {
-            Some(bar) => bar.set_message(status),
+            Some(bar) => bar.set_message(format::terminal_safe(&status).into_owned()),
             None if self.last_heartbeat.elapsed() >= HEARTBEAT => {
                 self.last_heartbeat = Instant::now();
                 self.say(&status)?;

@@ -225,10 +225,12 @@ fn open_existing(path: &Path) -> Result<Store> {
     Ok(Store::open(path)?)
 }
 
-/// Writes `value` as pretty JSON and a newline to stdout.
+/// Writes `value` as pretty JSON and a newline to stdout, with what could
+/// act on a terminal escaped ([`format::SafeJson`]).
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    let mut json = serde_json::Serializer::with_formatter(&mut out, format::SafeJson::default());
+    value.serialize(&mut json)?;
     writeln!(out)?;
     Ok(())
 }

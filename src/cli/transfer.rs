@@ -137,7 +137,8 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
         eprintln!("left out {skipped} recording windows: Pulse files hold completed windows only");
     }
     for e in &damaged {
-        eprintln!("skipped {}", incident_recorder::error_chain(e));
+        let e = incident_recorder::error_chain(e);
+        eprintln!("skipped {}", super::format::terminal_safe(&e));
     }
     if !damaged.is_empty() {
         eprintln!(
