@@ -38,8 +38,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Parsed once per run: the size of the largest variant (`watch`'s options)
-// costs nothing worth a box.
+// Parsed once per process: the size of its largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -113,7 +113,8 @@ impl Store {
     /// database it last connected to. Works on a read-only store.
     pub fn push_state(&self) -> Result<PushState> {
         let conn = self.conn()?;
-        let tx = conn.unchecked_transaction()?; // one snapshot for every count
+        let snapshot = conn.snapshot()?; // one snapshot for every count
+        let tx = snapshot.as_deref().unwrap_or(&conn);
         let state: Option<(i64, i64, Option<String>, Option<String>)> = tx
             .prepare_cached(
                 "SELECT s.dropped_unpushed, s.dropped_refused, t.display, t.node
@@ -308,7 +309,8 @@ impl Store {
     /// `None` if it is gone (trimmed since it was listed).
     pub(crate) fn push_details(&self, row: i64) -> Result<Option<PushDetails>> {
         let conn = self.conn()?;
-        let tx = conn.unchecked_transaction()?; // one snapshot for both reads
+        let snapshot = conn.snapshot()?; // one snapshot for both reads
+        let tx = snapshot.as_deref().unwrap_or(&conn);
         let Some((opened_ms, deadline_ms)) = tx
             .prepare_cached("SELECT opened_ms, deadline_ms FROM windows WHERE id = ?1")?
             .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -464,7 +464,7 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         for table in &referencing {
-            let checked = format!("SELECT metric_id FROM {table}");
+            let checked = ["SELECT metric_id FROM ", table.as_str()].concat();
             assert!(
                 RECLAIM_SQL.contains(&checked),
                 "{table} refers to metrics: reclaim_metric_names must keep the names it uses"

@@ -47,6 +47,8 @@ pub struct Cluster {
     watchdog: Option<Child>,
 }
 
+// Also `common::skip` in test binaries that load both: one file, one counter each.
+#[allow(clippy::duplicate_mod)]
 #[path = "../common/skip.rs"]
 mod skip;
 

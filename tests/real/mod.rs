@@ -7,6 +7,8 @@
 //! failure.
 #![allow(dead_code)] // each test binary uses a different subset
 
+// Also `common::skip` in test binaries that load both: one file, one counter each.
+#[allow(clippy::duplicate_mod)]
 #[path = "../common/skip.rs"]
 mod skip;
 
