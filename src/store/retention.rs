@@ -325,7 +325,9 @@ impl Store {
     /// database: this takes the recorder's lock (`<db>.lock`) for the
     /// transaction, and if a recorder holds it refuses with
     /// [`Error::StillRecording`](crate::Error::StillRecording), deleting
-    /// nothing. A window already pushed to a central database stays there.
+    /// nothing (always, on an in-memory store: only the recorder of this
+    /// process can have recorded it). A window already pushed to a central
+    /// database stays there.
     pub fn delete_windows(&self, selection: DeleteSelection<'_>) -> Result<DeleteReport> {
         if self.read_only {
             return Err(crate::Error::Unavailable("the store was opened read-only"));
@@ -338,9 +340,11 @@ impl Store {
             let chosen = select(&tx, selection)?;
             // Held until the transaction ends: no recorder starts on the
             // recording windows meanwhile.
+            // An in-memory store has no lock: its recording windows can
+            // only be a recorder's, running in this process.
             let _lock = match chosen.iter().find(|w| w.recording) {
                 Some(w) => match self.lock_for_recording() {
-                    Err(crate::Error::Locked { .. }) => {
+                    Err(crate::Error::Locked { .. }) | Ok(None) => {
                         return Err(crate::Error::StillRecording {
                             id: crate::error::clip(&w.public_id),
                         });
@@ -412,6 +416,27 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn a_recording_window_of_an_in_memory_recorder_is_not_deleted() {
+        let recorder = crate::IncidentRecorder::open(crate::RecorderConfig::default()).unwrap();
+        let id = recorder
+            .start_recording(
+                "db-02",
+                crate::Trigger::new(crate::TriggerType::Manual, None),
+            )
+            .unwrap();
+        let ids = [id.to_string()];
+        let refused = recorder
+            .store()
+            .delete_windows(DeleteSelection::Ids(&ids))
+            .unwrap_err();
+        assert!(
+            matches!(refused, crate::Error::StillRecording { .. }),
+            "{refused}"
+        );
+        assert!(recorder.window(&id).unwrap().is_some());
+    }
 
     #[test]
     fn delete_window_covers_every_table_hanging_from_windows() {
