@@ -15,6 +15,8 @@ use crate::model::{IncidentWindow, Timestamp, WindowStatus};
 pub const RECENT_POINTS: usize = 10;
 /// How many anomalies the digest lists (the rest are counted).
 pub const MAX_ANOMALIES: usize = 10;
+/// Notes listed (the most recent ones).
+pub const MAX_NOTES: usize = 20;
 
 /// The digest of one window.
 ///
@@ -105,6 +107,18 @@ pub fn format_window(w: &IncidentWindow) -> String {
         }
     }
 
+    if !w.notes.is_empty() {
+        // What the people handling it wrote: often the cause, or what was done.
+        out.push_str("\n### Notes\n");
+        let skip = w.notes.len().saturating_sub(MAX_NOTES);
+        if skip > 0 {
+            let _ = writeln!(out, "- ({skip} earlier notes left out)");
+        }
+        for n in &w.notes[skip..] {
+            let _ = writeln!(out, "- {} {}: {}", n.at, n.author, n.text);
+        }
+    }
+
     if !w.data_points.is_empty() {
         out.push_str("\n### Recent Data Points\n");
         let start = w.data_points.len().saturating_sub(RECENT_POINTS);
@@ -186,6 +200,45 @@ fn clock_time(t: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_are_listed_last_twenty_with_the_rest_counted() {
+        let at = Timestamp::from_unix_ms(1_795_514_400_000);
+        let w = IncidentWindow {
+            id: crate::WindowId::new("iw-1"),
+            resource_id: "db-02".into(),
+            resource_name: None,
+            resource_type: None,
+            trigger_type: crate::TriggerType::Manual,
+            trigger_id: None,
+            trigger_time: None,
+            start_time: at,
+            end_time: Some(at),
+            deadline: None,
+            status: WindowStatus::Complete,
+            triggers: Vec::new(),
+            notes: (0..25)
+                .map(|i| crate::WindowNote {
+                    at,
+                    author: "ops".into(),
+                    text: format!("step {i}"),
+                })
+                .collect(),
+            data_points: Vec::new(),
+            summary: None,
+        };
+        let text = format_window(&w);
+        assert!(
+            text.contains("### Notes\n- (5 earlier notes left out)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- 2026-11-24T10:00:00.000Z ops: step 5\n"),
+            "{text}"
+        );
+        assert!(!text.contains("step 4\n"), "{text}");
+        assert!(text.contains("step 24\n"), "{text}");
+    }
 
     #[test]
     fn durations_print_like_go() {

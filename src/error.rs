@@ -318,6 +318,26 @@ pub enum Error {
     #[error("no incident window with id {0:?}")]
     WindowNotFound(String),
 
+    /// A window a running recorder is still recording, asked to be deleted:
+    /// the recorder holds its bookkeeping (deadline, journal ids) in memory
+    /// and would go on writing into a window that no longer exists.
+    #[error(
+        "window {id:?} is still recording and a recorder is running on this database; delete it once it closes (or stop the recorder first)"
+    )]
+    StillRecording {
+        /// The window (cut to 64 characters).
+        id: String,
+    },
+
+    /// A note refused (empty, too long, control characters, a bad author).
+    #[error("invalid note {what}: {reason}")]
+    InvalidNote {
+        /// `text` or `author`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A name that should be one of a fixed set (status, trigger type).
     #[error("unknown {kind} {input:?}; expected one of {expected:?}")]
     UnknownName {

@@ -94,7 +94,7 @@ pub use config::RecorderConfig;
 pub use error::{DatabaseError, Error, ProviderError, Result, error_chain};
 pub use model::{
     DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
-    Trigger, TriggerType, WindowAnomaly, WindowId, WindowStatus, WindowTrigger,
+    Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus, WindowTrigger,
 };
 pub use provider::MetricsProvider;
 pub use recorder::{
@@ -102,7 +102,8 @@ pub use recorder::{
     Recovery, RejectedValue, Sample, TriggerAction, TriggerOutcome,
 };
 pub use store::{
-    ListingCursor, PruneReport, PushState, Store, StoreStats, TriggerRequestStatus, WindowFilter,
+    DeleteReport, DeleteSelection, ListingCursor, PruneReport, PushState, Store, StoreStats,
+    TriggerRequestStatus, WindowFilter,
 };
 
 /// The README's examples run as doctests, so they stay true.

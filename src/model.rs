@@ -365,6 +365,26 @@ pub struct WindowTrigger {
     pub opened_window: bool,
 }
 
+/// A note on a window ("rebooted db-02 at 10:40"): the timeline the people
+/// handling an incident write beside its samples.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowNote {
+    /// When it was written.
+    pub at: Timestamp,
+    /// Who wrote it (a user name, or what `--author` gave).
+    pub author: String,
+    /// The note (at most [`WindowNote::MAX_TEXT_BYTES`], no control
+    /// characters but tabs).
+    pub text: String,
+}
+
+impl WindowNote {
+    /// Longest note text, in bytes: a timeline entry, not a document.
+    pub const MAX_TEXT_BYTES: usize = 4096;
+    /// Longest author, in bytes (as resource names and types).
+    pub const MAX_AUTHOR_BYTES: usize = 256;
+}
+
 /// One sample: when, the metric values, and any metadata the host attached.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataPoint {
@@ -480,6 +500,9 @@ pub struct IncidentWindow {
     /// Every trigger that opened or extended the window, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<WindowTrigger>,
+    /// Notes written on the window (`note ID TEXT`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<WindowNote>,
     /// The samples, oldest first. Empty in listings that skip points.
     #[serde(default)]
     pub data_points: Vec<DataPoint>,

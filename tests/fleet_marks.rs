@@ -392,12 +392,15 @@ fn chrono_ms(text: &str) -> i64 {
 }
 
 /// Turns `db` (pushed by this build) back into what version 8 wrote: marks
-/// that do not say where they went.
+/// that do not say where they went (and no notes: version 10 undone too).
 fn back_to_version_8(db: &Path) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF;
          BEGIN;
+         DROP TABLE note_pushes;
+         DROP TABLE window_notes;
+         DELETE FROM refinery_schema_history WHERE version = 10;
          CREATE TABLE v8_pushes (
              window_id INTEGER PRIMARY KEY REFERENCES windows(id) ON DELETE CASCADE,
              pushed_ms INTEGER NOT NULL,

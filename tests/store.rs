@@ -490,6 +490,7 @@ fn a_generated_id_never_collides_with_an_imported_one() {
         end_time: Some(t(-50)),
         deadline: None,
         status: WindowStatus::Complete,
+        notes: Vec::new(),
         triggers: Vec::new(),
         data_points: Vec::new(),
         summary: None,

@@ -155,6 +155,7 @@ fn a_window_without_triggers_gets_its_opening_trigger_and_a_fresh_summary() {
         end_time: Some(t(20)),
         deadline: None,
         status: WindowStatus::Truncated,
+        notes: Vec::new(),
         triggers: Vec::new(),
         data_points: (0..3)
             .map(|i| DataPoint {
@@ -196,6 +197,7 @@ fn invalid_windows_are_refused_whole() {
         end_time: None,
         deadline: None,
         status: WindowStatus::Complete,
+        notes: Vec::new(),
         triggers: vec![WindowTrigger {
             trigger_type: TriggerType::Manual,
             trigger_id: None,

@@ -55,7 +55,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Print a window as text for an AI prompt.
     Context(ContextArgs),
-    /// Write windows to a JSON file (native, or Pulse's incident_windows.json).
+    /// Write windows to a file: native JSON, Pulse's incident_windows.json, or CSV (one row per value).
     Export(ExportArgs),
     /// Read windows from an export file; windows already present are skipped.
     Import(ImportArgs),
@@ -67,6 +67,15 @@ pub enum Command {
     Demo(DemoArgs),
     /// Push closed windows not yet pushed to a central PostgreSQL (the fleet's history).
     Push(PushArgs),
+    /// Delete windows (by id, or a resource's closed windows before a time) with everything of theirs.
+    #[command(long_about = super::delete::DELETE_ABOUT)]
+    Delete(super::delete::DeleteArgs),
+    /// Write a note on a window ("rebooted db-02 at 10:40"), with its time and author.
+    Note(super::note::NoteArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(super::manual::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with --dir.
+    Man(super::manual::ManArgs),
 }
 
 /// `--json`, for commands that print a result.
@@ -257,6 +266,11 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// The window's id (from `list`).
     pub id: String,
+    /// Only the metrics whose name matches this regular expression (summary
+    /// table, sparklines and --json), e.g. 'cpu|load' or '^node_filesystem'.
+    /// An invalid expression is a usage error (exit 2).
+    #[arg(long, value_name = "REGEX", value_parser = parse_metric_regex)]
+    pub metric: Option<regex::Regex>,
     #[command(flatten)]
     pub output: JsonFlag,
 }
@@ -278,6 +292,9 @@ pub enum Format {
     Native,
     /// Pulse's incident_windows.json (`{"completed_windows": [...]}`).
     Pulse,
+    /// Export only: one row per value (window, resource, ts, ts_ms, metric,
+    /// value) with a header row, RFC 4180 quoting, for spreadsheets.
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -389,4 +406,18 @@ fn parse_status(s: &str) -> Result<WindowStatus, String> {
                 .join(", ")
         )
     })
+}
+
+/// `show --metric`: a regular expression, bounded in size (a hostile one
+/// cannot make matching slow: the regex crate runs in linear time).
+fn parse_metric_regex(s: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(s)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            format!(
+                "invalid regular expression: {}",
+                e.to_string().replace('\n', " ")
+            )
+        })
 }

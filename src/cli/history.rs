@@ -129,7 +129,10 @@ fn trigger_text(w: &IncidentWindow) -> String {
 
 pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
     let store = super::open_read_only(db)?;
-    let w = find(&store, &a.id)?;
+    let mut w = find(&store, &a.id)?;
+    if let Some(re) = &a.metric {
+        keep_metrics(&mut w, re)?;
+    }
     if a.output.json {
         super::print_json(&w)?;
     } else {
@@ -142,6 +145,49 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `show --metric`: keeps only the metrics whose name matches `re`, in the
+/// points and in the summary; none matching is an error naming the metrics
+/// the window has.
+fn keep_metrics(w: &mut IncidentWindow, re: &regex::Regex) -> Result<()> {
+    let mut all = std::collections::BTreeSet::new();
+    for p in &mut w.data_points {
+        all.extend(p.metrics.keys().cloned());
+        p.metrics.retain(|m, _| re.is_match(m));
+    }
+    w.data_points.retain(|p| !p.metrics.is_empty());
+    if let Some(s) = &mut w.summary {
+        all.extend(s.samples.keys().cloned());
+        for map in [
+            &mut s.peaks,
+            &mut s.lows,
+            &mut s.averages,
+            &mut s.changes,
+            &mut s.p50,
+            &mut s.p95,
+            &mut s.p99,
+        ] {
+            map.retain(|m, _| re.is_match(m));
+        }
+        s.samples.retain(|m, _| re.is_match(m));
+        s.anomaly_points.retain(|a| re.is_match(&a.metric));
+        s.anomalies_by_metric.retain(|m, _| re.is_match(m));
+        let kept: Vec<String> = all.iter().filter(|m| re.is_match(m)).cloned().collect();
+        s.anomalies
+            .retain(|d| kept.iter().any(|m| d.starts_with(&format!("{m} "))));
+    }
+    if !all.iter().any(|m| re.is_match(m)) {
+        let names: Vec<&str> = all.iter().map(String::as_str).take(20).collect();
+        let more = if all.len() > 20 { ", ..." } else { "" };
+        return Err(Failure::msg(format!(
+            "no metric of window {} matches --metric {:?} (it has: {}{more})",
+            w.id,
+            re.as_str(),
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 fn find(store: &Store, id: &str) -> Result<IncidentWindow> {
@@ -252,6 +298,12 @@ pub fn render_window(
                 line.push_str(" (opened the window)");
             }
             writeln!(out, "{line}")?;
+        }
+    }
+    if !w.notes.is_empty() {
+        writeln!(out, "\nnotes")?;
+        for n in &w.notes {
+            writeln!(out, "  {} {}: {}", format::time(n.at), n.author, n.text)?;
         }
     }
     let Some(summary) = w.summary.as_ref().filter(|s| !s.samples.is_empty()) else {

@@ -17,6 +17,8 @@
 //! | `ingest`, `ingest_line` | recording JSON lines on their own clock; the line format |
 //! | `trigger` | asking a running recorder for a window |
 //! | `history` | `list`, `show`, `context`, `stats`, `prune` |
+//! | `delete`, `note` | deleting windows; notes on a window |
+//! | `manual` | `completions SHELL` and `man`, from the grammar |
 //! | `transfer`, `pulse` | `export` / `import`; Pulse's file shape |
 //! | `demo`, `fleet` | the simulated incident; its simulated fleet |
 //! | `push` | `push`, and `--push-to` for `watch` and `ingest` (the library's `fleet`) |
@@ -29,6 +31,8 @@
 //! from the library's public API, which is the point of having one.
 
 mod args;
+mod csv;
+mod delete;
 mod demo;
 mod duration;
 mod error;
@@ -43,6 +47,8 @@ mod input;
 mod listen;
 mod live;
 mod logging;
+mod manual;
+mod note;
 mod pulse;
 mod push;
 mod rules;
@@ -181,6 +187,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stats(a) => history::stats(db, a),
         Command::Demo(a) => demo::run(db, a),
         Command::Push(a) => push::run(db, a),
+        Command::Delete(a) => delete::run(db, a),
+        Command::Note(a) => note::run(db, a),
+        Command::Completions(a) => manual::completions(a),
+        Command::Man(a) => manual::man(a),
     }
 }
 

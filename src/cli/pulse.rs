@@ -183,6 +183,7 @@ impl PulseWindow {
             end_time: end,
             deadline: None,
             status,
+            notes: Vec::new(),
             triggers: vec![WindowTrigger {
                 trigger_type,
                 trigger_id,

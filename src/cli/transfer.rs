@@ -1,6 +1,6 @@
 //! `export` and `import`: whole windows to and from JSON files.
 //!
-//! Two formats ([`Format`]):
+//! Three formats ([`Format`]):
 //!
 //! * `native`: `{"format":"incident-recorder","version":1,"windows":[...]}`
 //!   with one window per line, every field the library has (triggers with
@@ -9,6 +9,7 @@
 //! * `pulse`: the seed's `incident_windows.json` (see `pulse`), so Pulse
 //!   users can bring their history in, or take it back out. Pulse files only
 //!   hold completed windows, so a pulse export leaves recording ones out.
+//! * `csv` (export only, see `csv`): one row per value, for spreadsheets.
 //!
 //! Both directions stream: export writes window by window as the store walks
 //! them; import reads the file with a serde visitor that hands over one
@@ -116,6 +117,18 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
             } else {
                 b"\n  ]\n}\n"
             })?;
+        }
+        Format::Csv => {
+            w.write_all(super::csv::HEADER.as_bytes())?;
+            walk(
+                &mut |window| -> Result<()> {
+                    super::csv::write_window(&mut *w, &window)?;
+                    windows += 1;
+                    points += window.data_points.len() as u64;
+                    Ok(())
+                },
+                &mut damaged,
+            )?;
         }
     }
     let target = sink.finish()?;
@@ -242,6 +255,11 @@ struct Counts {
 }
 
 pub fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
+    if a.format == Some(Format::Csv) {
+        return Err(Failure::msg(
+            "--format csv is for export only: import reads native or pulse files",
+        ));
+    }
     let input = super::input::open(Some(&a.input))?;
     let store = Store::open(db)?;
     let importer = RefCell::new(Importer {
@@ -302,6 +320,7 @@ impl Importer<'_> {
             Format::Pulse => serde_json::from_str::<PulseWindow>(raw.get())
                 .map_err(|e| e.to_string())
                 .and_then(PulseWindow::into_window),
+            Format::Csv => Err("CSV files cannot be imported".into()),
         };
         let window = match parsed {
             Ok(w) => w,
@@ -408,6 +427,7 @@ fn name(f: Format) -> &'static str {
     match f {
         Format::Native => "native",
         Format::Pulse => "pulse",
+        Format::Csv => "csv",
     }
 }
 

@@ -96,6 +96,7 @@
 mod central;
 mod copy;
 mod error;
+mod notes;
 mod push;
 mod pusher;
 mod reconcile;

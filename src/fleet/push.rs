@@ -57,6 +57,9 @@ pub struct PushSummary {
     pub points: u64,
     /// Metric values pushed.
     pub values: u64,
+    /// Notes written on windows after they were pushed, added centrally
+    /// by this push (a window's notes pushed with it are not counted).
+    pub notes: u64,
     /// The first refused windows, with the reason.
     pub refused: Vec<RefusedWindow>,
 }
@@ -153,11 +156,15 @@ pub fn push_with(
     if request.retry_refused {
         store.retry_refused_now(session.target())?;
     }
+    // First the notes on windows already there (those of the backlog go
+    // with their windows).
+    let notes = session.push_notes(store)?;
     let mut pushed = session.push_backlog(store, &mut |s| {
         progress(s);
         true
     })?;
     pushed.missing = summary.missing;
+    pushed.notes = notes;
     Ok(pushed)
 }
 
@@ -220,6 +227,8 @@ const COPY_TRIGGERS: &str = "COPY window_triggers
     FROM STDIN (FORMAT binary)";
 const COPY_STATS: &str = "COPY window_metric_stats
     (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99)
+    FROM STDIN (FORMAT binary)";
+const COPY_NOTES: &str = "COPY window_notes (window_id, at_ms, author, text)
     FROM STDIN (FORMAT binary)";
 const COPY_ANOMALIES: &str = "COPY window_anomalies
     (window_id, metric_id, ts_ms, value, score, description)
@@ -664,6 +673,7 @@ struct Rows {
     triggers: Option<BinaryRows>,
     stats: Option<BinaryRows>,
     anomalies: Option<BinaryRows>,
+    notes: Option<BinaryRows>,
 }
 
 impl Rows {
@@ -709,6 +719,17 @@ impl Rows {
                 .int8(t.fired_at.as_unix_ms())
                 .opt_int8(t.resolved_at.map(Timestamp::as_unix_ms))
                 .bool(t.opened_window);
+        }
+        if !w.window.notes.is_empty() {
+            let notes = self.notes.get_or_insert_with(BinaryRows::new);
+            for n in &w.window.notes {
+                notes
+                    .row(4)
+                    .int8(id)
+                    .int8(n.at.as_unix_ms())
+                    .text(&n.author)
+                    .text(&n.text);
+            }
         }
         if let Some(s) = &w.window.summary {
             let stats = self.stats.get_or_insert_with(BinaryRows::new);
@@ -756,6 +777,7 @@ impl Rows {
             (COPY_TRIGGERS, self.triggers, "copying triggers"),
             (COPY_STATS, self.stats, "copying summaries"),
             (COPY_ANOMALIES, self.anomalies, "copying anomalies"),
+            (COPY_NOTES, self.notes, "copying notes"),
         ] {
             let Some(rows) = rows.filter(|r| r.len() > 0) else {
                 continue;

@@ -350,6 +350,8 @@ fn pass(
             session.insert(s)
         }
     };
+    // Notes written on windows already pushed go on their own.
+    s.push_notes(store)?;
     let pending = store.push_pending(s.target(), Timestamp::now())?;
     shared.lock().status.backlog = pending;
     if pending == 0 {
@@ -382,6 +384,8 @@ fn pass(
         counted = sum.clone();
         shared.may_continue()
     });
+    // Notes written on windows already pushed go on their own.
+    s.push_notes(store)?;
     let pending = store.push_pending(s.target(), Timestamp::now())?;
     let state = store.push_state()?;
     {

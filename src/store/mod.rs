@@ -14,9 +14,10 @@
 //! Modules by job: [`writer`] (the recorder's connection: a tick's commit,
 //! opening windows), [`points`] (appending to the journal), [`close`]
 //! (sealing, summaries written, the journal purged), [`series`] (reading a
-//! window's points from both halves), [`retention`] (trimming), [`requests`]
-//! (trigger requests), [`read`] (queries), [`reading`] (read-only opens,
-//! for users who may read the database but not write it), [`replay`], [`saved`],
+//! window's points from both halves), [`retention`] (trimming and `delete`),
+//! [`notes`] (notes on windows), [`requests`] (trigger requests), [`read`]
+//! (queries), [`reading`] (read-only opens, for users who may read the
+//! database but not write it), [`replay`], [`saved`],
 //! [`transfer`], [`push`], [`schema`]. Row ids are typed ([`ids`]).
 //!
 //! ## Locking
@@ -58,6 +59,7 @@
 mod close;
 mod gate;
 mod ids;
+mod notes;
 mod points;
 mod push;
 mod read;
@@ -92,7 +94,7 @@ pub(crate) use points::{PointBatch, Samples};
 pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
-pub use retention::PruneReport;
+pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
 pub(crate) use series::{Known, WindowPoints};
 pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};

@@ -433,6 +433,7 @@ fn header_from_row(r: &Row<'_>) -> rusqlite::Result<Header> {
             deadline: Some(Timestamp::from_unix_ms(r.get(9)?)),
             status,
             triggers: Vec::new(),
+            notes: Vec::new(),
             data_points: Vec::new(),
             summary: None,
         },
@@ -450,6 +451,7 @@ fn complete(
     journals: &mut Journals,
 ) -> Result<IncidentWindow> {
     w.triggers = triggers(conn, at.window)?;
+    w.notes = super::notes::notes(conn, at.window)?;
     if let Some(points) = summary_points {
         w.summary = Some(summary(conn, at.window, points)?);
     }

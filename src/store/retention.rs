@@ -7,7 +7,7 @@
 //! other windows. Trimming runs in the closer, after the windows it closed,
 //! never on the tick.
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::Store;
 use super::ids::WindowRow;
@@ -173,8 +173,10 @@ fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport
 
 /// What [`delete_window`] deletes by window id, children first: every table
 /// hanging from `windows` by a foreign key (a unit test checks it).
-const DELETES: [&str; 8] = [
+const DELETES: [&str; 10] = [
     "DELETE FROM window_series WHERE window_id = ?1",
+    "DELETE FROM note_pushes WHERE note_id IN (SELECT id FROM window_notes WHERE window_id = ?1)",
+    "DELETE FROM window_notes WHERE window_id = ?1",
     "DELETE FROM point_metadata WHERE window_id = ?1",
     "DELETE FROM window_closes WHERE window_id = ?1",
     "DELETE FROM window_pushes WHERE window_id = ?1",
@@ -208,7 +210,173 @@ pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<(usize, us
     Ok((points.unwrap_or(0) as usize, series))
 }
 
+/// What [`Store::delete_windows`] deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeleteReport {
+    /// The windows deleted, by public id.
+    pub windows: Vec<String>,
+    /// Data points deleted with them.
+    pub points: usize,
+    /// Metric names no longer used by anything, deleted after them (as
+    /// `prune` does).
+    pub metric_names: usize,
+}
+
+/// Which windows [`Store::delete_windows`] deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteSelection<'a> {
+    /// These windows, by public id: all of them or, if one does not exist
+    /// (or is recording while a recorder runs), none.
+    Ids(&'a [String]),
+    /// The closed windows of a resource (any, if `None`) that ended before a
+    /// time (any time, if `None`). Recording windows are never selected.
+    Closed {
+        /// Only this resource's (external id).
+        resource: Option<&'a str>,
+        /// Only windows that ended before this.
+        before: Option<Timestamp>,
+    },
+}
+
+/// The journal part of a recording window (when no recorder runs): its
+/// journal rows have no foreign key, and a later window given the same row
+/// id must not inherit them.
+fn delete_journal(tx: &Connection, id: WindowRow, from: i64) -> Result<usize> {
+    tx.prepare_cached(
+        "DELETE FROM recent_values WHERE point_id IN
+             (SELECT id FROM recent_points WHERE id >= ?2 AND window_id = ?1)",
+    )?
+    .execute(params![id, from])?;
+    Ok(tx
+        .prepare_cached("DELETE FROM recent_points WHERE id >= ?2 AND window_id = ?1")?
+        .execute(params![id, from])?)
+}
+
+/// A recording window's sealed points (sealed while it recorded).
+fn sealed_points(tx: &Connection, id: WindowRow) -> Result<usize> {
+    let n: i64 = tx
+        .prepare_cached(
+            "SELECT count(DISTINCT v.offset_ms) FROM window_series s
+             JOIN series_values v ON v.id BETWEEN s.first_value_id AND s.last_value_id
+             WHERE s.window_id = ?1",
+        )?
+        .query_row([id], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+/// A window chosen for deletion.
+struct Chosen {
+    row: WindowRow,
+    public_id: String,
+    /// Where its journal part starts, while it records.
+    recent_from: Option<i64>,
+    recording: bool,
+}
+
+/// The windows `selection` names, read in the deleting transaction.
+fn select(tx: &Connection, selection: DeleteSelection<'_>) -> Result<Vec<Chosen>> {
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Chosen> {
+        let status: String = r.get(3)?;
+        Ok(Chosen {
+            row: r.get(0)?,
+            public_id: r.get(1)?,
+            recent_from: r.get(2)?,
+            recording: status == "recording",
+        })
+    };
+    match selection {
+        DeleteSelection::Ids(ids) => {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, public_id, recent_from, status FROM windows WHERE public_id = ?1",
+            )?;
+            let mut found: Vec<Chosen> = Vec::with_capacity(ids.len());
+            for id in ids {
+                let w = stmt
+                    .query_row([id], row)
+                    .optional()?
+                    .ok_or_else(|| crate::Error::WindowNotFound(crate::error::clip(id)))?;
+                if !found.iter().any(|f| f.row == w.row) {
+                    found.push(w);
+                }
+            }
+            Ok(found)
+        }
+        DeleteSelection::Closed { resource, before } => Ok(tx
+            .prepare_cached(
+                "SELECT w.id, w.public_id, w.recent_from, w.status FROM windows w
+                 JOIN resources r ON r.id = w.resource_id
+                 WHERE w.end_ms IS NOT NULL
+                   AND (?1 IS NULL OR r.external_id = ?1)
+                   AND (?2 IS NULL OR w.end_ms < ?2)
+                 ORDER BY w.start_ms, w.id",
+            )?
+            .query_map(params![resource, before.map(Timestamp::as_unix_ms)], row)?
+            .collect::<rusqlite::Result<_>>()?),
+    }
+}
+
 impl Store {
+    /// Deletes the windows `selection` names with everything recorded under
+    /// them (values, journal rows, triggers, summary, anomalies, notes, push
+    /// marks), in one transaction: the same deletion as retention's.
+    ///
+    /// A closed window can be deleted while a recorder runs (as `prune`
+    /// does). A recording window only when no recorder runs on the
+    /// database: this takes the recorder's lock (`<db>.lock`) for the
+    /// transaction, and if a recorder holds it refuses with
+    /// [`Error::StillRecording`](crate::Error::StillRecording), deleting
+    /// nothing (always, on an in-memory store: only the recorder of this
+    /// process can have recorded it). A window already pushed to a central
+    /// database stays there.
+    pub fn delete_windows(&self, selection: DeleteSelection<'_>) -> Result<DeleteReport> {
+        if self.read_only {
+            return Err(crate::Error::Unavailable("the store was opened read-only"));
+        }
+        let conn = self.conn()?;
+        let turn = self.gate.patient();
+        conn.pragma_update(None, "foreign_keys", false)?;
+        let report = (|| {
+            let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+            let chosen = select(&tx, selection)?;
+            // Held until the transaction ends: no recorder starts on the
+            // recording windows meanwhile.
+            // An in-memory store has no lock: its recording windows can
+            // only be a recorder's, running in this process.
+            let _lock = match chosen.iter().find(|w| w.recording) {
+                Some(w) => match self.lock_for_recording() {
+                    Err(crate::Error::Locked { .. }) | Ok(None) => {
+                        return Err(crate::Error::StillRecording {
+                            id: crate::error::clip(&w.public_id),
+                        });
+                    }
+                    other => other?,
+                },
+                None => None,
+            };
+            let mut report = DeleteReport::default();
+            for w in chosen {
+                if w.recording {
+                    report.points += sealed_points(&tx, w.row)?;
+                    if let Some(from) = w.recent_from {
+                        report.points += delete_journal(&tx, w.row, from)?;
+                    }
+                }
+                report.points += delete_window(&tx, w.row)?.0;
+                report.windows.push(w.public_id);
+            }
+            tx.commit()?;
+            Ok(report)
+        })();
+        conn.pragma_update(None, "foreign_keys", true)?;
+        drop(turn);
+        let mut report = report?;
+        if !report.windows.is_empty() {
+            let _turn = self.gate.patient();
+            report.metric_names = reclaim_metric_names(&conn, &self.pins)?;
+        }
+        Ok(report)
+    }
+
     /// Applies retention and the window limit now: deletes closed windows that
     /// ended at or before `now - retention`, then all but the newest
     /// `max_windows` closed windows. Recording windows are never deleted.
@@ -248,6 +416,27 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn a_recording_window_of_an_in_memory_recorder_is_not_deleted() {
+        let recorder = crate::IncidentRecorder::open(crate::RecorderConfig::default()).unwrap();
+        let id = recorder
+            .start_recording(
+                "db-02",
+                crate::Trigger::new(crate::TriggerType::Manual, None),
+            )
+            .unwrap();
+        let ids = [id.to_string()];
+        let refused = recorder
+            .store()
+            .delete_windows(DeleteSelection::Ids(&ids))
+            .unwrap_err();
+        assert!(
+            matches!(refused, crate::Error::StillRecording { .. }),
+            "{refused}"
+        );
+        assert!(recorder.window(&id).unwrap().is_some());
+    }
 
     #[test]
     fn delete_window_covers_every_table_hanging_from_windows() {

@@ -87,7 +87,9 @@ impl Store {
     ///
     /// What is kept as given: the public id, resource (id, name, type),
     /// trigger, start and end times, triggers (fired and resolved times) and
-    /// points with their metadata, and the summary's anomaly notes. What is
+    /// points with their metadata, the summary's anomaly notes, and the
+    /// window's notes (for a window already present, the notes it lacks are
+    /// added: notes written on two copies meet). What is
     /// recomputed: the summary's statistics. A window given as `recording`
     /// cannot go on recording here, so it is stored as `interrupted`, ending
     /// at its last point, exactly as if a recorder had crashed while
@@ -99,28 +101,37 @@ impl Store {
     /// the whole window with [`Error::InvalidWindow`] and stores nothing.
     pub fn import_window(&self, w: &IncidentWindow) -> Result<bool> {
         let plan = ImportPlan::check(w)?;
+        for n in &w.notes {
+            super::notes::validate(n).map_err(|e| Error::InvalidWindow {
+                id: clip(w.id.as_str()),
+                reason: e.to_string(),
+            })?;
+        }
         let mut writer = self.writer()?;
         writer.transaction(|tx, _, _| {
             // Keyed on the public id: the same window again is skipped, but
             // another window under that id is refused, never dropped quietly.
-            let existing: Option<(String, String, i64, i64, i64)> = tx
+            let existing: Option<(String, String, i64, i64, i64, WindowRow)> = tx
                 .prepare_cached(
                     "SELECT r.external_id, w.trigger_type, w.start_ms, w.opened_ms,
-                            coalesce(w.summary_points, 0)
+                            coalesce(w.summary_points, 0), w.id
                      FROM windows w JOIN resources r ON r.id = w.resource_id
                      WHERE w.public_id = ?1",
                 )?
                 .query_row([w.id.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
                 })
                 .optional()?;
-            if let Some((resource, kind, start, opened, points)) = existing {
+            if let Some((resource, kind, start, opened, points, row)) = existing {
                 let same = resource == w.resource_id
                     && kind == w.trigger_type.as_str()
                     && start == w.start_time.as_unix_ms()
                     && opened == plan.opened_ms
                     && points == w.data_points.len() as i64;
                 if same {
+                    // Notes are the people's, written on either copy: the
+                    // file's that this one lacks are added.
+                    super::notes::insert(tx, row, &w.notes)?;
                     return Ok(false);
                 }
                 return Err(Error::IdCollision {
@@ -168,6 +179,7 @@ impl Store {
                 let fired = t.fired_at.as_unix_ms();
                 insert_trigger(tx, row, &trigger, fired, resolved, t.opened_window)?;
             }
+            super::notes::insert(tx, row, &w.notes)?;
             let mut ids: Vec<Option<MetricId>> = vec![None; plan.names.len()];
             let mut points = WindowPoints::default();
             for &(key, ts, value) in &plan.values {
