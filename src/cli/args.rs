@@ -30,6 +30,13 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
+    /// Read `watch`'s settings (and `db`) from this TOML file; flags
+    /// override it. Each key is a `watch` option with _ for - (max_points =
+    /// 500, rules = ["cpu>90 for 1m"]), see `watch --print-config`. Other
+    /// commands take only `db` from it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// More diagnostics on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -148,6 +155,10 @@ pub struct WatchArgs {
     /// triggers are recorded as suppressed. 0 = unlimited.
     #[arg(long, value_name = "N", default_value_t = 24)]
     pub max_per_day: u32,
+    /// Print the effective settings (flags, --config file, defaults) as a
+    /// config file and exit; secrets are shown as ***.
+    #[arg(long)]
+    pub print_config: bool,
     #[command(flatten)]
     pub push: PushOptions,
     #[command(flatten)]
@@ -361,6 +372,11 @@ pub struct PushOptions {
     /// The node name for --push-to (default: the host name).
     #[arg(long, value_name = "NAME", requires = "push_to")]
     pub push_node: Option<String>,
+    /// Read the password for --push-to from this file (its first line),
+    /// rather than from the URL, PGPASSWORD or ~/.pgpass. The file must not
+    /// be readable by other users.
+    #[arg(long, value_name = "FILE", requires = "push_to")]
+    pub push_password_file: Option<PathBuf>,
 }
 
 fn parse_trigger_type(s: &str) -> Result<TriggerType, String> {

@@ -10,6 +10,7 @@
 //! | module | holds |
 //! |---|---|
 //! | `args` | the grammar: commands, options, defaults |
+//! | `config` | `--config FILE` (TOML) merged under the flags; `--print-config`; secret files |
 //! | `watch`, `live` | recording this host; the status line and window events |
 //! | `scrape`, `listen` | `watch --scrape` (exporters) and `watch --listen` (the HTTP listener) options |
 //! | `rules` | threshold rules, their state machine, the provider wrapper |
@@ -27,6 +28,7 @@
 //! from the library's public API, which is the point of having one.
 
 mod args;
+mod config;
 mod demo;
 mod duration;
 mod error;
@@ -54,7 +56,6 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use incident_recorder::Store;
 
 use args::{Cli, Command};
@@ -85,9 +86,19 @@ pub fn main() -> ExitCode {
             place.unwrap_or_default()
         );
     }));
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+    let cli = match config::parse(std::env::args_os().collect()) {
+        Ok(config::Parsed {
+            print: Some(text), ..
+        }) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(parsed) => parsed.cli,
+        Err(config::Refusal::Usage(e)) => return usage_error(&e),
+        Err(config::Refusal::Config(message)) => {
+            eprintln!("error: {}", format::terminal_safe(&message));
+            return ExitCode::from(EXIT_USAGE);
+        }
     };
     init_logging(cli.verbose);
     let db = cli.db.clone();
@@ -305,6 +316,7 @@ fn partial_if(rejected: bool) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn clap_errors_become_one_line() {
