@@ -155,6 +155,12 @@ pub struct WatchArgs {
     /// triggers are recorded as suppressed. 0 = unlimited.
     #[arg(long, value_name = "N", default_value_t = 24)]
     pub max_per_day: u32,
+    /// Let the database's group read the history (mode 0640, never
+    /// writable by it): members run list, show, context, stats and export.
+    /// A new database is created so; an existing one of yours gets g+r.
+    /// Put readers in the group (the service's: incident-recorder).
+    #[arg(long)]
+    pub group_readable: bool,
     /// Print the effective settings (flags, --config file, defaults) as a
     /// config file and exit; secrets are shown as ***.
     #[arg(long)]

@@ -189,6 +189,12 @@ impl File {
             };
             let (arg, scope) = match lookup(command, watch, key.get_ref()) {
                 Some(found) => found,
+                None if matches!(value.get_ref(), Value::Table(_)) => {
+                    return Err(refuse(
+                        key.span(),
+                        "unknown key: the file has no sections, its keys go at the top".into(),
+                    ));
+                }
                 None => {
                     return Err(refuse(
                         key.span(),
