@@ -317,7 +317,7 @@ fn a_member_of_the_services_group_reads_while_it_records() {
     ] {
         let path = PathBuf::from(format!("{}{suffix}", db.display()));
         let Ok(meta) = std::fs::metadata(&path) else {
-            assert!(suffix != "" && suffix != ".lock", "{suffix} missing");
+            assert!(!suffix.is_empty() && suffix != ".lock", "{suffix} missing");
             continue;
         };
         assert_eq!(meta.mode() & 0o7777, want, "{}", path.display());

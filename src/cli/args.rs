@@ -48,7 +48,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Record this machine: sample it every interval, open windows when rules fire.
-    Watch(WatchArgs),
+    Watch(Box<WatchArgs>),
     /// Record samples and triggers from JSON lines (a file, or - for stdin).
     #[command(long_about = INGEST_ABOUT)]
     Ingest(IngestArgs),

@@ -250,7 +250,7 @@ where
 fn run(cli: Cli) -> Result<ExitCode> {
     let db = cli.db.as_path();
     match cli.command {
-        Command::Watch(a) => watch::run(db, a),
+        Command::Watch(a) => watch::run(db, *a),
         Command::Ingest(a) => ingest::run(db, a),
         Command::Trigger(a) => trigger::run(db, a),
         Command::List(a) => history::list(db, a),
