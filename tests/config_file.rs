@@ -198,6 +198,11 @@ fn unknown_keys_and_bad_values_are_refused_with_their_line() {
     write(dir.path(), "big.toml", &"#".repeat(2 << 20));
     let o = bin(dir.path(), &["--config", "big.toml", "list"]);
     fails(&o, 2, "larger than 1048576 bytes");
+    // A FIFO is refused at once, never waited on.
+    let fifo = std::ffi::CString::new(dir.path().join("fifo").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let o = bin(dir.path(), &["--config", "fifo", "list"]);
+    fails(&o, 2, "fifo: the config file is not a regular file");
     // A watch key is checked for every command, though only `watch` uses it.
     write(dir.path(), "c.toml", "pre = \"5x\"\n");
     let o = bin(dir.path(), &["--config", "c.toml", "list"]);

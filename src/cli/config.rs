@@ -128,7 +128,12 @@ struct File {
 impl File {
     fn read(path: &Path) -> Result<File, Refusal> {
         let refuse = |why: String| Refusal::Config(format!("{}: {why}", path.display()));
-        let file = std::fs::File::open(path)
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: a FIFO named as the config is refused, never waited on.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
             .map_err(|e| refuse(format!("cannot read the config file: {e}")))?;
         if !file.metadata().is_ok_and(|m| m.is_file()) {
             return Err(refuse("the config file is not a regular file".into()));
