@@ -323,12 +323,19 @@ fn secrets_come_from_files_and_are_never_printed() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let o = bin(dir.path(), &["--config", "c.toml", "watch", "--for", "1s"]);
+    let o = bin(
+        dir.path(),
+        &[
+            "--config", "c.toml", "--db", "fresh.db", "watch", "--for", "1s",
+        ],
+    );
     fails(
         &o,
         1,
         "token: refusing the listener token file: its mode 0644 lets other users read",
     );
+    // Before the database was opened: nothing created.
+    assert!(!dir.path().join("fresh.db").exists());
     assert!(!stderr(&o).contains(token));
     let o = bin(
         dir.path(),

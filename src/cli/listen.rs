@@ -121,8 +121,9 @@ pub fn configure(a: &ListenArgs, config: &mut RecorderConfig) {
 #[derive(Debug)]
 enum Access {
     Token(String),
-    /// `--listen-token-file`: a file the user names, read as a secret.
-    Named(PathBuf),
+    /// `--listen-token-file`: a file the user names, read as a secret by
+    /// [`read_named`] (the token then) before the database is opened.
+    Named(PathBuf, Option<String>),
     File,
     NoAuth,
 }
@@ -142,7 +143,7 @@ pub fn check(a: &ListenArgs) -> std::result::Result<Option<Plan>, String> {
         (Some(t), _) => (Access::Token(t.clone()), ListenAuth::Bearer(t.clone())),
         (None, true) => (Access::NoAuth, ListenAuth::Unauthenticated),
         (None, false) if a.listen_token_file.is_some() => (
-            Access::Named(a.listen_token_file.clone().unwrap_or_default()),
+            Access::Named(a.listen_token_file.clone().unwrap_or_default(), None),
             ListenAuth::Bearer("x".repeat(32)),
         ),
         // Stands for the token file's, which is always valid.
@@ -181,16 +182,14 @@ pub fn prepare(plan: Option<Plan>, db: &Path) -> Result<Option<Prepared>> {
     let (auth, file) = match plan.access {
         Access::Token(t) => (ListenAuth::Bearer(t), None),
         Access::NoAuth => (ListenAuth::Unauthenticated, None),
-        Access::Named(path) => {
-            let token = super::config::read_secret(&path, "the listener token file")?;
-            ListenAuth::check_token(&token).map_err(|e| {
-                Failure::msg(format!(
-                    "{}: refusing the listener token file: {e}",
-                    path.display()
-                ))
-            })?;
+        Access::Named(path, token) => {
+            let token = match token {
+                Some(t) => t,
+                None => named_token(&path)?,
+            };
             (ListenAuth::Bearer(token), Some(path))
         }
+
         Access::File => {
             let path = token_path(db);
             (ListenAuth::Bearer(token_from_file(&path)?), Some(path))
@@ -201,6 +200,31 @@ pub fn prepare(plan: Option<Plan>, db: &Path) -> Result<Option<Prepared>> {
         ..ListenConfig::new(plan.addr, auth)
     };
     Ok(Some(Prepared { config, file }))
+}
+
+/// Reads the `--listen-token-file` token, if that is where it comes from:
+/// before the database is opened, so a bad file changes nothing.
+pub fn read_named(plan: &mut Option<Plan>) -> Result<()> {
+    if let Some(Plan {
+        access: Access::Named(path, token @ None),
+        ..
+    }) = plan
+    {
+        *token = Some(named_token(path)?);
+    }
+    Ok(())
+}
+
+/// The token of a `--listen-token-file`, checked.
+fn named_token(path: &Path) -> Result<String> {
+    let token = super::config::read_secret(path, "the listener token file")?;
+    ListenAuth::check_token(&token).map_err(|e| {
+        Failure::msg(format!(
+            "{}: refusing the listener token file: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(token)
 }
 
 /// Starts the listener if `--listen` was given, with the line to print.

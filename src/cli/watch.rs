@@ -56,7 +56,7 @@ impl From<RuleEvent> for Event {
 
 pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     // Before anything is opened or printed: a bad option changes nothing.
-    let listen = match super::listen::check(&a.listen) {
+    let mut listen = match super::listen::check(&a.listen) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: {e} (see --help)");
@@ -69,6 +69,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
         a.rules
     };
     let push_target = super::push::target(&a.push)?;
+    super::listen::read_named(&mut listen)?;
     let mut config = a.window.config(db, Some(a.sampling.interval));
     config.hold_while_alert_active = true;
     config.max_windows_per_resource_per_day = a.max_per_day as usize;
