@@ -272,6 +272,21 @@ fn secrets_come_from_files_and_are_never_printed() {
     );
     assert_eq!(setting(&p, "listen_token_file"), None, "{p}");
     assert!(!p.contains("flag-token"), "{p}");
+    // So does the token's environment variable.
+    let o = Command::new(BIN)
+        .args(["--config", "c.toml", "watch", "--print-config"])
+        .current_dir(dir.path())
+        .env("INCIDENT_RECORDER_LISTEN_TOKEN", "env-token-0123456789")
+        .output()
+        .unwrap();
+    let p = stdout(&o);
+    assert_eq!(
+        setting(&p, "listen_token").as_deref(),
+        Some("\"***\""),
+        "{p}"
+    );
+    assert_eq!(setting(&p, "listen_token_file"), None, "{p}");
+    assert!(!p.contains("env-token"), "{p}");
     // A password in the URL is cut out too.
     let p = print_config(
         dir.path(),
