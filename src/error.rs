@@ -102,6 +102,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A database opened for reading while nothing wrote it (read as one
+    /// file, see [`crate::Store::open_read_only`]) is now being written.
+    #[error(
+        "{path} was opened for reading while no recorder wrote it, and one has started since; open it again to read on"
+    )]
+    WriterStarted {
+        /// The database.
+        path: PathBuf,
+    },
+
     /// Another recorder is writing to this database.
     #[error("another recorder is already recording into {path} (lock file {lock})")]
     Locked {

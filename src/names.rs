@@ -2,7 +2,11 @@
 //! carries a small [`MetricKey`] instead of its name.
 //!
 //! Below the recorder and the store, which both use it (the store maps keys
-//! to its `metrics` rows). Bounded: at most [`MAX_METRIC_NAMES`] names.
+//! to its `metrics` rows). Bounded: at most [`MAX_METRIC_NAMES`] names at a
+//! time. Names no buffer or pending point uses any more are reclaimed (see
+//! [`MetricNames::reclaim`]): a provider whose names keep changing (a label
+//! holding a request id) fills the table only for as long as its buffers
+//! hold those names, not for good.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,12 +19,17 @@ pub(crate) struct MetricKey(pub(crate) u32);
 /// this is refused (and counted).
 pub(crate) const MAX_METRIC_NAMES: usize = 100_000;
 
-/// The table of metric names seen by a recorder; grows up to
-/// [`MAX_METRIC_NAMES`], never shrinks.
+/// The table of metric names held by a recorder: up to [`MAX_METRIC_NAMES`]
+/// at a time; a reclaimed key's slot is reused by a later name.
 #[derive(Debug, Default)]
 pub(crate) struct MetricNames {
     by_name: HashMap<Arc<str>, MetricKey>,
+    /// By key; a free slot holds an empty name.
     names: Vec<Arc<str>>,
+    /// Free slots, reused first.
+    free: Vec<u32>,
+    /// Names interned since the last reclaim.
+    interned: usize,
     /// Column layouts in use, shared by the dense buffers that have them:
     /// resources of one provider usually report the same metrics in the same
     /// order, so ten thousand buffers share one layout instead of holding ten
@@ -39,14 +48,63 @@ impl MetricNames {
         if let Some(&key) = self.by_name.get(name) {
             return Some(key);
         }
-        if self.names.len() >= MAX_METRIC_NAMES {
+        if self.live() >= MAX_METRIC_NAMES {
             return None;
         }
-        let key = MetricKey(self.names.len() as u32);
         let name: Arc<str> = Arc::from(name);
-        self.names.push(name.clone());
+        let key = match self.free.pop() {
+            Some(slot) => {
+                self.names[slot as usize] = name.clone();
+                MetricKey(slot)
+            }
+            None => {
+                self.names.push(name.clone());
+                MetricKey(self.names.len() as u32 - 1)
+            }
+        };
         self.by_name.insert(name, key);
+        self.interned += 1;
         Some(key)
+    }
+
+    /// The key of `name` if it is held.
+    pub(crate) fn get(&self, name: &str) -> Option<MetricKey> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Names held (interned and not reclaimed).
+    pub(crate) fn live(&self) -> usize {
+        self.names.len() - self.free.len()
+    }
+
+    /// Names interned since the last [`reclaim`](Self::reclaim).
+    pub(crate) fn interned_since_reclaim(&self) -> usize {
+        self.interned
+    }
+
+    /// Frees every held key for which `used` is false (indexed by key, as
+    /// long as [`len`](Self::len)), and the column layouts only the table
+    /// still holds. Returns the keys freed: whoever maps keys to something
+    /// else (the store's metric ids) must forget them, since a later name
+    /// may get the same key.
+    pub(crate) fn reclaim(&mut self, used: &[bool]) -> Vec<MetricKey> {
+        let empty: Arc<str> = Arc::from("");
+        let mut freed = Vec::new();
+        let free: HashSet<u32> = self.free.iter().copied().collect();
+        for (i, name) in self.names.iter_mut().enumerate() {
+            let i32 = i as u32;
+            if used.get(i).copied().unwrap_or(false) || free.contains(&i32) {
+                continue;
+            }
+            self.by_name.remove(&**name);
+            *name = empty.clone();
+            freed.push(MetricKey(i32));
+        }
+        self.free.extend(freed.iter().map(|k| k.0));
+        self.interned = 0;
+        self.layouts.retain(|l| Arc::strong_count(l) > 1);
+        self.swept = self.layouts.len();
+        freed
     }
 
     /// The name of an interned key.
@@ -61,7 +119,7 @@ impl MetricNames {
         same_bytes(self.names[key.0 as usize].as_bytes(), name.as_bytes())
     }
 
-    /// Number of interned names.
+    /// Number of key slots (held names and free slots): every key is below it.
     pub(crate) fn len(&self) -> usize {
         self.names.len()
     }
@@ -159,5 +217,27 @@ mod tests {
             Some(MetricKey(7)),
             "known names still intern"
         );
+    }
+
+    #[test]
+    fn names_no_one_uses_are_reclaimed_and_their_slots_reused() {
+        let mut names = MetricNames::default();
+        for i in 0..MAX_METRIC_NAMES {
+            names.intern(&format!("request-{i}")).unwrap();
+        }
+        assert_eq!(names.intern("swap"), None, "full");
+        // Only the first ten are still used.
+        let used: Vec<bool> = (0..names.len()).map(|i| i < 10).collect();
+        let freed = names.reclaim(&used);
+        assert_eq!(freed.len(), MAX_METRIC_NAMES - 10);
+        assert_eq!(names.live(), 10);
+        let swap = names.intern("swap").expect("room again");
+        assert!(swap.0 >= 10, "a freed slot, not a used one");
+        assert_eq!(names.name(swap), "swap");
+        assert_eq!(names.intern("request-3"), Some(MetricKey(3)), "kept");
+        // A reclaimed name interns anew.
+        assert!(names.intern("request-50").is_some());
+        assert_eq!(names.live(), 12);
+        assert_eq!(names.len(), MAX_METRIC_NAMES, "slots reused, none added");
     }
 }

@@ -288,7 +288,12 @@ fn bad_ingest_lines_are_reported_and_skipped() {
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{err}");
-    assert!(lines[0].starts_with("line 2: invalid type"), "{err}");
+    // A value of the wrong type names its field and metric.
+    assert_eq!(
+        lines[0],
+        r#"line 2: field "metrics", metric "cpu": invalid type: string "high", expected f64"#,
+        "{err}"
+    );
     assert!(lines[1].starts_with("line 4: expected value"), "{err}");
     // Line 5 is older than the resource's newest sample and in no window:
     // only a buffer could have held it, so it is skipped and counted.

@@ -556,3 +556,113 @@ fn a_cap_and_a_match_choose_what_is_kept() {
         "{bad}"
     );
 }
+
+/// Issue 18, defect 14: a target that redirects to another host or port is
+/// refused with where it points; the other server's answer is never
+/// recorded as the target's.
+#[test]
+fn a_redirect_is_refused_not_followed() {
+    use std::io::{Read, Write};
+    let elsewhere = FakeExporter::start(|_| Reply::text("up 1\nstolen 42\n"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let location = elsewhere.url();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = [0u8; 4096];
+            let _ = conn.read(&mut head);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let p = provider(
+        &[format!("http://{addr}/metrics")],
+        ScrapeOptions::default(),
+    );
+    let answers = batch(&p);
+    let err = answers[0].1.as_ref().unwrap_err().to_string();
+    assert!(
+        err.contains("redirects (HTTP 302)") && err.contains(&elsewhere.url()),
+        "{err}"
+    );
+    assert_eq!(
+        elsewhere.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+    assert_eq!(p.status()[0].failures, 1);
+}
+
+/// Issue 18, defect 3 (the scraper's half): a target whose series names
+/// keep changing spends its name budget and no more; its steady series
+/// are still recorded, and the status says what happened.
+#[test]
+fn a_target_with_ever_new_names_stays_within_its_name_budget() {
+    let exporter = FakeExporter::start(|n| {
+        Reply::text(format!(
+            "up 1\nrequests{{request_id=\"{}\"}} 1\nrequests{{request_id=\"{}\"}} 1\n",
+            2 * n,
+            2 * n + 1
+        ))
+    });
+    let options = ScrapeOptions {
+        max_names_per_target: 21,
+        ..ScrapeOptions::default()
+    };
+    let p = provider(&[exporter.url()], options);
+    for _ in 0..10 {
+        let m = batch(&p).remove(0).1.unwrap();
+        assert_eq!((m.len(), m.get("up")), (3, Some(1.0)));
+    }
+    let m = batch(&p).remove(0).1.unwrap();
+    assert_eq!(m.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["up"]);
+    let status = &p.status()[0];
+    assert_eq!((status.names, status.over_budget), (21, 2));
+}
+
+/// A scrape that outlasts its tick's wait is not started again while it
+/// runs, and is recorded by the next tick; one no tick took for two ticks
+/// is dropped rather than recorded late.
+#[test]
+fn a_scrape_longer_than_the_wait_is_taken_by_the_next_call() {
+    let exporter = FakeExporter::start(|n| Reply {
+        delay: Duration::from_millis(600),
+        ..Reply::text(format!("n {n}\n"))
+    });
+    let options = ScrapeOptions {
+        wait: Duration::from_millis(100),
+        timeout: Duration::from_secs(2),
+        ..ScrapeOptions::default()
+    };
+    let p = provider(&[exporter.url()], options);
+    let started = Instant::now();
+    let first = batch(&p).remove(0).1.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "the call waited"
+    );
+    assert!(first.contains("still scraping"), "{first}");
+    // Still running: not asked again.
+    let again = batch(&p).remove(0).1.unwrap_err().to_string();
+    assert!(again.contains("still scraping"), "{again}");
+    std::thread::sleep(Duration::from_millis(700));
+    // Done since: this call takes it (and starts the next scrape).
+    let m = batch(&p).remove(0).1.unwrap();
+    assert_eq!(m.get("n"), Some(0.0));
+    assert_eq!(
+        exporter.requests.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    // The second scrape finishes, then two calls go by without it (a
+    // recorder stopped, say): too old to be recorded as now.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(p.status()[0].scrapes, 2);
+    let stale = p.current_metrics_batch(&[]);
+    assert!(stale.is_empty());
+    let _ = p.current_metrics_batch(&[]);
+    let m = batch(&p).remove(0).1;
+    assert!(m.is_err(), "{m:?}");
+}

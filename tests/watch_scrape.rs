@@ -349,3 +349,137 @@ fn one_watch_combines_host_scrapes_rules_the_listener_and_anomalies() {
             .any(|p| p.metrics.contains_key("cpu"))
     );
 }
+
+/// Issue 18, defect 4: 30 targets that hang or drip cost only their own
+/// samples. The host and a healthy target keep every sample at `--interval`
+/// (the former batch scraped 8 targets at once and waited out each
+/// timeout: the host was sampled every few intervals).
+#[test]
+fn thirty_slow_targets_cost_the_host_and_a_good_target_no_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    let good = FakeExporter::start(|_| Reply::text("up 1\n"));
+    let slow: Vec<real::SlowExporter> = (0..30)
+        .map(|i| real::SlowExporter::start(i % 2 == 0, Duration::from_millis(200)))
+        .collect();
+    let mut args: Vec<String> = ["watch", "--scrape", &format!("good={}", good.url())]
+        .map(String::from)
+        .to_vec();
+    for (i, s) in slow.iter().enumerate() {
+        args.extend(["--scrape".into(), format!("slow{i}={}", s.url())]);
+    }
+    args.extend(
+        [
+            "--rule",
+            "up>0",
+            "--trigger-now",
+            "--interval",
+            "1s",
+            "--pre",
+            "1m",
+            "--post",
+            "1m",
+            "--for",
+            "12s",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&bin, &db, &args);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let store = Store::open_read_only(&db).unwrap();
+    let windows = store
+        .windows(&WindowFilter {
+            with_points: true,
+            ..WindowFilter::default()
+        })
+        .unwrap();
+    let host = incident_recorder::provider::host::HostProvider::new().unwrap();
+    for resource in [host.resource_id(), "good"] {
+        let w = windows
+            .iter()
+            .find(|w| w.resource_id == resource)
+            .unwrap_or_else(|| panic!("no window on {resource}: {windows:#?}\n{log}"));
+        let times: Vec<i64> = w
+            .data_points
+            .iter()
+            .map(|p| p.timestamp.as_unix_ms())
+            .collect();
+        let gap = times.windows(2).map(|t| t[1] - t[0]).max().unwrap_or(0);
+        eprintln!("{resource}: {} samples, longest gap {gap} ms", times.len());
+        // A loaded machine may make a scrape miss its tick's wait (its
+        // sample then skipped): nearly every sample, never two in a row.
+        assert!(
+            times.len() >= 10 && gap <= 2_100,
+            "{resource}: {} samples in 12 s at 1 s, longest gap {gap} ms\n{log}",
+            times.len()
+        );
+    }
+    // Each slow target is logged when it starts failing, not every tick.
+    assert!(
+        log.matches("scrape failed; the target's resources are skipped")
+            .count()
+            <= 30,
+        "{log}"
+    );
+}
+
+/// Issue 18, defect 18: a value past 1e300 is logged as what it is (not
+/// "non-finite value or invalid metric name"), and a trigger on a scrape
+/// target that has not answered yet opens its window (it is a known
+/// resource, not an unmonitored one): the window records once it answers.
+#[test]
+fn a_huge_value_is_named_as_such_and_a_silent_target_is_still_monitored() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = real::our_binary();
+    let db = dir.path().join("db");
+    let good = FakeExporter::start(|_| Reply::text("up 1\nbig 1e308\n"));
+    let silent = real::SlowExporter::start(false, Duration::from_millis(100));
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let args: Vec<String> = [
+        "--db",
+        db.to_str().unwrap(),
+        "watch",
+        "--no-host",
+        "--scrape",
+        &format!("good={}", good.url()),
+        "--scrape",
+        &format!("silent={}", silent.url()),
+        "--listen",
+        &listen,
+        "--interval",
+        "500ms",
+        "--for",
+        "5s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut watch = real::Running::start(&bin, &args, dir.path().join("watch.log"));
+    wait_for(Duration::from_secs(15), "the listener", || {
+        watch.assert_running();
+        real::get(&format!("http://{listen}/healthz")).filter(|(s, _)| *s == 200)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let body = serde_json::json!({"resource": "silent", "type": "manual", "id": "look"});
+    let mut r = real::agent()
+        .post(&format!("http://{listen}/trigger"))
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    let status = r.status().as_u16();
+    let answer = r.body_mut().read_to_string().unwrap();
+    let _ = watch.child.wait();
+    let log = watch.output();
+    assert_eq!(status, 200, "{answer}\n{log}");
+    assert!(answer.contains("\"window\""), "{answer}");
+    assert!(
+        log.contains("value rejected: too large"),
+        "the reason is named: {log}"
+    );
+    assert!(
+        !log.contains("non-finite value or invalid metric name"),
+        "{log}"
+    );
+}

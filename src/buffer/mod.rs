@@ -211,6 +211,30 @@ impl RingBuffer {
         }
     }
 
+    /// Marks in `used` (indexed by key) every metric this buffer holds: a
+    /// dense buffer's columns, a sparse buffer's values. For reclaiming the
+    /// names no buffer uses ([`MetricNames::reclaim`]).
+    pub(crate) fn mark_keys(&self, used: &mut [bool]) {
+        let mut mark = |k: MetricKey| {
+            if let Some(u) = used.get_mut(k.0 as usize) {
+                *u = true;
+            }
+        };
+        match &self.rows {
+            Rows::Dense(d) => d.layout().iter().copied().for_each(&mut mark),
+            Rows::Sparse(s) => s.keys().for_each(&mut mark),
+        }
+    }
+
+    /// How many distinct metrics this buffer holds (columns of a dense
+    /// buffer, distinct names of a sparse one's values).
+    pub(crate) fn distinct_keys(&self) -> usize {
+        match &self.rows {
+            Rows::Dense(d) => d.layout().len(),
+            Rows::Sparse(s) => s.keys().collect::<std::collections::HashSet<_>>().len(),
+        }
+    }
+
     /// Bytes of heap this buffer holds.
     pub(crate) fn heap_bytes(&self) -> usize {
         match &self.rows {

@@ -52,6 +52,11 @@ impl Sparse {
         });
     }
 
+    /// Every key of every row.
+    pub(super) fn keys(&self) -> impl Iterator<Item = MetricKey> + '_ {
+        self.rows.iter().flat_map(|r| r.values.iter().map(|v| v.0))
+    }
+
     pub(super) fn drop_front(&mut self) {
         if let Some(r) = self.rows.pop_front() {
             self.values -= r.values.len();

@@ -22,6 +22,7 @@ use super::table::{Align, Table};
 pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     let store = super::open_read_only(db)?;
     let since = a.since.as_deref().map(parse_since).transpose()?;
+    let filtered = a.resource.is_some() || a.status.is_some() || since.is_some();
     let (windows, damaged) = store.readable_windows(&WindowFilter {
         resource: a.resource,
         status: a.status,
@@ -33,7 +34,7 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     for e in &damaged {
         eprintln!(
             "warning: skipped {} (`export --skip-damaged` saves the rest)",
-            incident_recorder::error_chain(e)
+            format::terminal_safe(&incident_recorder::error_chain(e))
         );
     }
     let code = super::partial_if(!damaged.is_empty());
@@ -43,7 +44,23 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     if windows.is_empty() {
-        writeln!(out, "no windows")?;
+        let any = filtered
+            && !(store.windows(&WindowFilter {
+                limit: 1,
+                ..WindowFilter::default()
+            })?)
+            .is_empty();
+        if any {
+            writeln!(
+                out,
+                "no windows match (`list` without filters shows them all)"
+            )?;
+        } else {
+            writeln!(out, "no windows yet")?;
+            for line in HOW_WINDOWS_OPEN {
+                writeln!(out, "  {line}")?;
+            }
+        }
         return Ok(code);
     }
     let mut t = Table::new(&[
@@ -81,6 +98,16 @@ pub fn list(db: &Path, a: ListArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
+/// What an empty history says: nothing is recorded until a window opens,
+/// and a quiet `watch` opens none.
+const HOW_WINDOWS_OPEN: [&str; 5] = [
+    "windows open when something happens; a quiet watch records only its pre-incident buffer, in memory:",
+    "- a watch rule holds (defaults: cpu>90 for 1m, memory>90 for 1m, disk>90; add --rule 'load1>8 for 2m')",
+    "- `watch --trigger-now` opens one at once; `incident-recorder trigger RESOURCE` asks a running watch for one",
+    "- an Alertmanager alert (`watch --listen`), or a trigger line given to `ingest`",
+    "- `incident-recorder demo` records a simulated incident to look around in",
+];
+
 /// `--since`: a duration back from now, or an RFC 3339 time.
 fn parse_since(text: &str) -> Result<Timestamp> {
     if let Ok(d) = super::duration::parse(text) {
@@ -106,7 +133,7 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
     if a.output.json {
         super::print_json(&w)?;
     } else {
-        let running = store.recorder_running()?;
+        let running = store.recorder_presence()?;
         let mut text = Vec::new();
         render_window(&w, running, &mut text)?;
         format::write_text(
@@ -124,8 +151,9 @@ fn find(store: &Store, id: &str) -> Result<IncidentWindow> {
 }
 
 /// Why a recording window is still open and what closes it, one line each
-/// (`running`: a recorder holds the database).
-pub fn still_open(w: &IncidentWindow, running: bool) -> Vec<String> {
+/// (`running`: whether a recorder holds the database, `None` if this user
+/// cannot tell: see [`Store::recorder_presence`]).
+pub fn still_open(w: &IncidentWindow, running: Option<bool>) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(d) = w.deadline {
         lines.push(format!(
@@ -145,8 +173,13 @@ pub fn still_open(w: &IncidentWindow, running: bool) -> Vec<String> {
             held.join(", ")
         ));
     }
-    if running {
+    if running == Some(true) {
         lines.push("a recorder is running on this database and closes it when it is due".into());
+    } else if running.is_none() {
+        lines.push(
+            "a recorder running on this database closes it when it is due (whether one runs only its user can tell: the lock file is private to it)"
+                .into(),
+        );
     } else {
         let last = w
             .summary
@@ -165,7 +198,11 @@ pub fn still_open(w: &IncidentWindow, running: bool) -> Vec<String> {
 }
 
 /// The text of `show`: header, triggers, summary table, sparklines.
-pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) -> Result<()> {
+pub fn render_window(
+    w: &IncidentWindow,
+    running: Option<bool>,
+    out: &mut impl Write,
+) -> Result<()> {
     let resource = match (&w.resource_name, &w.resource_type) {
         (Some(n), Some(t)) => format!("{} ({n}, {t})", w.resource_id),
         (Some(x), None) | (None, Some(x)) => format!("{} ({x})", w.resource_id),
@@ -259,22 +296,25 @@ pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) ->
         )?;
         if summary.anomalies_by_metric.is_empty() {
             for a in &summary.anomalies {
-                writeln!(out, "  {a}")?;
+                writeln!(out, "  {}", anomaly_note(a))?;
             }
         }
         for (metric, a) in &summary.anomalies_by_metric {
             writeln!(
                 out,
                 "  {metric}: {} samples; strongest: {}",
-                a.samples, a.strongest
+                a.samples,
+                anomaly_note(&a.strongest)
             )?;
         }
     }
     writeln!(out)?;
+    // Labels as they will print (escaped), so the sparklines line up.
+    let shown = |metric: &str| format::terminal_safe(metric).into_owned();
     let label = summary
         .samples
         .keys()
-        .map(|k| k.chars().count())
+        .map(|k| shown(k).chars().count())
         .max()
         .unwrap_or(0);
     let width = terminal_width().saturating_sub(label + 2).clamp(10, 120);
@@ -284,9 +324,35 @@ pub fn render_window(w: &IncidentWindow, running: bool, out: &mut impl Write) ->
             .iter()
             .map(|p| p.metrics.get(metric).copied())
             .collect();
-        writeln!(out, "{metric:<label$}  {}", sparkline(&series, width))?;
+        let name = shown(metric);
+        writeln!(out, "{name:<label$}  {}", sparkline(&series, width))?;
     }
     Ok(())
+}
+
+/// An anomaly's note with its values in the table's format: the stored
+/// `net_rx 2413412.3 at 10:04:05, 44.7 MADs above baseline 730590.1` reads
+/// `net_rx 2.41M at 10:04:05, 44.7 MADs above baseline 730.59k`. Notes of
+/// another shape (imported from Pulse) are shown as they are.
+fn anomaly_note(note: &str) -> String {
+    static NOTE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^(.+) (-?[0-9.]+) at ([0-9:]+), ([0-9.]+ MADs (?:above|below)) baseline (-?[0-9.]+)$",
+        )
+        .expect("a valid pattern")
+    });
+    let Some(c) = NOTE.captures(note) else {
+        return note.to_owned();
+    };
+    let number = |i: usize| c[i].parse::<f64>().map_or(c[i].to_owned(), format::value);
+    format!(
+        "{} {} at {}, {} baseline {}",
+        &c[1],
+        number(2),
+        &c[3],
+        &c[4],
+        number(5)
+    )
 }
 
 /// Columns of the terminal on stdout, or 80 when it is not one.
@@ -317,7 +383,7 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
     let mut text = incident_recorder::context::format_window(&window);
     if window.status == WindowStatus::Recording {
         text.push_str("\n### Still recording\n");
-        for line in still_open(&window, store.recorder_running()?) {
+        for line in still_open(&window, store.recorder_presence()?) {
             text.push_str(&format!("- {line}\n"));
         }
     }
@@ -328,7 +394,7 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
 pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
     let store = super::open_read_only(db)?;
     let stats = store.stats()?;
-    let running = store.recorder_running()?;
+    let running = store.recorder_presence()?;
     let push = store.push_state()?;
     if a.json {
         let mut value = serde_json::to_value(&stats)?;
@@ -351,11 +417,12 @@ pub fn stats(db: &Path, a: JsonFlag) -> Result<ExitCode> {
         db.display(),
         format::bytes(stats.database_bytes)
     )?;
-    writeln!(
-        out,
-        "recorder   {}",
-        if running { "running" } else { "not running" }
-    )?;
+    let recorder = match running {
+        Some(true) => "running",
+        Some(false) => "not running",
+        None => "unknown (its lock file is private to the recorder's user)",
+    };
+    writeln!(out, "recorder   {recorder}")?;
     if by_status.is_empty() {
         writeln!(out, "windows    0")?;
     } else {
@@ -388,16 +455,43 @@ pub fn prune(db: &Path, a: PruneArgs) -> Result<ExitCode> {
             "deleted_windows": report.windows,
             "deleted_points": report.points,
             "deleted_unpushed": report.unpushed,
+            "deleted_metric_names": report.metric_names,
         }))?;
     } else {
+        let mut out = std::io::stdout().lock();
         writeln!(
-            std::io::stdout().lock(),
+            out,
             "deleted {} windows ({} points): ended more than {} ago or beyond the newest {}",
             report.windows,
             report.points,
             super::duration::format(a.retention),
             a.max_windows
         )?;
+        if report.metric_names > 0 {
+            writeln!(
+                out,
+                "deleted {} metric names no remaining window uses",
+                report.metric_names
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn anomaly_notes_use_the_tables_number_format() {
+        assert_eq!(
+            super::anomaly_note(
+                "net_rx_bytes_per_s 2413412.3 at 10:04:05, 44.7 MADs above baseline 730590.1"
+            ),
+            "net_rx_bytes_per_s 2.41M at 10:04:05, 44.7 MADs above baseline 730.59k"
+        );
+        assert_eq!(
+            super::anomaly_note("cpu 97.2 at 10:04:05, 4.0 MADs below baseline -31.0"),
+            "cpu 97.20 at 10:04:05, 4.0 MADs below baseline -31.00"
+        );
+        assert_eq!(super::anomaly_note("cpu spike"), "cpu spike");
+    }
 }

@@ -26,6 +26,8 @@
 //!
 //! A bad line is reported as `line N: <why>` on stderr and skipped; the rest
 //! is recorded, and the exit code is then 3 ([`super::EXIT_PARTIAL`]).
+//! Those reports are warnings with the binary's budget (`logging`): ten a
+//! minute of each kind, then one line counting the rest.
 //! Windows still recording at the end stay recording unless `--finish`
 //! closes them (only those of resources this input has lines for).
 
@@ -48,8 +50,6 @@ use super::input::Input;
 
 /// Samples pushed per commit.
 const BATCH: usize = 1000;
-/// Problems printed; later ones are only counted.
-const MAX_REPORTED: u64 = 100;
 
 /// What an ingest did, printed at the end.
 #[derive(Debug, Default, Serialize)]
@@ -103,8 +103,6 @@ struct Ingest<'a> {
     /// Resources this input has lines for (what `--finish` closes).
     seen: HashSet<String>,
     report: Report,
-    /// Problems printed so far.
-    noted: u64,
     progress: Option<indicatif::ProgressBar>,
 }
 
@@ -160,13 +158,18 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
             windows_closed: recovery.closed.len() as u64,
             ..Report::default()
         },
-        noted: 0,
         progress: input.progress.clone(),
     };
+    if let Some(bar) = &input.progress {
+        super::logging::attach_bar(bar);
+    }
     for (id, status) in &recovery.closed {
-        ingest.note(&format!(
-            "closed window {id} left recording by an earlier run: its deadline had passed ({status})"
-        ));
+        Input::note(
+            ingest.progress.as_ref(),
+            &format!(
+                "closed window {id} left recording by an earlier run: its deadline had passed ({status})"
+            ),
+        );
     }
     for (n, parsed) in early {
         ingest.line(n, parsed)?;
@@ -180,6 +183,7 @@ pub fn run(db: &Path, a: IngestArgs) -> Result<ExitCode> {
     }
     recorder.stop()?;
     if let Some(bar) = &input.progress {
+        super::logging::detach_bar();
         bar.finish_and_clear();
     }
     let mut report = ingest.summarize()?;
@@ -314,10 +318,13 @@ impl Ingest<'_> {
         for (i, v) in &pushed.rejected_values {
             self.report.rejected_values += 1;
             let line = batch[*i].0;
-            self.note(&format!(
+            // Each callsite has its own budget (see `logging`).
+            tracing::warn!(
+                target: super::logging::INPUT,
                 "line {line}: value of {:?} dropped: {}",
-                v.metric, v.reason
-            ));
+                v.metric,
+                v.reason
+            );
         }
         for (i, e) in &pushed.rejected {
             self.reject(batch[*i].0, &incident_recorder::error_chain(e));
@@ -338,22 +345,13 @@ impl Ingest<'_> {
         Ok(())
     }
 
+    /// Counts a refused line and says why, within the warning budget (the
+    /// lines left out are summarised; the report counts them all).
     fn reject(&mut self, line: u64, why: &str) {
         self.report.rejected_lines += 1;
-        self.note(&format!("line {line}: {why}"));
-    }
-
-    /// Prints a problem on stderr, up to [`MAX_REPORTED`] of them.
-    fn note(&mut self, text: &str) {
-        self.noted += 1;
-        if self.noted <= MAX_REPORTED {
-            Input::note(self.progress.as_ref(), text);
-        } else if self.noted == MAX_REPORTED + 1 {
-            Input::note(
-                self.progress.as_ref(),
-                "(more problems are counted but not shown)",
-            );
-        }
+        // Escaped here too: `-v`'s format prints messages as they are.
+        let why = super::format::terminal_safe(why);
+        tracing::warn!(target: super::logging::INPUT, "line {line}: {why}");
     }
 
     /// Counts the windows this ingest closed and those left recording.

@@ -82,18 +82,83 @@ impl Line {
     }
 }
 
-/// Parses one line; the error reads well after `line N: `.
+/// Parses one line; the error reads well after `line N: `, and a value of
+/// the wrong type names its field (`field "metrics", metric "cpu": invalid
+/// type: string "x", expected f64`).
 pub fn parse(text: &str) -> Result<Line, String> {
     serde_json::from_str(text).map_err(|e| {
         // serde_json appends " at line 1 column C"; within one line only the
         // column means anything.
         let message = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
-        match message.strip_suffix(&suffix) {
+        let message = match message.strip_suffix(&suffix) {
             Some(m) if e.column() > 0 => format!("{m} (column {})", e.column()),
             Some(m) => m.to_owned(),
             None => message,
+        };
+        // The tagged enum buffers the object, so serde's message has lost
+        // the field; on this (rare) path the fields are checked one by one.
+        // (Only serde's own messages: ours already name what they are about.)
+        let generic = ["invalid type", "invalid value", "invalid length"];
+        if e.classify() == serde_json::error::Category::Data
+            && generic.iter().any(|g| message.starts_with(g))
+            && let Some(field) = wrong_field(text)
+        {
+            return field;
         }
+        message
+    })
+}
+
+/// The first field of a well-formed line whose value has the wrong type:
+/// `field "resource": invalid type: ...`.
+fn wrong_field(text: &str) -> Option<String> {
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+    fn check<T: DeserializeOwned>(v: &Value) -> Result<(), String> {
+        T::deserialize(v).map(drop).map_err(|e| e.to_string())
+    }
+    fn metrics(v: &Value) -> Result<(), String> {
+        let Value::Object(map) = v else {
+            return check::<BTreeMap<String, f64>>(v);
+        };
+        for (name, value) in map {
+            check::<f64>(value).map_err(|e| format!("metric {name:?}: {e}"))?;
+        }
+        Ok(())
+    }
+    type Check = fn(&Value) -> Result<(), String>;
+    let common: [(&str, Check); 3] = [
+        ("resource", check::<String>),
+        ("name", check::<Option<String>>),
+        ("kind", check::<Option<String>>),
+    ];
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(text) else {
+        return None;
+    };
+    let specific: &[(&str, Check)] = match object.get("type")?.as_str()? {
+        "sample" => &[
+            ("ts", check::<LineTime>),
+            ("metrics", metrics),
+            ("metadata", check::<Option<serde_json::Map<String, Value>>>),
+        ],
+        "trigger" => &[
+            ("trigger", check::<TriggerType>),
+            ("trigger_id", check::<Option<String>>),
+            ("ts", check::<Option<LineTime>>),
+        ],
+        "resolve" => &[
+            ("trigger_id", check::<String>),
+            ("ts", check::<Option<LineTime>>),
+        ],
+        "stop" => &[("ts", check::<Option<LineTime>>)],
+        _ => return None,
+    };
+    common.iter().chain(specific).find_map(|(field, check)| {
+        let e = check(object.get(*field)?).err()?;
+        // A metric's value says which metric: `field "metrics", metric "cpu": ...`.
+        let joint = if e.starts_with("metric ") { ", " } else { ": " };
+        Some(format!("field {field:?}{joint}{e}"))
     })
 }
 
@@ -265,7 +330,27 @@ mod tests {
             ),
             (
                 r#"{"type":"sample","resource":"x","ts":1795514400000,"metrics":{"cpu":"high"}}"#,
-                "invalid type",
+                r#"field "metrics", metric "cpu": invalid type: string "high", expected f64"#,
+            ),
+            (
+                r#"{"type":"sample","resource":5,"ts":1795514400000,"metrics":{}}"#,
+                r#"field "resource": invalid type: integer `5`, expected a string"#,
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":1795514400000,"metrics":[1]}"#,
+                r#"field "metrics": invalid type: sequence, expected a map"#,
+            ),
+            (
+                r#"{"type":"sample","resource":"x","ts":true,"metrics":{}}"#,
+                r#"field "ts": invalid type: boolean `true`, expected Unix milliseconds"#,
+            ),
+            (
+                r#"{"type":"resolve","resource":"x","trigger_id":7}"#,
+                r#"field "trigger_id": invalid type: integer `7`, expected a string"#,
+            ),
+            (
+                r#"{"type":"trigger","resource":"x","trigger":"alert","ts":{}}"#,
+                r#"field "ts": invalid type: map"#,
             ),
             (
                 r#"{"type":"trigger","resource":"x","trigger":"page"}"#,

@@ -42,6 +42,8 @@ impl<'a> Live<'a> {
             let bar = ProgressBar::new_spinner();
             bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
             bar.enable_steady_tick(Duration::from_millis(200));
+            // Warnings are printed above the status line, not through it.
+            super::logging::attach_bar(&bar);
             bar
         });
         let mut live = Live {
@@ -64,9 +66,13 @@ impl<'a> Live<'a> {
         Ok(live)
     }
 
-    /// Prints one event line.
+    /// Prints one event line (escaped: it names resources and alerts).
     pub fn say(&self, text: &str) -> Result<()> {
-        let line = format!("{} {text}", clock(Timestamp::now()));
+        let line = format!(
+            "{} {}",
+            format::clock(Timestamp::now()),
+            format::terminal_safe(text)
+        );
         let print = || writeln!(std::io::stdout().lock(), "{line}");
         match &self.bar {
             Some(bar) => bar.suspend(print)?,
@@ -77,6 +83,8 @@ impl<'a> Live<'a> {
 
     /// Updates the status line; after a new tick, reports window changes.
     pub fn refresh(&mut self) -> Result<()> {
+        // A flood of warnings that stopped is summarised within a minute.
+        super::logging::flush_due();
         let stats = self.recorder.stats();
         if stats.ticks != self.ticks {
             self.ticks = stats.ticks;
@@ -84,7 +92,7 @@ impl<'a> Live<'a> {
         }
         let status = self.status(&stats);
         match &self.bar {
-            Some(bar) => bar.set_message(status),
+            Some(bar) => bar.set_message(format::terminal_safe(&status).into_owned()),
             None if self.last_heartbeat.elapsed() >= HEARTBEAT => {
                 self.last_heartbeat = Instant::now();
                 self.say(&status)?;
@@ -97,6 +105,7 @@ impl<'a> Live<'a> {
     /// Removes the status line for good (before the last messages).
     pub fn clear(&mut self) {
         if let Some(bar) = self.bar.take() {
+            super::logging::detach_bar();
             bar.finish_and_clear();
         }
     }
@@ -119,7 +128,7 @@ impl<'a> Live<'a> {
     }
 
     fn status(&self, s: &RecorderStats) -> String {
-        let last = s.last_tick.map_or("none yet".into(), clock);
+        let last = s.last_tick.map_or("none yet".into(), format::clock);
         let mut text = format!(
             "{}: {} resource(s), {} buffered points, {} recording window(s), {} points written, last tick {last}",
             self.resource, s.resources, s.buffered_points, s.active_windows, s.points_written
@@ -171,9 +180,4 @@ impl<'a> Live<'a> {
             })
             .collect())
     }
-}
-
-/// `HH:MM:SS` UTC.
-fn clock(t: Timestamp) -> String {
-    format::time(t)[11..19].to_owned()
 }

@@ -1,7 +1,8 @@
 //! The `incident-recorder` command line, on top of the library.
 //!
 //! `main` parses the arguments (clap derive, [`args`]), sets up logging
-//! (tracing to stderr, `RUST_LOG` or `-v`), runs one command and turns its
+//! ([`logging`]: tracing to stderr, `RUST_LOG` or `-v`, repeated warnings
+//! rate-limited), runs one command and turns its
 //! outcome into an exit code. Every failure is printed as one line,
 //! `error: <what>: <why>`, from the error's cause chain ([`error`]).
 //!
@@ -23,6 +24,7 @@
 //! | `table`, `sparkline`, `format` | text output |
 //! | `input` | files or stdin, with a progress bar for files |
 //! | `duration`, `error` | human durations; the error type |
+//! | `logging` | warnings on stderr, one line each, at most 10 a minute from one place |
 //!
 //! The library never depends on this module: everything here is reachable
 //! from the library's public API, which is the point of having one.
@@ -42,6 +44,7 @@ mod ingest_line;
 mod input;
 mod listen;
 mod live;
+mod logging;
 mod pulse;
 mod push;
 mod rules;
@@ -52,7 +55,7 @@ mod transfer;
 mod trigger;
 mod watch;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -100,9 +103,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    init_logging(cli.verbose);
+    logging::init(cli.verbose);
     let db = cli.db.clone();
-    match run(cli) {
+    let outcome = run(cli);
+    // What the warning budget left out is counted before the outcome.
+    logging::finish();
+    match outcome {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
@@ -171,82 +177,6 @@ fn one_line(rendered: &str) -> String {
     out
 }
 
-fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let custom = std::env::var_os("RUST_LOG").is_some();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if verbose == 0 && !custom {
-        // By default only warnings show, in the same one-line shape as the
-        // commands' own messages (`warning: ...`), never interleaved with
-        // them in another format.
-        let _ = builder.event_format(OneLine).try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
-
-/// `warning: <message> (field=value, ...)`: tracing events as one plain line.
-struct OneLine;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for OneLine
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut w: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        struct Fields {
-            message: String,
-            rest: Vec<String>,
-        }
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                if f.name() == "message" {
-                    self.message = format!("{v:?}");
-                } else {
-                    self.rest.push(format!("{}={v:?}", f.name()));
-                }
-            }
-            fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-                if f.name() == "message" {
-                    self.message = v.to_owned();
-                } else {
-                    self.rest.push(format!("{}={v}", f.name()));
-                }
-            }
-        }
-        let mut fields = Fields {
-            message: String::new(),
-            rest: Vec::new(),
-        };
-        event.record(&mut fields);
-        let level = match *event.metadata().level() {
-            tracing::Level::ERROR => "error",
-            tracing::Level::WARN => "warning",
-            _ => "note",
-        };
-        let text = format::terminal_safe(&fields.message);
-        write!(w, "{level}: {text}")?;
-        if !fields.rest.is_empty() {
-            write!(w, " ({})", format::terminal_safe(&fields.rest.join(", ")))?;
-        }
-        writeln!(w)
-    }
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
     let db = cli.db.as_path();
     match cli.command {
@@ -296,10 +226,12 @@ fn open_existing(path: &Path) -> Result<Store> {
     Ok(Store::open(path)?)
 }
 
-/// Writes `value` as pretty JSON and a newline to stdout.
+/// Writes `value` as pretty JSON and a newline to stdout, with what could
+/// act on a terminal escaped ([`format::SafeJson`]).
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    let mut json = serde_json::Serializer::with_formatter(&mut out, format::SafeJson::default());
+    value.serialize(&mut json)?;
     writeln!(out)?;
     Ok(())
 }

@@ -94,7 +94,8 @@ pub fn run(db: &Path, a: PushArgs) -> Result<ExitCode> {
             )?;
         }
         for r in &summary.refused {
-            writeln!(out, "refused {}: {}", r.window, r.reason)?;
+            let line = format!("refused {}: {}", r.window, r.reason);
+            writeln!(out, "{}", super::format::terminal_safe(&line))?;
         }
         if summary.failed > summary.refused.len() as u64 {
             writeln!(out, "... {} windows refused in all", summary.failed)?;

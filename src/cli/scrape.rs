@@ -4,9 +4,11 @@
 //! The options are parsed here and become the library's
 //! [`ScrapeProvider`]; `watch` puts it behind one [`CombinedProvider`] with
 //! the host's provider, so rules, anomalies and triggers see one set of
-//! resources. Each scrape gets 3/4 of the recorder's provider timeout (the
-//! sample interval, at least 1 s): a slow target costs its own resources
-//! the tick, never the tick itself.
+//! resources. Each target is scraped on a thread of its own; each scrape
+//! gets 3/4 of the recorder's provider timeout (the sample interval, at
+//! least 1 s) and a tick waits for the scrapes it started for half the
+//! interval: a slow target costs its own resources the tick, never the tick
+//! itself, and its scrape, once done, is recorded by the next tick.
 //!
 //! Rules name metrics, and a metric no provider reports would never fire,
 //! so `watch` checks them before it starts: against the host's metrics and
@@ -63,6 +65,13 @@ pub struct ScrapeArgs {
     /// the rest are dropped with a warning.
     #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_SERIES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..=ScrapeOptions::MAX_SERIES_PER_TARGET as i64), requires = "targets")]
     pub scrape_max_series: u32,
+    /// At most N distinct series names per target within the pre-incident
+    /// window (at least 10 minutes): a target whose names keep changing (a
+    /// label holding a request id) would fill the recorder's 100,000 names.
+    /// Series with new names past it are dropped (logged once); known ones
+    /// are still recorded.
+    #[arg(long, value_name = "N", default_value_t = ScrapeOptions::DEFAULT_MAX_NAMES_PER_TARGET as u32, value_parser = clap::value_parser!(u32).range(1..=100_000), requires = "targets")]
+    pub scrape_max_names: u32,
     /// Do not sample this host: record only the --scrape targets
     /// (--trigger-now then opens its window on the first target).
     #[arg(long, requires = "targets")]
@@ -98,12 +107,17 @@ pub fn sources(a: &ScrapeArgs, config: &RecorderConfig) -> Result<Sources> {
     let scrape = if a.targets.is_empty() {
         None
     } else {
-        let timeout = config.clone().normalized().provider_timeout * 3 / 4;
+        let normalized = config.clone().normalized();
+        let timeout = normalized.provider_timeout * 3 / 4;
         let options = ScrapeOptions {
             resource_label: a.scrape_resource_label.clone(),
             series_match: a.scrape_match.clone(),
             max_series_per_target: a.scrape_max_series as usize,
+            max_names_per_target: a.scrape_max_names as usize,
             timeout,
+            wait: normalized.sample_interval.min(normalized.provider_timeout) / 2,
+            name_memory: (normalized.pre_incident_window + normalized.sample_interval)
+                .max(ScrapeOptions::DEFAULT_NAME_MEMORY),
             ..ScrapeOptions::default()
         };
         Some(Arc::new(ScrapeProvider::new(a.targets.clone(), options)?))

@@ -25,9 +25,15 @@ impl Table {
         }
     }
 
-    /// Adds a row (missing cells print empty).
+    /// Adds a row (missing cells print empty). Cells are escaped here
+    /// ([`super::format::terminal_safe`]: they hold stored text), so that
+    /// columns line up with what is printed.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        let safe = |c: String| match super::format::terminal_safe(&c) {
+            std::borrow::Cow::Borrowed(_) => c,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        };
+        self.rows.push(cells.into_iter().map(safe).collect());
     }
 
     /// Writes the table; columns are two spaces apart and the last one is not

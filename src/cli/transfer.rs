@@ -33,7 +33,6 @@ use serde_json::value::RawValue;
 
 use super::args::{ExportArgs, Format, ImportArgs};
 use super::error::{Context, Failure, Result};
-use super::input::Input;
 use super::pulse::PulseWindow;
 
 /// The native format's version; files with a newer one are refused.
@@ -125,7 +124,8 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
         eprintln!("left out {skipped} recording windows: Pulse files hold completed windows only");
     }
     for e in &damaged {
-        eprintln!("skipped {}", incident_recorder::error_chain(e));
+        let e = incident_recorder::error_chain(e);
+        eprintln!("skipped {}", super::format::terminal_safe(&e));
     }
     if !damaged.is_empty() {
         eprintln!(
@@ -248,8 +248,10 @@ pub fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
         store: &store,
         counts: Counts::default(),
         fatal: None,
-        progress: input.progress.clone(),
     });
+    if let Some(bar) = &input.progress {
+        super::logging::attach_bar(bar);
+    }
     let mut de = serde_json::Deserializer::from_reader(input.reader);
     let parsed = FileSeed {
         expected: a.format,
@@ -259,6 +261,7 @@ pub fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
     .and_then(|()| de.end());
     let Importer { counts, fatal, .. } = importer.into_inner();
     if let Some(bar) = &input.progress {
+        super::logging::detach_bar();
         bar.finish_and_clear();
     }
     if let Some(failure) = fatal {
@@ -289,7 +292,6 @@ struct Importer<'a> {
     counts: Counts,
     /// A database failure that stopped the import (it ends the parse).
     fatal: Option<Failure>,
-    progress: Option<indicatif::ProgressBar>,
 }
 
 impl Importer<'_> {
@@ -331,7 +333,9 @@ impl Importer<'_> {
 
     fn reject(&mut self, index: u64, why: &str) {
         self.counts.rejected += 1;
-        Input::note(self.progress.as_ref(), &format!("window {index}: {why}"));
+        // Escaped here too: `-v`'s format prints messages as they are.
+        let why = super::format::terminal_safe(why);
+        tracing::warn!(target: super::logging::INPUT, "window {index}: {why}");
     }
 }
 

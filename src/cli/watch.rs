@@ -63,6 +63,8 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
+    // Its stdout lines carry the time; its warnings do the same.
+    super::logging::with_times();
     let rules = if a.rules.is_empty() {
         rules::default_rules()
     } else {

@@ -88,8 +88,14 @@ pub(super) fn render(
     family(
         "rejected_values_total",
         "counter",
-        "Values refused: NaN, infinite, or an invalid metric name.",
+        "Values refused: NaN, infinite, too large, or an invalid metric name.",
         &[("", counter(s.rejected_values))],
+    );
+    family(
+        "metric_names_refused_total",
+        "counter",
+        "Values with a new metric name refused because the name table was full.",
+        &[("", counter(s.names_refused))],
     );
     family(
         "out_of_order_samples_total",

@@ -137,6 +137,8 @@ impl Closer {
             .spawn(move || {
                 Worker {
                     conn,
+                    names_high: 0,
+                    names_released: 0,
                     settled,
                     shared,
                     anomaly,
@@ -191,6 +193,10 @@ impl Drop for Closer {
 
 struct Worker {
     conn: crate::store::CloserConn,
+    /// The highest `metrics` id after the last reclaim of unused names.
+    names_high: i64,
+    /// Series runs trimmed since then: names they may have left unused.
+    names_released: i64,
     settled: Arc<Settled>,
     shared: Arc<Shared>,
     anomaly: AnomalyConfig,
@@ -317,6 +323,7 @@ impl Worker {
             // Bounded steps: a large backlog of expired windows never holds
             // the write lock for long.
             while let Some((report, more)) = self.retry("trimming history", |w| w.conn.trim(t)) {
+                self.names_released += report.series as i64;
                 if report.windows > 0 {
                     tracing::debug!(
                         windows = report.windows,
@@ -368,7 +375,35 @@ impl Worker {
             });
         }
         self.purge();
+        self.reclaim_names();
         tracing::trace!(elapsed = ?started.elapsed(), "closer maintenance");
+    }
+
+    /// Deletes the `metrics` rows nothing uses once
+    /// [`RECLAIM_NAMES_AFTER`](crate::store::RECLAIM_NAMES_AFTER) names were
+    /// added, or as many series runs trimmed, since the last time (the check
+    /// scans the tables using them: so its cost is spread over that many).
+    fn reclaim_names(&mut self) {
+        let Some(high) = self.retry("counting metric names", |w| w.conn.metric_high()) else {
+            return;
+        };
+        let after = crate::store::RECLAIM_NAMES_AFTER;
+        if high < self.names_high + after && self.names_released < after {
+            self.names_high = self.names_high.min(high);
+            return;
+        }
+        if !lock(&self.shared.queue).batches.is_empty() {
+            return; // closing work first
+        }
+        if let Some(n) = self.retry("reclaiming metric names", |w| w.conn.reclaim_metric_names()) {
+            if n > 0 {
+                tracing::info!(deleted = n, "deleted metric names no window uses");
+            }
+            self.names_high = self
+                .retry("counting metric names", |w| w.conn.metric_high())
+                .unwrap_or(high);
+            self.names_released = 0;
+        }
     }
 }
 

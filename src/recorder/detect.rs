@@ -78,4 +78,11 @@ impl Detector {
         }
         fired
     }
+
+    /// Drops the tracks of metrics `used` (indexed by key) does not mark:
+    /// their names are about to be reclaimed, and their keys reused.
+    pub(super) fn forget_unused(&mut self, used: &[bool]) {
+        self.tracks
+            .retain(|t| used.get(t.key.0 as usize).copied().unwrap_or(false));
+    }
 }

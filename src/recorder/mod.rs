@@ -50,6 +50,7 @@ mod alerts;
 mod closer;
 mod detect;
 mod fetch;
+mod reclaim;
 mod tick;
 mod window;
 
@@ -73,6 +74,12 @@ pub use alerts::{AlertOutcome, AlertResolve};
 pub use window::Adjusted as AlertAdjustment;
 
 pub(crate) use crate::validate::{self, validate_resource_id};
+
+/// Why a value with a new name is refused when its resource has its share.
+const RESOURCE_NAME_SHARE: &str = "the resource holds its share of the metric name table (25,000 distinct names): a new name is taken once names leave its buffer";
+
+/// Why a value with a new name is refused when the name table is full.
+const NAME_TABLE_FULL: &str = "the metric name table is full (100,000 distinct names held): a new name is taken once names no buffer holds are reclaimed";
 
 /// Records incident windows of the resources a provider (or the host, with
 /// [`push_sample`](IncidentRecorder::push_sample)) reports.
@@ -169,6 +176,8 @@ struct State {
     time_ms: i64,
     /// Commits that failed since the last that succeeded.
     failing: u64,
+    /// How full the metric name table is, and its log (see `reclaim.rs`).
+    name_table: reclaim::NameTable,
     /// Newest recorded point time of resources not in `resources` (from
     /// the database at open, or kept when a resource's state was dropped);
     /// moved into a resource's state when it is seen.
@@ -190,6 +199,9 @@ struct ResourceState {
     kind: Option<Box<str>>,
     /// Anomaly detector state, only when detection is on.
     detector: Option<Box<detect::Detector>>,
+    /// Names this resource holds or brought into the name table since the
+    /// last reclaim counted them: at most [`reclaim::MAX_NAMES_PER_RESOURCE`].
+    names_held: u32,
 }
 
 /// Counters and gauges of a recorder, for status lines and monitoring.
@@ -205,8 +217,16 @@ pub struct RecorderStats {
     pub samples: u64,
     /// Points committed to windows.
     pub points_written: u64,
-    /// Values rejected: non-finite (NaN, ±inf) or with an invalid metric name.
+    /// Values rejected: non-finite (NaN, ±inf), too large, or with an
+    /// invalid metric name. Values refused because the name table is full
+    /// are counted in `names_refused` instead.
     pub rejected_values: u64,
+    /// Values with a new metric name refused because the recorder already
+    /// held 100,000 distinct names (a source whose names keep changing);
+    /// names no buffer holds are reclaimed, and new names taken again.
+    pub names_refused: u64,
+    /// Metric names reclaimed because no buffer or pending point held them.
+    pub names_reclaimed: u64,
     /// Samples refused because a window of their resource spans their time
     /// without holding them (late samples).
     pub out_of_order: u64,
@@ -400,6 +420,7 @@ impl IncidentRecorder {
                 time_ms: i64::MIN,
                 failing: 0,
                 recorded_until: HashMap::default(),
+                name_table: reclaim::NameTable::default(),
             }),
             closer,
             _lock: lock,
@@ -590,6 +611,7 @@ impl IncidentRecorder {
                 Err(e) => report.rejected.push((i, e)),
             }
         }
+        self.inner.reclaim_names(&mut state);
         self.inner.flush(&mut state, now, false)?;
         Ok(report)
     }
@@ -1132,6 +1154,7 @@ impl Inner {
             stats,
             scratch,
             recorded_until,
+            name_table,
             ..
         } = &mut *state;
         scratch.clear();
@@ -1144,6 +1167,9 @@ impl Inner {
         // already interned and validated, and one string comparison replaces
         // a hash lookup and a validation.
         let layout = known.as_deref().map_or(&[][..], |r| r.buffer.layout());
+        // New names this sample brings, within the resource's share.
+        let held = known.as_deref().map_or(0, |r| r.names_held);
+        let mut brought = 0u32;
         if metrics.len() > validate::MAX_VALUES_PER_SAMPLE {
             return Err(Error::TooManyValues {
                 resource: clip(resource.id),
@@ -1158,29 +1184,46 @@ impl Inner {
                     Err("too large (|value| over 1e300: its summary could overflow)")
                 }
                 Some(&k) if names.is(k, name) => Ok(k),
-                _ if validate::metric_name(name) => names
-                    .intern(name)
-                    .ok_or("a new metric name over the 100000 distinct names a recorder holds"),
+                _ if validate::metric_name(name) => match names.get(name) {
+                    Some(k) => Ok(k),
+                    None if (held + brought) as usize >= reclaim::MAX_NAMES_PER_RESOURCE => {
+                        Err(RESOURCE_NAME_SHARE)
+                    }
+                    None => names
+                        .intern(name)
+                        .inspect(|_| brought += 1)
+                        .ok_or(NAME_TABLE_FULL),
+                },
                 _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
             };
             match key {
                 Ok(k) => scratch.push((k, value)),
                 Err(reason) => {
-                    stats.rejected_values += 1;
+                    let full = reason == NAME_TABLE_FULL || reason == RESOURCE_NAME_SHARE;
+                    if full {
+                        stats.names_refused += 1;
+                    } else {
+                        stats.rejected_values += 1;
+                    }
                     if let Some(out) = dropped.as_deref_mut() {
                         out.push(RejectedValue {
                             metric: clip(name),
                             reason,
                         });
+                    } else if full {
+                        name_table.refused(&clip(resource.id), &clip(name), reason);
                     } else if stats.rejected_values.is_power_of_two() {
                         tracing::warn!(
                             resource = %clip(resource.id), metric = %clip(name), value,
                             total = stats.rejected_values,
-                            "rejected a non-finite value or invalid metric name"
+                            "value rejected: {reason}"
                         );
                     }
                 }
             }
+        }
+        if let Some(r) = known.as_deref_mut() {
+            r.names_held += brought;
         }
         if scratch.is_empty() && metadata.is_none() {
             return Ok(Taken::Empty);
@@ -1195,6 +1238,7 @@ impl Inner {
             }
             let mut fresh = self.new_resource(recorded_until, resource.id);
             fresh.seen_tick = listed_at.unwrap_or(0);
+            fresh.names_held = brought;
             resources.insert(resource.id.into(), fresh);
         }
         let taken = self.classify(state, resource.id, ts)?;
@@ -1599,6 +1643,7 @@ impl ResourceState {
             name: None,
             kind: None,
             detector: None,
+            names_held: 0,
         })
     }
 

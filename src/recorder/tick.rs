@@ -158,6 +158,7 @@ impl Inner {
         }
         self.open_detected(&mut state);
         self.expire(&mut state, now.as_unix_ms(), listed.then_some(fingerprint));
+        self.reclaim_names(&mut state);
         let committed = self.flush(&mut state, now, false);
         let served = self.serve_requests(&mut state, now);
         state.stats.tick_seconds += started.elapsed().as_secs_f64();

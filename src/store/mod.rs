@@ -15,7 +15,8 @@
 //! opening windows), [`points`] (appending to the journal), [`close`]
 //! (sealing, summaries written, the journal purged), [`series`] (reading a
 //! window's points from both halves), [`retention`] (trimming), [`requests`]
-//! (trigger requests), [`read`] (queries), [`replay`], [`saved`],
+//! (trigger requests), [`read`] (queries), [`reading`] (read-only opens,
+//! for users who may read the database but not write it), [`replay`], [`saved`],
 //! [`transfer`], [`push`], [`schema`]. Row ids are typed ([`ids`]).
 //!
 //! ## Locking
@@ -60,6 +61,7 @@ mod ids;
 mod points;
 mod push;
 mod read;
+mod reading;
 mod replay;
 mod requests;
 mod retention;
@@ -74,7 +76,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use r2d2::{Pool, PooledConnection};
+use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
@@ -91,7 +93,7 @@ pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
 pub use retention::PruneReport;
-pub(crate) use retention::Trim;
+pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
 pub(crate) use series::{Known, WindowPoints};
 pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
 
@@ -142,7 +144,7 @@ fn free_bytes(path: &Path) -> Option<u64> {
     }
 }
 
-type Conn = PooledConnection<SqliteConnectionManager>;
+use reading::Conn;
 
 /// How long the closer waits for another program's write lock per try.
 const CLOSER_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
@@ -154,6 +156,7 @@ const SETTLE_BOUND: Duration = Duration::from_secs(2);
 pub(crate) struct CloserConn {
     conn: Conn,
     gate: std::sync::Arc<WriteGate>,
+    pins: std::sync::Arc<points::MetricPins>,
 }
 
 impl CloserConn {
@@ -174,6 +177,19 @@ impl CloserConn {
         let _turn = self.gate.patient();
         retention::trim(&self.conn, t, retention::TRIM_STEP)
     }
+
+    /// The highest `metrics` row id (0 for none): how many names were ever
+    /// stored, to decide when a reclaim is due.
+    pub(crate) fn metric_high(&mut self) -> Result<i64> {
+        retention::metric_high(&self.conn)
+    }
+
+    /// Deletes the `metrics` rows nothing uses (see
+    /// [`retention::reclaim_metric_names`]), after any waiting tick.
+    pub(crate) fn reclaim_metric_names(&mut self) -> Result<usize> {
+        let _turn = self.gate.patient();
+        retention::reclaim_metric_names(&self.conn, &self.pins)
+    }
 }
 
 /// A handle on an incident database: queries, statistics and maintenance.
@@ -184,10 +200,19 @@ pub struct Store {
     pool: Pool<SqliteConnectionManager>,
     path: Option<PathBuf>,
     read_only: bool,
+    /// Opened `immutable` (see [`Store::open_read_only`]): queries fail
+    /// once a writer appears, rather than read a file being checkpointed.
+    snapshot: bool,
+    /// Read-only through a recorder's log: every query in a read
+    /// transaction (see [`reading`]).
+    pin_reads: bool,
     /// Write turns of this process's writers (see [`gate`]).
     gate: std::sync::Arc<WriteGate>,
     /// Closing work of this store's recorder, which queries wait for.
     settled: std::sync::Arc<Settled>,
+    /// `metrics` rows this process's writer may still write (kept by
+    /// [`retention::reclaim_metric_names`]).
+    pins: std::sync::Arc<points::MetricPins>,
 }
 
 impl std::fmt::Debug for Store {
@@ -255,72 +280,20 @@ impl Store {
         schema::check_history(&probe, &path, true)?;
         migrate(&mut probe)?;
         schema::verify(&probe, &path, true)?;
-        drop(probe);
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(flags)
             .with_init(init_connection);
-        Store::with_manager(manager, Some(path), false)
-    }
-
-    /// Opens an existing database for queries only. Nothing is ever written,
-    /// so this works on a read-only file; the schema must be current.
-    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store> {
-        let path = path.as_ref().to_path_buf();
-        crate::files::check_for_reading(&path)?;
-        for companion in [wal_path(&path), shm_path(&path)] {
-            if std::fs::symlink_metadata(&companion).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(Error::UnsafeFile {
-                    path: companion,
-                    reason:
-                        "it is a symbolic link; the database's companion files must be plain files"
-                            .into(),
-                });
-            }
-        }
-        check_header(&path)?;
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut target = path.as_os_str().to_owned();
-        let mut probe =
-            Connection::open_with_flags(&target, flags).map_err(|e| open_err(&path, e))?;
-        probe
-            .busy_timeout(BUSY_TIMEOUT)
+        let store = Store::with_manager(manager, Some(path.clone()), false)?;
+        // The probe stays open until a pooled connection has the log open:
+        // the last connection to close deletes `-wal` and `-shm`, and the
+        // next would create them itself (not exclusively) instead of using
+        // the files prepared above.
+        store
+            .conn()?
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
             .map_err(|e| classify(&path, e))?;
-        let mut version = schema_version(&probe, &path);
-        if let Err(Error::Sqlite(e)) = &version
-            && e.sqlite_code() == Some(ErrorCode::CannotOpen)
-            && !wal_path(&path).exists()
-        {
-            // A WAL database on a read-only file system: SQLite cannot create
-            // the `-shm` index. With no `-wal` file there is no writer and
-            // nothing uncheckpointed, so the file alone is the database:
-            // open it immutable.
-            target = immutable_uri(&path)?.into();
-            flags |= OpenFlags::SQLITE_OPEN_URI;
-            probe = Connection::open_with_flags(&target, flags).map_err(|e| open_err(&path, e))?;
-            version = schema_version(&probe, &path);
-        }
-        let found = version?.unwrap_or(0);
-        let supported = current_version();
-        if found > supported {
-            return Err(Error::NewerSchema {
-                path,
-                found,
-                supported,
-            });
-        }
-        if found < supported {
-            return Err(Error::OlderSchema {
-                path,
-                found,
-                supported,
-            });
-        }
-        schema::verify(&probe, &path, false)?;
         drop(probe);
-        let manager = SqliteConnectionManager::file(&target)
-            .with_flags(flags)
-            .with_init(|c| c.busy_timeout(BUSY_TIMEOUT));
-        Store::with_manager(manager, Some(path), true)
+        Ok(store)
     }
 
     /// A fresh private in-memory database (SQLite's `memdb` VFS, shared by this
@@ -372,8 +345,11 @@ impl Store {
             pool,
             path,
             read_only,
+            snapshot: false,
+            pin_reads: false,
             gate: Default::default(),
             settled: Default::default(),
+            pins: Default::default(),
         })
     }
 
@@ -388,7 +364,13 @@ impl Store {
     }
 
     fn conn(&self) -> Result<Conn> {
-        Ok(self.pool.get()?)
+        let path = self.path.as_deref().unwrap_or(Path::new(":memory:"));
+        if self.snapshot && reading::writer_may_run(path) {
+            return Err(Error::WriterStarted {
+                path: path.to_path_buf(),
+            });
+        }
+        Conn::new(self.pool.get()?, self.pin_reads, path)
     }
 
     /// A dedicated connection for the recorder's writes.
@@ -396,7 +378,12 @@ impl Store {
         if self.read_only {
             return Err(Error::Unavailable("the store was opened read-only"));
         }
-        Writer::new(self.conn()?, self.gate.clone(), self.path.as_deref())
+        Writer::new(
+            self.conn()?,
+            self.gate.clone(),
+            self.pins.clone(),
+            self.path.as_deref(),
+        )
     }
 
     /// A dedicated connection for the recorder's closing work, with the
@@ -416,6 +403,7 @@ impl Store {
             CloserConn {
                 conn,
                 gate: self.gate.clone(),
+                pins: self.pins.clone(),
             },
             self.settled.clone(),
         ))
@@ -457,31 +445,6 @@ impl Store {
                 path: path.clone(),
                 lock,
             }),
-            Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path: lock, source }),
-        }
-    }
-
-    /// True if a recorder currently holds this database's recording lock
-    /// (so a [`Store::request_trigger`] will be picked up).
-    pub fn recorder_running(&self) -> Result<bool> {
-        let Some(path) = &self.path else {
-            return Ok(false);
-        };
-        let lock = lock_path(path);
-        if std::fs::symlink_metadata(&lock).is_ok_and(|m| !m.file_type().is_file()) {
-            return Err(Error::UnsafeFile {
-                path: lock,
-                reason: "it is not a plain file (a link?); no recorder made it".into(),
-            });
-        }
-        let file = match File::open(&lock) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(source) => return Err(Error::Io { path: lock, source }),
-        };
-        match file.try_lock_shared() {
-            Ok(()) => Ok(false),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(true),
             Err(std::fs::TryLockError::Error(source)) => Err(Error::Io { path: lock, source }),
         }
     }
@@ -545,30 +508,6 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// An SQLite URI opening `path` read-only and immutable (no locking, no
-/// `-shm`), with `%`, `?` and `#` escaped as the URI syntax requires.
-fn immutable_uri(path: &Path) -> Result<String> {
-    let absolute = std::path::absolute(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = absolute.to_str().ok_or_else(|| Error::Open {
-        path: path.to_path_buf(),
-        source: "the path is not valid UTF-8".into(),
-    })?;
-    let mut uri = String::from("file:");
-    for c in text.chars() {
-        match c {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3f"),
-            '#' => uri.push_str("%23"),
-            c => uri.push(c),
-        }
-    }
-    uri.push_str("?mode=ro&immutable=1");
-    Ok(uri)
-}
-
 /// `<db>.lock`, beside the database.
 fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -577,15 +516,18 @@ fn lock_path(db: &Path) -> PathBuf {
 }
 
 /// Gets the database's files ready before SQLite opens them: the directory
-/// (created 0700 if missing), the database file and its `-wal` and `-shm`
-/// (created 0600, exclusively and not through a link, if missing; checked
-/// and tightened if present, see [`crate::files`]). SQLite finds its
-/// companions already there, so it never creates one through a link planted
-/// between a check and its open.
+/// (created 0700 if missing), the database file (created 0600 if missing;
+/// checked, and stripped of group/other bits but read, if present) and its
+/// `-wal` and `-shm` (created exclusively and not through a link if
+/// missing, checked if present; either way with the database's read bits,
+/// see [`crate::files`]). SQLite finds its companions already there, so it
+/// never creates one through a link planted between a check and its open.
 ///
 /// Returns the companions it created.
 fn prepare_files(path: &Path) -> Result<Vec<PathBuf>> {
-    use crate::files::{Found, check_companion, check_for_writing, create_new_private};
+    use crate::files::{
+        Found, check_companion, check_database, create_companion, create_new_private,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
@@ -598,12 +540,18 @@ fn prepare_files(path: &Path) -> Result<Vec<PathBuf>> {
             source,
         })?;
     }
+    let (found, sharing) = check_database(path)?;
     let create = |file: &Path, required: bool| -> Result<()> {
-        match create_new_private(file) {
+        let made = if required {
+            create_new_private(file)
+        } else {
+            create_companion(file, sharing)
+        };
+        match made {
             Ok(_) => Ok(()),
             // Created meanwhile by another recorder: checked like any other.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                check_companion(file).map(drop)
+                check_companion(file, sharing).map(drop)
             }
             // A read-only place: SQLite says so when it opens the database.
             Err(e)
@@ -622,17 +570,17 @@ fn prepare_files(path: &Path) -> Result<Vec<PathBuf>> {
             }),
         }
     };
-    if check_for_writing(path)? == Found::Missing {
+    if found == Found::Missing {
         create(path, true)?;
     }
     let mut created = Vec::new();
     for companion in [wal_path(path), shm_path(path)] {
-        if check_companion(&companion)? == Found::Missing {
+        if check_companion(&companion, sharing)? == Found::Missing {
             create(&companion, false)?;
             created.push(companion);
         }
     }
-    check_companion(&journal_path(path))?;
+    check_companion(&journal_path(path), sharing)?;
     Ok(created)
 }
 

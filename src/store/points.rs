@@ -7,6 +7,7 @@
 //! so a tick dirties only the tails of its two tables (see migrations/V3
 //! and V8), and a window's journal points have ids from its `recent_from` on.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -76,6 +77,16 @@ pub(crate) struct PointBatch {
 }
 
 impl PointBatch {
+    /// Marks in `used` (indexed by key) every metric of the queued points:
+    /// their names must outlive a reclaim of the names table.
+    pub(crate) fn mark_keys(&self, used: &mut [bool]) {
+        for &(k, _) in &self.samples.values {
+            if let Some(u) = used.get_mut(k.0 as usize) {
+                *u = true;
+            }
+        }
+    }
+
     /// Queues one point of `window`.
     pub(crate) fn push(
         &mut self,
@@ -130,11 +141,56 @@ impl Owners<'_> {
 
 /// The database id of each interned metric, by [`MetricKey`], looked up (or
 /// created) on first use. Forgotten whenever a transaction rolls back, since
-/// it may hold ids that transaction created.
+/// it may hold ids that transaction created. Every id held is pinned in
+/// [`MetricPins`], so reclaiming unused `metrics` rows never deletes one this
+/// writer may still write.
 #[derive(Debug, Default)]
-pub(crate) struct MetricIds(Vec<Option<MetricId>>);
+pub(crate) struct MetricIds(Vec<Option<MetricId>>, Arc<MetricPins>);
+
+/// The `metrics` row ids a writer of this process holds in its cache: rows
+/// no stored value uses yet may still be written with them, so
+/// [`retention::reclaim_metric_names`](super::retention::reclaim_metric_names)
+/// keeps them. Shared by the store and its writer.
+#[derive(Debug, Default)]
+pub(crate) struct MetricPins(std::sync::Mutex<HashMap<i64, u32>>);
+
+impl MetricPins {
+    fn pin(&self, id: MetricId) {
+        *self.lock().entry(id.0).or_insert(0) += 1;
+    }
+
+    fn unpin(&self, id: MetricId) {
+        let mut pins = self.lock();
+        if let Some(n) = pins.get_mut(&id.0) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(&id.0);
+            }
+        }
+    }
+
+    /// Pins `id` as a writer's cache would.
+    #[cfg(test)]
+    pub(crate) fn pin_for_test(&self, id: i64) {
+        self.pin(MetricId(id));
+    }
+
+    /// The pinned ids.
+    pub(crate) fn ids(&self) -> Vec<i64> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 impl MetricIds {
+    /// An empty cache pinning its ids in `pins`.
+    pub(crate) fn new(pins: Arc<MetricPins>) -> MetricIds {
+        MetricIds(Vec::new(), pins)
+    }
+
     /// The id of `key`, creating its `metrics` row on first use.
     pub(super) fn get(
         &mut self,
@@ -151,6 +207,7 @@ impl MetricIds {
             self.0.resize(names.len().max(i + 1), None);
         }
         self.0[i] = Some(id);
+        self.1.pin(id);
         Ok(id)
     }
 
@@ -159,9 +216,20 @@ impl MetricIds {
         self.0.get(key.0 as usize).copied().flatten()
     }
 
+    /// Forgets the ids of `keys` (reclaimed: a later name may get the key).
+    pub(super) fn forget(&mut self, keys: &[MetricKey]) {
+        for k in keys {
+            if let Some(id) = self.0.get_mut(k.0 as usize).and_then(Option::take) {
+                self.1.unpin(id);
+            }
+        }
+    }
+
     /// Forgets every id.
     pub(super) fn clear(&mut self) {
-        self.0.clear();
+        for id in self.0.drain(..).flatten() {
+            self.1.unpin(id);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::Store;
 use super::ids::WindowRow;
+use super::points::MetricPins;
 use crate::error::Result;
 use crate::model::Timestamp;
 
@@ -34,6 +35,12 @@ pub struct PruneReport {
     /// have (never pushed, or refused): over the bound of unpushed windows
     /// trimming spares (see `store::push::spare_unpushed`).
     pub unpushed: usize,
+    /// Series runs (a window's values of one metric) deleted with them: an
+    /// upper bound of the metric names they may have left unused.
+    pub series: usize,
+    /// Metric names (`metrics` rows) no remaining window used, deleted
+    /// after the windows (by [`Store::prune`]).
+    pub metric_names: usize,
 }
 
 /// Deletes the closed windows `trim` selects, with everything recorded under
@@ -60,6 +67,62 @@ pub(crate) fn trim(conn: &Connection, trim: Trim, step: usize) -> Result<(PruneR
     conn.pragma_update(None, "foreign_keys", true)?;
     report
 }
+
+/// Deletes the `metrics` rows no stored value, summary, anomaly or journal
+/// point uses and no writer of this process holds (`pins`), in an immediate
+/// transaction of its own; returns how many.
+///
+/// A source whose names keep changing leaves a row per name; once the
+/// windows holding them are trimmed, nothing refers to those rows. The
+/// check runs inside the write transaction, so a value written by anyone
+/// (an import in another process included) is seen; the writer of this
+/// process may write a cached id in a later transaction, hence the pins.
+/// The referencing columns have no index (none is needed elsewhere), so
+/// this scans those tables once each: the recorder runs it only after
+/// [`RECLAIM_NAMES_AFTER`] new names, and `prune` after trimming.
+/// Enforcement of foreign keys is off for it (each deleted row would scan
+/// every referencing table); the `NOT IN` checks are what keeps them.
+pub(crate) fn reclaim_metric_names(conn: &Connection, pins: &MetricPins) -> Result<usize> {
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let deleted = (|| {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS pinned_metrics (id INTEGER PRIMARY KEY);
+             DELETE FROM temp.pinned_metrics;",
+        )?;
+        {
+            let mut pin =
+                tx.prepare_cached("INSERT OR IGNORE INTO temp.pinned_metrics VALUES (?1)")?;
+            for id in pins.ids() {
+                pin.execute([id])?;
+            }
+        }
+        let n = tx.prepare_cached(RECLAIM_SQL)?.execute([])?;
+        tx.execute_batch("DELETE FROM temp.pinned_metrics;")?;
+        tx.commit()?;
+        Ok(n)
+    })();
+    // On every path: the connection goes back with enforcement on.
+    conn.pragma_update(None, "foreign_keys", true)?;
+    deleted
+}
+
+/// The rows [`reclaim_metric_names`] deletes: every table with a foreign key
+/// to `metrics` is checked (a unit test fails if one is missing).
+const RECLAIM_SQL: &str = "DELETE FROM metrics
+     WHERE id NOT IN (SELECT id FROM temp.pinned_metrics)
+       AND id NOT IN (SELECT metric_id FROM window_series)
+       AND id NOT IN (SELECT metric_id FROM recent_values)
+       AND id NOT IN (SELECT metric_id FROM window_metric_stats)
+       AND id NOT IN (SELECT metric_id FROM window_anomalies WHERE metric_id IS NOT NULL)";
+
+/// The highest `metrics` row id, 0 for none.
+pub(crate) fn metric_high(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM metrics", [], |r| r.get(0))?)
+}
+
+/// New `metrics` rows after which the recorder reclaims unused ones.
+pub(crate) const RECLAIM_NAMES_AFTER: i64 = 10_000;
 
 /// Windows a trim deletes per transaction in the recorder (the closer's
 /// transactions stay short).
@@ -93,7 +156,9 @@ fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport
     let mut report = PruneReport::default();
     let mut refused = 0;
     for id in ids {
-        report.points += delete_window(tx, WindowRow(id))?;
+        let (points, series) = delete_window(tx, WindowRow(id))?;
+        report.points += points;
+        report.series += series;
         report.windows += 1;
         if let Some(&was_refused) = unpushed.get(&id) {
             report.unpushed += 1;
@@ -120,15 +185,16 @@ const DELETES: [&str; 8] = [
 ];
 
 /// Deletes one closed window and everything recorded under it, children
-/// first; returns how many points it had. A unit test checks that these are
-/// all the tables hanging from `windows`.
-pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<usize> {
+/// first; returns how many points and series runs it had. A unit test
+/// checks that these are all the tables hanging from `windows`.
+pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<(usize, usize)> {
     let runs: Vec<(i64, i64)> = tx
         .prepare_cached(
             "SELECT first_value_id, last_value_id FROM window_series WHERE window_id = ?1",
         )?
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let series = runs.len();
     let mut values = tx.prepare_cached("DELETE FROM series_values WHERE id BETWEEN ?1 AND ?2")?;
     for (first, last) in runs {
         values.execute([first, last])?;
@@ -139,7 +205,7 @@ pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<usize> {
     for sql in DELETES {
         tx.prepare_cached(sql)?.execute([id])?;
     }
-    Ok(points.unwrap_or(0) as usize)
+    Ok((points.unwrap_or(0) as usize, series))
 }
 
 impl Store {
@@ -167,6 +233,10 @@ impl Store {
             total.points += report.points;
             total.unpushed += report.unpushed;
             if !more {
+                if total.windows > 0 {
+                    let _turn = self.gate.patient();
+                    total.metric_names = reclaim_metric_names(&conn, &self.pins)?;
+                }
                 return Ok(total);
             }
         }
@@ -212,5 +282,53 @@ mod tests {
             .map(|sql| sql.split_whitespace().nth(2).unwrap())
             .collect();
         assert_eq!(under, deleted);
+    }
+
+    #[test]
+    fn reclaiming_names_checks_every_table_referencing_metrics() {
+        let store = Store::open_in_memory().unwrap();
+        let conn = store.conn().unwrap();
+        let referencing: BTreeSet<String> = conn
+            .prepare(
+                "SELECT m.name FROM sqlite_master m
+                 JOIN pragma_foreign_key_list(m.name) f
+                 WHERE m.type = 'table' AND f.\"table\" = 'metrics'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for table in &referencing {
+            let checked = format!("SELECT metric_id FROM {table}");
+            assert!(
+                RECLAIM_SQL.contains(&checked),
+                "{table} refers to metrics: reclaim_metric_names must keep the names it uses"
+            );
+        }
+        assert_eq!(referencing.len(), 4, "{referencing:?}");
+        // Unused rows go, used and pinned ones stay.
+        conn.execute_batch(
+            "INSERT INTO metrics (id, name) VALUES (1, 'used'), (2, 'unused'), (3, 'pinned');",
+        )
+        .unwrap();
+        // A journal value of metric 1 (its point row does not matter here).
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO recent_values VALUES (9, 1, 1.0);
+             PRAGMA foreign_keys = ON;",
+        )
+        .unwrap();
+        let pins = MetricPins::default();
+        pins.pin_for_test(3);
+        assert_eq!(reclaim_metric_names(&conn, &pins).unwrap(), 1);
+        let left: Vec<String> = conn
+            .prepare("SELECT name FROM metrics ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(left, ["used", "pinned"]);
     }
 }

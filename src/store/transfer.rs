@@ -51,8 +51,9 @@ impl Store {
         self.settle();
         let conn = self.conn()?;
         // A read transaction: every window comes from the same snapshot.
-        let tx = conn.unchecked_transaction().map_err(Error::from)?;
-        each_window(&tx, filter, Order::OldestFirst, self.path(), f, None)
+        let tx = conn.snapshot()?;
+        let conn = tx.as_deref().unwrap_or(&conn);
+        each_window(conn, filter, Order::OldestFirst, self.path(), f, None)
     }
 
     /// [`Store::for_each_window`], handing windows that cannot be read back
@@ -66,9 +67,9 @@ impl Store {
     ) -> std::result::Result<(), E> {
         self.settle();
         let conn = self.conn()?;
-        let tx = conn.unchecked_transaction().map_err(Error::from)?;
+        let tx = conn.snapshot()?;
         each_window(
-            &tx,
+            tx.as_deref().unwrap_or(&conn),
             filter,
             Order::OldestFirst,
             self.path(),

@@ -133,9 +133,16 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Forgets the metric ids of reclaimed name keys
+    /// ([`MetricNames::reclaim`]): a later name may get one of those keys.
+    pub(crate) fn forget_metric_keys(&mut self, keys: &[crate::names::MetricKey]) {
+        self.metric_ids.forget(keys);
+    }
+
     pub(crate) fn new(
         conn: Conn,
         gate: Arc<WriteGate>,
+        pins: Arc<super::points::MetricPins>,
         path: Option<&std::path::Path>,
     ) -> Result<Writer> {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
@@ -148,7 +155,7 @@ impl Writer {
             commits: 0,
             conn,
             gate,
-            metric_ids: MetricIds::default(),
+            metric_ids: MetricIds::new(pins),
             scratch: Vec::new(),
             points: HashMap::new(),
             replay: Default::default(),
@@ -350,6 +357,8 @@ impl Writer {
         })?;
         if let (Opened::Window(row, _), Some(known)) = (&opened, ids) {
             self.points.insert(*row, known);
+            // Its resource's cached spans end where it starts now.
+            self.replay.clear();
         }
         Ok(opened)
     }

@@ -7,9 +7,10 @@
 //! PostgreSQL's binaries are looked for in `$IR_PG_BIN`, then the newest
 //! `/usr/lib/postgresql/*/bin` (Debian), then `pg_config --bindir` and the
 //! `PATH`. PostgreSQL refuses to run as root, so as root the cluster runs as
-//! `$IR_PG_USER` (default `irtest`; `.ci/run` creates it). When either is
-//! missing, [`Cluster::start`] prints why and returns `None`, so the caller
-//! skips; with `CI=true` it panics instead, so CI never skips silently.
+//! `$IR_PG_USER` (default `irtest`; created when missing, as `.ci/run`
+//! does). When PostgreSQL is missing, [`Cluster::start`] says visibly why
+//! and returns `None`, so the caller skips (`common/skip.rs`); with
+//! `CI=true` it panics instead, so CI never skips silently.
 #![allow(dead_code)] // each user takes a different subset
 
 use std::os::unix::fs::MetadataExt;
@@ -46,12 +47,12 @@ pub struct Cluster {
     watchdog: Option<Child>,
 }
 
-/// Why there is no cluster: skipped outside CI, a failure in it.
+#[path = "../common/skip.rs"]
+mod skip;
+
+/// Why there is no cluster: skipped visibly outside CI, a failure in it.
 fn unavailable(reason: &str) -> Option<Cluster> {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("PostgreSQL is needed under CI=true: {reason}");
-    }
-    eprintln!("skipping: {reason}");
+    skip::skip(&format!("PostgreSQL is needed: {reason}"));
     None
 }
 
@@ -65,11 +66,12 @@ impl Cluster {
         };
         let run_as = if euid() == 0 {
             let user = std::env::var("IR_PG_USER").unwrap_or_else(|_| "irtest".into());
-            match lookup_user(&user) {
-                Some(ids) => Some(ids),
-                None => {
+            // Created as `.ci/run` creates it when missing.
+            match skip::test_user(&user) {
+                Ok(ids) => Some(ids),
+                Err(why) => {
                     return unavailable(&format!(
-                        "running as root and user {user:?} does not exist to run PostgreSQL (useradd -m {user}; .ci/run creates it)"
+                        "running as root, PostgreSQL runs as the user {user:?}: {why}"
                     ));
                 }
             }
@@ -341,14 +343,6 @@ fn euid() -> u32 {
 }
 
 /// `(uid, gid)` of `user` from /etc/passwd.
-fn lookup_user(user: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() > 3 && f[0] == user).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-    })
-}
-
 /// A loopback port nothing listens on right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

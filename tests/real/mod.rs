@@ -7,6 +7,9 @@
 //! failure.
 #![allow(dead_code)] // each test binary uses a different subset
 
+#[path = "../common/skip.rs"]
+mod skip;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,10 +40,7 @@ pub fn program(names: &[&str], package: &str) -> Option<PathBuf> {
         "{} is not installed (apt-get install {package})",
         names.join(" or ")
     );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}; under CI=true this is a failure (.ci/run installs it)");
-    }
-    eprintln!("skipping: {why}");
+    skip::skip(&why);
     None
 }
 
@@ -263,4 +263,63 @@ pub fn plain_value(text: &str, name: &str) -> f64 {
         .trim()
         .parse()
         .expect("a number")
+}
+
+/// An exporter that never finishes an answer: it sends the status line and
+/// headers, then one byte of body every `every`, for as long as the client
+/// stays (a drip). With `headers: false` it sends nothing at all (a hang).
+/// Stops accepting when dropped.
+pub struct SlowExporter {
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowExporter {
+    pub fn start(headers: bool, every: Duration) -> SlowExporter {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let stopping = Arc::clone(&stopping);
+                std::thread::spawn(move || {
+                    let mut head = [0u8; 4096];
+                    let _ = conn.read(&mut head);
+                    if headers {
+                        let _ = conn.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: 100000\r\n\r\n",
+                        );
+                    }
+                    while !stopping.load(Ordering::SeqCst) {
+                        std::thread::sleep(every);
+                        if headers && conn.write_all(b"#").is_err() {
+                            break;
+                        }
+                        if !headers && conn.peek(&mut [0u8; 1]).is_ok_and(|n| n == 0) {
+                            break; // the client closed
+                        }
+                    }
+                });
+            }
+        });
+        SlowExporter { addr, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+}
+
+impl Drop for SlowExporter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
 }

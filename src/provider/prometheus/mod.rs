@@ -10,12 +10,15 @@
 //! - [`parse`]: the text exposition format 0.0.4, zero-copy and bounded;
 //! - `series`: which series become which metrics (canonical names, counters
 //!   as `_per_s` rates, histograms and summaries only when matched, a cap
-//!   per target, resources from a label);
+//!   per target, a budget of distinct names per target, resources from a
+//!   label);
 //! - `node`: the host metrics of `watch` (`cpu`, `memory`, `disk`...)
 //!   derived from node_exporter's series, so the same rules work on a
 //!   scraped node;
-//! - `scrape`: the provider: HTTP (`ureq`, plain HTTP only), one scrape of
-//!   every target per tick, in parallel, each bounded by a timeout.
+//! - `scrape`: the provider: HTTP (`ureq`, plain HTTP only, no redirects
+//!   followed), each target on a thread of its own, started by every tick
+//!   and bounded by a timeout; a tick waits a bounded time and takes the
+//!   scrapes done, so a slow target costs only its own sample.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -210,8 +213,26 @@ pub struct ScrapeOptions {
     pub timeout: Duration,
     /// Largest response body accepted. Default 16 MiB.
     pub max_body_bytes: u64,
-    /// Most targets scraped at the same time. Default 8.
-    pub max_parallel: usize,
+    /// Longest a batch call (one tick) waits for the scrapes it started.
+    /// Every target is scraped on a thread of its own, so a scrape still
+    /// running then costs only its own target's sample: the call answers
+    /// the other targets, and that scrape, once done, is recorded by the
+    /// next call (stamped with that call's time; a scrape whose result no
+    /// call took by the end of the following one is dropped). Keep it well
+    /// below the sample interval. Default 1 s.
+    pub wait: Duration,
+    /// At most this many distinct series names per target in
+    /// [`name_memory`](Self::name_memory) (the *name budget*): a target
+    /// whose names keep changing (a label holding a request id) would
+    /// otherwise fill the recorder's table of 100,000 metric names and
+    /// starve every other resource. Series with a new name past the budget
+    /// are dropped (counted, logged once); series already known keep being
+    /// recorded. Default 10,000 (5 × the default series cap).
+    pub max_names_per_target: usize,
+    /// A name a target has not served for this long leaves its budget.
+    /// Default 10 minutes; `watch` uses its pre-incident window when longer
+    /// (a name stays in the recorder's buffers that long).
+    pub name_memory: Duration,
     /// Limits of the text parser.
     pub limits: ParseLimits,
 }
@@ -227,8 +248,12 @@ impl ScrapeOptions {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
     /// The default body limit.
     pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
-    /// The default parallelism.
-    pub const DEFAULT_MAX_PARALLEL: usize = 8;
+    /// The default wait of a batch call.
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(1);
+    /// The default name budget per target.
+    pub const DEFAULT_MAX_NAMES_PER_TARGET: usize = 10_000;
+    /// The default name memory.
+    pub const DEFAULT_NAME_MEMORY: Duration = Duration::from_secs(600);
 }
 
 impl Default for ScrapeOptions {
@@ -239,7 +264,9 @@ impl Default for ScrapeOptions {
             max_series_per_target: Self::DEFAULT_MAX_SERIES_PER_TARGET,
             timeout: Self::DEFAULT_TIMEOUT,
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
-            max_parallel: Self::DEFAULT_MAX_PARALLEL,
+            wait: Self::DEFAULT_WAIT,
+            max_names_per_target: Self::DEFAULT_MAX_NAMES_PER_TARGET,
+            name_memory: Self::DEFAULT_NAME_MEMORY,
             limits: ParseLimits::default(),
         }
     }

@@ -46,7 +46,7 @@ use crate::model::Metrics;
 use crate::validate::{MAX_METRIC_NAME_BYTES, validate_resource_id};
 
 /// What to keep from a target's text.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Selection {
     /// One resource per value of this label (else one per target).
     pub(super) resource_label: Option<String>,
@@ -55,6 +55,22 @@ pub(super) struct Selection {
     pub(super) matcher: Option<Regex>,
     /// At most this many series per target.
     pub(super) max_series: usize,
+    /// At most this many distinct names per target in its name memory.
+    pub(super) max_names: usize,
+    /// Seconds a name unseen stays in a target's budget.
+    pub(super) name_memory_s: f64,
+}
+
+impl Default for Selection {
+    fn default() -> Selection {
+        Selection {
+            resource_label: None,
+            matcher: None,
+            max_series: super::ScrapeOptions::DEFAULT_MAX_SERIES_PER_TARGET,
+            max_names: super::ScrapeOptions::DEFAULT_MAX_NAMES_PER_TARGET,
+            name_memory_s: super::ScrapeOptions::DEFAULT_NAME_MEMORY.as_secs_f64(),
+        }
+    }
 }
 
 /// What a target remembers between scrapes.
@@ -67,6 +83,38 @@ pub(super) struct TargetMemory {
     /// Per resource: node_exporter counters.
     node: HashMap<String, NodeMemory>,
     scrape: u64,
+    /// The name budget: every name (same key as `series`) the target served
+    /// within the name memory, and when it last did (seconds, monotonic).
+    names: HashMap<Box<str>, f64, foldhash::fast::RandomState>,
+    /// The scrape that last forgot old names (once per scrape at most).
+    forgot: u64,
+}
+
+impl TargetMemory {
+    /// Distinct names in the target's budget.
+    pub(super) fn names(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True if the series `key` may be kept: a name in the budget, or a new
+    /// one while the budget has room (names unseen for the name memory are
+    /// forgotten first when it has none).
+    fn admit(&mut self, key: &str, at_s: f64, selection: &Selection) -> bool {
+        if let Some(seen) = self.names.get_mut(key) {
+            *seen = at_s;
+            return true;
+        }
+        if self.names.len() >= selection.max_names && self.forgot != self.scrape {
+            self.forgot = self.scrape;
+            let horizon = at_s - selection.name_memory_s;
+            self.names.retain(|_, seen| *seen >= horizon);
+        }
+        if self.names.len() >= selection.max_names {
+            return false;
+        }
+        self.names.insert(key.into(), at_s);
+        true
+    }
 }
 
 struct Seen {
@@ -91,6 +139,8 @@ pub(super) struct Converted {
     pub(super) series: usize,
     /// Series past the cap.
     pub(super) over_cap: usize,
+    /// Series with a new name past the target's name budget.
+    pub(super) over_budget: usize,
     /// Series whose name or resource the recorder would refuse.
     pub(super) invalid: usize,
     /// Repeats of a series already read in the same text.
@@ -190,6 +240,11 @@ pub(super) fn convert(
         if label.is_some() {
             name.push('\0');
             name.push_str(resource);
+        }
+        if !memory.admit(name.as_str(), at_s, selection) {
+            name.truncate(stored_len);
+            out.over_budget += 1;
+            continue;
         }
         let seen = match memory.series.get_mut(name.as_str()) {
             Some(seen) => seen,
@@ -549,6 +604,38 @@ mod tests {
         assert_eq!(names(m), ["a"]);
         assert_eq!(m.get("a"), Some(1.0), "the first of two repeats");
         assert_eq!((c.duplicates, c.non_finite, c.invalid), (1, 1, 2));
+    }
+
+    #[test]
+    fn a_target_whose_names_keep_changing_spends_only_its_name_budget() {
+        let selection = Selection {
+            max_names: 5,
+            name_memory_s: 60.0,
+            ..Selection::default()
+        };
+        let mut memory = TargetMemory::default();
+        // `up` every scrape, plus two series named by a request id.
+        let scrape = |n: usize| {
+            format!(
+                "up 1\nreq{{id=\"{}\"}} 1\nreq{{id=\"{}\"}} 1\n",
+                2 * n,
+                2 * n + 1
+            )
+        };
+        let c = run(&scrape(0), &selection, &mut memory, 0.0);
+        assert_eq!((c.series, c.over_budget), (3, 0));
+        let c = run(&scrape(1), &selection, &mut memory, 1.0);
+        assert_eq!((c.series, c.over_budget), (3, 0), "5 names: up and 4 ids");
+        for n in 2..10 {
+            let c = run(&scrape(n), &selection, &mut memory, n as f64);
+            assert_eq!((c.series, c.over_budget), (1, 2), "scrape {n}");
+            assert_eq!(names(&c.resources[0].1), ["up"], "the known series stays");
+        }
+        assert_eq!(memory.names(), 5);
+        // Names unseen for the name memory leave the budget: new ones fit again.
+        let c = run(&scrape(10), &selection, &mut memory, 62.0);
+        assert_eq!((c.series, c.over_budget), (3, 0));
+        assert_eq!(memory.names(), 3);
     }
 
     #[test]
