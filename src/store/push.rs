@@ -113,8 +113,10 @@ impl Store {
     /// database it last connected to. Works on a read-only store.
     pub fn push_state(&self) -> Result<PushState> {
         let conn = self.conn()?;
-        let tx = conn.unchecked_transaction()?; // one snapshot for every count
-        let state: Option<(i64, i64, Option<String>, Option<String>)> = tx
+        // One snapshot for every count: the connection's own when it reads
+        // pinned (a reader without write access), else a transaction.
+        let _snapshot = conn.snapshot()?;
+        let state: Option<(i64, i64, Option<String>, Option<String>)> = conn
             .prepare_cached(
                 "SELECT s.dropped_unpushed, s.dropped_refused, t.display, t.node
                  FROM push_state s LEFT JOIN push_targets t ON t.id = s.target_id
@@ -123,7 +125,7 @@ impl Store {
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
         let count = |sql: &str| -> Result<u64> {
-            Ok(tx
+            Ok(conn
                 .prepare_cached(sql)?
                 .query_row([], |r| r.get::<_, i64>(0))? as u64)
         };
@@ -136,7 +138,7 @@ impl Store {
             ]
             .concat()
         };
-        let next_retry: Option<i64> = tx
+        let next_retry: Option<i64> = conn
             .prepare_cached(
                 &[
                     "SELECT min(retry_ms) FROM window_pushes WHERE target_id = ",
@@ -308,15 +310,15 @@ impl Store {
     /// `None` if it is gone (trimmed since it was listed).
     pub(crate) fn push_details(&self, row: i64) -> Result<Option<PushDetails>> {
         let conn = self.conn()?;
-        let tx = conn.unchecked_transaction()?; // one snapshot for both reads
-        let Some((opened_ms, deadline_ms)) = tx
+        let _snapshot = conn.snapshot()?; // one snapshot for both reads
+        let Some((opened_ms, deadline_ms)) = conn
             .prepare_cached("SELECT opened_ms, deadline_ms FROM windows WHERE id = ?1")?
             .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
         else {
             return Ok(None);
         };
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = conn.prepare_cached(
             "SELECT m.name, a.ts_ms, a.value, a.score, a.description
              FROM window_anomalies a LEFT JOIN metrics m ON m.id = a.metric_id
              WHERE a.window_id = ?1 ORDER BY a.id",
