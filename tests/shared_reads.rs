@@ -8,6 +8,8 @@
 //! Needs root and the user `ir-other` (created by `.ci/run`): elsewhere the
 //! tests say why and return, except under `CI=true`, where they fail.
 
+// `common` and `real` each include common/skip.rs (its skip list is per module).
+#[allow(clippy::duplicate_mod)]
 mod common;
 mod real;
 

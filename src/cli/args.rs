@@ -30,6 +30,13 @@ pub struct Cli {
     )]
     pub db: PathBuf,
 
+    /// Read `watch`'s settings (and `db`) from this TOML file; flags
+    /// override it. Each key is a `watch` option with _ for - (max_points =
+    /// 500, rules = ["cpu>90 for 1m"]), see `watch --print-config`. Other
+    /// commands take only `db` from it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// More diagnostics on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -38,12 +45,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Parsed once per process: the size of its largest variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Record this machine: sample it every interval, open windows when rules fire.
-    Watch(WatchArgs),
+    Watch(Box<WatchArgs>),
     /// Record samples and triggers from JSON lines (a file, or - for stdin).
     #[command(long_about = INGEST_ABOUT)]
     Ingest(IngestArgs),
@@ -159,6 +164,16 @@ pub struct WatchArgs {
     /// triggers are recorded as suppressed. 0 = unlimited.
     #[arg(long, value_name = "N", default_value_t = 24)]
     pub max_per_day: u32,
+    /// Let the database's group read the history (mode 0640, never
+    /// writable by it): members run list, show, context, stats and export.
+    /// A new database is created so; an existing one of yours gets g+r.
+    /// Put readers in the group (the service's: incident-recorder).
+    #[arg(long)]
+    pub group_readable: bool,
+    /// Print the effective settings (flags, --config file, defaults) as a
+    /// config file and exit; secrets are shown as ***.
+    #[arg(long)]
+    pub print_config: bool,
     #[command(flatten)]
     pub push: PushOptions,
     #[command(flatten)]
@@ -380,6 +395,11 @@ pub struct PushOptions {
     /// The node name for --push-to (default: the host name).
     #[arg(long, value_name = "NAME", requires = "push_to")]
     pub push_node: Option<String>,
+    /// Read the password for --push-to from this file (its first line),
+    /// rather than from the URL, PGPASSWORD or ~/.pgpass. The file must not
+    /// be readable by other users.
+    #[arg(long, value_name = "FILE", requires = "push_to")]
+    pub push_password_file: Option<PathBuf>,
 }
 
 fn parse_trigger_type(s: &str) -> Result<TriggerType, String> {

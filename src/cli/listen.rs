@@ -54,9 +54,19 @@ pub struct ListenArgs {
         requires = "addr"
     )]
     pub listen_token: Option<String>,
+    /// Read the bearer token from this file (its first line) instead of
+    /// DB.listen-token; for a token the service's configuration manages.
+    /// The file must not be readable by other users.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "addr",
+        conflicts_with = "listen_token"
+    )]
+    pub listen_token_file: Option<PathBuf>,
     /// No token at all: every user of this host can read the history and
     /// open or resolve windows. Loopback addresses only.
-    #[arg(long, requires = "addr", conflicts_with = "listen_token")]
+    #[arg(long, requires = "addr", conflicts_with_all = ["listen_token", "listen_token_file"])]
     pub listen_no_auth: bool,
     /// The alert label that names the resource (matched against resource
     /// ids: a --scrape target's host:port or NAME, this host's name).
@@ -111,6 +121,9 @@ pub fn configure(a: &ListenArgs, config: &mut RecorderConfig) {
 #[derive(Debug)]
 enum Access {
     Token(String),
+    /// `--listen-token-file`: a file the user names, read as a secret by
+    /// [`read_named`] (the token then) before the database is opened.
+    Named(PathBuf, Option<String>),
     File,
     NoAuth,
 }
@@ -129,6 +142,10 @@ pub fn check(a: &ListenArgs) -> std::result::Result<Option<Plan>, String> {
     let (access, auth) = match (&a.listen_token, a.listen_no_auth) {
         (Some(t), _) => (Access::Token(t.clone()), ListenAuth::Bearer(t.clone())),
         (None, true) => (Access::NoAuth, ListenAuth::Unauthenticated),
+        (None, false) if a.listen_token_file.is_some() => (
+            Access::Named(a.listen_token_file.clone().unwrap_or_default(), None),
+            ListenAuth::Bearer("x".repeat(32)),
+        ),
         // Stands for the token file's, which is always valid.
         (None, false) => (Access::File, ListenAuth::Bearer("x".repeat(32))),
     };
@@ -165,6 +182,14 @@ pub fn prepare(plan: Option<Plan>, db: &Path) -> Result<Option<Prepared>> {
     let (auth, file) = match plan.access {
         Access::Token(t) => (ListenAuth::Bearer(t), None),
         Access::NoAuth => (ListenAuth::Unauthenticated, None),
+        Access::Named(path, token) => {
+            let token = match token {
+                Some(t) => t,
+                None => named_token(&path)?,
+            };
+            (ListenAuth::Bearer(token), Some(path))
+        }
+
         Access::File => {
             let path = token_path(db);
             (ListenAuth::Bearer(token_from_file(&path)?), Some(path))
@@ -175,6 +200,31 @@ pub fn prepare(plan: Option<Plan>, db: &Path) -> Result<Option<Prepared>> {
         ..ListenConfig::new(plan.addr, auth)
     };
     Ok(Some(Prepared { config, file }))
+}
+
+/// Reads the `--listen-token-file` token, if that is where it comes from:
+/// before the database is opened, so a bad file changes nothing.
+pub fn read_named(plan: &mut Option<Plan>) -> Result<()> {
+    if let Some(Plan {
+        access: Access::Named(path, token @ None),
+        ..
+    }) = plan
+    {
+        *token = Some(named_token(path)?);
+    }
+    Ok(())
+}
+
+/// The token of a `--listen-token-file`, checked.
+fn named_token(path: &Path) -> Result<String> {
+    let token = super::config::read_secret(path, "the listener token file")?;
+    ListenAuth::check_token(&token).map_err(|e| {
+        Failure::msg(format!(
+            "{}: refusing the listener token file: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(token)
 }
 
 /// Starts the listener if `--listen` was given, with the line to print.

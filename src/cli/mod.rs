@@ -11,6 +11,7 @@
 //! | module | holds |
 //! |---|---|
 //! | `args` | the grammar: commands, options, defaults |
+//! | `config` | `--config FILE` (TOML) merged under the flags; `--print-config`; secret files |
 //! | `watch`, `live` | recording this host; the status line and window events |
 //! | `scrape`, `listen` | `watch --scrape` (exporters) and `watch --listen` (the HTTP listener) options |
 //! | `rules` | threshold rules, their state machine, the provider wrapper |
@@ -31,6 +32,7 @@
 //! from the library's public API, which is the point of having one.
 
 mod args;
+mod config;
 mod csv;
 mod delete;
 mod demo;
@@ -63,7 +65,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use incident_recorder::Store;
 
 use args::{Cli, Command};
@@ -94,9 +95,19 @@ pub fn main() -> ExitCode {
             place.unwrap_or_default()
         );
     }));
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+    let cli = match config::parse(std::env::args_os().collect()) {
+        Ok(config::Parsed {
+            print: Some(text), ..
+        }) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(parsed) => parsed.cli,
+        Err(config::Refusal::Usage(e)) => return usage_error(&e),
+        Err(config::Refusal::Config(message)) => {
+            eprintln!("error: {}", format::terminal_safe(&message));
+            return ExitCode::from(EXIT_USAGE);
+        }
     };
     logging::init(cli.verbose);
     let db = cli.db.clone();
@@ -175,7 +186,7 @@ fn one_line(rendered: &str) -> String {
 fn run(cli: Cli) -> Result<ExitCode> {
     let db = cli.db.as_path();
     match cli.command {
-        Command::Watch(a) => watch::run(db, a),
+        Command::Watch(a) => watch::run(db, *a),
         Command::Ingest(a) => ingest::run(db, a),
         Command::Trigger(a) => trigger::run(db, a),
         Command::List(a) => history::list(db, a),
@@ -247,6 +258,7 @@ fn partial_if(rejected: bool) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn clap_errors_become_one_line() {

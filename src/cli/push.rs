@@ -119,9 +119,19 @@ pub fn run(db: &Path, a: PushArgs) -> Result<ExitCode> {
 
 /// The target of `--push-to`, checked before the command starts recording.
 pub fn target(o: &PushOptions) -> Result<Option<Target>> {
-    match &o.push_to {
-        Some(url) => Ok(Some(Target::new(url, o.push_node.as_deref())?)),
-        None => Ok(None),
+    let Some(url) = &o.push_to else {
+        return Ok(None);
+    };
+    let target = Target::new(url, o.push_node.as_deref())?;
+    match &o.push_password_file {
+        Some(_) if super::config::url_has_password(url) => Err(super::error::Failure::msg(
+            "--push-to has a password and --push-password-file gives one too; keep the file's and drop the URL's",
+        )),
+        Some(file) => Ok(Some(target.with_password(&super::config::read_secret(
+            file,
+            "the PostgreSQL password file",
+        )?))),
+        None => Ok(Some(target)),
     }
 }
 

@@ -56,7 +56,7 @@ impl From<RuleEvent> for Event {
 
 pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     // Before anything is opened or printed: a bad option changes nothing.
-    let listen = match super::listen::check(&a.listen) {
+    let mut listen = match super::listen::check(&a.listen) {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("error: {e} (see --help)");
@@ -71,6 +71,7 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
         a.rules
     };
     let push_target = super::push::target(&a.push)?;
+    super::listen::read_named(&mut listen)?;
     let mut config = a.window.config(db, Some(a.sampling.interval));
     config.hold_while_alert_active = true;
     config.max_windows_per_resource_per_day = a.max_per_day as usize;
@@ -79,6 +80,9 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     super::listen::configure(&a.listen, &mut config);
     let sources = super::scrape::sources(&a.scrape, &config)?;
     let (rules, warnings) = super::scrape::check_rules(rules, &sources)?;
+    if a.group_readable {
+        group_readable(db)?;
+    }
     let recorder = Arc::new(IncidentRecorder::open(config)?);
     let listen = super::listen::prepare(listen, db)?;
     let pusher = super::push::start(db, push_target)?;
@@ -176,6 +180,38 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
     }
     live.finish(started.elapsed())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--group-readable`: the database readable by its group before the
+/// recorder opens it. A missing one is created empty (exclusively, never
+/// through a link) with mode 0640 whatever the umask, which SQLite takes
+/// as a new database and whose mode it gives its `-wal` and `-shm`; an
+/// existing one of this user's gets g+r. Anything else is left to the
+/// store's checks, which refuse it with their reasons.
+fn group_readable(db: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let what = || format!("cannot make {} readable by its group", db.display());
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match std::fs::symlink_metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(db)
+                .context(what())?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o640))
+                .context(what())
+        }
+        Ok(m) if m.is_file() && m.uid() == me && m.mode() & 0o040 == 0 => std::fs::set_permissions(
+            db,
+            std::fs::Permissions::from_mode(m.mode() & 0o7777 | 0o040),
+        )
+        .context(what()),
+        _ => Ok(()),
+    }
 }
 
 /// Resolves the alerts of resumed windows whose rule is no longer given:

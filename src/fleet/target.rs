@@ -166,6 +166,15 @@ impl Target {
     pub fn display(&self) -> &str {
         &self.display
     }
+
+    /// This target with `password` rather than the one [`Target::new`]
+    /// found: a password kept in a file a service's configuration names,
+    /// out of the URL and the environment.
+    pub fn with_password(mut self, password: &str) -> Target {
+        self.config.password(password.as_bytes());
+        self.secret = Secret(Some(password.to_owned()));
+        self
+    }
 }
 
 /// A password, and the one operation allowed on it: cutting it out of text.

@@ -124,7 +124,7 @@ impl Store {
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
         let count = |sql: &str| -> Result<u64> {
-            Ok(tx
+            Ok(conn
                 .prepare_cached(sql)?
                 .query_row([], |r| r.get::<_, i64>(0))? as u64)
         };
@@ -137,7 +137,7 @@ impl Store {
             ]
             .concat()
         };
-        let next_retry: Option<i64> = tx
+        let next_retry: Option<i64> = conn
             .prepare_cached(
                 &[
                     "SELECT min(retry_ms) FROM window_pushes WHERE target_id = ",
@@ -318,7 +318,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = conn.prepare_cached(
             "SELECT m.name, a.ts_ms, a.value, a.score, a.description
              FROM window_anomalies a LEFT JOIN metrics m ON m.id = a.metric_id
              WHERE a.window_id = ?1 ORDER BY a.id",
