@@ -95,6 +95,15 @@ fn shared_database(mode_bits: u32, gid: u32) -> (tempfile::TempDir, PathBuf) {
         .collect();
     let o = run_with_stdin(&db, &["ingest", "-", "--finish"], Some(&lines.join("\n")));
     assert!(o.status.success(), "{}", stderr(&o));
+    // Closed cleanly: a connection closing last deletes the -wal and -shm.
+    // (The binary's own last connection can close on r2d2's thread after
+    // the process has exited, on a loaded machine; then they stay, made
+    // while the database was still 0600, and this setup is not the
+    // "stopped, never watched" case it means to be.)
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
     std::os::unix::fs::chown(&db, None, Some(gid)).unwrap();
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode_bits)).unwrap();
     (dir, db)
