@@ -84,30 +84,10 @@ fn token_file(dir: &Path) -> PathBuf {
     dir.join("incidents.db.listen-token")
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// `ir-other`'s (uid, gid) when it and root are there; otherwise says why
-/// (and fails under CI=true, where `.ci/run` creates the user).
+/// `ir-other`'s (uid, gid) when root can act as them (the user created
+/// if missing); otherwise the test skips, visibly (`common/skip.rs`).
 fn second_user() -> Option<(u32, u32)> {
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, "ir-other"]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    let why = if !is_root() {
-        "not running as root, so no second user can be played"
-    } else if let (Some(uid), Some(gid)) = (id("-u"), id("-g")) {
-        return Some((uid, gid));
-    } else {
-        "the user ir-other does not exist (useradd --system ir-other)"
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}; under CI=true this is a failure");
-    }
-    eprintln!("skipping: {why}");
-    None
+    real::skip::other_user("the second-user test", None)
 }
 
 /// Runs `script` with bash as `user`; (success, stdout).

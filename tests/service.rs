@@ -206,33 +206,9 @@ fn the_install_script_puts_everything_where_the_unit_looks() {
     assert!(stderr(&o).contains("no executable /nonexistent/incident-recorder"));
 }
 
-/// The gid of `ir-other`, if this test can run commands as them.
+/// The gid of `ir-other`, if this test can run the binary as them.
 fn other_user() -> Option<u32> {
-    let why = if unsafe { libc::geteuid() } != 0 {
-        "not running as root".to_owned()
-    } else {
-        let runuser = real::program(&["runuser"], "util-linux")?;
-        let gid = Command::new("id")
-            .args(["-g", "ir-other"])
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        let runs = Command::new(runuser)
-            .args(["-u", "ir-other", "--", BIN, "--version"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        match gid {
-            Some(_) if !runs => format!("ir-other cannot run {BIN}"),
-            Some(g) => return Some(g),
-            None => "no user ir-other (useradd --system ir-other)".to_owned(),
-        }
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the service group test cannot run: {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
+    real::skip::other_user("the service group test", Some(BIN)).map(|(_, gid)| gid)
 }
 
 /// The binary as `ir-other`, on the service's config file.

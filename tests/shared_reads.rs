@@ -23,35 +23,9 @@ use common::{Rig, small_config, t};
 use incident_recorder::{Error, IncidentRecorder, Metrics, Store, Trigger, WindowFilter};
 use serde_json::Value;
 
-/// The other user's gid, if the test can run commands as them.
+/// The other user's gid, if the test can run the binary as them.
 fn other_user() -> Option<u32> {
-    let why = if unsafe { libc::geteuid() } != 0 {
-        "not running as root".to_owned()
-    } else {
-        let runuser = real::program(&["runuser"], "util-linux")?;
-        let gid = Command::new("id")
-            .args(["-g", "ir-other"])
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        let runs = Command::new(runuser)
-            .args(["-u", "ir-other", "--", BIN, "--version"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        match gid {
-            Some(_) if !runs => {
-                format!("ir-other cannot run {BIN} (a directory above it is private to root?)")
-            }
-            Some(g) => return Some(g),
-            None => "no user ir-other (useradd --system ir-other)".to_owned(),
-        }
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("shared-read tests cannot run: {why}");
-    }
-    eprintln!("skipped: {why}");
-    None
+    common::skip::other_user("the shared-read test", Some(BIN)).map(|(_, gid)| gid)
 }
 
 /// Runs the binary as `ir-other`.

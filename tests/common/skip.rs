@@ -100,3 +100,30 @@ pub fn test_user(user: &str) -> Result<(u32, u32), String> {
         String::from_utf8_lossy(&out.stderr).trim()
     ))
 }
+
+/// `ir-other`'s uid and gid, for a test that plays a second user of the
+/// host: it needs root (the user is created if missing, see [`test_user`])
+/// and, given `bin`, that `ir-other` can run `bin` through `runuser` (no
+/// directory above it private to root). Otherwise the test is skipped
+/// visibly with `what` (a failure under `CI=true`).
+pub fn other_user(what: &str, bin: Option<&str>) -> Option<(u32, u32)> {
+    let found = if !is_root() {
+        Err("needs root, to act as a second user".to_owned())
+    } else {
+        test_user("ir-other").and_then(|ids| {
+            let Some(bin) = bin else { return Ok(ids) };
+            let runs = Command::new("runuser")
+                .args(["-u", "ir-other", "--", bin, "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            runs.then_some(ids).ok_or_else(|| {
+                format!(
+                    "ir-other cannot run {bin} through runuser (util-linux missing, or a directory above it private to root?)"
+                )
+            })
+        })
+    };
+    found
+        .map_err(|why| skip(&format!("{what} cannot run: {why}")))
+        .ok()
+}

@@ -10,7 +10,7 @@
 // Also `common::skip` in test binaries that load both: one file, one counter each.
 #[allow(clippy::duplicate_mod)]
 #[path = "../common/skip.rs"]
-mod skip;
+pub mod skip;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
