@@ -486,11 +486,17 @@ const MAX_SECRET_BYTES: u64 = 64 * 1024;
 /// which, for messages). Refused when other users may read it, or when it
 /// belongs to a user other than root or this one (who could change it).
 pub fn read_secret(path: &Path, what: &str) -> super::error::Result<String> {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let refuse = |why: String| {
         super::error::Failure::msg(format!("{}: refusing {what}: {why}", path.display()))
     };
-    let file = std::fs::File::open(path).map_err(|e| refuse(format!("cannot read it: {e}")))?;
+    // Non-blocking, as the listener's own token file is opened: a FIFO
+    // named here is refused below instead of hanging `watch` at start.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| refuse(format!("cannot read it: {e}")))?;
     let meta = file
         .metadata()
         .map_err(|e| refuse(format!("cannot read it: {e}")))?;
@@ -525,6 +531,19 @@ pub fn read_secret(path: &Path, what: &str) -> super::error::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_named_as_a_secret_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("token");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_secret(&fifo, "the listener token")
+            .unwrap_err()
+            .chain();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
 
     #[test]
     fn places_count_lines_and_columns_from_one() {
