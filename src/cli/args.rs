@@ -73,14 +73,14 @@ pub enum Command {
     /// Push closed windows not yet pushed to a central PostgreSQL (the fleet's history).
     Push(PushArgs),
     /// Delete windows (by id, or a resource's closed windows before a time) with everything of theirs.
-    #[command(long_about = super::delete::DELETE_ABOUT)]
-    Delete(super::delete::DeleteArgs),
+    #[command(long_about = DELETE_ABOUT)]
+    Delete(DeleteArgs),
     /// Write a note on a window ("rebooted db-02 at 10:40"), with its time and author.
-    Note(super::note::NoteArgs),
+    Note(NoteArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(super::manual::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir.
-    Man(super::manual::ManArgs),
+    Man(ManArgs),
 }
 
 /// `--json`, for commands that print a result.
@@ -440,4 +440,85 @@ fn parse_metric_regex(s: &str) -> Result<regex::Regex, String> {
                 e.to_string().replace('\n', " ")
             )
         })
+}
+
+/// `delete ID...` or `delete [--resource R] [--before T]`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).multiple(true).args(["ids", "resource", "before"]))]
+pub struct DeleteArgs {
+    /// The windows to delete, by id (from `list`). A window still recording
+    /// is refused while a recorder runs on the database.
+    #[arg(value_name = "ID", conflicts_with_all = ["resource", "before"])]
+    pub ids: Vec<String>,
+    /// Instead of ids: every closed window of this resource (with --before,
+    /// only those that ended before then).
+    #[arg(long, value_name = "ID")]
+    pub resource: Option<String>,
+    /// Instead of ids: the closed windows that ended before this time, a
+    /// duration back from now (7d, 12h) or an RFC 3339 time
+    /// (2026-11-24T10:00:00Z).
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub before: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+/// `delete --help`: what goes and what stays.
+pub const DELETE_ABOUT: &str = "\
+Delete windows with everything recorded under them: values, triggers, summary, anomalies, \
+notes and push marks (the same deletion as retention's).
+
+  incident-recorder delete iw-20261124100000-1f2e3d4c-1 iw-20261124100000-1f2e3d4c-2
+  incident-recorder delete --resource vm-101 --before 7d
+
+By id: all the windows named go, or none (an unknown id, or a window still recording \
+while a recorder runs, is an error and deletes nothing). A window still recording can be \
+deleted once no recorder runs on the database. --resource and --before select closed \
+windows only. A window already pushed to a central PostgreSQL stays there. Exit code 1 on \
+an error, 0 otherwise (also when the selection is empty).";
+
+/// `note ID TEXT...`.
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    /// The window's id (from `list`); recording or closed.
+    pub id: String,
+    /// The note: one line, at most 4096 bytes (several words are joined
+    /// with spaces; put `--` before a text that starts with `-`).
+    #[arg(value_name = "TEXT", required = true, num_args = 1..)]
+    pub text: Vec<String>,
+    /// Who writes it (default: your user name).
+    #[arg(long, value_name = "NAME")]
+    pub author: Option<String>,
+    /// When it happened, RFC 3339 (default: now), e.g. for "rebooted at
+    /// 10:40" written later.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub output: JsonFlag,
+}
+
+/// `completions SHELL`.
+#[derive(Debug, Args)]
+#[command(after_help = "Install, e.g.:\n  \
+incident-recorder completions bash > ~/.local/share/bash-completion/completions/incident-recorder\n  \
+incident-recorder completions zsh > ~/.zfunc/_incident-recorder   (with fpath+=~/.zfunc)\n  \
+incident-recorder completions fish > ~/.config/fish/completions/incident-recorder.fish")]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man [--dir DIR]`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Read it with `incident-recorder man | man -l -`, or install it:\n  \
+incident-recorder man --dir /tmp/ir-man && sudo install -m 644 /tmp/ir-man/*.1 /usr/local/share/man/man1/"
+)]
+pub struct ManArgs {
+    /// Write one page per command into DIR (incident-recorder.1,
+    /// incident-recorder-watch.1, ...; mode 0600 like every file this
+    /// program writes) instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

@@ -217,7 +217,7 @@ pub fn read_named(plan: &mut Option<Plan>) -> Result<()> {
 
 /// The token of a `--listen-token-file`, checked.
 fn named_token(path: &Path) -> Result<String> {
-    let token = super::config::read_secret(path, "the listener token file")?;
+    let token = super::secret::read_secret(path, "the listener token file")?;
     ListenAuth::check_token(&token).map_err(|e| {
         Failure::msg(format!(
             "{}: refusing the listener token file: {e}",

@@ -5,37 +5,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory};
+use clap::CommandFactory;
 use incident_recorder::files::AtomicFile;
 
-use super::args::Cli;
+use super::args::{Cli, CompletionsArgs, ManArgs};
 use super::error::{Context, Result};
-
-/// `completions SHELL`.
-#[derive(Debug, Args)]
-#[command(after_help = "Install, e.g.:\n  \
-incident-recorder completions bash > ~/.local/share/bash-completion/completions/incident-recorder\n  \
-incident-recorder completions zsh > ~/.zfunc/_incident-recorder   (with fpath+=~/.zfunc)\n  \
-incident-recorder completions fish > ~/.config/fish/completions/incident-recorder.fish")]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-/// `man [--dir DIR]`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Read it with `incident-recorder man | man -l -`, or install it:\n  \
-incident-recorder man --dir /tmp/ir-man && sudo install -m 644 /tmp/ir-man/*.1 /usr/local/share/man/man1/"
-)]
-pub struct ManArgs {
-    /// Write one page per command into DIR (incident-recorder.1,
-    /// incident-recorder-watch.1, ...; mode 0600 like every file this
-    /// program writes) instead of printing the main page.
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
 
 pub fn completions(a: CompletionsArgs) -> Result<ExitCode> {
     let mut cmd = Cli::command();

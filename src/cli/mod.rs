@@ -55,6 +55,7 @@ mod pulse;
 mod push;
 mod rules;
 mod scrape;
+mod secret;
 mod sparkline;
 mod table;
 mod transfer;

@@ -6,31 +6,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Args;
 use incident_recorder::{Timestamp, WindowNote};
 
-use super::args::JsonFlag;
+use super::args::NoteArgs;
 use super::error::{Failure, Result};
-
-/// `note ID TEXT...`.
-#[derive(Debug, Args)]
-pub struct NoteArgs {
-    /// The window's id (from `list`); recording or closed.
-    pub id: String,
-    /// The note: one line, at most 4096 bytes (several words are joined
-    /// with spaces; put `--` before a text that starts with `-`).
-    #[arg(value_name = "TEXT", required = true, num_args = 1..)]
-    pub text: Vec<String>,
-    /// Who writes it (default: your user name).
-    #[arg(long, value_name = "NAME")]
-    pub author: Option<String>,
-    /// When it happened, RFC 3339 (default: now), e.g. for "rebooted at
-    /// 10:40" written later.
-    #[arg(long, value_name = "TIME")]
-    pub at: Option<String>,
-    #[command(flatten)]
-    pub output: JsonFlag,
-}
 
 pub fn run(db: &Path, a: NoteArgs) -> Result<ExitCode> {
     let at = match &a.at {

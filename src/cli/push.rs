@@ -127,7 +127,7 @@ pub fn target(o: &PushOptions) -> Result<Option<Target>> {
         Some(_) if super::config::url_has_password(url) => Err(super::error::Failure::msg(
             "--push-to has a password and --push-password-file gives one too; keep the file's and drop the URL's",
         )),
-        Some(file) => Ok(Some(target.with_password(&super::config::read_secret(
+        Some(file) => Ok(Some(target.with_password(&super::secret::read_secret(
             file,
             "the PostgreSQL password file",
         )?))),
