@@ -166,15 +166,10 @@ impl IncidentRecorder {
             at: Timestamp::from_unix_ms(at_ms),
             ends_before_start,
         };
-        if state
-            .writer
-            .find_control(resource_id, Some(alert_id), at_ms)?
-            .is_some()
-        {
-            outcome.repeat = true;
-            return Ok(outcome);
+        match inner.resolve_once(&mut state, resource_id, alert_id, at_ms)? {
+            Some(matched) => outcome.matched = matched,
+            None => outcome.repeat = true,
         }
-        outcome.matched = inner.resolve(&mut state, resource_id, alert_id, at_ms)?;
         Ok(outcome)
     }
 }

@@ -808,15 +808,11 @@ impl IncidentRecorder {
         let now = self.inner.time(&mut state);
         let at_ms = at.map_or(now, Timestamp::as_unix_ms);
         validate::timestamp(Timestamp::from_unix_ms(at_ms), Timestamp::from_unix_ms(now))?;
-        if state
-            .writer
-            .find_control(resource_id, Some(trigger_id), at_ms)?
-            .is_some()
-        {
-            return Ok(false); // this very resolve was recorded before: a replay
-        }
-        self.inner
-            .resolve(&mut state, resource_id, trigger_id, at_ms)
+        // `None`: this very resolve was recorded before, a replay.
+        Ok(self
+            .inner
+            .resolve_once(&mut state, resource_id, trigger_id, at_ms)?
+            .unwrap_or(false))
     }
 
     /// The id of the window recording on `resource_id`, if one is open.
@@ -1361,8 +1357,31 @@ impl Inner {
         }
     }
 
-    /// Resolves `trigger_id` of `resource_id` at `at_ms` (not a replay: the
-    /// caller checked); see [`IncidentRecorder::resolve_trigger_at`].
+    /// Resolves `trigger_id` of `resource_id` at `at_ms` unless this very
+    /// resolve was recorded before (a replayed input, a repeated
+    /// notification): `None` then, else whether it matched an unresolved
+    /// trigger.
+    fn resolve_once(
+        &self,
+        state: &mut State,
+        resource_id: &str,
+        trigger_id: &str,
+        at_ms: i64,
+    ) -> Result<Option<bool>> {
+        if state
+            .writer
+            .find_control(resource_id, Some(trigger_id), at_ms)?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        self.resolve(state, resource_id, trigger_id, at_ms)
+            .map(Some)
+    }
+
+    /// Resolves `trigger_id` of `resource_id` at `at_ms`, without looking
+    /// for the same resolve recorded before (see `resolve_once`); see
+    /// [`IncidentRecorder::resolve_trigger_at`].
     fn resolve(
         &self,
         state: &mut State,
