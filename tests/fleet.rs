@@ -6,6 +6,7 @@
 //! `CI=true` it fails instead (see tests/pg).
 
 mod pg;
+mod push_cli;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,9 +18,8 @@ use incident_recorder::{
     IncidentRecorder, ManualClock, Metrics, RecorderConfig, Resource, Sample, Timestamp, Trigger,
 };
 use pg::{Cluster, Options, PASSWORD};
+use push_cli::{command, no_password, push, run, text};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_incident-recorder");
 
 /// 2026-11-24T10:00:00Z.
 const T0: i64 = 1_795_514_400_000;
@@ -316,54 +316,6 @@ fn assert_same_history(db: &Path, c: &mut postgres::Client, node: &str) {
 // ---------------------------------------------------------------------------
 // Running the binary
 
-fn command(db: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGPASSFILE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Runs to the end; fails the test if the password shows anywhere.
-fn run(mut cmd: Command) -> Output {
-    let out = cmd.output().expect("the binary runs");
-    no_password(&out);
-    out
-}
-
-fn no_password(out: &Output) {
-    for stream in [&out.stdout, &out.stderr] {
-        let text = String::from_utf8_lossy(stream);
-        assert!(!text.contains(PASSWORD), "the password was printed: {text}");
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `push --json`, expecting exit code `code`.
-fn push_json(db: &Path, url: &str, node: &str, code: i32) -> Value {
-    let out = run(command(
-        db,
-        &["push", "--to", url, "--node", node, "--json"],
-    ));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "push: {}{}",
-        text(&out.stderr),
-        text(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
-
 /// Expects exit code 1 and one `error:` line containing `needle`.
 fn fails(out: &Output, needle: &str) {
     let err = text(&out.stderr);
@@ -412,7 +364,7 @@ fn two_nodes_push_into_one_central_database_exactly_once() {
     let nodes = two_nodes(6, 40, T0);
     let url = cluster.url();
 
-    let a = push_json(&nodes.a, &url, "node-a", 0);
+    let a = push(&nodes.a, &url, "node-a", &[], 0);
     assert_eq!(
         (
             a["pushed"].as_u64(),
@@ -424,7 +376,7 @@ fn two_nodes_push_into_one_central_database_exactly_once() {
     );
     assert_eq!(a["points"], 6 * 40);
     assert_eq!(a["central"], cluster.url_without_password());
-    let b = push_json(&nodes.b, &url, "node-b", 0);
+    let b = push(&nodes.b, &url, "node-b", &[], 0);
     assert_eq!(b["pushed"], 6, "{b}");
 
     let mut c = cluster.client("central");
@@ -450,7 +402,7 @@ fn two_nodes_push_into_one_central_database_exactly_once() {
         .map(|t| pg_count(c, &format!("SELECT count(*) FROM {t}")))
     };
     let before = counts(&mut c);
-    let again = push_json(&nodes.a, &url, "node-a", 0);
+    let again = push(&nodes.a, &url, "node-a", &[], 0);
     assert_eq!(
         (again["pushed"].as_u64(), again["skipped"].as_u64()),
         (Some(0), Some(0)),
@@ -466,7 +418,7 @@ fn two_nodes_push_into_one_central_database_exactly_once() {
         .execute("DELETE FROM window_pushes", [])
         .unwrap();
     assert_eq!(local_stats(&nodes.a)["push"]["backlog"], 6);
-    let redo = push_json(&nodes.a, &url, "node-a", 0);
+    let redo = push(&nodes.a, &url, "node-a", &[], 0);
     assert_eq!(
         (redo["pushed"].as_u64(), redo["skipped"].as_u64()),
         (Some(0), Some(6)),
@@ -510,8 +462,8 @@ fn the_readme_fleet_queries_answer_across_nodes() {
     };
     let start = Timestamp::now().as_unix_ms() - 2 * 3_600_000;
     let nodes = two_nodes(3, 30, start);
-    push_json(&nodes.a, &cluster.url(), "node-a", 0);
-    push_json(&nodes.b, &cluster.url(), "node-b", 0);
+    push(&nodes.a, &cluster.url(), "node-a", &[], 0);
+    push(&nodes.b, &cluster.url(), "node-b", &[], 0);
     let mut c = cluster.client("central");
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
@@ -1015,7 +967,7 @@ fn a_pusher_killed_at_random_points_never_duplicates_or_loses_a_window() {
     let probe = dir.path().join("probe.db");
     std::fs::copy(&db, &probe).unwrap();
     let started = std::time::Instant::now();
-    push_json(&probe, &url, "probe", 0);
+    push(&probe, &url, "probe", &[], 0);
     let full = started.elapsed().as_millis() as u64;
 
     let mut kills = 0;
@@ -1115,7 +1067,7 @@ fn a_window_the_central_database_cannot_store_is_refused_alone_and_counted() {
     }
     assert!(child.wait_with_output().unwrap().status.success());
 
-    let report = push_json(&db, &cluster.url(), "r", 3);
+    let report = push(&db, &cluster.url(), "r", &[], 3);
     assert_eq!(
         (report["pushed"].as_u64(), report["failed"].as_u64()),
         (Some(2), Some(1)),
@@ -1127,7 +1079,7 @@ fn a_window_the_central_database_cannot_store_is_refused_alone_and_counted() {
         "{reason}"
     );
     // Not tried again before its retry is due (tests/fleet_marks.rs); counted in stats.
-    let again = push_json(&db, &cluster.url(), "r", 0);
+    let again = push(&db, &cluster.url(), "r", &[], 0);
     assert_eq!(
         (again["pushed"].as_u64(), again["failed"].as_u64()),
         (Some(0), Some(0)),
@@ -1143,10 +1095,10 @@ fn a_window_the_central_database_cannot_store_is_refused_alone_and_counted() {
     drop(incident_recorder::Store::open(&other).unwrap());
     std::fs::copy(&other, &clash).unwrap();
     record(&other, 1, 20, 0.0);
-    let first = push_json(&other, &cluster.url(), "s", 0);
+    let first = push(&other, &cluster.url(), "s", &[], 0);
     assert_eq!(first["pushed"], 1);
     record(&clash, 1, 25, 0.0); // same id (same trigger time, tag and row), other content
-    let report = push_json(&clash, &cluster.url(), "s", 3);
+    let report = push(&clash, &cluster.url(), "s", &[], 3);
     assert_eq!(report["failed"], 1, "{report}");
     assert!(
         report["refused"][0]["reason"]
@@ -1206,7 +1158,7 @@ fn a_newer_central_schema_is_written_unless_it_says_this_build_is_too_old() {
 
     let solo = dir.path().join("solo.db");
     record(&solo, 2, 5, 0.0);
-    assert_eq!(push_json(&solo, &cluster.url(), "solo", 0)["pushed"], 2);
+    assert_eq!(push(&solo, &cluster.url(), "solo", &[], 0)["pushed"], 2);
     c.batch_execute(
         "INSERT INTO incident_recorder_schema_history (version, name, applied_on, checksum)
          VALUES (99, 'future', '2030-01-01T00:00:00Z', '1')",
@@ -1216,7 +1168,7 @@ fn a_newer_central_schema_is_written_unless_it_says_this_build_is_too_old() {
         .unwrap()
         .execute("DELETE FROM window_pushes", [])
         .unwrap();
-    let ok = push_json(&solo, &cluster.url(), "solo", 0);
+    let ok = push(&solo, &cluster.url(), "solo", &[], 0);
     assert_eq!(ok["skipped"], 2, "{ok}");
 
     c.batch_execute("UPDATE fleet_writers SET min_version = 99")
@@ -1314,7 +1266,7 @@ fn retention_keeps_unpushed_windows_up_to_the_window_limit_and_counts_drops() {
     let Some(cluster) = Cluster::start(Options::default()) else {
         return;
     };
-    let report = push_json(&db, &cluster.url(), "t", 0);
+    let report = push(&db, &cluster.url(), "t", &[], 0);
     assert_eq!(report["pushed"], 3, "{report}");
     let out = run(command(
         &db,

@@ -14,59 +14,17 @@
 //! `CI=true` it fails instead (see tests/pg).
 
 mod pg;
+mod push_cli;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-use pg::{Cluster, Options, PASSWORD};
+use pg::{Cluster, Options};
+use push_cli::{command, push, run, text};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_incident-recorder");
 
 /// 2026-11-24T10:00:00Z.
 const T0: i64 = 1_795_514_400_000;
-
-fn command(db: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGPASSFILE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs to the end; fails the test if the password shows anywhere.
-fn run(mut cmd: Command) -> Output {
-    let out = cmd.output().expect("the binary runs");
-    for stream in [&out.stdout, &out.stderr] {
-        assert!(!text(stream).contains(PASSWORD), "the password was printed");
-    }
-    out
-}
-
-/// `push --json` with `extra` arguments, expecting exit code `code`.
-fn push(db: &Path, url: &str, node: &str, extra: &[&str], code: i32) -> Value {
-    let mut args = vec!["push", "--to", url, "--node", node, "--json"];
-    args.extend_from_slice(extra);
-    let out = run(command(db, &args));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "push {extra:?}: {}{}",
-        text(&out.stderr),
-        text(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
 
 fn stats(db: &Path) -> Value {
     let out = run(command(db, &["stats", "--json"]));
