@@ -94,7 +94,7 @@ pub struct ListenArgs {
     pub alert_allowance: std::time::Duration,
 }
 
-fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
+pub fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     }
@@ -249,6 +249,37 @@ pub fn start(
         listener.local_addr()
     );
     Ok(Some((listener, banner)))
+}
+
+/// Starts `serve`'s listener on a store opened read-only, with the line
+/// to print.
+pub fn serve(
+    p: Option<Prepared>,
+    store: Arc<incident_recorder::Store>,
+) -> Result<Option<(Listener, String)>> {
+    let Some(p) = p else { return Ok(None) };
+    let access = describe_access(&p);
+    let listener = Listener::serve_store(store, p.config)?;
+    let banner = format!(
+        "serving the database read-only on http://{0}/ (pages: /, /w/ID; GET /windows, \
+         GET /windows/ID){access}",
+        listener.local_addr()
+    );
+    Ok(Some((listener, banner)))
+}
+
+fn describe_access(p: &Prepared) -> String {
+    match (&p.file, &p.config.auth) {
+        (Some(f), _) => format!(
+            "; bearer token in {} (in a browser: open /?token=TOKEN once)",
+            f.display()
+        ),
+        (None, ListenAuth::Unauthenticated) => {
+            "; without authentication (--listen-no-auth): every user of this host can read it"
+                .to_owned()
+        }
+        (None, _) => "; bearer token from --listen-token".to_owned(),
+    }
 }
 
 /// `<db>.listen-token`, beside the database.

@@ -57,6 +57,7 @@
 mod alertmanager;
 mod http;
 mod metrics;
+mod pages;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -71,7 +72,7 @@ pub use metrics::STORE_STATS_TTL;
 use crate::error::{Error, Result, clip};
 use crate::model::{Timestamp, Trigger, TriggerType, WindowStatus};
 use crate::recorder::IncidentRecorder;
-use crate::store::WindowFilter;
+use crate::store::{Store, WindowFilter};
 use http::{Request, Response, Sink, Throttle};
 
 /// The shortest bearer token accepted: a short one can be guessed.
@@ -222,8 +223,41 @@ impl std::fmt::Debug for Listener {
     }
 }
 
+/// What a listener serves: a recorder (`watch --listen`: every route), or
+/// a store opened read-only (`serve`: the read routes; the routes that
+/// would record answer 409).
+#[derive(Clone)]
+enum Source {
+    Recorder(Arc<IncidentRecorder>),
+    Store(Arc<Store>),
+}
+
+impl Source {
+    /// The store the read routes read.
+    fn store(&self) -> &Store {
+        match self {
+            Source::Recorder(r) => r.store(),
+            Source::Store(s) => s,
+        }
+    }
+
+    /// The recorder, or the 409 of a listener that records nothing.
+    fn recorder(&self, what: &str) -> std::result::Result<&IncidentRecorder, Response> {
+        match self {
+            Source::Recorder(r) => Ok(r),
+            Source::Store(_) => Err(Response::error(
+                409,
+                format!(
+                    "{what}: this listener serves a database read-only (`serve`) and records \
+                     nothing; send it to the recorder's listener (`watch --listen`)"
+                ),
+            )),
+        }
+    }
+}
+
 struct Shared {
-    recorder: Arc<IncidentRecorder>,
+    source: Source,
     config: ListenConfig,
     store_stats: metrics::StoreCache,
     counters: Arc<http::Counters>,
@@ -237,6 +271,18 @@ impl Listener {
     /// Binds `config.addr` and serves `recorder` until dropped. Refuses
     /// what [`ListenConfig::check`] refuses.
     pub fn start(recorder: Arc<IncidentRecorder>, config: ListenConfig) -> Result<Listener> {
+        Listener::start_on(Source::Recorder(recorder), config)
+    }
+
+    /// Binds `config.addr` and serves `store` read-only until dropped: the
+    /// pages and the JSON queries; `POST /alertmanager`, `POST /trigger` and
+    /// `GET /metrics`, which need a recorder, answer 409. For a database
+    /// opened with [`Store::open_read_only`] (`incident-recorder serve`).
+    pub fn serve_store(store: Arc<Store>, config: ListenConfig) -> Result<Listener> {
+        Listener::start_on(Source::Store(store), config)
+    }
+
+    fn start_on(source: Source, config: ListenConfig) -> Result<Listener> {
         config.check()?;
         let socket = TcpListener::bind(config.addr).map_err(|source| Error::Listen {
             addr: config.addr.to_string(),
@@ -252,7 +298,7 @@ impl Listener {
         let counters = Arc::new(http::Counters::default());
         let open = config.auth == ListenAuth::Unauthenticated;
         let shared = Arc::new(Shared {
-            recorder,
+            source,
             config,
             store_stats: metrics::StoreCache::default(),
             counters: Arc::clone(&counters),
@@ -298,27 +344,22 @@ fn bearer(header: &str) -> Option<&str> {
 fn handle(s: &Shared, r: &Request) -> Response {
     if r.path != "/healthz"
         && let ListenAuth::Bearer(token) = &s.config.auth
+        && let Some(refused) = pages::authenticate(r, token)
     {
-        let given = r.header("authorization").and_then(bearer);
-        if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
-            let mut resp = Response::error(
-                401,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-            );
-            resp.headers.push(("WWW-Authenticate", "Bearer".into()));
-            return resp;
-        }
+        return refused;
     }
     let path = r.path.as_str();
     let allowed = match path {
         "/alertmanager" | "/trigger" => "POST",
-        "/windows" | "/metrics" | "/healthz" => "GET",
-        p if p.starts_with("/windows/") => "GET",
+        "/windows" | "/metrics" | "/healthz" | "/" => "GET",
+        p if p.starts_with("/windows/") || p.starts_with("/w/") || p.starts_with("/assets/") => {
+            "GET"
+        }
         _ => {
             return Response::error(
                 404,
                 format!(
-                    "unknown path {:?}; the listener serves POST /alertmanager, POST /trigger, GET /windows, GET /windows/ID, GET /metrics, GET /healthz",
+                    "unknown path {:?}; the listener serves the pages / and /w/ID, and POST /alertmanager, POST /trigger, GET /windows, GET /windows/ID, GET /metrics, GET /healthz",
                     clip(path)
                 ),
             );
@@ -346,15 +387,21 @@ fn handle(s: &Shared, r: &Request) -> Response {
         "/alertmanager" => no_params(alertmanager_webhook(s, r)),
         "/trigger" => no_params(trigger(s, r)),
         "/windows" => windows(s, r),
-        "/metrics" => no_params(Response {
-            status: 200,
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            headers: Vec::new(),
-            body: http::Body::Bytes(
-                metrics::render(&s.recorder, &s.store_stats, &s.counters).into_bytes(),
-            ),
+        "/metrics" => no_params(match s.source.recorder("GET /metrics") {
+            Ok(recorder) => Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                headers: Vec::new(),
+                body: http::Body::Bytes(
+                    metrics::render(recorder, &s.store_stats, &s.counters).into_bytes(),
+                ),
+            },
+            Err(refused) => refused,
         }),
         "/healthz" => no_params(healthz(s)),
+        "/" => pages::index(s, r),
+        p if p.starts_with("/w/") => pages::window(s, r, &p["/w/".len()..]),
+        p if p.starts_with("/assets/") => no_params(pages::asset(p)),
         _ => no_params(window(s, &path["/windows/".len()..])),
     }
 }
@@ -390,7 +437,11 @@ fn recorder_error(s: &Shared, e: &Error) -> Response {
 }
 
 fn alertmanager_webhook(s: &Shared, r: &Request) -> Response {
-    let reply = alertmanager::webhook(&s.recorder, &r.body, &s.config.alert_resource_label);
+    let recorder = match s.source.recorder("POST /alertmanager") {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    let reply = alertmanager::webhook(recorder, &r.body, &s.config.alert_resource_label);
     let mut resp = Response::json(reply.status, &reply.body);
     if let Some(secs) = reply.retry_after {
         resp.headers.push(("Retry-After", secs.to_string()));
@@ -438,7 +489,11 @@ fn trigger(s: &Shared, r: &Request) -> Response {
         );
     }
     let trigger = Trigger::new(kind, body.id);
-    match s.recorder.start_recording(body.resource.as_str(), trigger) {
+    let recorder = match s.source.recorder("POST /trigger") {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    match recorder.start_recording(body.resource.as_str(), trigger) {
         Ok(id) => Response::json(
             200,
             &serde_json::json!({ "window": id, "resource": body.resource }),
@@ -502,9 +557,9 @@ fn windows(s: &Shared, r: &Request) -> Response {
         Ok(l) => l,
         Err(e) => return Response::error(400, e),
     };
-    let recorder = Arc::clone(&s.recorder);
+    let source = s.source.clone();
     let produce = move |sink: &mut Sink| {
-        let store = recorder.store();
+        let store = source.store();
         let failed = |e: &Error| Response::error(status_of(e), crate::error_chain(e));
         let mut cursor = match before.as_deref().map(|id| store.listing_cursor(id)) {
             None => None,
@@ -550,7 +605,7 @@ fn windows(s: &Shared, r: &Request) -> Response {
 }
 
 fn window(s: &Shared, id: &str) -> Response {
-    match s.recorder.store().window(id) {
+    match s.source.store().window(id) {
         Ok(Some(w)) => Response::json(200, &w),
         Ok(None) => Response::error(404, Error::WindowNotFound(clip(id)).to_string()),
         Err(e) => recorder_error(s, &e),
@@ -558,8 +613,14 @@ fn window(s: &Shared, id: &str) -> Response {
 }
 
 fn healthz(s: &Shared) -> Response {
-    let stats = s.recorder.stats();
-    let config = s.recorder.config();
+    let Source::Recorder(recorder) = &s.source else {
+        return Response::json(
+            200,
+            &serde_json::json!({ "status": "ok", "mode": "read-only" }),
+        );
+    };
+    let stats = recorder.stats();
+    let config = recorder.config();
     let Some(last) = stats.last_tick else {
         return Response::json(
             200,
