@@ -357,10 +357,17 @@ pub enum Format {
     /// Export only: one row per value (window, resource, ts, ts_ms, metric,
     /// value) with a header row, RFC 4180 quoting, for spreadsheets.
     Csv,
+    /// Export only: one window (ID, or the latest of --resource) as a
+    /// self-contained HTML page with its charts, to attach to a ticket;
+    /// opens offline in any browser.
+    Html,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// --format html: the window to export (or --resource: its latest).
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -167,8 +167,8 @@ fn panel(
     i: usize,
     x: &impl Fn(Timestamp) -> f64,
 ) {
-    let top = HEAD + PANEL * i as f64 + 14.0;
-    let h = PANEL - 22.0;
+    let top = HEAD + PANEL * i as f64 + 20.0;
+    let h = PANEL - 28.0;
     let values = w
         .data_points
         .iter()
