@@ -460,6 +460,10 @@ struct TriggerBody {
 }
 
 fn trigger(s: &Shared, r: &Request) -> Response {
+    let recorder = match s.source.recorder("POST /trigger") {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let body: TriggerBody = match serde_json::from_slice(&r.body) {
         Ok(b) => b,
         Err(e) => {
@@ -489,10 +493,6 @@ fn trigger(s: &Shared, r: &Request) -> Response {
         );
     }
     let trigger = Trigger::new(kind, body.id);
-    let recorder = match s.source.recorder("POST /trigger") {
-        Ok(r) => r,
-        Err(refused) => return refused,
-    };
     match recorder.start_recording(body.resource.as_str(), trigger) {
         Ok(id) => Response::json(
             200,
