@@ -103,7 +103,10 @@ fn send(l: &Listener, method: &str, path: &str, headers: &[(&str, &str)]) -> Ans
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     // Bodies here are short enough to come whole or chunked once.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -129,7 +132,12 @@ fn dechunk(mut s: &str) -> String {
 }
 
 fn get(l: &Listener, path: &str) -> Answer {
-    send(l, "GET", path, &[("Authorization", &format!("Bearer {TOKEN}"))])
+    send(
+        l,
+        "GET",
+        path,
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    )
 }
 
 #[test]
@@ -142,7 +150,10 @@ fn pages_escape_what_the_database_holds_and_send_a_strict_policy() {
         let csp = a.header("content-security-policy").unwrap();
         assert_eq!(csp, web::PAGE_CSP);
         assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"));
-        assert!(a.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path}");
+        assert!(
+            a.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}"
+        );
         assert!(!a.body.contains(EVIL), "{path}: the name became markup");
         assert!(
             !a.body.contains("<script>") && !a.body.contains("<script >"),
@@ -222,7 +233,10 @@ fn nothing_but_the_compiled_assets_is_served_under_assets() {
     ] {
         let a = get(l, path);
         assert_eq!(a.status, 404, "{path}: {}", a.body);
-        assert!(!a.body.contains("uPlot") && !a.body.contains("fn "), "{path}");
+        assert!(
+            !a.body.contains("uPlot") && !a.body.contains("fn "),
+            "{path}"
+        );
     }
 }
 
@@ -244,7 +258,10 @@ fn pages_need_the_token_which_a_link_trades_for_a_cookie_good_for_reading_only()
     let a = send(l, "GET", &format!("/?token={TOKEN}&status=complete"), &[]);
     assert_eq!(a.status, 200, "{}", a.body);
     let cookie = a.header("set-cookie").unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(
         a.body.contains("url=/?status=complete\"") && !a.body.contains(TOKEN),
         "goes on without the token in the URL: {}",
@@ -256,8 +273,16 @@ fn pages_need_the_token_which_a_link_trades_for_a_cookie_good_for_reading_only()
     let a = send(l, "GET", "/windows", &[("Cookie", pair)]);
     assert_eq!(a.status, 200, "and the JSON they link");
     let a = send(l, "POST", "/trigger", &[("Cookie", pair)]);
-    assert_eq!(a.status, 401, "but never a POST: no other site opens windows");
-    let a = send(l, "GET", "/", &[("Cookie", "incident_recorder_token=guess")]);
+    assert_eq!(
+        a.status, 401,
+        "but never a POST: no other site opens windows"
+    );
+    let a = send(
+        l,
+        "GET",
+        "/",
+        &[("Cookie", "incident_recorder_token=guess")],
+    );
     assert_eq!(a.status, 401);
 }
 
@@ -274,20 +299,35 @@ fn the_report_is_one_file_with_its_own_policy_and_the_svg_draws_the_top_metrics(
         "a closed window's report is the same bytes as export --format html"
     );
     let csp = a.header("content-security-policy").unwrap();
-    assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"), "{csp}");
-    assert!(a.body.contains(&format!("content=\"{csp}\"")), "its own <meta> says the same");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(
+        a.body.contains(&format!("content=\"{csp}\"")),
+        "its own <meta> says the same"
+    );
     for outside in ["<script src", "<link", "<img", "href=\"http", "href=\"/"] {
-        assert!(!a.body.contains(outside), "the report loads nothing: {outside}");
+        assert!(
+            !a.body.contains(outside),
+            "the report loads nothing: {outside}"
+        );
     }
     let a = get(l, &format!("/w/{}/chart.svg?top=1", s.id));
     assert_eq!(a.status, 200);
     assert_eq!(a.header("content-type"), Some("image/svg+xml"));
     assert!(a.header("content-security-policy").is_some());
     assert_eq!(a.body.matches("class=\"series\"").count(), 1);
-    assert!(a.body.contains("data-metric=\"cpu\""), "cpu moved, memory did not");
+    assert!(
+        a.body.contains("data-metric=\"cpu\""),
+        "cpu moved, memory did not"
+    );
     assert!(a.body.contains("class=\"trigger\"") && a.body.contains("pre-incident"));
     assert!(!a.body.contains(EVIL) && !a.body.contains("<script"));
-    let a = get(l, &format!("/w/{}/chart.svg?metric=memory&metric=cpu", s.id));
+    let a = get(
+        l,
+        &format!("/w/{}/chart.svg?metric=memory&metric=cpu", s.id),
+    );
     assert_eq!(a.body.matches("class=\"series\"").count(), 2);
 }
 
@@ -307,7 +347,11 @@ fn serve_reads_a_store_and_refuses_what_would_record() {
     assert_eq!(get(&served, &format!("/w/{}", s.id)).status, 200);
     assert_eq!(get(&served, &format!("/windows/{}", s.id)).status, 200);
     let auth = format!("Bearer {TOKEN}");
-    for (method, path) in [("POST", "/trigger"), ("POST", "/alertmanager"), ("GET", "/metrics")] {
+    for (method, path) in [
+        ("POST", "/trigger"),
+        ("POST", "/alertmanager"),
+        ("GET", "/metrics"),
+    ] {
         let a = send(&served, method, path, &[("Authorization", &auth)]);
         assert_eq!(a.status, 409, "{method} {path}: {}", a.body);
         assert!(a.body.contains("read-only"));
@@ -315,5 +359,9 @@ fn serve_reads_a_store_and_refuses_what_would_record() {
     let a = send(&served, "GET", "/", &[]);
     assert_eq!(a.status, 401, "the same token rules");
     let a = send(&served, "GET", "/healthz", &[]);
-    assert!(a.status == 200 && a.body.contains("read-only"), "{}", a.body);
+    assert!(
+        a.status == 200 && a.body.contains("read-only"),
+        "{}",
+        a.body
+    );
 }

@@ -4,6 +4,7 @@
 (function () {
   'use strict';
   var body = document.body;
+  body.dataset.scriptStartMs = Math.round(performance.now());
   var REFRESH_MS = 10000;
   var zoomed = false;
 
@@ -117,8 +118,8 @@
   }
 
   // Times in UTC, as the rest of the page and the CLI print them.
-  function utc(v) {
-    return new Date(v * 1000).toISOString().slice(11, 19);
+  function utc(v, seconds) {
+    return new Date(v * 1000).toISOString().slice(11, seconds ? 19 : 16);
   }
 
   var fmt = function (u, v) {
@@ -152,7 +153,9 @@
         { label: s.name, stroke: COLORS[i % COLORS.length], width: 1.25, value: fmt,
           points: { show: false } }
       ],
-      axes: [{ values: function (u, vals) { return vals.map(utc); } }, { size: 70, values: function (u, vals) { return vals.map(function (v) { return fmt(u, v); }); } }],
+      axes: [{ space: 70, values: function (u, vals, axis, space, incr) {
+        return vals.map(function (v) { return utc(v, incr < 60); });
+      } }, { size: 70, values: function (u, vals) { return vals.map(function (v) { return fmt(u, v); }); } }],
       hooks: { drawClear: [shade], draw: [marks], setScale: [follow] }
     };
     plots.push(new uPlot(opts, [data.t, s.v], box));

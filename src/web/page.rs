@@ -101,6 +101,13 @@ pub fn report(w: &IncidentWindow, now: Timestamp) -> String {
     render(w, now, Mode::Report)
 }
 
+/// `2026-12-06 01:51:24Z`: a time to read in a table (the JSON has the
+/// milliseconds).
+fn short(t: Timestamp) -> String {
+    let full = t.to_string();
+    format!("{}Z", full.get(..19).unwrap_or(&full).replace('T', " "))
+}
+
 fn resource_label(w: &IncidentWindow) -> String {
     match &w.resource_name {
         Some(n) if n != &w.resource_id => format!("{n} ({})", w.resource_id),
@@ -151,9 +158,8 @@ fn render(w: &IncidentWindow, now: Timestamp, mode: Mode) -> String {
             .as_deref()
             .map(|t| format!(" <code>{}</code>", escape(t)))
             .unwrap_or_default(),
-        w.start_time,
-        w.end_time
-            .map_or_else(|| "now (recording)".into(), |t| t.to_string()),
+        short(w.start_time),
+        w.end_time.map_or_else(|| "now (recording)".into(), short),
         escape(&duration(w, now)),
         w.data_points.len(),
     );
@@ -279,13 +285,13 @@ fn triggers_table(out: &mut String, w: &IncidentWindow) {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(t.trigger_type.as_str()),
             escape(t.trigger_id.as_deref().unwrap_or("")),
-            t.fired_at,
-            t.resolved_at.map(|r| r.to_string()).unwrap_or_default(),
+            short(t.fired_at),
+            t.resolved_at.map(short).unwrap_or_default(),
         );
     }
     out.push_str("</tbody></table>");
     if let Some(d) = w.deadline {
-        let _ = write!(out, "<p class=\"deadline\">Deadline: {d}</p>");
+        let _ = write!(out, "<p class=\"deadline\">Deadline: {}</p>", short(d));
     }
 }
 
@@ -309,7 +315,7 @@ fn notes_list(out: &mut String, w: &IncidentWindow) {
         let _ = write!(
             out,
             "<li><time>{}</time> <b>{}</b>: {}</li>",
-            n.at,
+            short(n.at),
             escape(&n.author),
             escape(&n.text)
         );
@@ -417,7 +423,7 @@ fn index_row(out: &mut String, w: &IncidentWindow, now: Timestamp) {
             .as_deref()
             .map(|t| format!(" <code>{}</code>", escape(t)))
             .unwrap_or_default(),
-        w.trigger_time.unwrap_or(w.start_time),
+        short(w.trigger_time.unwrap_or(w.start_time)),
         escape(&duration(w, now)),
         w.data_points.len(),
         if w.status == WindowStatus::Recording {
