@@ -365,3 +365,57 @@ fn serve_reads_a_store_and_refuses_what_would_record() {
         a.body
     );
 }
+
+#[test]
+fn export_html_writes_one_window_and_says_what_it_needs() {
+    let s = site();
+    let db = s.recorder.store().path().unwrap().to_owned();
+    let out = db.with_file_name("incident.html");
+    let ir = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_incident-recorder"))
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = ir(&[
+        "export",
+        "--format",
+        "html",
+        "-o",
+        out.to_str().unwrap(),
+        &s.id,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bytes, self-contained"));
+    let w = s.recorder.store().window(&s.id).unwrap().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        web::report(&w, Timestamp::now())
+    );
+    let o = ir(&["export", "--format", "html", "--resource", EVIL]);
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&s.id),
+        "its latest window"
+    );
+    for (args, why) in [
+        (
+            &["export", "--format", "html"][..],
+            "give its ID, or --resource",
+        ),
+        (&["export", "--format", "html", "iw-nope"][..], "iw-nope"),
+        (
+            &["export", "--format", "html", "--resource", "nobody"][..],
+            "no window of resource",
+        ),
+        (&["export", &s.id][..], "a window ID is for --format html"),
+        (&["import", "--format", "html", "x.html"][..], "export only"),
+    ] {
+        let o = ir(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}

@@ -37,7 +37,8 @@ pub struct ListenArgs {
     /// ({"resource","type","id"}), GET /windows (paged: limit, before,
     /// points) and GET /windows/ID (the JSON of list --json and show
     /// --json), GET /metrics (the recorder's health, Prometheus format),
-    /// GET /healthz. Off by default. Every request but /healthz needs
+    /// GET /healthz, and pages for a browser: / and /w/ID (open
+    /// /?token=TOKEN once). Off by default. Every request but /healthz needs
     /// `Authorization: Bearer TOKEN`, the token read from (or generated
     /// into) DB.listen-token, which only you can read; Alertmanager reads it
     /// with http_config.authorization.credentials_file.

@@ -1,5 +1,7 @@
 //! An HTTP listener on top of a running recorder: Alertmanager's webhook,
-//! triggers, window queries, the recorder's own metrics.
+//! triggers, window queries, the recorder's own metrics, and pages for a
+//! browser. [`Listener::serve_store`] serves the read routes of a store
+//! opened read-only instead (`incident-recorder serve`).
 //!
 //! The recorder records; something else decides when. In a Prometheus shop
 //! that is Alertmanager, which can only *send* (a webhook), so the recorder
@@ -13,6 +15,9 @@
 //! | `GET /windows` | a page of `list --json`, most recent first, streamed: parameters `resource`, `status`, `since` (RFC 3339), `limit` (default 50, at most [`MAX_PAGE`]), `before` (a window id: the page after it; pass the last id of a page to get the next one), `points` (`true`: each window's data points too; default without) |
 //! | `GET /windows/{id}` | the JSON of `show --json` |
 //! | `GET /metrics` | the recorder's health in the Prometheus text format |
+//! | `GET /`, `GET /w/{id}` | pages: the windows (the parameters of `GET /windows` but `points`), one window's charts (see `pages` and [`crate::web`]) |
+//! | `GET /w/{id}/report.html`, `GET /w/{id}/chart.svg` | the window's self-contained report (as `export --format html`); a static SVG of its top metrics (`top=N`, `metric=NAME`) |
+//! | `GET /assets/…` | the pages' script and style, compiled in |
 //! | `GET /healthz` | `{"status": "ok"}`, or 503 `stalled` when the tick count has not moved for three intervals (and at least twice the provider timeout) |
 //!
 //! ```no_run
@@ -44,7 +49,8 @@
 //! for a credential by default: [`ListenConfig`] cannot be made without
 //! choosing a [`ListenAuth`]. With [`ListenAuth::Bearer`] every request but
 //! `/healthz` needs `Authorization: Bearer <token>` (the scheme in any
-//! case; 401 otherwise), and the token is at least [`MIN_TOKEN_BYTES`]
+//! case; 401 otherwise), or for a GET the cookie a page link with
+//! `?token=` sets, and the token is at least [`MIN_TOKEN_BYTES`]
 //! long. [`ListenAuth::Unauthenticated`] lets anyone who can connect read
 //! the history and open or resolve windows, which on loopback is every
 //! user of the host; it is refused on any other address. Requests are
