@@ -419,3 +419,46 @@ fn export_html_writes_one_window_and_says_what_it_needs() {
         assert!(err.contains(why), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn serve_keeps_serving_when_a_recorder_starts_on_the_file_it_read_alone() {
+    let s = site();
+    let path = s.recorder.store().path().unwrap().to_owned();
+    let Site {
+        recorder,
+        listener,
+        id,
+        _dir: dir,
+    } = s;
+    drop(listener);
+    recorder.stop().unwrap();
+    drop(recorder);
+    assert!(
+        !path.with_extension("db-wal").exists(),
+        "no recorder: the file alone"
+    );
+    let store = Arc::new(Store::open_read_only(&path).unwrap());
+    let config = ListenConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        ListenAuth::Bearer(TOKEN.into()),
+    );
+    let served = Listener::serve_store(store, config).unwrap();
+    assert_eq!(get(&served, &format!("/w/{id}")).status, 200);
+    // Its clock is the wall clock: keep the test's old window.
+    let again = IncidentRecorder::open(RecorderConfig {
+        retention: Duration::from_secs(100 * 365 * 86_400),
+        ..RecorderConfig::with_db_path(&path)
+    })
+    .unwrap();
+    assert!(
+        path.with_extension("db-wal").exists(),
+        "a recorder writes it"
+    );
+    for path in ["/".to_owned(), format!("/w/{id}"), "/windows".into()] {
+        let a = get(&served, &path);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert!(a.body.contains(&id));
+    }
+    drop(again);
+    drop(dir);
+}

@@ -64,6 +64,7 @@ mod alertmanager;
 mod http;
 mod metrics;
 mod pages;
+mod source;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -80,6 +81,7 @@ use crate::model::{Timestamp, Trigger, TriggerType, WindowStatus};
 use crate::recorder::IncidentRecorder;
 use crate::store::{Store, WindowFilter};
 use http::{Request, Response, Sink, Throttle};
+use source::Source;
 
 /// The shortest bearer token accepted: a short one can be guessed.
 pub const MIN_TOKEN_BYTES: usize = 16;
@@ -229,39 +231,6 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-/// What a listener serves: a recorder (`watch --listen`: every route), or
-/// a store opened read-only (`serve`: the read routes; the routes that
-/// would record answer 409).
-#[derive(Clone)]
-enum Source {
-    Recorder(Arc<IncidentRecorder>),
-    Store(Arc<Store>),
-}
-
-impl Source {
-    /// The store the read routes read.
-    fn store(&self) -> &Store {
-        match self {
-            Source::Recorder(r) => r.store(),
-            Source::Store(s) => s,
-        }
-    }
-
-    /// The recorder, or the 409 of a listener that records nothing.
-    fn recorder(&self, what: &str) -> std::result::Result<&IncidentRecorder, Response> {
-        match self {
-            Source::Recorder(r) => Ok(r),
-            Source::Store(_) => Err(Response::error(
-                409,
-                format!(
-                    "{what}: this listener serves a database read-only (`serve`) and records \
-                     nothing; send it to the recorder's listener (`watch --listen`)"
-                ),
-            )),
-        }
-    }
-}
-
 struct Shared {
     source: Source,
     config: ListenConfig,
@@ -285,7 +254,7 @@ impl Listener {
     /// `GET /metrics`, which need a recorder, answer 409. For a database
     /// opened with [`Store::open_read_only`] (`incident-recorder serve`).
     pub fn serve_store(store: Arc<Store>, config: ListenConfig) -> Result<Listener> {
-        Listener::start_on(Source::Store(store), config)
+        Listener::start_on(Source::served(store), config)
     }
 
     fn start_on(source: Source, config: ListenConfig) -> Result<Listener> {
@@ -565,9 +534,11 @@ fn windows(s: &Shared, r: &Request) -> Response {
     };
     let source = s.source.clone();
     let produce = move |sink: &mut Sink| {
-        let store = source.store();
         let failed = |e: &Error| Response::error(status_of(e), crate::error_chain(e));
-        let mut cursor = match before.as_deref().map(|id| store.listing_cursor(id)) {
+        let at = before
+            .as_deref()
+            .map(|id| source.read(|store| store.listing_cursor(id)));
+        let mut cursor = match at {
             None => None,
             Some(Ok(Some(c))) => Some(c),
             Some(Ok(None)) => {
@@ -587,12 +558,15 @@ fn windows(s: &Shared, r: &Request) -> Response {
         };
         for i in 0..filter.limit {
             let mut chunk = Vec::new();
-            store
-                .windows_after(&one, cursor, |at, w| {
-                    cursor = Some(at);
-                    chunk.extend_from_slice(if i == 0 { b"[\n" } else { b",\n" });
-                    serde_json::to_writer(&mut chunk, &w)
-                        .map_err(|e| Error::InvalidConfig(e.to_string()))
+            source
+                .read(|store| {
+                    chunk.clear();
+                    store.windows_after(&one, cursor, |at, w| {
+                        cursor = Some(at);
+                        chunk.extend_from_slice(if i == 0 { b"[\n" } else { b",\n" });
+                        serde_json::to_writer(&mut chunk, &w)
+                            .map_err(|e| Error::InvalidConfig(e.to_string()))
+                    })
                 })
                 .map_err(|e| failed(&e))?;
             if chunk.is_empty() {
@@ -611,7 +585,7 @@ fn windows(s: &Shared, r: &Request) -> Response {
 }
 
 fn window(s: &Shared, id: &str) -> Response {
-    match s.source.store().window(id) {
+    match s.source.read(|store| store.window(id)) {
         Ok(Some(w)) => Response::json(200, &w),
         Ok(None) => Response::error(404, Error::WindowNotFound(clip(id)).to_string()),
         Err(e) => recorder_error(s, &e),

@@ -123,8 +123,10 @@ pub(super) fn index(s: &Shared, r: &Request) -> Response {
         Err(e) => return Response::error(400, e),
     };
     filter.with_points = true;
-    let store = s.source.store();
-    let cursor = match before.as_deref().map(|id| store.listing_cursor(id)) {
+    let cursor = match before
+        .as_deref()
+        .map(|id| s.source.read(|st| st.listing_cursor(id)))
+    {
         None => None,
         Some(Ok(Some(c))) => Some(c),
         Some(Ok(None)) => {
@@ -134,10 +136,14 @@ pub(super) fn index(s: &Shared, r: &Request) -> Response {
         Some(Err(e)) => return failed(&e),
     };
     let mut found: Vec<IncidentWindow> = Vec::new();
-    if let Err(e) = store.windows_after(&filter, cursor, |_, w| {
-        found.push(w);
-        Ok::<_, Error>(())
-    }) {
+    let read = s.source.read(|store| {
+        found.clear();
+        store.windows_after(&filter, cursor, |_, w| {
+            found.push(w);
+            Ok::<_, Error>(())
+        })
+    });
+    if let Err(e) = read {
         return failed(&e);
     }
     let query = web::IndexQuery {
@@ -175,7 +181,7 @@ pub(super) fn window(s: &Shared, r: &Request, rest: &str) -> Response {
     } else {
         None
     };
-    let w = match s.source.store().window(id) {
+    let w = match s.source.read(|store| store.window(id)) {
         Ok(Some(w)) => w,
         Ok(None) => return Response::error(404, Error::WindowNotFound(clip(id)).to_string()),
         Err(e) => return failed(&e),
