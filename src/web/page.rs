@@ -186,6 +186,7 @@ fn render(w: &IncidentWindow, now: Timestamp, mode: Mode) -> String {
     triggers_table(&mut out, w);
     anomalies_list(&mut out, w);
     notes_list(&mut out, w);
+    metadata_table(&mut out, w);
     let _ = write!(
         out,
         "<script type=\"application/json\" id=\"window-data\">{}</script>",
@@ -323,6 +324,47 @@ fn notes_list(out: &mut String, w: &IncidentWindow) {
     out.push_str("</ul>");
 }
 
+/// Longest metadata value shown, in bytes of compact JSON.
+const MAX_METADATA_VALUE: usize = 2048;
+
+/// What the host attached to the sample nearest the trigger (the top
+/// processes, if the source recorded them): a row per key, the value as
+/// compact JSON, clipped.
+fn metadata_table(out: &mut String, w: &IncidentWindow) {
+    let at = w.trigger_time.unwrap_or(w.start_time);
+    let Some((ts, meta)) = w
+        .data_points
+        .iter()
+        .filter_map(|p| p.metadata.as_ref().map(|m| (p.timestamp, m)))
+        .min_by_key(|(ts, _)| (ts.as_unix_ms() - at.as_unix_ms()).abs())
+    else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "<h2>Metadata at {}</h2><table class=\"metadata\"><tbody>",
+        short(ts)
+    );
+    for (k, v) in meta {
+        let mut text = v.to_string();
+        if text.len() > MAX_METADATA_VALUE {
+            let mut cut = MAX_METADATA_VALUE;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        let _ = write!(
+            out,
+            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            escape(k),
+            escape(&text)
+        );
+    }
+    out.push_str("</tbody></table>");
+}
+
 /// The listing page: `windows` (read with their points, most recent
 /// first) as a table with a sparkline each of the metric that moved most,
 /// under a filter form showing `query`.
@@ -433,4 +475,46 @@ fn index_row(out: &mut String, w: &IncidentWindow, now: Timestamp) {
         },
         spark,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DataPoint, TriggerType, WindowId};
+
+    #[test]
+    fn metadata_near_the_trigger_is_shown_escaped_and_clipped() {
+        let point = |s: i64, meta: serde_json::Value| DataPoint {
+            timestamp: Timestamp::from_unix_ms(s * 1000),
+            metrics: [("cpu".to_owned(), s as f64)].into(),
+            metadata: meta.as_object().cloned(),
+        };
+        let w = IncidentWindow {
+            id: WindowId::new("iw-1"),
+            resource_id: "web-1".into(),
+            resource_name: None,
+            resource_type: None,
+            trigger_type: TriggerType::Manual,
+            trigger_id: None,
+            trigger_time: Some(Timestamp::from_unix_ms(20_000)),
+            start_time: Timestamp::from_unix_ms(0),
+            end_time: None,
+            deadline: None,
+            status: WindowStatus::Recording,
+            triggers: Vec::new(),
+            notes: Vec::new(),
+            data_points: vec![
+                point(0, json!({"top": "early"})),
+                point(10, json!(null)),
+                point(21, json!({"<b>top</b>": ["<i>java</i>", "x".repeat(5000)]})),
+            ],
+            summary: None,
+        };
+        let page = window_page(&w, Timestamp::from_unix_ms(30_000));
+        assert!(page.contains("Metadata at"));
+        assert!(!page.contains("early"), "the sample nearest the trigger");
+        assert!(page.contains("&lt;b&gt;top&lt;/b&gt;") && page.contains("&lt;i&gt;java"));
+        assert!(!page.contains("<b>top") && !page.contains(&"x".repeat(2100)));
+        assert!(page.contains("30s so far"), "a recording window's duration");
+    }
 }
