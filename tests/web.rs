@@ -186,6 +186,7 @@ fn unknown_windows_are_404_and_bad_parameters_400() {
         "/?since=yesterday".into(),
         "/?limit=0".into(),
         "/?limit=1001".into(),
+        "/?limit=201".into(),
         "/?colour=red".into(),
         format!("/w/{}?x=1", s.id),
         format!("/w/{}/chart.svg?top=0", s.id),

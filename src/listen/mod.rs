@@ -75,6 +75,7 @@ use serde::Deserialize;
 pub use alertmanager::is_alertmanager_id;
 pub use http::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_STREAM_TIME};
 pub use metrics::STORE_STATS_TTL;
+pub use pages::{COOKIE, MAX_INDEX};
 
 use crate::error::{Error, Result, clip};
 use crate::model::{Timestamp, Trigger, TriggerType, WindowStatus};

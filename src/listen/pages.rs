@@ -16,6 +16,10 @@ use crate::error::{Error, clip};
 use crate::model::{IncidentWindow, Timestamp};
 use crate::web;
 
+/// Most windows on one page of `/`: each is read with its points for its
+/// sparkline.
+pub const MAX_INDEX: usize = 200;
+
 /// The cookie that carries the token for a browser.
 pub const COOKIE: &str = "incident_recorder_token";
 
@@ -122,6 +126,16 @@ pub(super) fn index(s: &Shared, r: &Request) -> Response {
         Ok(l) => l,
         Err(e) => return Response::error(400, e),
     };
+    if filter.limit > MAX_INDEX {
+        return Response::error(
+            400,
+            format!(
+                "limit {} is over {MAX_INDEX} for the page (each row reads its window's points); \
+                 page with before=<the last window id>",
+                filter.limit
+            ),
+        );
+    }
     filter.with_points = true;
     let cursor = match before
         .as_deref()
