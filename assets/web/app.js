@@ -22,6 +22,11 @@
   var COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf',
     '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
   var plots = [];
+  var filter = document.getElementById('filter');
+  function hiddenBy(q, name) {
+    q = q.trim().toLowerCase();
+    return q !== '' && name.toLowerCase().indexOf(q) < 0;
+  }
   var syncing = false;
   var full = data.t.length ? [data.t[0], data.t[data.t.length - 1]] : null;
 
@@ -131,13 +136,14 @@
     return Number.isInteger(v) ? String(v) : v.toFixed(3);
   };
 
-  data.series.forEach(function (s, i) {
+  function make(s, i) {
     var box = document.createElement('div');
     box.className = 'chart';
     box.dataset.metric = s.name;
     var points = 0;
     for (var j = 0; j < s.v.length; j++) if (s.v[j] !== null) points++;
     box.dataset.points = points;
+    box.hidden = hiddenBy(filter.value, s.name);
     var title = document.createElement('h3');
     title.textContent = s.name;
     box.appendChild(title);
@@ -158,17 +164,28 @@
       } }, { size: 70, values: function (u, vals) { return vals.map(function (v) { return fmt(u, v); }); } }],
       hooks: { drawClear: [shade], draw: [marks], setScale: [follow] }
     };
-    plots.push(new uPlot(opts, [data.t, s.v], box));
-  });
-  body.dataset.charts = plots.length;
+    var u = new uPlot(opts, [data.t, s.v], box);
+    plots.push(u);
+    if (zoomed) u.setScale('x', { min: plots[0].scales.x.min, max: plots[0].scales.x.max });
+  }
+
+  // The first charts now, the rest a few at a time after the browser has
+  // drawn those: with 50 metrics the top of the page shows at once.
+  var BATCH = 6;
+  function build(from) {
+    var to = Math.min(from + BATCH, data.series.length);
+    for (var i = from; i < to; i++) make(data.series[i], i);
+    body.dataset.charts = plots.length;
+    if (to < data.series.length) setTimeout(function () { build(to); }, 0);
+  }
+  build(0);
 
   document.getElementById('reset').addEventListener('click', function () {
     if (full && plots.length) plots[0].setScale('x', { min: full[0], max: full[1] });
   });
-  document.getElementById('filter').addEventListener('input', function (e) {
-    var q = e.target.value.trim().toLowerCase();
+  filter.addEventListener('input', function () {
     root.querySelectorAll('.chart').forEach(function (c) {
-      c.hidden = q !== '' && c.dataset.metric.toLowerCase().indexOf(q) < 0;
+      c.hidden = hiddenBy(filter.value, c.dataset.metric);
     });
   });
   var resizing = null;
