@@ -236,7 +236,7 @@ pub fn start(
     let Some(p) = p else { return Ok(None) };
     let access = match (&p.file, &p.config.auth) {
         (Some(f), _) => format!(
-            "; bearer token in {} (Alertmanager: credentials_file)",
+            "; bearer token in {} (Alertmanager: credentials_file; a browser: open /?token=TOKEN once)",
             f.display()
         ),
         (None, ListenAuth::Unauthenticated) => {
@@ -246,7 +246,7 @@ pub fn start(
     };
     let listener = Listener::start(Arc::clone(recorder), p.config)?;
     let banner = format!(
-        "listening on http://{}: POST /alertmanager, POST /trigger, GET /windows, GET /metrics, GET /healthz{access}",
+        "listening on http://{0}: POST /alertmanager, POST /trigger, GET /windows, GET /metrics, GET /healthz, pages at http://{0}/{access}",
         listener.local_addr()
     );
     Ok(Some((listener, banner)))
