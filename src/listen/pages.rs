@@ -75,12 +75,9 @@ fn set_cookie(r: &Request, token: &str) -> Response {
         .filter(|(k, _)| k != "token")
         .map(|(k, v)| format!("{}={}", web::url_part(&k), web::url_part(&v)))
         .collect();
-    let mut target = r
-        .path
-        .split('/')
-        .map(web::url_part)
-        .collect::<Vec<_>>()
-        .join("/");
+    // The path as the client sent it (hyper refuses what a URI may not
+    // hold); the query rebuilt from its decoded parameters.
+    let mut target = r.path.clone();
     if !rest.is_empty() {
         target = format!("{target}?{}", rest.join("&"));
     }
