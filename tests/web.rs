@@ -200,6 +200,11 @@ fn unknown_windows_are_404_and_bad_parameters_400() {
     let a = get(l, "/?status=complete&resource=web-1");
     assert_eq!(a.status, 200);
     assert!(a.body.contains("No windows match"), "the filter filters");
+    let a = get(l, "/?resource=&status=&since=");
+    assert!(
+        a.status == 200 && a.body.contains(&s.id),
+        "the form's empty fields"
+    );
     let a = get(l, &format!("/?resource={}", web::url_part(EVIL)));
     assert!(a.body.contains(&s.id));
 }

@@ -479,13 +479,15 @@ fn trigger(s: &Shared, r: &Request) -> Response {
 }
 
 /// The parameters of `GET /windows`: a filter and the page's cursor.
-fn listing(r: &Request) -> std::result::Result<(WindowFilter, Option<String>), String> {
+fn listing(
+    params: Vec<(String, String)>,
+) -> std::result::Result<(WindowFilter, Option<String>), String> {
     let mut filter = WindowFilter {
         limit: DEFAULT_PAGE,
         ..WindowFilter::default()
     };
     let mut before = None;
-    for (k, v) in r.params() {
+    for (k, v) in params {
         match k.as_str() {
             "resource" => filter.resource = Some(v),
             "status" => filter.status = Some(v.parse::<WindowStatus>().map_err(|e| e.to_string())?),
@@ -529,7 +531,7 @@ fn listing(r: &Request) -> std::result::Result<(WindowFilter, Option<String>), S
 /// would keep the journal from being checkpointed, or lock an in-memory
 /// database against the tick).
 fn windows(s: &Shared, r: &Request) -> Response {
-    let (filter, before) = match listing(r) {
+    let (filter, before) = match listing(r.params()) {
         Ok(l) => l,
         Err(e) => return Response::error(400, e),
     };

@@ -100,11 +100,16 @@ fn set_cookie(r: &Request, token: &str) -> Response {
 
 /// An HTML page under [`web::PAGE_CSP`].
 fn html(status: u16, body: String) -> Response {
+    html_under(status, body, web::PAGE_CSP.into())
+}
+
+/// An HTML page under the policy `csp`.
+fn html_under(status: u16, body: String, csp: String) -> Response {
     Response {
         status,
         content_type: "text/html; charset=utf-8",
         headers: vec![
-            ("Content-Security-Policy", web::PAGE_CSP.into()),
+            ("Content-Security-Policy", csp),
             ("X-Content-Type-Options", "nosniff".into()),
             ("Referrer-Policy", "no-referrer".into()),
         ],
@@ -117,9 +122,20 @@ fn failed(e: &Error) -> Response {
 }
 
 /// `GET /`: the windows, most recent first, with the parameters of
-/// `GET /windows` (`resource`, `status`, `since`, `limit`, `before`).
+/// `GET /windows` (`resource`, `status`, `since`, `limit`, `before`; an
+/// empty one is left out, as the filter form sends them).
 pub(super) fn index(s: &Shared, r: &Request) -> Response {
-    let (mut filter, before) = match listing(r) {
+    // The form sends its empty fields: an empty one is no filter.
+    let params: Vec<(String, String)> = r
+        .params()
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let since = params
+        .iter()
+        .find(|(k, _)| k == "since")
+        .map(|(_, v)| v.clone());
+    let (mut filter, before) = match listing(params) {
         Ok(l) => l,
         Err(e) => return Response::error(400, e),
     };
@@ -160,11 +176,7 @@ pub(super) fn index(s: &Shared, r: &Request) -> Response {
     let query = web::IndexQuery {
         resource: filter.resource.clone(),
         status: filter.status,
-        since: r
-            .params()
-            .into_iter()
-            .find(|(k, _)| k == "since")
-            .map(|(_, v)| v),
+        since,
         limit: filter.limit,
     };
     html(200, web::index_page(&found, &query, Timestamp::now()))
@@ -200,8 +212,7 @@ pub(super) fn window(s: &Shared, r: &Request, rest: &str) -> Response {
     let now = Timestamp::now();
     match (what, chart) {
         ("report.html", _) => {
-            let mut resp = html(200, web::report(&w, now));
-            resp.headers[0].1 = web::report_csp();
+            let mut resp = html_under(200, web::report(&w, now), web::report_csp());
             resp.headers.push((
                 "Content-Disposition",
                 format!("inline; filename=\"{}.html\"", web::url_part(id)),
