@@ -3,9 +3,9 @@
 //! window, and a report file from disk with networking off, and the test
 //! checks what a person would see: the window listed, a chart per metric
 //! drawn with all its points, the trigger marked, the pre-incident part
-//! shaded, a `<script>` resource name shown as text. The page's script
+//! shaded, anomalies ringed, a `<script>` resource name shown as text. The page's script
 //! leaves what it drew on each chart's element (`data-points`,
-//! `data-trigger-px`, `data-shade-px`, `data-drawn`), which
+//! `data-trigger-px`, `data-shade-px`, `data-anomalies`, `data-drawn`), which
 //! `--dump-dom` shows; `--screenshot` must give a picture.
 //!
 //! Needs Debian's `chromium` (`.ci/run` installs it): without it the tests
@@ -191,6 +191,12 @@ fn check_window_page(dom: &str, metrics: usize, points: usize) {
         attr(&drawn[0], "data-metric"),
         "cpu",
         "the one that moved first"
+    );
+    let rings: u32 = attr(&drawn[0], "data-anomalies").parse().unwrap();
+    assert!(
+        rings > 0,
+        "cpu's jump is ringed as anomalies: {:?}",
+        drawn[0]
     );
     for c in &drawn {
         assert_eq!(attr(c, "data-drawn"), "1", "{c:?}");
