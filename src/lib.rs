@@ -87,6 +87,7 @@ mod recorder;
 mod store;
 pub mod summary;
 mod validate;
+pub mod web;
 
 pub use anomaly::AnomalyConfig;
 pub use clock::{Clock, InputClock, ManualClock, SystemClock};

@@ -223,6 +223,39 @@ fn as_member(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `serve` as ir-other on the service's database (0640, the group's):
+/// its pages list and show the recording window.
+fn serve_as_member(dir: &Path, config: &Path, id: &str) {
+    let addr = format!("127.0.0.1:{}", real::free_port());
+    let mut serve = real::Running::start(
+        Path::new("runuser"),
+        &[
+            "-u".into(),
+            "ir-other".into(),
+            "--".into(),
+            BIN.into(),
+            "--config".into(),
+            config.display().to_string(),
+            "serve".into(),
+            "--listen".into(),
+            addr.clone(),
+            "--listen-no-auth".into(),
+        ],
+        dir.join("serve.log"),
+    );
+    let page = real::wait_for(Duration::from_secs(20), "serve's page", || {
+        serve.assert_running();
+        real::get(&format!("http://{addr}/w/{id}")).filter(|(s, _)| *s == 200)
+    });
+    assert!(page.1.contains("data-recording=\"1\""), "{}", page.1);
+    let (status, list) = real::get(&format!("http://{addr}/")).unwrap();
+    assert!(status == 200 && list.contains(id), "{list}");
+    // runuser passes SIGTERM on to serve and then dies of it itself (a
+    // SIGKILL would orphan serve).
+    unsafe { libc::kill(serve.child.id() as i32, libc::SIGTERM) };
+    let _ = serve.child.wait();
+}
+
 /// As the unit runs it: root records (umask 0027) into a state directory
 /// (0750) whose group is the readers' (the service's own group; here a
 /// set-group-id directory gives new files ir-other's group, as the
@@ -293,6 +326,7 @@ fn a_member_of_the_services_group_reads_while_it_records() {
             assert!(out.contains(&id), "{args:?}: {out}");
         }
     }
+    serve_as_member(dir.path(), &config, &id);
     service.assert_running();
 
     // The files: the group may read, never write; the lock is the service's.

@@ -77,6 +77,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Write a note on a window ("rebooted db-02 at 10:40"), with its time and author.
     Note(NoteArgs),
+    /// Serve the pages (/, /w/ID) and the JSON queries of a database read-only, recording nothing.
+    Serve(ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir.
@@ -300,6 +302,51 @@ pub struct ContextArgs {
     pub resource: Option<String>,
 }
 
+/// `serve`: `watch --listen`'s read routes and token rules, on a database
+/// opened read-only.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Serve HTTP on ADDR (IP:PORT, or just a port for loopback): the
+    /// pages / and /w/ID, GET /windows and GET /windows/ID. Every request
+    /// but /healthz needs `Authorization: Bearer TOKEN` (a browser: open
+    /// /?token=TOKEN once, which sets a cookie), the token read from
+    /// DB.listen-token (yours only) unless given otherwise.
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:9465",
+          value_parser = super::listen::parse_addr)]
+    pub addr: std::net::SocketAddr,
+    /// The bearer token (at least 16 bytes); prefer the environment variable.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "INCIDENT_RECORDER_LISTEN_TOKEN",
+        hide_env_values = true
+    )]
+    pub listen_token: Option<String>,
+    /// Read the bearer token from this file (its first line); it must not be
+    /// readable by other users.
+    #[arg(long, value_name = "FILE", conflicts_with = "listen_token")]
+    pub listen_token_file: Option<PathBuf>,
+    /// No token at all: every user of this host can read the history.
+    /// Loopback addresses only.
+    #[arg(long, conflicts_with_all = ["listen_token", "listen_token_file"])]
+    pub listen_no_auth: bool,
+}
+
+impl ServeArgs {
+    /// The same options as `watch --listen`'s, to check and prepare them
+    /// the same way.
+    pub fn listen_args(&self) -> super::listen::ListenArgs {
+        super::listen::ListenArgs {
+            addr: Some(self.addr),
+            listen_token: self.listen_token.clone(),
+            listen_token_file: self.listen_token_file.clone(),
+            listen_no_auth: self.listen_no_auth,
+            alert_resource_label: "instance".into(),
+            alert_allowance: Duration::from_secs(120),
+        }
+    }
+}
+
 /// The two export file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -310,10 +357,17 @@ pub enum Format {
     /// Export only: one row per value (window, resource, ts, ts_ms, metric,
     /// value) with a header row, RFC 4180 quoting, for spreadsheets.
     Csv,
+    /// Export only: one window (ID, or the latest of --resource) as a
+    /// self-contained HTML page with its charts, to attach to a ticket;
+    /// opens offline in any browser.
+    Html,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    /// --format html: the window to export (or --resource: its latest).
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -37,7 +37,8 @@ pub struct ListenArgs {
     /// ({"resource","type","id"}), GET /windows (paged: limit, before,
     /// points) and GET /windows/ID (the JSON of list --json and show
     /// --json), GET /metrics (the recorder's health, Prometheus format),
-    /// GET /healthz. Off by default. Every request but /healthz needs
+    /// GET /healthz, and pages for a browser: / and /w/ID (open
+    /// /?token=TOKEN once). Off by default. Every request but /healthz needs
     /// `Authorization: Bearer TOKEN`, the token read from (or generated
     /// into) DB.listen-token, which only you can read; Alertmanager reads it
     /// with http_config.authorization.credentials_file.
@@ -94,7 +95,7 @@ pub struct ListenArgs {
     pub alert_allowance: std::time::Duration,
 }
 
-fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
+pub fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     }
@@ -235,7 +236,7 @@ pub fn start(
     let Some(p) = p else { return Ok(None) };
     let access = match (&p.file, &p.config.auth) {
         (Some(f), _) => format!(
-            "; bearer token in {} (Alertmanager: credentials_file)",
+            "; bearer token in {} (Alertmanager: credentials_file; a browser: open /?token=TOKEN once)",
             f.display()
         ),
         (None, ListenAuth::Unauthenticated) => {
@@ -245,10 +246,41 @@ pub fn start(
     };
     let listener = Listener::start(Arc::clone(recorder), p.config)?;
     let banner = format!(
-        "listening on http://{}: POST /alertmanager, POST /trigger, GET /windows, GET /metrics, GET /healthz{access}",
+        "listening on http://{0}: POST /alertmanager, POST /trigger, GET /windows, GET /metrics, GET /healthz, pages at http://{0}/{access}",
         listener.local_addr()
     );
     Ok(Some((listener, banner)))
+}
+
+/// Starts `serve`'s listener on a store opened read-only, with the line
+/// to print.
+pub fn serve(
+    p: Option<Prepared>,
+    store: Arc<incident_recorder::Store>,
+) -> Result<Option<(Listener, String)>> {
+    let Some(p) = p else { return Ok(None) };
+    let access = describe_access(&p);
+    let listener = Listener::serve_store(store, p.config)?;
+    let banner = format!(
+        "serving the database read-only on http://{0}/ (pages: /, /w/ID; GET /windows, \
+         GET /windows/ID){access}",
+        listener.local_addr()
+    );
+    Ok(Some((listener, banner)))
+}
+
+fn describe_access(p: &Prepared) -> String {
+    match (&p.file, &p.config.auth) {
+        (Some(f), _) => format!(
+            "; bearer token in {} (in a browser: open /?token=TOKEN once)",
+            f.display()
+        ),
+        (None, ListenAuth::Unauthenticated) => {
+            "; without authentication (--listen-no-auth): every user of this host can read it"
+                .to_owned()
+        }
+        (None, _) => "; bearer token from --listen-token".to_owned(),
+    }
 }
 
 /// `<db>.listen-token`, beside the database.

@@ -56,6 +56,7 @@ mod push;
 mod rules;
 mod scrape;
 mod secret;
+mod serve;
 mod sparkline;
 mod table;
 mod transfer;
@@ -201,6 +202,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Push(a) => push::run(db, a),
         Command::Delete(a) => delete::run(db, a),
         Command::Note(a) => note::run(db, a),
+        Command::Serve(a) => serve::run(db, a),
         Command::Completions(a) => manual::completions(a),
         Command::Man(a) => manual::man(a),
     }

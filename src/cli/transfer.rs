@@ -10,6 +10,8 @@
 //!   users can bring their history in, or take it back out. Pulse files only
 //!   hold completed windows, so a pulse export leaves recording ones out.
 //! * `csv` (export only, see `csv`): one row per value, for spreadsheets.
+//! * `html` (export only): one window as a self-contained page
+//!   (`incident_recorder::web::report`), what the listener's `/w/ID` shows.
 //!
 //! Both directions stream: export writes window by window as the store walks
 //! them; import reads the file with a serde visitor that hands over one
@@ -40,6 +42,14 @@ use super::pulse::PulseWindow;
 const NATIVE_VERSION: u64 = 1;
 
 pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
+    if a.format == Format::Html {
+        return export_html(db, a);
+    }
+    if a.id.is_some() {
+        return Err(Failure::msg(
+            "a window ID is for --format html; the other formats export every window (or --resource's)",
+        ));
+    }
     let store = super::open_read_only(db)?;
     let mut sink = Sink::create(a.output.as_deref())?;
     let filter = WindowFilter {
@@ -118,6 +128,7 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
                 b"\n  ]\n}\n"
             })?;
         }
+        Format::Html => unreachable!("--format html is exported by export_html"),
         Format::Csv => {
             w.write_all(super::csv::HEADER.as_bytes())?;
             walk(
@@ -147,6 +158,47 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
         );
     }
     Ok(super::partial_if(!damaged.is_empty()))
+}
+
+/// `export --format html`: the window `ID` (or the latest of `--resource`)
+/// as one self-contained page.
+fn export_html(db: &Path, a: ExportArgs) -> Result<ExitCode> {
+    let store = super::open_read_only(db)?;
+    let window = match (&a.id, &a.resource) {
+        (Some(id), _) => store
+            .window(id)?
+            .ok_or_else(|| Failure::msg(Error::WindowNotFound(id.clone()).to_string()))?,
+        (None, Some(r)) => {
+            let filter = WindowFilter {
+                resource: Some(r.clone()),
+                limit: 1,
+                ..WindowFilter::default()
+            };
+            let latest = store.windows(&filter)?.into_iter().next();
+            let id = latest
+                .ok_or_else(|| Failure::msg(format!("no window of resource {r:?}")))?
+                .id;
+            store
+                .window(id.as_str())?
+                .ok_or_else(|| Failure::msg(Error::WindowNotFound(id.to_string()).to_string()))?
+        }
+        (None, None) => {
+            return Err(Failure::msg(
+                "--format html exports one window: give its ID, or --resource R for R's latest",
+            ));
+        }
+    };
+    let page = incident_recorder::web::report(&window, incident_recorder::Timestamp::now());
+    let mut sink = Sink::create(a.output.as_deref())?;
+    sink.writer.write_all(page.as_bytes())?;
+    let target = sink.finish()?;
+    eprintln!(
+        "exported window {} ({} points) as HTML to {target}: {} bytes, self-contained",
+        window.id,
+        window.data_points.len(),
+        page.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where an export goes: stdout, a special file of the user's (a FIFO,
@@ -255,10 +307,11 @@ struct Counts {
 }
 
 pub fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
-    if a.format == Some(Format::Csv) {
-        return Err(Failure::msg(
-            "--format csv is for export only: import reads native or pulse files",
-        ));
+    if let Some(f @ (Format::Csv | Format::Html)) = a.format {
+        return Err(Failure::msg(format!(
+            "--format {} is for export only: import reads native or pulse files",
+            name(f)
+        )));
     }
     let input = super::input::open(Some(&a.input))?;
     let store = Store::open(db)?;
@@ -320,7 +373,7 @@ impl Importer<'_> {
             Format::Pulse => serde_json::from_str::<PulseWindow>(raw.get())
                 .map_err(|e| e.to_string())
                 .and_then(PulseWindow::into_window),
-            Format::Csv => Err("CSV files cannot be imported".into()),
+            Format::Csv | Format::Html => Err("CSV and HTML files cannot be imported".into()),
         };
         let window = match parsed {
             Ok(w) => w,
@@ -428,6 +481,7 @@ fn name(f: Format) -> &'static str {
         Format::Native => "native",
         Format::Pulse => "pulse",
         Format::Csv => "csv",
+        Format::Html => "html",
     }
 }
 

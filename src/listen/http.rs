@@ -607,8 +607,12 @@ fn to_hyper(
     };
     let mut builder = hyper::Response::builder()
         .status(r.status)
-        .header("Content-Type", r.content_type)
-        .header("Cache-Control", "no-store");
+        .header("Content-Type", r.content_type);
+    // Answers change with every tick; only the assets compiled into the
+    // binary say how long they may be cached.
+    if !r.headers.iter().any(|(n, _)| *n == "Cache-Control") {
+        builder = builder.header("Cache-Control", "no-store");
+    }
     for (name, value) in &r.headers {
         builder = builder.header(*name, value.as_str());
     }

@@ -1,5 +1,7 @@
 //! An HTTP listener on top of a running recorder: Alertmanager's webhook,
-//! triggers, window queries, the recorder's own metrics.
+//! triggers, window queries, the recorder's own metrics, and pages for a
+//! browser. [`Listener::serve_store`] serves the read routes of a store
+//! opened read-only instead (`incident-recorder serve`).
 //!
 //! The recorder records; something else decides when. In a Prometheus shop
 //! that is Alertmanager, which can only *send* (a webhook), so the recorder
@@ -13,6 +15,9 @@
 //! | `GET /windows` | a page of `list --json`, most recent first, streamed: parameters `resource`, `status`, `since` (RFC 3339), `limit` (default 50, at most [`MAX_PAGE`]), `before` (a window id: the page after it; pass the last id of a page to get the next one), `points` (`true`: each window's data points too; default without) |
 //! | `GET /windows/{id}` | the JSON of `show --json` |
 //! | `GET /metrics` | the recorder's health in the Prometheus text format |
+//! | `GET /`, `GET /w/{id}` | pages: the windows (the parameters of `GET /windows` but `points`), one window's charts (see `pages` and [`crate::web`]) |
+//! | `GET /w/{id}/report.html`, `GET /w/{id}/chart.svg` | the window's self-contained report (as `export --format html`); a static SVG of its top metrics (`top=N`, `metric=NAME`) |
+//! | `GET /assets/…` | the pages' script and style, compiled in |
 //! | `GET /healthz` | `{"status": "ok"}`, or 503 `stalled` when the tick count has not moved for three intervals (and at least twice the provider timeout) |
 //!
 //! ```no_run
@@ -44,7 +49,8 @@
 //! for a credential by default: [`ListenConfig`] cannot be made without
 //! choosing a [`ListenAuth`]. With [`ListenAuth::Bearer`] every request but
 //! `/healthz` needs `Authorization: Bearer <token>` (the scheme in any
-//! case; 401 otherwise), and the token is at least [`MIN_TOKEN_BYTES`]
+//! case; 401 otherwise), or for a GET the cookie a page link with
+//! `?token=` sets, and the token is at least [`MIN_TOKEN_BYTES`]
 //! long. [`ListenAuth::Unauthenticated`] lets anyone who can connect read
 //! the history and open or resolve windows, which on loopback is every
 //! user of the host; it is refused on any other address. Requests are
@@ -57,6 +63,8 @@
 mod alertmanager;
 mod http;
 mod metrics;
+mod pages;
+mod source;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -67,12 +75,14 @@ use serde::Deserialize;
 pub use alertmanager::is_alertmanager_id;
 pub use http::{MAX_HEAD_BYTES, MAX_HEADERS, MAX_STREAM_TIME};
 pub use metrics::STORE_STATS_TTL;
+pub use pages::{COOKIE, MAX_INDEX};
 
 use crate::error::{Error, Result, clip};
 use crate::model::{Timestamp, Trigger, TriggerType, WindowStatus};
 use crate::recorder::IncidentRecorder;
-use crate::store::WindowFilter;
+use crate::store::{Store, WindowFilter};
 use http::{Request, Response, Sink, Throttle};
+use source::Source;
 
 /// The shortest bearer token accepted: a short one can be guessed.
 pub const MIN_TOKEN_BYTES: usize = 16;
@@ -223,7 +233,7 @@ impl std::fmt::Debug for Listener {
 }
 
 struct Shared {
-    recorder: Arc<IncidentRecorder>,
+    source: Source,
     config: ListenConfig,
     store_stats: metrics::StoreCache,
     counters: Arc<http::Counters>,
@@ -237,6 +247,18 @@ impl Listener {
     /// Binds `config.addr` and serves `recorder` until dropped. Refuses
     /// what [`ListenConfig::check`] refuses.
     pub fn start(recorder: Arc<IncidentRecorder>, config: ListenConfig) -> Result<Listener> {
+        Listener::start_on(Source::Recorder(recorder), config)
+    }
+
+    /// Binds `config.addr` and serves `store` read-only until dropped: the
+    /// pages and the JSON queries; `POST /alertmanager`, `POST /trigger` and
+    /// `GET /metrics`, which need a recorder, answer 409. For a database
+    /// opened with [`Store::open_read_only`] (`incident-recorder serve`).
+    pub fn serve_store(store: Arc<Store>, config: ListenConfig) -> Result<Listener> {
+        Listener::start_on(Source::served(store), config)
+    }
+
+    fn start_on(source: Source, config: ListenConfig) -> Result<Listener> {
         config.check()?;
         let socket = TcpListener::bind(config.addr).map_err(|source| Error::Listen {
             addr: config.addr.to_string(),
@@ -252,7 +274,7 @@ impl Listener {
         let counters = Arc::new(http::Counters::default());
         let open = config.auth == ListenAuth::Unauthenticated;
         let shared = Arc::new(Shared {
-            recorder,
+            source,
             config,
             store_stats: metrics::StoreCache::default(),
             counters: Arc::clone(&counters),
@@ -298,27 +320,22 @@ fn bearer(header: &str) -> Option<&str> {
 fn handle(s: &Shared, r: &Request) -> Response {
     if r.path != "/healthz"
         && let ListenAuth::Bearer(token) = &s.config.auth
+        && let Some(refused) = pages::authenticate(r, token)
     {
-        let given = r.header("authorization").and_then(bearer);
-        if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
-            let mut resp = Response::error(
-                401,
-                "missing or wrong bearer token (Authorization: Bearer <token>)",
-            );
-            resp.headers.push(("WWW-Authenticate", "Bearer".into()));
-            return resp;
-        }
+        return refused;
     }
     let path = r.path.as_str();
     let allowed = match path {
         "/alertmanager" | "/trigger" => "POST",
-        "/windows" | "/metrics" | "/healthz" => "GET",
-        p if p.starts_with("/windows/") => "GET",
+        "/windows" | "/metrics" | "/healthz" | "/" => "GET",
+        p if p.starts_with("/windows/") || p.starts_with("/w/") || p.starts_with("/assets/") => {
+            "GET"
+        }
         _ => {
             return Response::error(
                 404,
                 format!(
-                    "unknown path {:?}; the listener serves POST /alertmanager, POST /trigger, GET /windows, GET /windows/ID, GET /metrics, GET /healthz",
+                    "unknown path {:?}; the listener serves the pages / and /w/ID, and POST /alertmanager, POST /trigger, GET /windows, GET /windows/ID, GET /metrics, GET /healthz",
                     clip(path)
                 ),
             );
@@ -346,15 +363,21 @@ fn handle(s: &Shared, r: &Request) -> Response {
         "/alertmanager" => no_params(alertmanager_webhook(s, r)),
         "/trigger" => no_params(trigger(s, r)),
         "/windows" => windows(s, r),
-        "/metrics" => no_params(Response {
-            status: 200,
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            headers: Vec::new(),
-            body: http::Body::Bytes(
-                metrics::render(&s.recorder, &s.store_stats, &s.counters).into_bytes(),
-            ),
+        "/metrics" => no_params(match s.source.recorder("GET /metrics") {
+            Ok(recorder) => Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                headers: Vec::new(),
+                body: http::Body::Bytes(
+                    metrics::render(recorder, &s.store_stats, &s.counters).into_bytes(),
+                ),
+            },
+            Err(refused) => refused,
         }),
         "/healthz" => no_params(healthz(s)),
+        "/" => pages::index(s, r),
+        p if p.starts_with("/w/") => pages::window(s, r, &p["/w/".len()..]),
+        p if p.starts_with("/assets/") => no_params(pages::asset(p)),
         _ => no_params(window(s, &path["/windows/".len()..])),
     }
 }
@@ -390,7 +413,11 @@ fn recorder_error(s: &Shared, e: &Error) -> Response {
 }
 
 fn alertmanager_webhook(s: &Shared, r: &Request) -> Response {
-    let reply = alertmanager::webhook(&s.recorder, &r.body, &s.config.alert_resource_label);
+    let recorder = match s.source.recorder("POST /alertmanager") {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    let reply = alertmanager::webhook(recorder, &r.body, &s.config.alert_resource_label);
     let mut resp = Response::json(reply.status, &reply.body);
     if let Some(secs) = reply.retry_after {
         resp.headers.push(("Retry-After", secs.to_string()));
@@ -409,6 +436,10 @@ struct TriggerBody {
 }
 
 fn trigger(s: &Shared, r: &Request) -> Response {
+    let recorder = match s.source.recorder("POST /trigger") {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let body: TriggerBody = match serde_json::from_slice(&r.body) {
         Ok(b) => b,
         Err(e) => {
@@ -438,7 +469,7 @@ fn trigger(s: &Shared, r: &Request) -> Response {
         );
     }
     let trigger = Trigger::new(kind, body.id);
-    match s.recorder.start_recording(body.resource.as_str(), trigger) {
+    match recorder.start_recording(body.resource.as_str(), trigger) {
         Ok(id) => Response::json(
             200,
             &serde_json::json!({ "window": id, "resource": body.resource }),
@@ -448,13 +479,15 @@ fn trigger(s: &Shared, r: &Request) -> Response {
 }
 
 /// The parameters of `GET /windows`: a filter and the page's cursor.
-fn listing(r: &Request) -> std::result::Result<(WindowFilter, Option<String>), String> {
+fn listing(
+    params: Vec<(String, String)>,
+) -> std::result::Result<(WindowFilter, Option<String>), String> {
     let mut filter = WindowFilter {
         limit: DEFAULT_PAGE,
         ..WindowFilter::default()
     };
     let mut before = None;
-    for (k, v) in r.params() {
+    for (k, v) in params {
         match k.as_str() {
             "resource" => filter.resource = Some(v),
             "status" => filter.status = Some(v.parse::<WindowStatus>().map_err(|e| e.to_string())?),
@@ -498,15 +531,17 @@ fn listing(r: &Request) -> std::result::Result<(WindowFilter, Option<String>), S
 /// would keep the journal from being checkpointed, or lock an in-memory
 /// database against the tick).
 fn windows(s: &Shared, r: &Request) -> Response {
-    let (filter, before) = match listing(r) {
+    let (filter, before) = match listing(r.params()) {
         Ok(l) => l,
         Err(e) => return Response::error(400, e),
     };
-    let recorder = Arc::clone(&s.recorder);
+    let source = s.source.clone();
     let produce = move |sink: &mut Sink| {
-        let store = recorder.store();
         let failed = |e: &Error| Response::error(status_of(e), crate::error_chain(e));
-        let mut cursor = match before.as_deref().map(|id| store.listing_cursor(id)) {
+        let at = before
+            .as_deref()
+            .map(|id| source.read(|store| store.listing_cursor(id)));
+        let mut cursor = match at {
             None => None,
             Some(Ok(Some(c))) => Some(c),
             Some(Ok(None)) => {
@@ -526,12 +561,15 @@ fn windows(s: &Shared, r: &Request) -> Response {
         };
         for i in 0..filter.limit {
             let mut chunk = Vec::new();
-            store
-                .windows_after(&one, cursor, |at, w| {
-                    cursor = Some(at);
-                    chunk.extend_from_slice(if i == 0 { b"[\n" } else { b",\n" });
-                    serde_json::to_writer(&mut chunk, &w)
-                        .map_err(|e| Error::InvalidConfig(e.to_string()))
+            source
+                .read(|store| {
+                    chunk.clear();
+                    store.windows_after(&one, cursor, |at, w| {
+                        cursor = Some(at);
+                        chunk.extend_from_slice(if i == 0 { b"[\n" } else { b",\n" });
+                        serde_json::to_writer(&mut chunk, &w)
+                            .map_err(|e| Error::InvalidConfig(e.to_string()))
+                    })
                 })
                 .map_err(|e| failed(&e))?;
             if chunk.is_empty() {
@@ -550,7 +588,7 @@ fn windows(s: &Shared, r: &Request) -> Response {
 }
 
 fn window(s: &Shared, id: &str) -> Response {
-    match s.recorder.store().window(id) {
+    match s.source.read(|store| store.window(id)) {
         Ok(Some(w)) => Response::json(200, &w),
         Ok(None) => Response::error(404, Error::WindowNotFound(clip(id)).to_string()),
         Err(e) => recorder_error(s, &e),
@@ -558,8 +596,14 @@ fn window(s: &Shared, id: &str) -> Response {
 }
 
 fn healthz(s: &Shared) -> Response {
-    let stats = s.recorder.stats();
-    let config = s.recorder.config();
+    let Source::Recorder(recorder) = &s.source else {
+        return Response::json(
+            200,
+            &serde_json::json!({ "status": "ok", "mode": "read-only" }),
+        );
+    };
+    let stats = recorder.stats();
+    let config = recorder.config();
     let Some(last) = stats.last_tick else {
         return Response::json(
             200,
