@@ -87,6 +87,7 @@ mod recorder;
 mod store;
 pub mod summary;
 mod validate;
+mod window_rules;
 
 pub use anomaly::AnomalyConfig;
 pub use clock::{Clock, InputClock, ManualClock, SystemClock};

@@ -121,7 +121,7 @@ impl RingBuffer {
             for _ in 0..n {
                 let key = *keys.get(r.u32()? as usize)?;
                 let v = f64::from_bits(r.u64()?);
-                if !v.is_finite() || values.iter().any(|(k, _)| *k == key) {
+                if crate::validate::value(v).is_err() || values.iter().any(|(k, _)| *k == key) {
                     return None;
                 }
                 values.push((key, v));

@@ -66,7 +66,7 @@ use crate::error::{Error, Result, clip};
 use crate::model::{IncidentWindow, Metrics, Resource, Timestamp, Trigger, WindowId, WindowStatus};
 use crate::names::{MetricKey, MetricNames};
 use crate::provider::MetricsProvider;
-use crate::store::{Closing, Opened, PointBatch, Recorded, Samples, Store, WindowFilter, Writer};
+use crate::store::{Closing, PointBatch, Recorded, Samples, Store, WindowFilter, Writer};
 use tick::ProviderSlot;
 use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
 
@@ -683,7 +683,10 @@ impl IncidentRecorder {
     }
 
     /// [`stop_recording`](Self::stop_recording) at `at` (now if `None`): the
-    /// window ends at that time, or at its last point if that is later.
+    /// window ends at that time, or at its last point if that is later. A
+    /// stop applies to a window open at its time, as
+    /// [`stop_resource_at`](Self::stop_resource_at)'s: `at` before the window
+    /// opened is refused ([`Error::InvalidTimestamp`]).
     pub fn stop_recording_at(&self, id: &WindowId, at: Option<Timestamp>) -> Result<()> {
         let mut guard = self.inner.state();
         let now = self.inner.time(&mut guard);
@@ -699,11 +702,16 @@ impl IncidentRecorder {
             .filter_map(|r| r.window.as_mut())
             .find(|w| &w.id == id);
         match open {
-            Some(w) if !w.closing => {
-                closings.push(rules.closing(w, CloseReason::Stopped { at_ms }));
-                w.closing = true;
+            Some(w) => {
+                if !w.closing && !rules.stop(w, at_ms, closings) {
+                    return Err(Error::InvalidTimestamp {
+                        input: Timestamp::from_unix_ms(at_ms).to_string(),
+                        reason: format!(
+                            "window {id} opened after it: a stop applies to a window open at its time"
+                        ),
+                    });
+                }
             }
-            Some(_) => {}
             None => {
                 drop(guard);
                 return match self.inner.store.window(id.as_str())? {
@@ -769,12 +777,7 @@ impl IncidentRecorder {
         let stopped = resources
             .get_mut(resource_id)
             .and_then(|r| r.window.as_mut())
-            .filter(|w| rules.stops(w, at_ms))
-            .map(|w| {
-                closings.push(rules.closing(w, CloseReason::Stopped { at_ms }));
-                w.closing = true;
-                w.id.clone()
-            });
+            .and_then(|w| rules.stop(w, at_ms, closings).then(|| w.id.clone()));
         if stopped.is_some() {
             self.inner
                 .flush(&mut guard, Timestamp::from_unix_ms(now), true)?;
@@ -977,6 +980,7 @@ impl Inner {
                 row: w.row,
                 id: w.public_id,
                 opened_ms: w.opened_ms,
+                start_ms: w.start_ms,
                 deadline_ms: w.deadline_ms,
                 points: w.points,
                 last_ts: w.last_ts,
@@ -1001,10 +1005,13 @@ impl Inner {
                     entry.window = Some(active);
                 }
                 OnRecover::Close(reason) => {
-                    let closing = self.rules.closing(&active, reason);
-                    tracing::info!(window = %active.id, status = %closing.status, "closing window left recording past its deadline");
-                    report.closed.push((active.id, closing.status));
-                    state.closings.push(closing);
+                    let mut active = active;
+                    let status = self
+                        .rules
+                        .close(&mut active, reason, &mut state.closings)
+                        .expect("a recovered window is not closing yet");
+                    tracing::info!(window = %active.id, %status, "closing window left recording past its deadline");
+                    report.closed.push((active.id, status));
                     let until = state
                         .recorded_until
                         .entry(w.resource.into_boxed_str())
@@ -1174,11 +1181,7 @@ impl Inner {
             });
         }
         for (i, (name, value)) in metrics.iter().enumerate() {
-            let key = match layout.get(i) {
-                _ if !value.is_finite() => Err("not a finite number"),
-                _ if value.abs() > validate::MAX_ABS_VALUE => {
-                    Err("too large (|value| over 1e300: its summary could overflow)")
-                }
+            let key = validate::value(value).and_then(|()| match layout.get(i) {
                 Some(&k) if names.is(k, name) => Ok(k),
                 _ if validate::metric_name(name) => match names.get(name) {
                     Some(k) => Ok(k),
@@ -1191,7 +1194,7 @@ impl Inner {
                         .ok_or(NAME_TABLE_FULL),
                 },
                 _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
-            };
+            });
             match key {
                 Ok(k) => scratch.push((k, value)),
                 Err(reason) => {
@@ -1278,18 +1281,15 @@ impl Inner {
         if let Some(w) = r.window.as_mut().filter(|w| !w.closing) {
             match self.rules.on_sample(w, ts) {
                 OnSample::CloseFirst => {
-                    closings.push(self.rules.closing(w, CloseReason::Deadline));
-                    w.closing = true;
+                    self.rules.close(w, CloseReason::Deadline, closings);
                 }
                 OnSample::Before => {}
                 take => {
                     pending.push(w.row, ts, scratch.iter().copied(), metadata);
-                    w.points += 1;
-                    w.last_ts = Some(ts);
+                    Lifecycle::take_point(w, ts);
                     r.recorded_until = r.recorded_until.max(Some(ts));
                     if take == OnSample::TakeLast {
-                        closings.push(self.rules.closing(w, CloseReason::PointLimit));
-                        w.closing = true;
+                        self.rules.close(w, CloseReason::PointLimit, closings);
                     }
                 }
             }
@@ -1507,10 +1507,8 @@ impl Inner {
             OnTrigger::Open { close_first } => {
                 if close_first {
                     let w = r.window.as_mut().expect("close_first needs a window");
-                    state
-                        .closings
-                        .push(self.rules.closing(w, CloseReason::Deadline));
-                    w.closing = true;
+                    self.rules
+                        .close(w, CloseReason::Deadline, &mut state.closings);
                     // The due window closes before the new one opens.
                     self.flush(state, now, false)?;
                 }
@@ -1560,34 +1558,36 @@ impl Inner {
         let points = taken.len();
         let last_ts = taken.last().map(|row| row.ts);
         drop(rows);
-        let limit = self.config.max_windows_per_resource_per_day;
-        let opened = writer.open_window(
+        let resource = Resource {
+            id,
+            name: r.name.as_deref(),
+            kind: r.kind.as_deref(),
+        };
+        if let Some(since) = self.rules.daily_limit_since(at_ms)
+            && !self
+                .rules
+                .daily_limit_allows(writer.opened_since(id, since)?)
+        {
+            let limit = self.config.max_windows_per_resource_per_day;
+            writer.suppress_trigger(resource, trigger, fired_ms)?;
+            tracing::info!(resource = %clip(id), trigger = %trigger.kind, limit, "trigger suppressed by the daily window limit");
+            return Err(Error::Suppressed {
+                resource: clip(id),
+                limit,
+            });
+        }
+        let (row, public_id) = writer.open_window(
             names,
             &crate::store::NewWindow {
-                resource: Resource {
-                    id,
-                    name: r.name.as_deref(),
-                    kind: r.kind.as_deref(),
-                },
+                resource,
                 trigger,
                 fired_ms: at_ms,
                 trigger_ms: fired_ms,
                 start_ms: opening.start_ms,
                 deadline_ms: opening.deadline_ms,
-                daily_limit: limit,
             },
             &pre,
         )?;
-        let (row, public_id) = match opened {
-            Opened::Window(row, public_id) => (row, public_id),
-            Opened::Suppressed => {
-                tracing::info!(resource = %clip(id), trigger = %trigger.kind, limit, "trigger suppressed by the daily window limit");
-                return Err(Error::Suppressed {
-                    resource: clip(id),
-                    limit,
-                });
-            }
-        };
         stats.points_written += points as u64;
         r.recorded_until = r.recorded_until.max(last_ts);
         tracing::info!(window = %public_id, trigger = %trigger.kind, buffered = points, "started incident recording");
@@ -1595,6 +1595,7 @@ impl Inner {
             row,
             id: public_id.clone(),
             opened_ms: at_ms,
+            start_ms: opening.start_ms,
             deadline_ms: opening.deadline_ms,
             points,
             last_ts,
@@ -1603,8 +1604,7 @@ impl Inner {
         };
         Lifecycle::note_trigger(&mut w, trigger.kind, trigger.id.as_deref(), fired_ms);
         if let Some(reason) = opening.close_at_once {
-            closings.push(self.rules.closing(&w, reason));
-            w.closing = true;
+            self.rules.close(&mut w, reason, closings);
         }
         let close_now = w.closing;
         r.window = Some(w);

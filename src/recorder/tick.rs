@@ -327,8 +327,7 @@ impl Inner {
         resources.retain(|id, r| {
             r.buffer.evict_through(cutoff);
             if let Some(w) = r.window.as_mut().filter(|w| rules.due_at_tick(w, now_ms)) {
-                closings.push(rules.closing(w, super::window::CloseReason::Deadline));
-                w.closing = true;
+                rules.close(w, super::window::CloseReason::Deadline, closings);
             }
             if r.window.is_some() {
                 if r.seen_tick != *tick {

@@ -26,6 +26,8 @@ pub(crate) struct Closing {
     pub(crate) window: WindowRow,
     /// Final status (not `Recording`).
     pub(crate) status: WindowStatus,
+    /// Start time, ms, as `recorder/window.rs` decided it.
+    pub(crate) start_ms: i64,
     /// End time, ms.
     pub(crate) end_ms: i64,
 }
@@ -208,14 +210,18 @@ impl CloserConn {
     }
 }
 
-/// Queues closes decided by the tick, in the tick's transaction.
+/// Queues closes decided by the tick, in the tick's transaction (the
+/// decided start goes into the window's row, where a queued close left for
+/// the next recorder finds it).
 pub(super) fn record_closes(tx: &Connection, closings: &[Closing]) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO window_closes (window_id, status, end_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (window_id) DO NOTHING",
     )?;
+    let mut start = tx.prepare_cached("UPDATE windows SET start_ms = ?2 WHERE id = ?1")?;
     for c in closings {
         stmt.execute(params![c.window, c.status.as_str(), c.end_ms])?;
+        start.execute(params![c.window, c.start_ms])?;
     }
     Ok(())
 }
@@ -224,20 +230,26 @@ pub(super) fn record_closes(tx: &Connection, closings: &[Closing]) -> Result<()>
 /// crashed before its closer got to them), oldest window first.
 fn pending_closes(conn: &Connection) -> Result<Vec<Closing>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT c.window_id, c.status, c.end_ms FROM window_closes c
+        "SELECT c.window_id, c.status, c.end_ms, w.start_ms FROM window_closes c
          JOIN windows w ON w.id = c.window_id
          WHERE w.status = 'recording'
          ORDER BY c.window_id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, WindowRow>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        Ok((
+            r.get::<_, WindowRow>(0)?,
+            r.get::<_, String>(1)?,
+            r.get(2)?,
+            r.get(3)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (window, status, end_ms) = row?;
+        let (window, status, end_ms, start_ms) = row?;
         out.push(Closing {
             window,
             status: status.parse()?,
+            start_ms,
             end_ms,
         });
     }
@@ -321,7 +333,7 @@ pub(super) fn finish(tx: &Connection, c: &Closing, s: &Summary) -> Result<()> {
     let changed = tx
         .prepare_cached(
             "UPDATE windows SET status = ?2, end_ms = ?3, summary_points = ?4, duration_ms = ?5,
-                                start_ms = min(start_ms, coalesce(?6, start_ms)),
+                                start_ms = ?6,
                                 recent_from = NULL
              WHERE id = ?1 AND status = 'recording'",
         )?
@@ -331,7 +343,7 @@ pub(super) fn finish(tx: &Connection, c: &Closing, s: &Summary) -> Result<()> {
             c.end_ms,
             s.span.map(|_| s.points),
             s.span.map(|(first, last)| last - first),
-            s.span.map(|(first, _)| first),
+            c.start_ms,
         ])?;
     tx.prepare_cached("DELETE FROM window_closes WHERE window_id = ?1")?
         .execute([c.window])?;
@@ -436,7 +448,7 @@ mod tests {
     use super::*;
     use crate::model::{Resource, Trigger};
     use crate::names::MetricNames;
-    use crate::store::{NewWindow, Opened, PointBatch, Samples, Store};
+    use crate::store::{NewWindow, PointBatch, Samples, Store};
 
     /// Windows recorded together (their journal points interleave) close
     /// with exactly their own points: `a` sealed part way while recording,
@@ -459,10 +471,9 @@ mod tests {
                 trigger_ms: 0,
                 start_ms: 0,
                 deadline_ms: 1_000_000,
-                daily_limit: 0,
             };
             match writer.open_window(&names, &new, &Samples::default()) {
-                Ok(Opened::Window(row, _)) => row,
+                Ok((row, _)) => row,
                 other => panic!("{other:?}"),
             }
         };
@@ -483,6 +494,7 @@ mod tests {
         let closings = windows.map(|window| Closing {
             window,
             status: WindowStatus::Complete,
+            start_ms: 0,
             end_ms: 200_000,
         });
         let handoff = writer
