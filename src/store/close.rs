@@ -58,7 +58,7 @@ pub(crate) struct Summary {
 
 /// Computes what closing a window writes, from all its points (in
 /// time order), its trigger time and the names of its metrics.
-pub(crate) type Summarize<'a> =
+pub(crate) type CloseSummary<'a> =
     dyn FnMut(&WindowPoints, i64, &[(MetricId, String)]) -> Summary + 'a;
 
 /// The closer's work inside one of its transactions: any number of seals
@@ -109,14 +109,14 @@ impl CloseWork<'_> {
     }
 
     /// Closes `c`: seals what is left of it in the journal (read through
-    /// `known` if it covers it), computes its summary with `summarize` from
+    /// `known` if it covers it), computes its summary with `close_summary` from
     /// all its points, and writes that with its final status. Returns false
     /// if it was closed already or is gone.
     pub(crate) fn close_window(
         &self,
         c: &Closing,
         known: Option<&Known>,
-        summarize: &mut Summarize<'_>,
+        close_summary: &mut CloseSummary<'_>,
     ) -> Result<bool> {
         let tx = self.tx;
         let Some(at) = whereabouts(tx, c.window)? else {
@@ -138,7 +138,7 @@ impl CloseWork<'_> {
         for run in all.values.chunk_by(|a, b| a.0 == b.0) {
             names.push((run[0].0, metric_name(tx, run[0].0)?));
         }
-        let summary = summarize(&all, at.opened_ms, &names);
+        let summary = close_summary(&all, at.opened_ms, &names);
         finish(tx, c, &summary)?;
         Ok(true)
     }
@@ -167,9 +167,9 @@ impl CloserConn {
         &mut self,
         c: &Closing,
         known: Option<&Known>,
-        summarize: &mut Summarize<'_>,
+        close_summary: &mut CloseSummary<'_>,
     ) -> Result<bool> {
-        self.work(|w| w.close_window(c, known, summarize))
+        self.work(|w| w.close_window(c, known, close_summary))
     }
 
     /// The closes queued and not done, oldest window first.
