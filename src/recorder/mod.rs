@@ -174,6 +174,9 @@ struct State {
     /// The recorder's time, ms: the newest its clock has shown. Never goes
     /// back.
     time_ms: i64,
+    /// The recorder's time at the last commit that succeeded: with a
+    /// `commit_interval`, the next is due that long after it.
+    committed_ms: i64,
     /// Commits that failed since the last that succeeded.
     failing: u64,
     /// How full the metric name table is, and its log (see `reclaim.rs`).
@@ -418,6 +421,7 @@ impl IncidentRecorder {
                 detections: Vec::new(),
                 listing: tick::ListingMemo::default(),
                 time_ms: i64::MIN,
+                committed_ms: i64::MIN,
                 failing: 0,
                 recorded_until: HashMap::default(),
                 name_table: reclaim::NameTable::default(),
@@ -549,7 +553,9 @@ impl IncidentRecorder {
 
     /// Adds a sample the host took itself (push mode): it goes into the
     /// resource's buffer and, if a window is open, into the window (committed
-    /// before this returns). Values that are NaN or infinite are dropped and
+    /// before this returns, or with a
+    /// [`commit_interval`](RecorderConfig::commit_interval) by the first
+    /// push or tick that finds it due). Values that are NaN or infinite are dropped and
     /// counted in [`RecorderStats::rejected_values`]; the rest is kept.
     pub fn push_sample<'a>(
         &self,
@@ -573,11 +579,13 @@ impl IncidentRecorder {
             None,
             None,
         )?;
-        self.inner.flush(&mut state, now, false)
+        self.inner.commit_when_due(&mut state, now)
     }
 
-    /// Adds many samples with one commit: the fast path for bulk ingest.
-    /// Invalid samples are skipped and reported; the others are kept.
+    /// Adds many samples with one commit (or none, with a
+    /// [`commit_interval`](RecorderConfig::commit_interval) not yet due):
+    /// the fast path for bulk ingest. Invalid samples are skipped and
+    /// reported; the others are kept.
     pub fn push_samples<'a>(
         &self,
         samples: impl IntoIterator<Item = Sample<'a>>,
@@ -612,7 +620,7 @@ impl IncidentRecorder {
             }
         }
         self.inner.reclaim_names(&mut state);
-        self.inner.flush(&mut state, now, false)?;
+        self.inner.commit_when_due(&mut state, now)?;
         Ok(report)
     }
 
@@ -1075,6 +1083,17 @@ impl Inner {
         writer.save_state(Timestamp::now().as_unix_ms(), now, buffers)
     }
 
+    /// Commits what is pending (as [`flush`](Self::flush)) if the commit
+    /// interval has passed since the last commit, or at every call without
+    /// one; else it stays pending, as after a failed commit.
+    fn commit_when_due(&self, state: &mut State, now: Timestamp) -> Result<()> {
+        let interval = crate::model::duration_ms(self.config.commit_interval);
+        if interval > 0 && now.as_unix_ms() < state.committed_ms.saturating_add(interval) {
+            return Ok(());
+        }
+        self.flush(state, now, false)
+    }
+
     /// Commits pending points and closings (and trims, if windows closed or
     /// `trim` is set). On failure everything stays queued for the next call.
     fn flush(&self, state: &mut State, now: Timestamp, trim: bool) -> Result<()> {
@@ -1093,10 +1112,12 @@ impl Inner {
             stats,
             resources,
             failing,
+            committed_ms,
             ..
         } = state;
         match writer.commit(names, pending, closings) {
             Ok(handoff) => {
+                *committed_ms = now.as_unix_ms();
                 self.closer.submit(handoff, trim);
                 if *failing > 0 {
                     tracing::info!(
