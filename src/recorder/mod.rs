@@ -15,10 +15,14 @@
 //! pending batch; then it closes windows that are due and commits everything
 //! in one transaction. If the commit fails (a full disk), the pending points
 //! stay queued and the next commit retries them; windows stop taking points
-//! at their limit, so the queue stays bounded.
+//! at their limit, so the queue stays bounded. With a
+//! [`RecorderConfig::commit_interval`], ticks and pushes leave the batch
+//! queued the same way until the interval has passed since the last commit.
 //!
-//! Every decision about a window's life (open, extend, resolve, close, end
-//! time) is made in [`window`]; this module applies them.
+//! Every decision about a window's life (open, extend, resolve, stop, close,
+//! status, start and end time, the daily limit) is made in [`window`]; this
+//! module applies them, and queues a close only through
+//! `Lifecycle::close`.
 //!
 //! # Time
 //!
