@@ -146,17 +146,21 @@ fn a_stop_by_id_applies_to_a_window_open_at_its_time_as_a_stop_by_resource_does(
 
 /// A point older than a window's start (a resource whose samples lag its
 /// trigger) moves the start back to it: the closed window starts at its
-/// first point.
+/// first point, also when a restart came in between.
 #[test]
 fn a_window_starts_at_its_first_point_even_one_that_came_after_the_trigger() {
-    let rig = Rig::memory(small_config());
+    let rig = Rig::file(small_config());
     rig.clock.set(t(30));
     let id = rig.start("vm", Trigger::manual()); // nothing buffered: starts at 30 s
-    for s in [25, 30, 35] {
+    for s in [25, 30] {
         rig.recorder
             .push_sample("vm", t(s), Metrics::new().with("cpu", 1.0), None)
             .unwrap();
     }
+    let rig = rig.reopen();
+    rig.recorder
+        .push_sample("vm", t(35), Metrics::new().with("cpu", 1.0), None)
+        .unwrap();
     rig.recorder.stop_recording(&id).unwrap();
     let w = rig.recorder.window(&id).unwrap().unwrap();
     assert_eq!(w.data_points.len(), 3);

@@ -165,6 +165,9 @@ struct State {
     pending: PointBatch,
     /// Windows to close at the next commit.
     closings: Vec<Closing>,
+    /// Starts of recording windows moved back by a point older than them
+    /// (see `window.rs`), written just before the next commit.
+    moved_starts: Vec<(crate::store::WindowRow, i64)>,
     stats: RecorderStats,
     /// Tick counter, used to mark which resources the provider still lists.
     tick: u64,
@@ -419,6 +422,7 @@ impl IncidentRecorder {
                 resources: HashMap::default(),
                 pending: PointBatch::default(),
                 closings: Vec::new(),
+                moved_starts: Vec::new(),
                 stats: RecorderStats::default(),
                 tick: 0,
                 scratch: Vec::new(),
@@ -1117,10 +1121,19 @@ impl Inner {
             resources,
             failing,
             committed_ms,
+            moved_starts,
             ..
         } = state;
-        match writer.commit(names, pending, closings) {
+        // Before the points that moved them (a window never starts after its
+        // first point); again after a failed commit (it is idempotent).
+        let moved = if moved_starts.is_empty() {
+            Ok(())
+        } else {
+            writer.move_starts(moved_starts)
+        };
+        match moved.and_then(|()| writer.commit(names, pending, closings)) {
             Ok(handoff) => {
+                moved_starts.clear();
                 *committed_ms = now.as_unix_ms();
                 self.closer.submit(handoff, trim);
                 if *failing > 0 {
@@ -1271,6 +1284,7 @@ impl Inner {
             resources,
             pending,
             closings,
+            moved_starts,
             stats,
             scratch,
             detections,
@@ -1311,7 +1325,9 @@ impl Inner {
                 OnSample::Before => {}
                 take => {
                     pending.push(w.row, ts, scratch.iter().copied(), metadata);
-                    Lifecycle::take_point(w, ts);
+                    if let Some(start_ms) = Lifecycle::take_point(w, ts) {
+                        moved_starts.push((w.row, start_ms));
+                    }
                     r.recorded_until = r.recorded_until.max(Some(ts));
                     if take == OnSample::TakeLast {
                         self.rules.close(w, CloseReason::PointLimit, closings);

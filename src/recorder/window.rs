@@ -39,8 +39,8 @@
 //! A window starts at its first buffered point, or at its trigger's time
 //! with none; a point taken later with an earlier time (a resource whose
 //! samples lag the trigger) moves the start back to it
-//! ([`Lifecycle::take_point`]). [`Closing::start_ms`] carries that start to
-//! the store.
+//! ([`Lifecycle::take_point`]; the recorder writes the move before the
+//! point's commit). [`Closing::start_ms`] carries the start to the store.
 //!
 //! # Stops
 //!
@@ -312,11 +312,15 @@ impl Lifecycle {
     }
 
     /// Notes a point at `ts` that `w` took: counted, its newest time, and
-    /// its start moved back to `ts` if that is earlier.
-    pub(super) fn take_point(w: &mut ActiveWindow, ts: i64) {
+    /// its start moved back to `ts` if that is earlier; returns the new
+    /// start if it moved.
+    pub(super) fn take_point(w: &mut ActiveWindow, ts: i64) -> Option<i64> {
         w.points += 1;
         w.last_ts = w.last_ts.max(Some(ts));
-        w.start_ms = w.start_ms.min(ts);
+        (ts < w.start_ms).then(|| {
+            w.start_ms = ts;
+            ts
+        })
     }
 
     /// Where the daily limit counts from for a window opening at `at_ms`:
@@ -700,11 +704,11 @@ mod tests {
     fn a_point_older_than_the_start_moves_the_start_back() {
         let r = rules(false);
         let mut w = window(100_000); // starts at -10 s, newest point 2 s
-        Lifecycle::take_point(&mut w, 3_000);
+        assert_eq!(Lifecycle::take_point(&mut w, 3_000), None);
         assert_eq!((w.points, w.last_ts, w.start_ms), (4, Some(3_000), -10_000));
         // A lagging resource's sample from before the start (and after its
         // pre window): taken, and the window starts there.
-        Lifecycle::take_point(&mut w, -30_000);
+        assert_eq!(Lifecycle::take_point(&mut w, -30_000), Some(-30_000));
         assert_eq!((w.points, w.last_ts, w.start_ms), (5, Some(3_000), -30_000));
         assert_eq!(r.closing(&w, CloseReason::Deadline).start_ms, -30_000);
     }

@@ -210,18 +210,14 @@ impl CloserConn {
     }
 }
 
-/// Queues closes decided by the tick, in the tick's transaction (the
-/// decided start goes into the window's row, where a queued close left for
-/// the next recorder finds it).
+/// Queues closes decided by the tick, in the tick's transaction.
 pub(super) fn record_closes(tx: &Connection, closings: &[Closing]) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO window_closes (window_id, status, end_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (window_id) DO NOTHING",
     )?;
-    let mut start = tx.prepare_cached("UPDATE windows SET start_ms = ?2 WHERE id = ?1")?;
     for c in closings {
         stmt.execute(params![c.window, c.status.as_str(), c.end_ms])?;
-        start.execute(params![c.window, c.start_ms])?;
     }
     Ok(())
 }

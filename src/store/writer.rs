@@ -31,7 +31,7 @@ pub(crate) struct RecoveredWindow {
     pub(crate) public_id: WindowId,
     pub(crate) resource: String,
     pub(crate) opened_ms: i64,
-    /// Its start as last written (at open, or by a queued close).
+    /// Its start (see [`Writer::move_starts`]).
     pub(crate) start_ms: i64,
     pub(crate) deadline_ms: i64,
     pub(crate) points: usize,
@@ -362,6 +362,23 @@ impl Writer {
         // Its resource's cached spans end where it starts now.
         self.replay.clear();
         Ok(opened)
+    }
+
+    /// Moves the start of recording windows back (window, new start): a
+    /// point older than its start was taken (see `recorder/window.rs`).
+    /// Written before the commit of that point, so a window never starts
+    /// after its first point, and a window resumed after a restart starts
+    /// where it did.
+    pub(crate) fn move_starts(&mut self, starts: &[(WindowRow, i64)]) -> Result<()> {
+        self.transaction(|tx, _, _| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE windows SET start_ms = ?2 WHERE id = ?1 AND status = 'recording'",
+            )?;
+            for (window, start_ms) in starts {
+                stmt.execute(params![window, start_ms])?;
+            }
+            Ok(())
+        })
     }
 
     /// Records a trigger that extends an open window to `deadline_ms`.
