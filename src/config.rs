@@ -86,7 +86,8 @@ pub struct RecorderConfig {
     /// fewer bytes. Points wait in memory until then (as they do while
     /// another program holds the write lock), so a crash loses at most this
     /// much of them; a clean stop ([`IncidentRecorder::stop`](crate::IncidentRecorder::stop),
-    /// or drop) commits them, and so do closing a window by
+    /// or drop) commits them, and so do
+    /// [`sync`](crate::IncidentRecorder::sync), closing a window by
     /// `stop_recording`, a replayed sample that must be checked against the
     /// database, and a window that closes before another opens. Memory: the
     /// points of every open window over this long. Default 0: every tick.

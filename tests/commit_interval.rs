@@ -49,6 +49,12 @@ fn ticks_commit_once_the_interval_passed_and_a_clean_stop_loses_nothing() {
         9,
         "the clean stop committed the waiting points"
     );
+    rig.recorder
+        .set_metrics_provider(Scripted::counting(&["vm"]));
+    rig.ticks(1, secs(5));
+    assert_eq!(points(&rig, &id), 9);
+    rig.recorder.sync().unwrap();
+    assert_eq!(points(&rig, &id), 10, "sync commits what waits");
 }
 
 #[test]

@@ -748,8 +748,14 @@ impl IncidentRecorder {
     /// windows themselves (briefly); call this before reading the database
     /// through another connection (your own SQLite handle on the file). It
     /// waits as long as the work goes on; it fails if the database stays
-    /// locked by another program for 10 s (the work is done later).
+    /// locked by another program for 10 s (the work is done later). Points
+    /// and closes waiting for a [`commit_interval`](RecorderConfig::commit_interval)
+    /// are committed first.
     pub fn sync(&self) -> Result<()> {
+        let mut state = self.inner.state();
+        let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
+        self.inner.flush(&mut state, now, false)?;
+        drop(state);
         self.wait_for_closer(true)
     }
 
@@ -1022,12 +1028,12 @@ impl Inner {
                 }
                 OnRecover::Close(reason) => {
                     let mut active = active;
-                    let status = self
-                        .rules
-                        .close(&mut active, reason, &mut state.closings)
-                        .expect("a recovered window is not closing yet");
-                    tracing::info!(window = %active.id, %status, "closing window left recording past its deadline");
-                    report.closed.push((active.id, status));
+                    // A recovered window is not closing yet: this queues it.
+                    if let Some(status) = self.rules.close(&mut active, reason, &mut state.closings)
+                    {
+                        tracing::info!(window = %active.id, %status, "closing window left recording past its deadline");
+                        report.closed.push((active.id, status));
+                    }
                     let until = state
                         .recorded_until
                         .entry(w.resource.into_boxed_str())
