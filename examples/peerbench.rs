@@ -12,7 +12,8 @@
 //! `complete`, `persist`) plus Rust-only ones: `read` (queries), `ingest` (bulk
 //! `push_samples` against raw rusqlite on the same rows), `storm` (the tick
 //! in which `--disk-active` windows recorded together all close) and `disk`
-//! (bytes written per recorded point). Heap per point needs a counting allocator,
+//! (bytes written per recorded point; `--commit-interval 0,30` compares
+//! `commit_interval`s). Heap per point needs a counting allocator,
 //! which would slow everything here: see `examples/heap.rs`.
 
 #[path = "../benches/support/mod.rs"]
@@ -60,6 +61,9 @@ struct Args {
     /// disk: measured ticks
     #[arg(long, default_value_t = 1000)]
     disk_ticks: usize,
+    /// disk: `commit_interval`s to measure, in seconds (0: every tick)
+    #[arg(long, default_value = "0", value_delimiter = ',')]
+    commit_interval: Vec<u64>,
     /// which benches to run
     #[arg(
         long,
@@ -498,14 +502,20 @@ fn bench_storm(a: &Args, act: usize) {
 /// Disk bytes written per recorded point: `act` windows kept recording (a new
 /// one opens as others complete), `disk_ticks` ticks, then a final
 /// checkpoint, so every byte the points cost (WAL frames and the checkpoint
-/// into the database file) is counted.
-fn bench_disk(a: &Args, act: usize) {
-    progress(format!("disk A={act} ticks={}", a.disk_ticks));
+/// into the database file) is counted. With a `commit_interval` of
+/// `interval_s`, the points counted are those committed in the measured
+/// ticks (those still waiting at the end are neither written nor counted).
+fn bench_disk(a: &Args, act: usize, interval_s: u64) {
+    progress(format!(
+        "disk A={act} ticks={} commit_interval={interval_s}s",
+        a.disk_ticks
+    ));
     let r = (2 * act).max(100);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = support::temp_db(&dir);
     let config = RecorderConfig {
         max_windows: 1_000_000,
+        commit_interval: Duration::from_secs(interval_s),
         ..RecorderConfig::with_db_path(&path)
     };
     let post_ticks = (config.post_incident_window.as_secs() / 5) as usize;
@@ -551,6 +561,7 @@ fn bench_disk(a: &Args, act: usize) {
         vec![
             ("R", V::N(r as f64)),
             ("A", V::N(act as f64)),
+            ("commit_interval_s", V::N(interval_s as f64)),
             ("active_at_end", V::N(active as f64)),
             ("ticks", V::N(a.disk_ticks as f64)),
             ("points", V::N(points)),
@@ -611,7 +622,9 @@ fn main() {
     }
     if only("disk") {
         for &act in &a.disk_active {
-            bench_disk(&a, act);
+            for &interval in &a.commit_interval {
+                bench_disk(&a, act, interval);
+            }
         }
     }
 }

@@ -81,6 +81,17 @@ pub struct RecorderConfig {
     /// told otherwise. Default 0: none beyond `max_source_lag`, so a
     /// recorder nobody notifies late keeps buffers of the seed's size.
     pub notification_allowance: Duration,
+    /// Commit at most every this long (on the recorder's clock) instead of
+    /// at every tick or push, for flash storage: fewer, larger commits write
+    /// fewer bytes. Points wait in memory until then (as they do while
+    /// another program holds the write lock), so a crash loses at most this
+    /// much of them; a clean stop ([`IncidentRecorder::stop`](crate::IncidentRecorder::stop),
+    /// or drop) commits them, and so do
+    /// [`sync`](crate::IncidentRecorder::sync), closing a window by
+    /// `stop_recording`, a replayed sample that must be checked against the
+    /// database, and a window that closes before another opens. Memory: the
+    /// points of every open window over this long. Default 0: every tick.
+    pub commit_interval: Duration,
 }
 
 impl RecorderConfig {
@@ -164,6 +175,7 @@ impl Default for RecorderConfig {
             max_source_lag: Duration::ZERO,
             max_resources: Self::DEFAULT_MAX_RESOURCES,
             notification_allowance: Duration::ZERO,
+            commit_interval: Duration::ZERO,
         }
     }
 }

@@ -373,7 +373,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The recorder is shutting down or its state was poisoned by a panic.
+    /// The operation cannot be done now or by this handle; the message says
+    /// why: the store was opened read-only, closing work waits for a database
+    /// that is locked or full, the migration history cannot be read, or the
+    /// fleet pusher hit an internal error (it retries).
     #[error("recorder is unavailable: {0}")]
     Unavailable(&'static str),
 }

@@ -88,6 +88,7 @@ mod store;
 pub mod summary;
 mod validate;
 pub mod web;
+mod window_rules;
 
 pub use anomaly::AnomalyConfig;
 pub use clock::{Clock, InputClock, ManualClock, SystemClock};

@@ -5,6 +5,11 @@
 //! The seed seeded peaks and lows from the *first point only*, so a metric
 //! absent from it started at 0 (wrong for negative or late metrics); here every
 //! statistic starts from the metric's own first value.
+//!
+//! [`summarize`] is the one function of that name: a window's statistics
+//! from its points, as a live read shows them. Closing a window computes the
+//! same statistics with [`metric_stats`] and adds its anomalies
+//! (`close_summary` in `recorder/closer.rs`).
 
 use std::collections::BTreeMap;
 

@@ -43,6 +43,18 @@ pub(crate) const MAX_VALUES_PER_SAMPLE: usize = 4096;
 /// would not import back).
 pub(crate) const MAX_ABS_VALUE: f64 = 1e300;
 
+/// The value rule, the same for a sample, an import and a saved buffer: a
+/// finite number of magnitude at most [`MAX_ABS_VALUE`]. `Err` says why not.
+pub(crate) fn value(v: f64) -> std::result::Result<(), &'static str> {
+    if !v.is_finite() {
+        Err("not a finite number")
+    } else if v.abs() > MAX_ABS_VALUE {
+        Err("too large (|value| over 1e300: its summary could overflow)")
+    } else {
+        Ok(())
+    }
+}
+
 /// Longest accepted trigger id, in bytes.
 pub(crate) const MAX_TRIGGER_ID_BYTES: usize = 1024;
 
@@ -156,4 +168,23 @@ pub(crate) fn metadata(
         });
     }
     Ok(Some(text.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_value_is_a_finite_number_of_magnitude_at_most_1e300() {
+        for ok in [0.0, -1.5, 1e300, -1e300, f64::MIN_POSITIVE] {
+            assert_eq!(super::value(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1.0001e300,
+            -f64::MAX,
+        ] {
+            assert!(super::value(bad).is_err(), "{bad}");
+        }
+    }
 }

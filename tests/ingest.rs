@@ -331,6 +331,30 @@ fn a_file_split_anywhere_gives_the_same_windows_as_one_ingest() {
     }
 }
 
+/// `--commit-interval` changes when points are committed, never what is
+/// recorded: the end of each ingest commits what waits.
+#[test]
+fn a_commit_interval_gives_the_same_windows_whole_or_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = feed(900);
+    let every = dir.path().join("every.db");
+    ingest_ok(&every, &OPTS, &lines);
+    let expected = dump(&every);
+    let opts = [&OPTS[..], &["--commit-interval", "2m"]].concat();
+    let spaced = dir.path().join("spaced.db");
+    ingest_ok(&spaced, &opts, &lines);
+    let got = dump(&spaced);
+    assert!(expected == got, "{}", diff(&expected, &got));
+    let chunked = dir.path().join("chunked.db");
+    let mut from = 0;
+    for cut in [100, 230, lines.len()] {
+        ingest_ok(&chunked, &opts, &lines[from..cut]);
+        from = cut;
+    }
+    let got = dump(&chunked);
+    assert!(expected == got, "in chunks: {}", diff(&expected, &got));
+}
+
 #[test]
 fn finish_closes_only_the_windows_of_resources_in_its_input() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,3 +107,63 @@ fn dropping_a_running_recorder_stops_its_thread() {
     drop(again);
     assert_eq!(p.calls("a"), after_drop);
 }
+
+/// A stop by window id follows the rule of a stop by resource: it applies to
+/// a window that was open at the stop's time (by id, an earlier stop is
+/// refused rather than closing the window at a time it did not exist).
+#[test]
+fn a_stop_by_id_applies_to_a_window_open_at_its_time_as_a_stop_by_resource_does() {
+    let rig = Rig::memory(small_config());
+    rig.clock.set(t(20));
+    for s in [0, 5, 10, 15, 20] {
+        rig.recorder
+            .push_sample("vm", t(s), Metrics::new().with("cpu", s as f64), None)
+            .unwrap();
+    }
+    let id = rig
+        .recorder
+        .start_recording_at("vm", Trigger::manual(), t(10))
+        .unwrap();
+    let err = rig.recorder.stop_recording_at(&id, Some(t(5))).unwrap_err();
+    assert!(
+        matches!(err, incident_recorder::Error::InvalidTimestamp { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        rig.recorder.stop_resource_at("vm", Some(t(5))).unwrap(),
+        None
+    );
+    assert_eq!(rig.recorder.recording_window("vm"), Some(id.clone()));
+    rig.recorder.stop_recording_at(&id, Some(t(12))).unwrap();
+    let w = rig.recorder.window(&id).unwrap().unwrap();
+    assert_eq!(w.status, incident_recorder::WindowStatus::Complete);
+    assert_eq!(
+        w.end_time,
+        Some(t(20)),
+        "its last point, later than the stop"
+    );
+}
+
+/// A point older than a window's start (a resource whose samples lag its
+/// trigger) moves the start back to it: the closed window starts at its
+/// first point, also when a restart came in between.
+#[test]
+fn a_window_starts_at_its_first_point_even_one_that_came_after_the_trigger() {
+    let rig = Rig::file(small_config());
+    rig.clock.set(t(30));
+    let id = rig.start("vm", Trigger::manual()); // nothing buffered: starts at 30 s
+    for s in [25, 30] {
+        rig.recorder
+            .push_sample("vm", t(s), Metrics::new().with("cpu", 1.0), None)
+            .unwrap();
+    }
+    let rig = rig.reopen();
+    rig.recorder
+        .push_sample("vm", t(35), Metrics::new().with("cpu", 1.0), None)
+        .unwrap();
+    rig.recorder.stop_recording(&id).unwrap();
+    let w = rig.recorder.window(&id).unwrap().unwrap();
+    assert_eq!(w.data_points.len(), 3);
+    assert_eq!(w.start_time, t(25));
+    assert_eq!(w.end_time, Some(t(35)));
+}

@@ -121,7 +121,7 @@ impl RingBuffer {
             for _ in 0..n {
                 let key = *keys.get(r.u32()? as usize)?;
                 let v = f64::from_bits(r.u64()?);
-                if !v.is_finite() || values.iter().any(|(k, _)| *k == key) {
+                if crate::validate::value(v).is_err() || values.iter().any(|(k, _)| *k == key) {
                     return None;
                 }
                 values.push((key, v));
@@ -162,6 +162,19 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_value_outside_the_value_rule_makes_the_buffer_unreadable() {
+        let mut names = MetricNames::default();
+        let cpu = names.intern("cpu").unwrap();
+        for bad in [f64::MAX, -1.5e300] {
+            let mut b = RingBuffer::new(4, 100);
+            b.push(1, &[(cpu, bad)], None, &mut names);
+            let bytes = b.save(&names);
+            let mut fresh = MetricNames::default();
+            assert!(RingBuffer::restore(&bytes, &mut fresh, 4, 100, 0).is_none());
+        }
+    }
+
+    #[test]
     fn a_saved_buffer_restores_its_rows_values_and_metadata_after_the_cutoff() {
         for sparse in [false, true] {
             let mut names = MetricNames::default();
@@ -173,7 +186,7 @@ mod tests {
                 let mut values: Vec<(MetricKey, f64)> = if ts % 2 == 0 {
                     vec![(cpu, ts as f64 + 0.1), (mem, -0.0)]
                 } else {
-                    vec![(mem, f64::MAX)]
+                    vec![(mem, crate::validate::MAX_ABS_VALUE)]
                 };
                 if sparse {
                     values.push((names.intern(&format!("x{ts}")).unwrap(), 1.0));

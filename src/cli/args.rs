@@ -119,6 +119,12 @@ pub struct WindowOptions {
     /// At most this many closed windows are kept.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_windows: u32,
+    /// Commit at most every DURATION instead of every tick (0s: every
+    /// tick), for flash storage: fewer bytes written. Points wait in memory
+    /// until then, so a crash loses at most this much; a clean stop
+    /// commits them.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration::parse)]
+    pub commit_interval: Duration,
 }
 
 impl WindowOptions {
@@ -133,6 +139,7 @@ impl WindowOptions {
             max_windows: self.max_windows as usize,
             retention: self.retention,
             db_path: Some(db.to_path_buf()),
+            commit_interval: self.commit_interval,
             ..RecorderConfig::default()
         }
     }

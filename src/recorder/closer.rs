@@ -423,7 +423,7 @@ impl Item<'_> {
             Item::Seal(window, known, upto) => work.seal_window(*window, Some(known), Some(*upto)),
             Item::Close(c, known) => {
                 work.close_window(c, *known, &mut |points, opened_ms, names| {
-                    summarize(points, opened_ms, names, anomaly)
+                    close_summary(points, opened_ms, names, anomaly)
                 })
             }
         }
@@ -432,7 +432,7 @@ impl Item<'_> {
 
 /// What closing a window writes, from all its points: per-metric statistics
 /// and the anomalies against its pre-incident baseline. Pure.
-fn summarize(
+fn close_summary(
     points: &WindowPoints,
     opened_ms: i64,
     names: &[(MetricId, String)],

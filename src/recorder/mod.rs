@@ -15,10 +15,14 @@
 //! pending batch; then it closes windows that are due and commits everything
 //! in one transaction. If the commit fails (a full disk), the pending points
 //! stay queued and the next commit retries them; windows stop taking points
-//! at their limit, so the queue stays bounded.
+//! at their limit, so the queue stays bounded. With a
+//! [`RecorderConfig::commit_interval`], ticks and pushes leave the batch
+//! queued the same way until the interval has passed since the last commit.
 //!
-//! Every decision about a window's life (open, extend, resolve, close, end
-//! time) is made in [`window`]; this module applies them.
+//! Every decision about a window's life (open, extend, resolve, stop, close,
+//! status, start and end time, the daily limit) is made in [`window`]; this
+//! module applies them, and queues a close only through
+//! `Lifecycle::close`.
 //!
 //! # Time
 //!
@@ -66,7 +70,7 @@ use crate::error::{Error, Result, clip};
 use crate::model::{IncidentWindow, Metrics, Resource, Timestamp, Trigger, WindowId, WindowStatus};
 use crate::names::{MetricKey, MetricNames};
 use crate::provider::MetricsProvider;
-use crate::store::{Closing, Opened, PointBatch, Recorded, Samples, Store, WindowFilter, Writer};
+use crate::store::{Closing, PointBatch, Recorded, Samples, Store, WindowFilter, Writer};
 use tick::ProviderSlot;
 use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
 
@@ -161,6 +165,9 @@ struct State {
     pending: PointBatch,
     /// Windows to close at the next commit.
     closings: Vec<Closing>,
+    /// Starts of recording windows moved back by a point older than them
+    /// (see `window.rs`), written just before the next commit.
+    moved_starts: Vec<(crate::store::WindowRow, i64)>,
     stats: RecorderStats,
     /// Tick counter, used to mark which resources the provider still lists.
     tick: u64,
@@ -174,6 +181,9 @@ struct State {
     /// The recorder's time, ms: the newest its clock has shown. Never goes
     /// back.
     time_ms: i64,
+    /// The recorder's time at the last commit that succeeded: with a
+    /// `commit_interval`, the next is due that long after it.
+    committed_ms: i64,
     /// Commits that failed since the last that succeeded.
     failing: u64,
     /// How full the metric name table is, and its log (see `reclaim.rs`).
@@ -412,12 +422,14 @@ impl IncidentRecorder {
                 resources: HashMap::default(),
                 pending: PointBatch::default(),
                 closings: Vec::new(),
+                moved_starts: Vec::new(),
                 stats: RecorderStats::default(),
                 tick: 0,
                 scratch: Vec::new(),
                 detections: Vec::new(),
                 listing: tick::ListingMemo::default(),
                 time_ms: i64::MIN,
+                committed_ms: i64::MIN,
                 failing: 0,
                 recorded_until: HashMap::default(),
                 name_table: reclaim::NameTable::default(),
@@ -549,7 +561,9 @@ impl IncidentRecorder {
 
     /// Adds a sample the host took itself (push mode): it goes into the
     /// resource's buffer and, if a window is open, into the window (committed
-    /// before this returns). Values that are NaN or infinite are dropped and
+    /// before this returns, or with a
+    /// [`commit_interval`](RecorderConfig::commit_interval) by the first
+    /// push or tick that finds it due). Values that are NaN or infinite are dropped and
     /// counted in [`RecorderStats::rejected_values`]; the rest is kept.
     pub fn push_sample<'a>(
         &self,
@@ -573,11 +587,13 @@ impl IncidentRecorder {
             None,
             None,
         )?;
-        self.inner.flush(&mut state, now, false)
+        self.inner.commit_when_due(&mut state, now)
     }
 
-    /// Adds many samples with one commit: the fast path for bulk ingest.
-    /// Invalid samples are skipped and reported; the others are kept.
+    /// Adds many samples with one commit (or none, with a
+    /// [`commit_interval`](RecorderConfig::commit_interval) not yet due):
+    /// the fast path for bulk ingest. Invalid samples are skipped and
+    /// reported; the others are kept.
     pub fn push_samples<'a>(
         &self,
         samples: impl IntoIterator<Item = Sample<'a>>,
@@ -612,7 +628,7 @@ impl IncidentRecorder {
             }
         }
         self.inner.reclaim_names(&mut state);
-        self.inner.flush(&mut state, now, false)?;
+        self.inner.commit_when_due(&mut state, now)?;
         Ok(report)
     }
 
@@ -683,7 +699,10 @@ impl IncidentRecorder {
     }
 
     /// [`stop_recording`](Self::stop_recording) at `at` (now if `None`): the
-    /// window ends at that time, or at its last point if that is later.
+    /// window ends at that time, or at its last point if that is later. A
+    /// stop applies to a window open at its time, as
+    /// [`stop_resource_at`](Self::stop_resource_at)'s: `at` before the window
+    /// opened is refused ([`Error::InvalidTimestamp`]).
     pub fn stop_recording_at(&self, id: &WindowId, at: Option<Timestamp>) -> Result<()> {
         let mut guard = self.inner.state();
         let now = self.inner.time(&mut guard);
@@ -699,11 +718,16 @@ impl IncidentRecorder {
             .filter_map(|r| r.window.as_mut())
             .find(|w| &w.id == id);
         match open {
-            Some(w) if !w.closing => {
-                closings.push(rules.closing(w, CloseReason::Stopped { at_ms }));
-                w.closing = true;
+            Some(w) => {
+                if !w.closing && !rules.stop(w, at_ms, closings) {
+                    return Err(Error::InvalidTimestamp {
+                        input: Timestamp::from_unix_ms(at_ms).to_string(),
+                        reason: format!(
+                            "window {id} opened after it: a stop applies to a window open at its time"
+                        ),
+                    });
+                }
             }
-            Some(_) => {}
             None => {
                 drop(guard);
                 return match self.inner.store.window(id.as_str())? {
@@ -724,8 +748,14 @@ impl IncidentRecorder {
     /// windows themselves (briefly); call this before reading the database
     /// through another connection (your own SQLite handle on the file). It
     /// waits as long as the work goes on; it fails if the database stays
-    /// locked by another program for 10 s (the work is done later).
+    /// locked by another program for 10 s (the work is done later). Points
+    /// and closes waiting for a [`commit_interval`](RecorderConfig::commit_interval)
+    /// are committed first.
     pub fn sync(&self) -> Result<()> {
+        let mut state = self.inner.state();
+        let now = Timestamp::from_unix_ms(self.inner.time(&mut state));
+        self.inner.flush(&mut state, now, false)?;
+        drop(state);
         self.wait_for_closer(true)
     }
 
@@ -769,12 +799,7 @@ impl IncidentRecorder {
         let stopped = resources
             .get_mut(resource_id)
             .and_then(|r| r.window.as_mut())
-            .filter(|w| rules.stops(w, at_ms))
-            .map(|w| {
-                closings.push(rules.closing(w, CloseReason::Stopped { at_ms }));
-                w.closing = true;
-                w.id.clone()
-            });
+            .and_then(|w| rules.stop(w, at_ms, closings).then(|| w.id.clone()));
         if stopped.is_some() {
             self.inner
                 .flush(&mut guard, Timestamp::from_unix_ms(now), true)?;
@@ -977,6 +1002,7 @@ impl Inner {
                 row: w.row,
                 id: w.public_id,
                 opened_ms: w.opened_ms,
+                start_ms: w.start_ms,
                 deadline_ms: w.deadline_ms,
                 points: w.points,
                 last_ts: w.last_ts,
@@ -1001,10 +1027,13 @@ impl Inner {
                     entry.window = Some(active);
                 }
                 OnRecover::Close(reason) => {
-                    let closing = self.rules.closing(&active, reason);
-                    tracing::info!(window = %active.id, status = %closing.status, "closing window left recording past its deadline");
-                    report.closed.push((active.id, closing.status));
-                    state.closings.push(closing);
+                    let mut active = active;
+                    // A recovered window is not closing yet: this queues it.
+                    if let Some(status) = self.rules.close(&mut active, reason, &mut state.closings)
+                    {
+                        tracing::info!(window = %active.id, %status, "closing window left recording past its deadline");
+                        report.closed.push((active.id, status));
+                    }
                     let until = state
                         .recorded_until
                         .entry(w.resource.into_boxed_str())
@@ -1068,6 +1097,17 @@ impl Inner {
         writer.save_state(Timestamp::now().as_unix_ms(), now, buffers)
     }
 
+    /// Commits what is pending (as [`flush`](Self::flush)) if the commit
+    /// interval has passed since the last commit, or at every call without
+    /// one; else it stays pending, as after a failed commit.
+    fn commit_when_due(&self, state: &mut State, now: Timestamp) -> Result<()> {
+        let interval = crate::model::duration_ms(self.config.commit_interval);
+        if interval > 0 && now.as_unix_ms() < state.committed_ms.saturating_add(interval) {
+            return Ok(());
+        }
+        self.flush(state, now, false)
+    }
+
     /// Commits pending points and closings (and trims, if windows closed or
     /// `trim` is set). On failure everything stays queued for the next call.
     fn flush(&self, state: &mut State, now: Timestamp, trim: bool) -> Result<()> {
@@ -1086,10 +1126,21 @@ impl Inner {
             stats,
             resources,
             failing,
+            committed_ms,
+            moved_starts,
             ..
         } = state;
-        match writer.commit(names, pending, closings) {
+        // Before the points that moved them (a window never starts after its
+        // first point); again after a failed commit (it is idempotent).
+        let moved = if moved_starts.is_empty() {
+            Ok(())
+        } else {
+            writer.move_starts(moved_starts)
+        };
+        match moved.and_then(|()| writer.commit(names, pending, closings)) {
             Ok(handoff) => {
+                moved_starts.clear();
+                *committed_ms = now.as_unix_ms();
                 self.closer.submit(handoff, trim);
                 if *failing > 0 {
                     tracing::info!(
@@ -1174,11 +1225,7 @@ impl Inner {
             });
         }
         for (i, (name, value)) in metrics.iter().enumerate() {
-            let key = match layout.get(i) {
-                _ if !value.is_finite() => Err("not a finite number"),
-                _ if value.abs() > validate::MAX_ABS_VALUE => {
-                    Err("too large (|value| over 1e300: its summary could overflow)")
-                }
+            let key = validate::value(value).and_then(|()| match layout.get(i) {
                 Some(&k) if names.is(k, name) => Ok(k),
                 _ if validate::metric_name(name) => match names.get(name) {
                     Some(k) => Ok(k),
@@ -1191,7 +1238,7 @@ impl Inner {
                         .ok_or(NAME_TABLE_FULL),
                 },
                 _ => Err("invalid metric name (1 to 256 bytes, no control characters)"),
-            };
+            });
             match key {
                 Ok(k) => scratch.push((k, value)),
                 Err(reason) => {
@@ -1243,6 +1290,7 @@ impl Inner {
             resources,
             pending,
             closings,
+            moved_starts,
             stats,
             scratch,
             detections,
@@ -1278,18 +1326,17 @@ impl Inner {
         if let Some(w) = r.window.as_mut().filter(|w| !w.closing) {
             match self.rules.on_sample(w, ts) {
                 OnSample::CloseFirst => {
-                    closings.push(self.rules.closing(w, CloseReason::Deadline));
-                    w.closing = true;
+                    self.rules.close(w, CloseReason::Deadline, closings);
                 }
                 OnSample::Before => {}
                 take => {
                     pending.push(w.row, ts, scratch.iter().copied(), metadata);
-                    w.points += 1;
-                    w.last_ts = Some(ts);
+                    if let Some(start_ms) = Lifecycle::take_point(w, ts) {
+                        moved_starts.push((w.row, start_ms));
+                    }
                     r.recorded_until = r.recorded_until.max(Some(ts));
                     if take == OnSample::TakeLast {
-                        closings.push(self.rules.closing(w, CloseReason::PointLimit));
-                        w.closing = true;
+                        self.rules.close(w, CloseReason::PointLimit, closings);
                     }
                 }
             }
@@ -1507,10 +1554,8 @@ impl Inner {
             OnTrigger::Open { close_first } => {
                 if close_first {
                     let w = r.window.as_mut().expect("close_first needs a window");
-                    state
-                        .closings
-                        .push(self.rules.closing(w, CloseReason::Deadline));
-                    w.closing = true;
+                    self.rules
+                        .close(w, CloseReason::Deadline, &mut state.closings);
                     // The due window closes before the new one opens.
                     self.flush(state, now, false)?;
                 }
@@ -1560,34 +1605,36 @@ impl Inner {
         let points = taken.len();
         let last_ts = taken.last().map(|row| row.ts);
         drop(rows);
-        let limit = self.config.max_windows_per_resource_per_day;
-        let opened = writer.open_window(
+        let resource = Resource {
+            id,
+            name: r.name.as_deref(),
+            kind: r.kind.as_deref(),
+        };
+        if let Some(since) = self.rules.daily_limit_since(at_ms)
+            && !self
+                .rules
+                .daily_limit_allows(writer.opened_since(id, since)?)
+        {
+            let limit = self.config.max_windows_per_resource_per_day;
+            writer.suppress_trigger(resource, trigger, fired_ms)?;
+            tracing::info!(resource = %clip(id), trigger = %trigger.kind, limit, "trigger suppressed by the daily window limit");
+            return Err(Error::Suppressed {
+                resource: clip(id),
+                limit,
+            });
+        }
+        let (row, public_id) = writer.open_window(
             names,
             &crate::store::NewWindow {
-                resource: Resource {
-                    id,
-                    name: r.name.as_deref(),
-                    kind: r.kind.as_deref(),
-                },
+                resource,
                 trigger,
                 fired_ms: at_ms,
                 trigger_ms: fired_ms,
                 start_ms: opening.start_ms,
                 deadline_ms: opening.deadline_ms,
-                daily_limit: limit,
             },
             &pre,
         )?;
-        let (row, public_id) = match opened {
-            Opened::Window(row, public_id) => (row, public_id),
-            Opened::Suppressed => {
-                tracing::info!(resource = %clip(id), trigger = %trigger.kind, limit, "trigger suppressed by the daily window limit");
-                return Err(Error::Suppressed {
-                    resource: clip(id),
-                    limit,
-                });
-            }
-        };
         stats.points_written += points as u64;
         r.recorded_until = r.recorded_until.max(last_ts);
         tracing::info!(window = %public_id, trigger = %trigger.kind, buffered = points, "started incident recording");
@@ -1595,6 +1642,7 @@ impl Inner {
             row,
             id: public_id.clone(),
             opened_ms: at_ms,
+            start_ms: opening.start_ms,
             deadline_ms: opening.deadline_ms,
             points,
             last_ts,
@@ -1603,8 +1651,7 @@ impl Inner {
         };
         Lifecycle::note_trigger(&mut w, trigger.kind, trigger.id.as_deref(), fired_ms);
         if let Some(reason) = opening.close_at_once {
-            closings.push(self.rules.closing(&w, reason));
-            w.closing = true;
+            self.rules.close(&mut w, reason, closings);
         }
         let close_now = w.closing;
         r.window = Some(w);

@@ -89,8 +89,9 @@ impl ProviderSlot {
 }
 
 impl Inner {
-    /// One tick: sample every resource once, close due windows, commit, then
-    /// serve trigger requests from other processes.
+    /// One tick: sample every resource once, close due windows, commit (if
+    /// the commit interval is due), then serve trigger requests from other
+    /// processes.
     pub(super) fn tick(self: &Arc<Self>) -> Result<()> {
         let started = Instant::now();
         let now = self.clock.now();
@@ -159,7 +160,7 @@ impl Inner {
         self.open_detected(&mut state);
         self.expire(&mut state, now.as_unix_ms(), listed.then_some(fingerprint));
         self.reclaim_names(&mut state);
-        let committed = self.flush(&mut state, now, false);
+        let committed = self.commit_when_due(&mut state, now);
         let served = self.serve_requests(&mut state, now);
         state.stats.tick_seconds += started.elapsed().as_secs_f64();
         committed.and(served)
@@ -327,8 +328,7 @@ impl Inner {
         resources.retain(|id, r| {
             r.buffer.evict_through(cutoff);
             if let Some(w) = r.window.as_mut().filter(|w| rules.due_at_tick(w, now_ms)) {
-                closings.push(rules.closing(w, super::window::CloseReason::Deadline));
-                w.closing = true;
+                rules.close(w, super::window::CloseReason::Deadline, closings);
             }
             if r.window.is_some() {
                 if r.seen_tick != *tick {

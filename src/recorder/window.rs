@@ -3,9 +3,15 @@
 //! Every decision about an open window is a method of [`Lifecycle`]: whether
 //! a trigger extends it or opens a new one, which buffered samples a new one
 //! takes, when a sample or a tick finds it due, what a resolve does to its
-//! deadline, what a restart does with it, and the one rule for its end time
-//! ([`Lifecycle::closing`]). The recorder applies these decisions; the store
-//! only writes them.
+//! deadline, what a restart does with it, whether the daily limit lets a
+//! new one open ([`Lifecycle::daily_limit_allows`]), and the one rule for
+//! its status, start and end time ([`Lifecycle::closing`]), applied by
+//! [`Lifecycle::close`], the one place a window is queued for closing.
+//! The recorder (`recorder/mod.rs`, `tick.rs`, `alerts.rs`) applies these
+//! decisions; the store writes what they say and answers counts (the
+//! windows a resource opened in the last day), never deciding itself. An
+//! import's status and end follow [`crate::window_rules::imported_end`],
+//! below the store, which applies it.
 //!
 //! # Time
 //!
@@ -26,10 +32,29 @@
 //! | it reached `max_data_points_per_window` | `truncated` | its last point |
 //! | `stop_recording` | `complete` | the stop time, or its last point if later |
 //! | found recording after a crash, past its deadline | `interrupted` | its last point (its start if it has none) |
+//! | imported while `recording` | `interrupted` | its last point, never before its start |
+//!
+//! # Start time
+//!
+//! A window starts at its first buffered point, or at its trigger's time
+//! with none; a point taken later with an earlier time (a resource whose
+//! samples lag the trigger) moves the start back to it
+//! ([`Lifecycle::take_point`]; the recorder writes the move before the
+//! point's commit). [`Closing::start_ms`] carries the start to the store.
+//!
+//! # Stops
+//!
+//! A stop, by window id or by resource, applies to a window that was open
+//! at the stop's time ([`Lifecycle::stops`]): a stop dated before a window
+//! opened leaves it alone (by id it is refused), so a replayed stop line
+//! never closes a window a later line opened.
 
 use crate::config::RecorderConfig;
 use crate::model::{TriggerType, WindowId, WindowStatus, duration_ms};
 use crate::store::{Closing, WindowRow};
+
+/// A day in milliseconds: the span of the per-resource window limit.
+pub(super) const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Bookkeeping of an open window; its points are in the database.
 ///
@@ -44,6 +69,9 @@ pub(super) struct ActiveWindow {
     pub(super) id: WindowId,
     /// When the opening trigger fired (`opened_ms`).
     pub(super) opened_ms: i64,
+    /// Its start: its first point's time, or the trigger's with none (see
+    /// the module docs).
+    pub(super) start_ms: i64,
     /// Completes after this time unless extended or held.
     pub(super) deadline_ms: i64,
     /// Points committed and pending.
@@ -136,6 +164,8 @@ pub(super) struct Lifecycle {
     max_points: usize,
     hold: bool,
     lag_ms: i64,
+    /// `max_windows_per_resource_per_day` (0 = unlimited).
+    daily_limit: usize,
     /// How far back a trigger may be dated and still find its pre-incident
     /// window buffered: the longer of the lag and the notification allowance.
     reach_ms: i64,
@@ -178,6 +208,7 @@ impl Lifecycle {
             max_points: config.max_data_points_per_window,
             hold: config.hold_while_alert_active,
             lag_ms: duration_ms(config.max_source_lag),
+            daily_limit: config.max_windows_per_resource_per_day,
             reach_ms: duration_ms(config.max_source_lag.max(config.notification_allowance)),
         }
     }
@@ -241,7 +272,27 @@ impl Lifecycle {
         self.hold && !w.unresolved_alerts.is_empty()
     }
 
-    /// The status and end time of `w` closing for `reason`: the one rule.
+    /// Queues `w` for closing for `reason` (its [`closing`](Self::closing)
+    /// pushed to `queue`, `w.closing` set): the one place a window is closed.
+    /// A window already queued is left alone; returns the status it closes
+    /// with, if this call queued it.
+    pub(super) fn close(
+        &self,
+        w: &mut ActiveWindow,
+        reason: CloseReason,
+        queue: &mut Vec<Closing>,
+    ) -> Option<WindowStatus> {
+        if w.closing {
+            return None;
+        }
+        let c = self.closing(w, reason);
+        queue.push(c);
+        w.closing = true;
+        Some(c.status)
+    }
+
+    /// The status, start and end time of `w` closing for `reason`: the one
+    /// rule.
     pub(super) fn closing(&self, w: &ActiveWindow, reason: CloseReason) -> Closing {
         let last = w.last_ts;
         let (status, end_ms) = match reason {
@@ -255,8 +306,35 @@ impl Lifecycle {
         Closing {
             window: w.row,
             status,
+            start_ms: w.start_ms,
             end_ms,
         }
+    }
+
+    /// Notes a point at `ts` that `w` took: counted, its newest time, and
+    /// its start moved back to `ts` if that is earlier; returns the new
+    /// start if it moved.
+    pub(super) fn take_point(w: &mut ActiveWindow, ts: i64) -> Option<i64> {
+        w.points += 1;
+        w.last_ts = w.last_ts.max(Some(ts));
+        (ts < w.start_ms).then(|| {
+            w.start_ms = ts;
+            ts
+        })
+    }
+
+    /// Where the daily limit counts from for a window opening at `at_ms`:
+    /// windows of its resource opened after this time count, `None` when
+    /// there is no limit (nothing to count).
+    pub(super) fn daily_limit_since(&self, at_ms: i64) -> Option<i64> {
+        (self.daily_limit > 0).then(|| at_ms.saturating_sub(DAY_MS))
+    }
+
+    /// True if a resource that opened `opened` windows in the day before a
+    /// trigger (see [`daily_limit_since`](Self::daily_limit_since)) may
+    /// open one more: below `max_windows_per_resource_per_day`, or no limit.
+    pub(super) fn daily_limit_allows(&self, opened: usize) -> bool {
+        self.daily_limit == 0 || opened < self.daily_limit
     }
 
     /// A trigger at `at_ms` on a resource whose open window is `w`: it
@@ -379,10 +457,20 @@ impl Lifecycle {
         }
     }
 
-    /// True if a stop of `w`'s resource at `at_ms` applies to `w`: it was
-    /// open then (a stop dated before a window opened leaves it alone).
+    /// True if a stop at `at_ms` (by `w`'s id or by its resource) applies to
+    /// `w`: it was open then (a stop dated before a window opened leaves it
+    /// alone).
     pub(super) fn stops(&self, w: &ActiveWindow, at_ms: i64) -> bool {
         !w.closing && w.opened_ms <= at_ms
+    }
+
+    /// A stop at `at_ms` of `w` (by id or by resource): queues its close as
+    /// stopped if the stop [applies](Self::stops); returns whether it did.
+    pub(super) fn stop(&self, w: &mut ActiveWindow, at_ms: i64, queue: &mut Vec<Closing>) -> bool {
+        self.stops(w, at_ms)
+            && self
+                .close(w, CloseReason::Stopped { at_ms }, queue)
+                .is_some()
     }
 
     /// A window found `recording` when the database opens at `now_ms`. After
@@ -434,6 +522,7 @@ mod tests {
             row: WindowRow(1),
             id: WindowId::new("w"),
             opened_ms: 0,
+            start_ms: -10_000,
             deadline_ms,
             points: 3,
             last_ts: Some(2_000),
@@ -580,13 +669,70 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_applies_to_a_window_open_at_its_time() {
+    fn a_stop_by_id_or_resource_applies_to_a_window_open_at_its_time() {
         let r = rules(false);
+        let mut queue = Vec::new();
         let mut w = window(100_000); // opened at 0
-        assert!(r.stops(&w, 0));
-        assert!(!r.stops(&w, -1), "dated before it opened");
-        w.closing = true;
-        assert!(!r.stops(&w, 5));
+        assert!(!r.stop(&mut w, -1, &mut queue), "dated before it opened");
+        assert!(queue.is_empty() && !w.closing);
+        assert!(r.stop(&mut w, 0, &mut queue));
+        assert!(w.closing);
+        assert_eq!(queue, [r.closing(&w, CloseReason::Stopped { at_ms: 0 })]);
+        assert!(!r.stop(&mut w, 5, &mut queue), "already closing");
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn a_window_is_queued_for_closing_once() {
+        let r = rules(false);
+        let mut queue = Vec::new();
+        let mut w = window(100_000);
+        assert_eq!(
+            r.close(&mut w, CloseReason::PointLimit, &mut queue),
+            Some(WindowStatus::Truncated)
+        );
+        assert_eq!(r.close(&mut w, CloseReason::Deadline, &mut queue), None);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue[0].status, WindowStatus::Truncated);
+        assert!(
+            !r.due_at_tick(&w, 1_000_000),
+            "a closing window is not due again"
+        );
+    }
+
+    #[test]
+    fn a_point_older_than_the_start_moves_the_start_back() {
+        let r = rules(false);
+        let mut w = window(100_000); // starts at -10 s, newest point 2 s
+        assert_eq!(Lifecycle::take_point(&mut w, 3_000), None);
+        assert_eq!((w.points, w.last_ts, w.start_ms), (4, Some(3_000), -10_000));
+        // A lagging resource's sample from before the start (and after its
+        // pre window): taken, and the window starts there.
+        assert_eq!(Lifecycle::take_point(&mut w, -30_000), Some(-30_000));
+        assert_eq!((w.points, w.last_ts, w.start_ms), (5, Some(3_000), -30_000));
+        assert_eq!(r.closing(&w, CloseReason::Deadline).start_ms, -30_000);
+    }
+
+    #[test]
+    fn the_daily_limit_counts_the_day_before_a_trigger() {
+        let limited = Lifecycle::new(
+            &RecorderConfig {
+                max_windows_per_resource_per_day: 2,
+                ..RecorderConfig::default()
+            }
+            .normalized(),
+        );
+        assert_eq!(limited.daily_limit_since(DAY_MS + 5), Some(5));
+        assert!(limited.daily_limit_allows(0));
+        assert!(limited.daily_limit_allows(1));
+        assert!(!limited.daily_limit_allows(2));
+        let unlimited = rules(false);
+        assert_eq!(
+            unlimited.daily_limit_since(DAY_MS),
+            None,
+            "nothing to count"
+        );
+        assert!(unlimited.daily_limit_allows(usize::MAX));
     }
 
     #[test]
@@ -595,6 +741,7 @@ mod tests {
         let w = window(100_000);
         let end = |reason| {
             let c = r.closing(&w, reason);
+            assert_eq!((c.window, c.start_ms), (w.row, -10_000), "its start");
             (c.status, c.end_ms)
         };
         assert_eq!(

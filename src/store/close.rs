@@ -26,6 +26,8 @@ pub(crate) struct Closing {
     pub(crate) window: WindowRow,
     /// Final status (not `Recording`).
     pub(crate) status: WindowStatus,
+    /// Start time, ms, as `recorder/window.rs` decided it.
+    pub(crate) start_ms: i64,
     /// End time, ms.
     pub(crate) end_ms: i64,
 }
@@ -56,7 +58,7 @@ pub(crate) struct Summary {
 
 /// Computes what closing a window writes, from all its points (in
 /// time order), its trigger time and the names of its metrics.
-pub(crate) type Summarize<'a> =
+pub(crate) type CloseSummary<'a> =
     dyn FnMut(&WindowPoints, i64, &[(MetricId, String)]) -> Summary + 'a;
 
 /// The closer's work inside one of its transactions: any number of seals
@@ -107,14 +109,14 @@ impl CloseWork<'_> {
     }
 
     /// Closes `c`: seals what is left of it in the journal (read through
-    /// `known` if it covers it), computes its summary with `summarize` from
+    /// `known` if it covers it), computes its summary with `close_summary` from
     /// all its points, and writes that with its final status. Returns false
     /// if it was closed already or is gone.
     pub(crate) fn close_window(
         &self,
         c: &Closing,
         known: Option<&Known>,
-        summarize: &mut Summarize<'_>,
+        close_summary: &mut CloseSummary<'_>,
     ) -> Result<bool> {
         let tx = self.tx;
         let Some(at) = whereabouts(tx, c.window)? else {
@@ -136,7 +138,7 @@ impl CloseWork<'_> {
         for run in all.values.chunk_by(|a, b| a.0 == b.0) {
             names.push((run[0].0, metric_name(tx, run[0].0)?));
         }
-        let summary = summarize(&all, at.opened_ms, &names);
+        let summary = close_summary(&all, at.opened_ms, &names);
         finish(tx, c, &summary)?;
         Ok(true)
     }
@@ -165,9 +167,9 @@ impl CloserConn {
         &mut self,
         c: &Closing,
         known: Option<&Known>,
-        summarize: &mut Summarize<'_>,
+        close_summary: &mut CloseSummary<'_>,
     ) -> Result<bool> {
-        self.work(|w| w.close_window(c, known, summarize))
+        self.work(|w| w.close_window(c, known, close_summary))
     }
 
     /// The closes queued and not done, oldest window first.
@@ -224,20 +226,26 @@ pub(super) fn record_closes(tx: &Connection, closings: &[Closing]) -> Result<()>
 /// crashed before its closer got to them), oldest window first.
 fn pending_closes(conn: &Connection) -> Result<Vec<Closing>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT c.window_id, c.status, c.end_ms FROM window_closes c
+        "SELECT c.window_id, c.status, c.end_ms, w.start_ms FROM window_closes c
          JOIN windows w ON w.id = c.window_id
          WHERE w.status = 'recording'
          ORDER BY c.window_id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, WindowRow>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        Ok((
+            r.get::<_, WindowRow>(0)?,
+            r.get::<_, String>(1)?,
+            r.get(2)?,
+            r.get(3)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (window, status, end_ms) = row?;
+        let (window, status, end_ms, start_ms) = row?;
         out.push(Closing {
             window,
             status: status.parse()?,
+            start_ms,
             end_ms,
         });
     }
@@ -321,7 +329,7 @@ pub(super) fn finish(tx: &Connection, c: &Closing, s: &Summary) -> Result<()> {
     let changed = tx
         .prepare_cached(
             "UPDATE windows SET status = ?2, end_ms = ?3, summary_points = ?4, duration_ms = ?5,
-                                start_ms = min(start_ms, coalesce(?6, start_ms)),
+                                start_ms = ?6,
                                 recent_from = NULL
              WHERE id = ?1 AND status = 'recording'",
         )?
@@ -331,7 +339,7 @@ pub(super) fn finish(tx: &Connection, c: &Closing, s: &Summary) -> Result<()> {
             c.end_ms,
             s.span.map(|_| s.points),
             s.span.map(|(first, last)| last - first),
-            s.span.map(|(first, _)| first),
+            c.start_ms,
         ])?;
     tx.prepare_cached("DELETE FROM window_closes WHERE window_id = ?1")?
         .execute([c.window])?;
@@ -436,7 +444,7 @@ mod tests {
     use super::*;
     use crate::model::{Resource, Trigger};
     use crate::names::MetricNames;
-    use crate::store::{NewWindow, Opened, PointBatch, Samples, Store};
+    use crate::store::{NewWindow, PointBatch, Samples, Store};
 
     /// Windows recorded together (their journal points interleave) close
     /// with exactly their own points: `a` sealed part way while recording,
@@ -459,10 +467,9 @@ mod tests {
                 trigger_ms: 0,
                 start_ms: 0,
                 deadline_ms: 1_000_000,
-                daily_limit: 0,
             };
             match writer.open_window(&names, &new, &Samples::default()) {
-                Ok(Opened::Window(row, _)) => row,
+                Ok((row, _)) => row,
                 other => panic!("{other:?}"),
             }
         };
@@ -483,6 +490,7 @@ mod tests {
         let closings = windows.map(|window| Closing {
             window,
             status: WindowStatus::Complete,
+            start_ms: 0,
             end_ms: 200_000,
         });
         let handoff = writer

@@ -97,7 +97,7 @@ pub use requests::TriggerRequestStatus;
 pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
 pub(crate) use series::{Known, WindowPoints};
-pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
+pub(crate) use writer::{Handoff, NewWindow, SEAL_EVERY, Writer};
 
 mod embedded {
     refinery::embed_migrations!("migrations");

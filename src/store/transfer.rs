@@ -216,6 +216,7 @@ impl Store {
             let closing = Closing {
                 window: row,
                 status: plan.status,
+                start_ms: w.start_time.as_unix_ms(),
                 end_ms: plan.end_ms,
             };
             finish(tx, &closing, &summary)?;
@@ -303,7 +304,10 @@ impl ImportPlan {
             }
         }
         for a in summary.iter().flat_map(|s| &s.anomaly_points) {
-            if !(a.value.is_finite() && a.score.is_finite() && validate::metric_name(&a.metric)) {
+            if !(validate::value(a.value).is_ok()
+                && a.score.is_finite()
+                && validate::metric_name(&a.metric))
+            {
                 return Err(invalid(format!(
                     "anomaly at {} has an invalid metric, value or score",
                     a.timestamp
@@ -389,7 +393,7 @@ impl ImportPlan {
                         clip(name)
                     )));
                 }
-                if !value.is_finite() || value.abs() > validate::MAX_ABS_VALUE {
+                if validate::value(value).is_err() {
                     return Err(invalid(format!(
                         "point at {}: metric {:?} is not a finite number of at most 1e300",
                         p.timestamp,
@@ -417,19 +421,12 @@ impl ImportPlan {
         }
         let start_ms = w.start_time.as_unix_ms();
         let last_point = w.data_points.iter().map(|p| p.timestamp.as_unix_ms()).max();
-        let (status, end_ms) = match w.status {
-            WindowStatus::Recording => (
-                WindowStatus::Interrupted,
-                last_point.unwrap_or(start_ms).max(start_ms),
-            ),
-            status => (
-                status,
-                w.end_time
-                    .map(Timestamp::as_unix_ms)
-                    .or(last_point)
-                    .unwrap_or(start_ms),
-            ),
-        };
+        let (status, end_ms) = crate::window_rules::imported_end(
+            w.status,
+            start_ms,
+            w.end_time.map(Timestamp::as_unix_ms),
+            last_point,
+        );
         let opened_ms = w
             .trigger_time
             .or_else(|| {

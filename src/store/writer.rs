@@ -31,6 +31,8 @@ pub(crate) struct RecoveredWindow {
     pub(crate) public_id: WindowId,
     pub(crate) resource: String,
     pub(crate) opened_ms: i64,
+    /// Its start (see [`Writer::move_starts`]).
+    pub(crate) start_ms: i64,
     pub(crate) deadline_ms: i64,
     pub(crate) points: usize,
     pub(crate) last_ts: Option<i64>,
@@ -42,7 +44,7 @@ pub(crate) struct RecoveredWindow {
 pub(crate) struct NewWindow<'a> {
     pub(crate) resource: Resource<'a>,
     pub(crate) trigger: &'a Trigger,
-    /// When the window opens (`opened_ms`, its id's time, the daily limit).
+    /// When the window opens (`opened_ms`, its id's time).
     pub(crate) fired_ms: i64,
     /// The opening trigger's own time (`window_triggers.fired_ms`): the
     /// same, except for an alert the recorder took at another time than
@@ -50,17 +52,6 @@ pub(crate) struct NewWindow<'a> {
     pub(crate) trigger_ms: i64,
     pub(crate) start_ms: i64,
     pub(crate) deadline_ms: i64,
-    /// `max_windows_per_resource_per_day` (0 = unlimited).
-    pub(crate) daily_limit: usize,
-}
-
-/// What [`Writer::open_window`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Opened {
-    /// A new window: its row id and public id.
-    Window(WindowRow, WindowId),
-    /// Over the daily limit: the trigger was recorded as suppressed.
-    Suppressed,
 }
 
 /// Closing work a commit hands to the closer: the closes it queued, and
@@ -87,9 +78,6 @@ impl Handoff {
 /// recording window, so reading a recording window scans little of it, and
 /// a burst of closes has at most this much left to seal per window.
 pub(crate) const SEAL_EVERY: usize = 128;
-
-/// A day in milliseconds: the span of the per-resource window limit.
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Page cache of the writer, in KiB (SQLite's default is 2,000).
 ///
@@ -288,42 +276,57 @@ impl Writer {
         Ok(handoff)
     }
 
-    /// Creates a window with its first trigger and its buffered points.
-    ///
-    /// With a daily limit, a resource that already opened that many windows in
-    /// the 24 hours before `fired_ms` gets no window: the trigger is recorded
-    /// as suppressed instead.
+    /// How many windows `resource` opened after `since_ms` (`opened_ms`):
+    /// what the daily limit counts (`recorder/window.rs` decides).
+    pub(crate) fn opened_since(&mut self, resource: &str, since_ms: i64) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM windows
+                 WHERE resource_id = (SELECT id FROM resources WHERE external_id = ?1)
+                   AND opened_ms > ?2",
+            )?
+            .query_row(params![resource, since_ms], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// Records `trigger` of `resource`, fired at `trigger_ms`, as suppressed
+    /// by the daily limit: it opens nothing.
+    pub(crate) fn suppress_trigger(
+        &mut self,
+        resource: Resource<'_>,
+        trigger: &Trigger,
+        trigger_ms: i64,
+    ) -> Result<()> {
+        self.transaction(|tx, _, _| {
+            let resource_id = upsert_resource(tx, resource)?;
+            tx.prepare_cached(
+                "INSERT INTO window_triggers (window_id, resource_id, trigger_type, trigger_id,
+                                              fired_ms, opened_window, suppressed)
+                 VALUES (NULL, ?1, ?2, ?3, ?4, 0, 1)",
+            )?
+            .execute(params![
+                resource_id,
+                trigger.kind.as_str(),
+                trigger.id,
+                trigger_ms
+            ])?;
+            Ok(())
+        })
+    }
+
+    /// Creates a window with its first trigger and its buffered points;
+    /// returns its row id and public id. The daily limit is the caller's
+    /// (see [`opened_since`](Self::opened_since)).
     pub(crate) fn open_window(
         &mut self,
         names: &MetricNames,
         w: &NewWindow<'_>,
         pre: &Samples,
-    ) -> Result<Opened> {
+    ) -> Result<(WindowRow, WindowId)> {
         let tag = self.tag.clone();
         let (opened, ids) = self.transaction(|tx, metric_ids, scratch| {
             let resource_id = upsert_resource(tx, w.resource)?;
-            if w.daily_limit > 0 {
-                let since = w.fired_ms.saturating_sub(DAY_MS);
-                let recent: i64 = tx
-                    .prepare_cached(
-                        "SELECT count(*) FROM windows WHERE resource_id = ?1 AND opened_ms > ?2",
-                    )?
-                    .query_row(params![resource_id, since], |r| r.get(0))?;
-                if recent >= i64::try_from(w.daily_limit).unwrap_or(i64::MAX) {
-                    tx.prepare_cached(
-                        "INSERT INTO window_triggers (window_id, resource_id, trigger_type, trigger_id,
-                                                      fired_ms, opened_window, suppressed)
-                         VALUES (NULL, ?1, ?2, ?3, ?4, 0, 1)",
-                    )?
-                    .execute(params![
-                        resource_id,
-                        w.trigger.kind.as_str(),
-                        w.trigger.id,
-                        w.trigger_ms
-                    ])?;
-                    return Ok((Opened::Suppressed, None));
-                }
-            }
             let row = WindowRow(tx.query_row(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0),
                             coalesce((SELECT max(id) FROM windows), 0)) + 1",
@@ -353,14 +356,29 @@ impl Writer {
                 from: PointId(ids.start),
                 ids: ids.map(PointId).collect(),
             };
-            Ok((Opened::Window(row, public_id), Some(known)))
+            Ok(((row, public_id), known))
         })?;
-        if let (Opened::Window(row, _), Some(known)) = (&opened, ids) {
-            self.points.insert(*row, known);
-            // Its resource's cached spans end where it starts now.
-            self.replay.clear();
-        }
+        self.points.insert(opened.0, ids);
+        // Its resource's cached spans end where it starts now.
+        self.replay.clear();
         Ok(opened)
+    }
+
+    /// Moves the start of recording windows back (window, new start): a
+    /// point older than its start was taken (see `recorder/window.rs`).
+    /// Written before the commit of that point, so a window never starts
+    /// after its first point, and a window resumed after a restart starts
+    /// where it did.
+    pub(crate) fn move_starts(&mut self, starts: &[(WindowRow, i64)]) -> Result<()> {
+        self.transaction(|tx, _, _| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE windows SET start_ms = ?2 WHERE id = ?1 AND status = 'recording'",
+            )?;
+            for (window, start_ms) in starts {
+                stmt.execute(params![window, start_ms])?;
+            }
+            Ok(())
+        })
     }
 
     /// Records a trigger that extends an open window to `deadline_ms`.
@@ -420,7 +438,7 @@ impl Writer {
         let found: Vec<(RecoveredWindow, Option<PointId>)> = conn
             .prepare(
                 "SELECT w.id, w.public_id, r.external_id, w.opened_ms, w.deadline_ms,
-                        w.recent_from
+                        w.recent_from, w.start_ms
                  FROM windows w JOIN resources r ON r.id = w.resource_id
                  WHERE w.status = 'recording'
                    AND NOT EXISTS (SELECT 1 FROM window_closes c WHERE c.window_id = w.id)
@@ -432,6 +450,7 @@ impl Writer {
                     public_id: WindowId::new(r.get::<_, String>(1)?),
                     resource: r.get(2)?,
                     opened_ms: r.get(3)?,
+                    start_ms: r.get(6)?,
                     deadline_ms: r.get(4)?,
                     points: 0,
                     last_ts: None,
