@@ -73,6 +73,7 @@
 
 pub mod anomaly;
 mod buffer;
+pub mod change;
 mod clock;
 mod config;
 pub mod context;
@@ -93,7 +94,7 @@ pub use clock::{Clock, InputClock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
 pub use error::{DatabaseError, Error, ProviderError, Result, error_chain};
 pub use model::{
-    DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
+    DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, MetricChange, Metrics, Resource, Timestamp,
     Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus, WindowTrigger,
 };
 pub use provider::MetricsProvider;

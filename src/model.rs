@@ -437,6 +437,20 @@ pub struct IncidentSummary {
     /// text (imported windows).
     #[serde(skip)]
     pub anomalies_by_metric: BTreeMap<String, MetricAnomalies>,
+    /// How far each metric moved after the trigger, and its rank (1 moved
+    /// most): see [`crate::change`]. Empty only for a window without points.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub change_scores: BTreeMap<String, MetricChange>,
+}
+
+impl IncidentSummary {
+    /// The window's metrics, the one that moved most first: by rank, then
+    /// (metrics without a rank: an import's) by name.
+    pub fn metrics_by_rank(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.samples.keys().map(String::as_str).collect();
+        names.sort_by_key(|m| self.change_scores.get(*m).map_or(u32::MAX, |c| c.rank));
+        names
+    }
 }
 
 /// One sample of a window that stood out from its pre-incident baseline.
@@ -461,6 +475,42 @@ pub struct MetricAnomalies {
     pub samples: u64,
     /// The note of the sample with the highest score (in absolute value).
     pub strongest: String,
+}
+
+/// How far one metric of a window moved after the trigger (see
+/// [`crate::change`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricChange {
+    /// Place among the window's metrics: 1 moved most; metrics without a
+    /// score come after every scored one.
+    pub rank: u32,
+    /// Median shift in MADs of the pre-trigger baseline, signed (positive:
+    /// up), in [-200, 200]; `None` when it cannot be scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Why there is no score (`no values before the trigger`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unscored: Option<String>,
+}
+
+impl MetricChange {
+    /// A scored metric.
+    pub fn scored(rank: u32, score: f64) -> MetricChange {
+        MetricChange {
+            rank,
+            score: Some(score),
+            unscored: None,
+        }
+    }
+
+    /// A metric without a score, and why.
+    pub fn unscored(rank: u32, why: String) -> MetricChange {
+        MetricChange {
+            rank,
+            score: None,
+            unscored: Some(why),
+        }
+    }
 }
 
 /// A recording around one incident on one resource.
