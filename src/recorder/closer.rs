@@ -430,8 +430,9 @@ impl Item<'_> {
     }
 }
 
-/// What closing a window writes, from all its points: per-metric statistics
-/// and the anomalies against its pre-incident baseline. Pure.
+/// What closing a window writes, from all its points: per-metric statistics,
+/// the anomalies against its pre-incident baseline, and the change scores
+/// and ranks ([`crate::change`]). Pure.
 fn summarize(
     points: &WindowPoints,
     opened_ms: i64,
@@ -444,8 +445,10 @@ fn summarize(
         span: times.first().zip(times.last()).map(|(&f, &l)| (f, l)),
         ..Summary::default()
     };
+    let mut scores = Vec::with_capacity(names.len());
     for ((metric, series), (named, name)) in points.series().zip(names) {
         debug_assert_eq!(metric, *named);
+        scores.push((metric, crate::change::score_series(&series, opened_ms)));
         let values: Vec<f64> = series.iter().map(|&(_, v)| v).collect();
         if let Some(stats) = metric_stats(&values) {
             s.stats.push((metric, stats));
@@ -461,5 +464,6 @@ fn summarize(
             });
         }
     }
+    s.changes = crate::change::rank(scores);
     s
 }

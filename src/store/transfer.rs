@@ -197,7 +197,7 @@ impl Store {
                 recent_from: None,
             };
             seal(tx, at, &points, None)?;
-            // Statistics are recomputed; anomalies are kept as the file
+            // Statistics and change scores are recomputed; anomalies are kept as the file
             // gives them (they depend on the thresholds of the recorder that
             // found them), so none are scored here.
             let times = points.times();
@@ -212,6 +212,12 @@ impl Store {
                     })
                     .collect(),
                 anomalies: Vec::new(),
+                changes: crate::change::rank(
+                    points
+                        .series()
+                        .map(|(m, s)| (m, crate::change::score_series(&s, plan.opened_ms)))
+                        .collect(),
+                ),
             };
             let closing = Closing {
                 window: row,
