@@ -486,28 +486,30 @@ fn complete(
 
 fn triggers(conn: &Connection, window: WindowRow) -> Result<Vec<WindowTrigger>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT trigger_type, trigger_id, fired_ms, resolved_ms, opened_window
+        "SELECT trigger_type, trigger_id, fired_ms, resolved_ms, opened_window,
+                labels, annotations, rule, ends_ms
          FROM window_triggers WHERE window_id = ?1 ORDER BY fired_ms, id",
     )?;
-    let rows = stmt.query_map([window], |r| {
-        let kind: String = r.get(0)?;
-        Ok((
-            kind,
-            r.get(1)?,
-            r.get(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get(4)?,
-        ))
-    })?;
+    let mut rows = stmt.query([window])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (kind, trigger_id, fired, resolved, opened) = row?;
+    // Stored by the recorder as JSON objects of strings; a value some other
+    // program wrote that is not one reads as none.
+    let words = |text: Option<String>| -> BTreeMap<String, String> {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    };
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(0)?;
         out.push(WindowTrigger {
             trigger_type: kind.parse()?,
-            trigger_id,
-            fired_at: Timestamp::from_unix_ms(fired),
-            resolved_at: resolved.map(Timestamp::from_unix_ms),
-            opened_window: opened,
+            trigger_id: r.get(1)?,
+            fired_at: Timestamp::from_unix_ms(r.get(2)?),
+            resolved_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_unix_ms),
+            opened_window: r.get(4)?,
+            labels: words(r.get(5)?),
+            annotations: words(r.get(6)?),
+            rule: r.get(7)?,
+            ends_at: r.get::<_, Option<i64>>(8)?.map(Timestamp::from_unix_ms),
         });
     }
     Ok(out)
