@@ -104,7 +104,7 @@ pub use recorder::{
 };
 pub use store::{
     DeleteReport, DeleteSelection, ListingCursor, PruneReport, PushState, Store, StoreStats,
-    TriggerRequestStatus, WindowFilter,
+    TriggerRequestStatus, TriggerWords, WindowFilter,
 };
 
 /// The README's examples run as doctests, so they stay true.

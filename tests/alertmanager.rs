@@ -124,7 +124,11 @@ fn rfc3339(t: Timestamp) -> String {
 fn post_alert(am: &str, instance: &str, starts: Timestamp, ends: Option<Timestamp>) {
     let mut alert = serde_json::json!({
         "labels": {"alertname": "NodeHot", "instance": instance, "severity": "page"},
-        "annotations": {"summary": "the node is hot"},
+        "annotations": {
+            "summary": "the node is hot",
+            "description": "load above 8\non all cores",
+            "runbook_url": "https://runbooks.example/node-hot"
+        },
         "startsAt": rfc3339(starts),
     });
     if let Some(e) = ends {
@@ -301,6 +305,41 @@ fn an_alertmanager_alert_records_the_node_around_it() {
         .filter(|p| p.timestamp > ends)
         .count();
     assert!(after >= 5, "{after} points recorded after the resolve");
+    // The alert's own words reach the trigger, `show` and `context`.
+    let t = &done.triggers[0];
+    assert_eq!(t.labels["severity"], "page");
+    assert_eq!(t.labels["alertname"], "NodeHot");
+    assert_eq!(t.annotations["summary"], "the node is hot");
+    assert_eq!(t.annotations["description"], "load above 8\non all cores");
+    assert_eq!(t.ends_at, Some(ends), "the resolve's endsAt");
+    let read = |cmd: &str| {
+        let o = Command::new(real::our_binary())
+            .args(["--db", db.to_str().unwrap(), cmd, done.id.as_str()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let shown = read("show");
+    assert!(shown.contains("\n          summary: the node is hot\n"), "{shown}");
+    assert!(
+        shown.contains("\n          description: load above 8 ⏎ on all cores\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\n          runbook_url: https://runbooks.example/node-hot\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("severity=page"), "{shown}");
+    let context = read("context");
+    assert!(
+        context.contains("### What the trigger said\n- summary: the node is hot\n"),
+        "{context}"
+    );
+    assert!(
+        context.contains("- runbook_url: https://runbooks.example/node-hot\n"),
+        "{context}"
+    );
     let summary = done.summary.as_ref().unwrap();
     for metric in ["cpu", "memory", "load1", "net_rx_bytes_per_s"] {
         assert!(

@@ -71,6 +71,7 @@ mod saved;
 mod schema;
 mod series;
 mod transfer;
+mod words;
 mod writer;
 
 use std::fs::File;
@@ -94,6 +95,7 @@ pub(crate) use points::{PointBatch, Samples};
 pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
+pub use words::TriggerWords;
 pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
 pub(crate) use series::{Known, WindowPoints};

@@ -178,6 +178,12 @@ impl Store {
                 let resolved = t.resolved_at.map(Timestamp::as_unix_ms);
                 let fired = t.fired_at.as_unix_ms();
                 insert_trigger(tx, row, &trigger, fired, resolved, t.opened_window)?;
+                super::words::keep_imported(tx, tx.last_insert_rowid(), t).map_err(|reason| {
+                    Error::InvalidWindow {
+                        id: clip(w.id.as_str()),
+                        reason,
+                    }
+                })?;
             }
             super::notes::insert(tx, row, &w.notes)?;
             let mut ids: Vec<Option<MetricId>> = vec![None; plan.names.len()];
