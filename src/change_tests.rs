@@ -135,7 +135,7 @@ pub(crate) fn node_exporter_window(n: usize) -> (Vec<DataPoint>, i64) {
                     } else {
                         level * (1.0 + 0.002 * jitter)
                     };
-                    (name.clone().into(), v)
+                    (name.clone(), v)
                 })
                 .collect();
             DataPoint {
@@ -212,7 +212,7 @@ fn on_the_recorded_ingest_fixture_only_the_90th_percentile_shift_puts_the_burn_f
                     .as_object()
                     .unwrap()
                     .iter()
-                    .map(|(k, x)| (k.clone().into(), x.as_f64().unwrap()))
+                    .map(|(k, x)| (k.clone(), x.as_f64().unwrap()))
                     .collect(),
                 metadata: None,
             }),

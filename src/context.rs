@@ -66,13 +66,55 @@ struct Limits {
 
 /// Each attempt shows less than the one before, until one fits.
 const LADDER: [Limits; 7] = [
-    Limits { top: TOP_METRICS, recent: RECENT_POINTS, recent_metrics: RECENT_METRICS, anomalies: MAX_ANOMALIES, notes: MAX_NOTES },
-    Limits { top: TOP_METRICS, recent: 5, recent_metrics: 3, anomalies: MAX_ANOMALIES, notes: 10 },
-    Limits { top: TOP_METRICS, recent: 0, recent_metrics: 0, anomalies: 5, notes: 5 },
-    Limits { top: 5, recent: 0, recent_metrics: 0, anomalies: 5, notes: 3 },
-    Limits { top: 3, recent: 0, recent_metrics: 0, anomalies: 3, notes: 1 },
-    Limits { top: 1, recent: 0, recent_metrics: 0, anomalies: 1, notes: 0 },
-    Limits { top: 0, recent: 0, recent_metrics: 0, anomalies: 0, notes: 0 },
+    Limits {
+        top: TOP_METRICS,
+        recent: RECENT_POINTS,
+        recent_metrics: RECENT_METRICS,
+        anomalies: MAX_ANOMALIES,
+        notes: MAX_NOTES,
+    },
+    Limits {
+        top: TOP_METRICS,
+        recent: 5,
+        recent_metrics: 3,
+        anomalies: MAX_ANOMALIES,
+        notes: 10,
+    },
+    Limits {
+        top: TOP_METRICS,
+        recent: 0,
+        recent_metrics: 0,
+        anomalies: 5,
+        notes: 5,
+    },
+    Limits {
+        top: 5,
+        recent: 0,
+        recent_metrics: 0,
+        anomalies: 5,
+        notes: 3,
+    },
+    Limits {
+        top: 3,
+        recent: 0,
+        recent_metrics: 0,
+        anomalies: 3,
+        notes: 1,
+    },
+    Limits {
+        top: 1,
+        recent: 0,
+        recent_metrics: 0,
+        anomalies: 1,
+        notes: 0,
+    },
+    Limits {
+        top: 0,
+        recent: 0,
+        recent_metrics: 0,
+        anomalies: 0,
+        notes: 0,
+    },
 ];
 
 /// The digest of one window within the default budget (8 KB).
@@ -242,7 +284,10 @@ pub fn trigger_words(t: &WindowTrigger) -> Vec<String> {
 
 /// `text` on one line, at most [`MAX_WORD_BYTES`] (then cut, with the marker).
 fn one_line(text: &str) -> String {
-    let mut s = text.replace("\r\n", "\n").replace('\n', " ⏎ ").replace('\t', " ");
+    let mut s = text
+        .replace("\r\n", "\n")
+        .replace('\n', " ⏎ ")
+        .replace('\t', " ");
     if s.len() > MAX_WORD_BYTES {
         let mut end = MAX_WORD_BYTES - WindowTrigger::CUT_MARKER.len();
         while !s.is_char_boundary(end) {
@@ -311,7 +356,9 @@ fn metric_line(s: &IncidentSummary, m: &str) -> String {
         num(&s.p50),
         num(&s.p95),
         num(&s.peaks),
-        s.changes.get(m).map_or("-".to_owned(), |v| format_signed(*v)),
+        s.changes
+            .get(m)
+            .map_or("-".to_owned(), |v| format_signed(*v)),
     );
     line
 }

@@ -94,8 +94,9 @@ pub use clock::{Clock, InputClock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
 pub use error::{DatabaseError, Error, ProviderError, Result, error_chain};
 pub use model::{
-    DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, MetricChange, Metrics, Resource, Timestamp,
-    Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus, WindowTrigger,
+    DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, MetricChange, Metrics, Resource,
+    Timestamp, Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus,
+    WindowTrigger,
 };
 pub use provider::MetricsProvider;
 pub use recorder::{

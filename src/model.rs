@@ -430,10 +430,12 @@ impl WindowTrigger {
             }
             let allowed = |c: char| multiline && (c == '\n' || c == '\t');
             if value.chars().any(|c| c.is_control() && !allowed(c)) {
-                return Err(format!("the value of {name:?} contains a control character"));
+                return Err(format!(
+                    "the value of {name:?} contains a control character"
+                ));
             }
-            let room = Self::MAX_VALUE_BYTES
-                .min(Self::MAX_WORDS_BYTES.saturating_sub(total + name.len()));
+            let room =
+                Self::MAX_VALUE_BYTES.min(Self::MAX_WORDS_BYTES.saturating_sub(total + name.len()));
             let value = if value.len() <= room {
                 value
             } else {

@@ -321,7 +321,10 @@ fn an_alertmanager_alert_records_the_node_around_it() {
         String::from_utf8(o.stdout).unwrap()
     };
     let shown = read("show");
-    assert!(shown.contains("\n          summary: the node is hot\n"), "{shown}");
+    assert!(
+        shown.contains("\n          summary: the node is hot\n"),
+        "{shown}"
+    );
     assert!(
         shown.contains("\n          description: load above 8 ⏎ on all cores\n"),
         "{shown}"

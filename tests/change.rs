@@ -70,7 +70,10 @@ fn a_closed_window_stores_scores_and_ranks_sql_can_order_by() {
     assert_eq!(order, ["cpu", "memory", "late"]);
     // cpu: baseline 20, 21, 22 repeated: median 21, MAD 1 (sigma 1.4826);
     // its 90th percentile after, 92: (92 - 21) / 1.4826.
-    assert!((names[0].1.unwrap() - 71.0 / 1.4826).abs() < 1e-6, "{names:?}");
+    assert!(
+        (names[0].1.unwrap() - 71.0 / 1.4826).abs() < 1e-6,
+        "{names:?}"
+    );
     assert_eq!(names[2].1, None);
     assert_eq!(names[2].2.as_deref(), Some("no values before the trigger"));
     let w = rig.recorder.window(&id).unwrap().unwrap();

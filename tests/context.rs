@@ -49,9 +49,7 @@ fn the_digest_has_the_summary_ranked_metrics_and_the_last_ten_points() {
     // The window opened before its first sample: no baseline, so no score;
     // both metrics are listed (by name) with their numbers.
     assert!(
-        text.contains(
-            "- cpu: not scored: no values before the trigger (rank 1); low 80.00, avg "
-        ),
+        text.contains("- cpu: not scored: no values before the trigger (rank 1); low 80.00, avg "),
         "{text}"
     );
     assert!(text.contains(", peak 93.46, change +13.45\n"), "{text}");

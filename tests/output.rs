@@ -305,7 +305,10 @@ fn show_and_context_of_500_series_lead_with_the_one_that_moved() {
     assert!(three.contains("\n497 more metrics"), "{three}");
     let all = ok(&db, &["show", &id, "--all"]);
     assert!(!all.contains("more metrics"), "{all}");
-    assert!(all.lines().count() > 1000, "table and sparklines of all 500");
+    assert!(
+        all.lines().count() > 1000,
+        "table and sparklines of all 500"
+    );
 
     // The JSON carries every score and rank.
     let w = json(&db, &["show", &id, "--json"]);
@@ -313,7 +316,10 @@ fn show_and_context_of_500_series_lead_with_the_one_that_moved() {
     assert_eq!(scores.len(), 500);
     assert_eq!(scores["node_load1"]["rank"], 1);
     let listed = json(&db, &["list", "--json"]);
-    assert_eq!(listed[0]["summary"]["change_scores"]["node_load1"]["rank"], 1);
+    assert_eq!(
+        listed[0]["summary"]["change_scores"]["node_load1"]["rank"],
+        1
+    );
 
     // context: within 8 KB, whole lines, the burn named first, and a last
     // line saying what it left out.

@@ -31,17 +31,31 @@ fn words_are_kept_once_and_travel_through_a_native_export() {
     let rig = Rig::file(small_config());
     for i in 0..3 {
         let m = Metrics::new().with("cpu", 10.0 + f64::from(i));
-        rig.recorder.push_sample("vm", t(5 * i64::from(i)), m, None).unwrap();
+        rig.recorder
+            .push_sample("vm", t(5 * i64::from(i)), m, None)
+            .unwrap();
     }
     rig.clock.set(t(15));
     let id = rig.start("vm", Trigger::alert("NodeHot/abc"));
     let store = rig.recorder.store();
-    assert!(store.keep_trigger_words(id.as_str(), "NodeHot/abc", t(15), &words()).unwrap());
+    assert!(
+        store
+            .keep_trigger_words(id.as_str(), "NodeHot/abc", t(15), &words())
+            .unwrap()
+    );
     // A repeat keeps the first words; an unknown trigger takes none.
     let mut other = words();
     other.annotations.insert("summary".into(), "changed".into());
-    assert!(!store.keep_trigger_words(id.as_str(), "NodeHot/abc", t(15), &other).unwrap());
-    assert!(!store.keep_trigger_words(id.as_str(), "Other/1", t(15), &other).unwrap());
+    assert!(
+        !store
+            .keep_trigger_words(id.as_str(), "NodeHot/abc", t(15), &other)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .keep_trigger_words(id.as_str(), "Other/1", t(15), &other)
+            .unwrap()
+    );
     rig.recorder.stop_recording(&id).unwrap();
     let w = rig.recorder.window(&id).unwrap().unwrap();
     assert_eq!(w.triggers[0].annotations["summary"], "the node is hot");
@@ -49,10 +63,16 @@ fn words_are_kept_once_and_travel_through_a_native_export() {
 
     // Native export is the window's JSON; importing it keeps the words.
     let line = serde_json::to_string(&w).unwrap();
-    assert!(line.contains(r#""runbook_url":"https://runbooks.example/hot""#), "{line}");
+    assert!(
+        line.contains(r#""runbook_url":"https://runbooks.example/hot""#),
+        "{line}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let copy = Store::open(dir.path().join("copy.db")).unwrap();
-    assert!(copy.import_window(&serde_json::from_str(&line).unwrap()).unwrap());
+    assert!(
+        copy.import_window(&serde_json::from_str(&line).unwrap())
+            .unwrap()
+    );
     let back = copy.window(id.as_str()).unwrap().unwrap();
     assert_eq!(back.triggers, w.triggers);
 }
@@ -70,10 +90,14 @@ fn an_import_refuses_words_with_control_characters_and_cuts_long_ones() {
         .insert("summary".into(), "\u{1b}]0;title\u{7}".into());
     let err = copy.import_window(&w).unwrap_err().to_string();
     assert!(err.contains("control character"), "{err}");
-    assert!(copy.window(id.as_str()).unwrap().is_none(), "nothing stored");
-    w.triggers[0]
-        .annotations
-        .insert("summary".into(), "y".repeat(WindowTrigger::MAX_VALUE_BYTES + 10));
+    assert!(
+        copy.window(id.as_str()).unwrap().is_none(),
+        "nothing stored"
+    );
+    w.triggers[0].annotations.insert(
+        "summary".into(),
+        "y".repeat(WindowTrigger::MAX_VALUE_BYTES + 10),
+    );
     assert!(copy.import_window(&w).unwrap());
     let back = copy.window(id.as_str()).unwrap().unwrap();
     let summary = &back.triggers[0].annotations["summary"];

@@ -415,7 +415,10 @@ fn summary_table(s: &IncidentSummary, shown: &[&str], out: &mut impl Write) -> R
         t.row(vec![
             (*metric).to_owned(),
             moved,
-            s.samples.get(*metric).map(u64::to_string).unwrap_or_default(),
+            s.samples
+                .get(*metric)
+                .map(u64::to_string)
+                .unwrap_or_default(),
             get(&s.lows, metric),
             get(&s.averages, metric),
             get(&s.p50, metric),

@@ -328,8 +328,11 @@ pub enum Applied {
 pub fn apply(recorder: &IncidentRecorder, event: &RuleEvent) -> incident_recorder::Result<Applied> {
     match event {
         RuleEvent::Fired { resource, rule, at } => {
-            let window =
-                recorder.start_recording_at(resource.as_str(), Trigger::alert(rule.clone()), *at)?;
+            let window = recorder.start_recording_at(
+                resource.as_str(),
+                Trigger::alert(rule.clone()),
+                *at,
+            )?;
             // The expression beside the trigger (`show` prints it), though
             // the trigger's id is the same text: the id is a name to resolve
             // by, the rule is what fired.

@@ -346,9 +346,10 @@ fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Ou
                     if let (Some(starts), Some(ends), true) =
                         (starts, ends, done.matched || done.repeat)
                     {
-                        let kept = recorder
-                            .store()
-                            .keep_resolve_end(resource, &trigger_id, starts, ends);
+                        let kept =
+                            recorder
+                                .store()
+                                .keep_resolve_end(resource, &trigger_id, starts, ends);
                         if let Err(e) = kept {
                             tracing::warn!(alert = %trigger_id, error = %crate::error_chain(&e), "endsAt not kept");
                         }

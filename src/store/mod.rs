@@ -95,10 +95,10 @@ pub(crate) use points::{PointBatch, Samples};
 pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
-pub use words::TriggerWords;
 pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
 pub(crate) use series::{Known, WindowPoints};
+pub use words::TriggerWords;
 pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
 
 mod embedded {

@@ -132,10 +132,10 @@ pub(super) fn keep_imported(
         .map_err(|e| format!("a trigger's labels: {e}"))?;
     let annotations = WindowTrigger::bound_words(t.annotations.clone(), true)
         .map_err(|e| format!("a trigger's annotations: {e}"))?;
-    if let Some(rule) = &t.rule {
-        if rule.len() > 1024 || rule.chars().any(char::is_control) {
-            return Err("a trigger's rule is over 1024 bytes or has a control character".into());
-        }
+    if let Some(rule) = &t.rule
+        && (rule.len() > 1024 || rule.chars().any(char::is_control))
+    {
+        return Err("a trigger's rule is over 1024 bytes or has a control character".into());
     }
     if labels.is_empty() && annotations.is_empty() && t.rule.is_none() && t.ends_at.is_none() {
         return Ok(());
