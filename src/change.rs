@@ -147,7 +147,12 @@ pub fn median_shift(before: &[f64], after: &[f64]) -> Result<f64, NoScore> {
 pub fn change_score(before: &[f64], after: &[f64]) -> Result<f64, NoScore> {
     check(before, after)?;
     let b = Spread::of(before);
-    let (up, down) = (b.shift(quantile(after, 0.9)), b.shift(quantile(after, 0.1)));
+    let mut sorted = after.to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let (up, down) = (
+        b.shift(crate::summary::percentile(&sorted, 0.9)),
+        b.shift(crate::summary::percentile(&sorted, 0.1)),
+    );
     Ok(if down.abs() > up.abs() { down } else { up })
 }
 

@@ -518,6 +518,95 @@ fn clock_time(t: Timestamp) -> String {
 mod tests {
     use super::*;
 
+    /// A closed window with `notes` and no points.
+    fn window(notes: Vec<crate::WindowNote>) -> IncidentWindow {
+        let at = Timestamp::from_unix_ms(1_795_514_400_000);
+        IncidentWindow {
+            id: crate::WindowId::new("iw-1"),
+            resource_id: "db-02".into(),
+            resource_name: None,
+            resource_type: None,
+            trigger_type: crate::TriggerType::Manual,
+            trigger_id: None,
+            trigger_time: None,
+            start_time: at,
+            end_time: Some(at),
+            deadline: None,
+            status: WindowStatus::Complete,
+            triggers: Vec::new(),
+            notes,
+            data_points: Vec::new(),
+            summary: None,
+        }
+    }
+
+    fn note(text: String) -> crate::WindowNote {
+        crate::WindowNote {
+            at: Timestamp::from_unix_ms(1_795_514_400_000),
+            author: "ops".into(),
+            text,
+        }
+    }
+
+    #[test]
+    fn a_budget_shows_fewer_notes_then_says_so() {
+        // 20 notes of 400 bytes: 8 KB do not hold them, 1 KB holds one.
+        let w = window(
+            (0..20)
+                .map(|i| note(format!("{i:02}{}", "n".repeat(398))))
+                .collect(),
+        );
+        let text = format_window_within(
+            &w,
+            &Budget {
+                max_bytes: 1024,
+                trailer: Vec::new(),
+            },
+        );
+        assert!(text.len() <= 1024, "{}", text.len());
+        assert!(
+            text.contains("- 2026-11-24T10:00:00.000Z ops: 19nnn"),
+            "{text}"
+        );
+        assert!(!text.contains("ops: 18n"), "{text}");
+        assert!(
+            text.ends_with("(left out to fit 1024 bytes: 19 earlier notes; `show ID --all` lists every metric, `context --max-bytes N` gives more)\n"),
+            "{text}"
+        );
+        let all = format_window_within(
+            &w,
+            &Budget {
+                max_bytes: 100_000,
+                trailer: Vec::new(),
+            },
+        );
+        assert!(
+            all.contains("ops: 00n") && !all.contains("(left out"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn a_trailer_over_the_budget_is_cut_between_lines() {
+        let w = window(Vec::new());
+        let trailer: Vec<String> = (0..10).map(|i| format!("{i}{}", "t".repeat(299))).collect();
+        let text = format_window_within(
+            &w,
+            &Budget {
+                max_bytes: 1024,
+                trailer: trailer.clone(),
+            },
+        );
+        assert!(text.len() <= 1024, "{}", text.len());
+        assert!(text.ends_with("(left out to fit 1024 bytes: the rest of this digest)\n"));
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            assert!(trailer.iter().any(|t| t == line), "{line:?} cut");
+        }
+    }
+
     #[test]
     fn notes_are_listed_last_twenty_with_the_rest_counted() {
         let at = Timestamp::from_unix_ms(1_795_514_400_000);

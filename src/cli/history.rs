@@ -180,6 +180,8 @@ fn keep_metrics(w: &mut IncidentWindow, re: &regex::Regex) -> Result<()> {
         s.samples.retain(|m, _| re.is_match(m));
         s.anomaly_points.retain(|a| re.is_match(&a.metric));
         s.anomalies_by_metric.retain(|m, _| re.is_match(m));
+        // The ranks stay the window's: `--metric` picks, it does not re-rank.
+        s.change_scores.retain(|m, _| re.is_match(m));
         let kept: Vec<String> = all.iter().filter(|m| re.is_match(m)).cloned().collect();
         s.anomalies
             .retain(|d| kept.iter().any(|m| d.starts_with(&format!("{m} "))));

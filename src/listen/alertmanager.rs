@@ -24,6 +24,14 @@
 //! two alerts). A notification without a fingerprint gets Alertmanager's
 //! own (FNV-1a over the sorted labels), so both spellings name one alert.
 //!
+//! The alert's own words are kept with its trigger (`window_triggers`,
+//! [`Store::keep_trigger_words`](crate::Store::keep_trigger_words)): its
+//! labels, its annotations (`summary`, `description`, `runbook_url`...) and
+//! its `generatorURL` (among the annotations, under that name), bounded by
+//! [`WindowTrigger::bound_words`]; a resolve keeps its `endsAt`. Words with
+//! a control character are not kept, and the alert's answer says so in its
+//! `note`: the alert itself is applied.
+//!
 //! Alertmanager repeats notifications (`repeat_interval`, a retry, every
 //! group change): the recorder skips a trigger it has already recorded (the
 //! same resource, alert and `startsAt`) and a resolve it has already

@@ -5,9 +5,10 @@
 //! The tick decides that a window closes (`window.rs`) and commits the
 //! decision as a queued close (`window_closes`); the closer thread does the
 //! work. For each window, in one short transaction: it seals the window's
-//! journal points into runs, computes its summary and anomalies from all its
-//! points with the pure functions of [`crate::summary`] and
-//! [`crate::anomaly`], and writes them with the final status. Then it trims
+//! journal points into runs, computes its summary, anomalies and change
+//! scores from all its points with the pure functions of [`crate::summary`],
+//! [`crate::anomaly`] and [`crate::change`], and writes them with the final
+//! status. Then it trims
 //! history, a bounded step at a time. It purges the journal behind sealed
 //! windows when idle (or once `PURGE_BACKLOG` points wait, or when `sync` asks):
 //! readers never see those rows, so no close waits behind them. Work queued

@@ -2,10 +2,10 @@
 //! (`window_closes`), sealing journal points into runs, writing a closed
 //! window's summary, and purging the journal behind the sealed windows.
 //!
-//! What to compute (statistics, anomalies) is not decided here: the closer
-//! (`recorder/closer.rs`) reads a window through [`WindowPoints`], computes
-//! with the pure functions of `summary` and `anomaly`, and hands the result
-//! to [`finish`]. Everything here runs inside the caller's transaction, so a
+//! What to compute (statistics, anomalies, change scores) is not decided
+//! here: the closer (`recorder/closer.rs`) reads a window through
+//! [`WindowPoints`], computes with the pure functions of `summary`, `anomaly`
+//! and `change`, and hands the result to [`finish`]. Everything here runs inside the caller's transaction, so a
 //! window's status, summary and sealed runs appear together.
 
 use rusqlite::{Connection, OptionalExtension, params};
