@@ -73,6 +73,7 @@
 
 pub mod anomaly;
 mod buffer;
+pub mod change;
 mod clock;
 mod config;
 pub mod context;
@@ -95,8 +96,9 @@ pub use clock::{Clock, InputClock, ManualClock, SystemClock};
 pub use config::RecorderConfig;
 pub use error::{DatabaseError, Error, ProviderError, Result, error_chain};
 pub use model::{
-    DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, Metrics, Resource, Timestamp,
-    Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus, WindowTrigger,
+    DataPoint, IncidentSummary, IncidentWindow, MetricAnomalies, MetricChange, Metrics, Resource,
+    Timestamp, Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus,
+    WindowTrigger,
 };
 pub use provider::MetricsProvider;
 pub use recorder::{
@@ -105,7 +107,7 @@ pub use recorder::{
 };
 pub use store::{
     DeleteReport, DeleteSelection, ListingCursor, PruneReport, PushState, Store, StoreStats,
-    TriggerRequestStatus, WindowFilter,
+    TriggerRequestStatus, TriggerWords, WindowFilter,
 };
 
 /// The README's examples run as doctests, so they stay true.

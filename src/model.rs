@@ -363,6 +363,93 @@ pub struct WindowTrigger {
     pub resolved_at: Option<Timestamp>,
     /// True for the trigger that opened the window, false for ones that extended it.
     pub opened_window: bool,
+    /// An Alertmanager alert's labels (bounded: [`WindowTrigger::MAX_WORDS_BYTES`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// An Alertmanager alert's annotations (`summary`, `description`,
+    /// `runbook_url`... and its `generatorURL` under that name), bounded
+    /// as the labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// A `watch` rule's expression (`cpu>90 for 30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The end an alert's resolve gave (Alertmanager's `endsAt`), where it
+    /// differs from `resolved_at` or no window took the resolve's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Timestamp>,
+}
+
+impl WindowTrigger {
+    /// Most bytes of labels, or of annotations, kept per trigger (names and
+    /// values together): the words of an alert, not a document. Beyond it,
+    /// values are cut (see [`crate::model::cut_words`]).
+    pub const MAX_WORDS_BYTES: usize = 16 * 1024;
+    /// Most bytes of one label or annotation value.
+    pub const MAX_VALUE_BYTES: usize = 4096;
+    /// What ends a value that was cut.
+    pub const CUT_MARKER: &'static str = "…[cut]";
+    /// Longest label or annotation name, in bytes.
+    pub const MAX_NAME_BYTES: usize = 256;
+
+    /// Checks and bounds an alert's labels or annotations. A name that is
+    /// empty, longer than [`Self::MAX_NAME_BYTES`] or holds a control
+    /// character, or a value with a control character (but newlines and
+    /// tabs where `multiline`: annotations are often templated over lines),
+    /// is an error naming it. A value over [`Self::MAX_VALUE_BYTES`] is cut
+    /// and ends with [`Self::CUT_MARKER`]; once names and values pass
+    /// [`Self::MAX_WORDS_BYTES`] in all, the values left (in name order)
+    /// are the marker alone. Nothing is dropped without the marker.
+    ///
+    /// ```
+    /// # use std::collections::BTreeMap;
+    /// # use incident_recorder::WindowTrigger;
+    /// let long: BTreeMap<String, String> = [("d".to_owned(), "x".repeat(5000))].into();
+    /// let kept = WindowTrigger::bound_words(long, true).unwrap();
+    /// assert!(kept["d"].ends_with(WindowTrigger::CUT_MARKER));
+    /// assert!(kept["d"].len() <= WindowTrigger::MAX_VALUE_BYTES);
+    /// let bad: BTreeMap<String, String> = [("s".to_owned(), "\u{1b}[31m".to_owned())].into();
+    /// assert!(WindowTrigger::bound_words(bad, true).is_err());
+    /// ```
+    pub fn bound_words(
+        words: BTreeMap<String, String>,
+        multiline: bool,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut total = 0usize;
+        let mut out = BTreeMap::new();
+        for (name, value) in words {
+            if name.is_empty() || name.len() > Self::MAX_NAME_BYTES {
+                return Err(format!(
+                    "a name of {} bytes (1 to {} allowed)",
+                    name.len(),
+                    Self::MAX_NAME_BYTES
+                ));
+            }
+            if name.chars().any(char::is_control) {
+                return Err(format!("the name {name:?} contains a control character"));
+            }
+            let allowed = |c: char| multiline && (c == '\n' || c == '\t');
+            if value.chars().any(|c| c.is_control() && !allowed(c)) {
+                return Err(format!(
+                    "the value of {name:?} contains a control character"
+                ));
+            }
+            let room =
+                Self::MAX_VALUE_BYTES.min(Self::MAX_WORDS_BYTES.saturating_sub(total + name.len()));
+            let value = if value.len() <= room {
+                value
+            } else {
+                let mut end = room.saturating_sub(Self::CUT_MARKER.len());
+                while !value.is_char_boundary(end) {
+                    end -= 1;
+                }
+                format!("{}{}", &value[..end], Self::CUT_MARKER)
+            };
+            total += name.len() + value.len();
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
 }
 
 /// A note on a window ("rebooted db-02 at 10:40"): the timeline the people
@@ -437,6 +524,20 @@ pub struct IncidentSummary {
     /// text (imported windows).
     #[serde(skip)]
     pub anomalies_by_metric: BTreeMap<String, MetricAnomalies>,
+    /// How far each metric moved after the trigger, and its rank (1 moved
+    /// most): see [`crate::change`]. Empty only for a window without points.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub change_scores: BTreeMap<String, MetricChange>,
+}
+
+impl IncidentSummary {
+    /// The window's metrics, the one that moved most first: by rank, then
+    /// (metrics without a rank: an import's) by name.
+    pub fn metrics_by_rank(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.samples.keys().map(String::as_str).collect();
+        names.sort_by_key(|m| self.change_scores.get(*m).map_or(u32::MAX, |c| c.rank));
+        names
+    }
 }
 
 /// One sample of a window that stood out from its pre-incident baseline.
@@ -461,6 +562,42 @@ pub struct MetricAnomalies {
     pub samples: u64,
     /// The note of the sample with the highest score (in absolute value).
     pub strongest: String,
+}
+
+/// How far one metric of a window moved after the trigger (see
+/// [`crate::change`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricChange {
+    /// Place among the window's metrics: 1 moved most; metrics without a
+    /// score come after every scored one.
+    pub rank: u32,
+    /// Median shift in MADs of the pre-trigger baseline, signed (positive:
+    /// up), in [-200, 200]; `None` when it cannot be scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Why there is no score (`no values before the trigger`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unscored: Option<String>,
+}
+
+impl MetricChange {
+    /// A scored metric.
+    pub fn scored(rank: u32, score: f64) -> MetricChange {
+        MetricChange {
+            rank,
+            score: Some(score),
+            unscored: None,
+        }
+    }
+
+    /// A metric without a score, and why.
+    pub fn unscored(rank: u32, why: String) -> MetricChange {
+        MetricChange {
+            rank,
+            score: None,
+            unscored: Some(why),
+        }
+    }
 }
 
 /// A recording around one incident on one resource.

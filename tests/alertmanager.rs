@@ -124,7 +124,11 @@ fn rfc3339(t: Timestamp) -> String {
 fn post_alert(am: &str, instance: &str, starts: Timestamp, ends: Option<Timestamp>) {
     let mut alert = serde_json::json!({
         "labels": {"alertname": "NodeHot", "instance": instance, "severity": "page"},
-        "annotations": {"summary": "the node is hot"},
+        "annotations": {
+            "summary": "the node is hot",
+            "description": "load above 8\non all cores",
+            "runbook_url": "https://runbooks.example/node-hot"
+        },
         "startsAt": rfc3339(starts),
     });
     if let Some(e) = ends {
@@ -301,6 +305,44 @@ fn an_alertmanager_alert_records_the_node_around_it() {
         .filter(|p| p.timestamp > ends)
         .count();
     assert!(after >= 5, "{after} points recorded after the resolve");
+    // The alert's own words reach the trigger, `show` and `context`.
+    let t = &done.triggers[0];
+    assert_eq!(t.labels["severity"], "page");
+    assert_eq!(t.labels["alertname"], "NodeHot");
+    assert_eq!(t.annotations["summary"], "the node is hot");
+    assert_eq!(t.annotations["description"], "load above 8\non all cores");
+    assert_eq!(t.ends_at, Some(ends), "the resolve's endsAt");
+    let read = |cmd: &str| {
+        let o = Command::new(real::our_binary())
+            .args(["--db", db.to_str().unwrap(), cmd, done.id.as_str()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let shown = read("show");
+    assert!(
+        shown.contains("\n          summary: the node is hot\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\n          description: load above 8 ⏎ on all cores\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\n          runbook_url: https://runbooks.example/node-hot\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("severity=page"), "{shown}");
+    let context = read("context");
+    assert!(
+        context.contains("### What the trigger said\n- summary: the node is hot\n"),
+        "{context}"
+    );
+    assert!(
+        context.contains("- runbook_url: https://runbooks.example/node-hot\n"),
+        "{context}"
+    );
     let summary = done.summary.as_ref().unwrap();
     for metric in ["cpu", "memory", "load1", "net_rx_bytes_per_s"] {
         assert!(
@@ -642,4 +684,64 @@ fn out_of_order_skewed_and_absurd_alerts_through_watch() {
     );
     let log = std::fs::read_to_string(dir.path().join("watch.log")).unwrap();
     assert!(log.contains("ahead of this host's clock"), "{log}");
+}
+
+/// An alert's words are bounded and checked without losing the alert: a
+/// description over 4 KB is cut with the marker, annotations with an escape
+/// sequence are not kept (the answer says so) while the window opens, and
+/// `GET /windows/ID` carries the words and the change scores.
+#[test]
+fn alert_words_are_bounded_checked_and_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_node, node)) = real::node_exporter(dir.path()) else {
+        return;
+    };
+    let listen = format!("127.0.0.1:{}", real::free_port());
+    let mut watch = watch(dir.path(), &node, &listen, &["--listen-no-auth"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let db = dir.path().join("incidents.db");
+    let starts = rfc3339(Timestamp::now());
+    let zero = "0001-01-01T00:00:00Z";
+
+    let mut long = one_alert("firing", "Long", &node, &starts, zero);
+    long["alerts"][0]["annotations"] =
+        serde_json::json!({"description": "x".repeat(10_000), "summary": "long"});
+    long["alerts"][0]["generatorURL"] = "http://prometheus:9090/graph?g0.expr=up".into();
+    let (status, answer) = post_webhook(&listen, &long);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["alerts"][0]["result"], "opened", "{answer}");
+
+    let mut bad = one_alert("firing", "Escape", &node, &starts, zero);
+    bad["alerts"][0]["annotations"] = serde_json::json!({"summary": "red \u{1b}[31m"});
+    let (status, answer) = post_webhook(&listen, &bad);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["alerts"][0]["result"], "extended", "{answer}");
+    let note = answer["alerts"][0]["note"].as_str().unwrap();
+    assert!(
+        note.contains("annotations not kept") && note.contains("control character"),
+        "{note}"
+    );
+
+    let w = wait_for(Duration::from_secs(10), "the window", || {
+        watch.assert_running();
+        windows_of(&db, &node).into_iter().next()
+    });
+    let (_, served) = real::get(&format!("http://{listen}/windows/{}", w.id)).unwrap();
+    let served: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let triggers = served["triggers"].as_array().unwrap();
+    let long = &triggers[0]["annotations"];
+    let description = long["description"].as_str().unwrap();
+    assert!(description.len() <= 4096, "{}", description.len());
+    assert!(description.ends_with("…[cut]"));
+    assert_eq!(
+        long["generatorURL"],
+        "http://prometheus:9090/graph?g0.expr=up"
+    );
+    assert_eq!(triggers[0]["labels"]["alertname"], "Long");
+    assert!(triggers[1].get("annotations").is_none(), "{served}");
+    assert_eq!(triggers[1]["labels"]["alertname"], "Escape");
+    // The window records: its scores are computed on read.
+    let scores = served["summary"]["change_scores"].as_object().unwrap();
+    assert!(scores.len() > 10, "{served}");
+    assert!(scores.values().any(|c| c["rank"] == 1));
 }

@@ -1,4 +1,5 @@
-//! The AI digest: the seed's sections, signs and decimals right, last 10 points.
+//! The AI digest: header, the metrics ranked with their numbers (signs and
+//! decimals right), the last 10 points; within its byte budget.
 
 mod common;
 
@@ -6,7 +7,7 @@ use common::*;
 use incident_recorder::{Metrics, Resource, Trigger};
 
 #[test]
-fn the_digest_has_summary_peaks_changes_and_the_last_ten_points() {
+fn the_digest_has_the_summary_ranked_metrics_and_the_last_ten_points() {
     let rig = Rig::memory(small_config());
     let id = rig.start(
         Resource::named("vm-101", "web", "vm"),
@@ -42,19 +43,23 @@ fn the_digest_has_summary_peaks_changes_and_the_last_ten_points() {
     assert!(text.contains("- Resource: vm-101 (web, vm)"), "{text}");
     assert!(text.contains("- Trigger: alert cpu>90"), "{text}");
     assert!(
-        text.contains("- Duration: 55s\n- Data points: 12\n"),
+        text.contains("- Duration: 55s\n- Data points: 12\n- Metrics: 2\n"),
         "{text}"
     );
+    // The window opened before its first sample: no baseline, so no score;
+    // both metrics are listed (by name) with their numbers.
     assert!(
-        text.contains("Peak values:\n- cpu: 93.46\n- temp: 0.25\n"),
+        text.contains("- cpu: not scored: no values before the trigger (rank 1); low 80.00, avg "),
         "{text}"
     );
+    assert!(text.contains(", peak 93.46, change +13.45\n"), "{text}");
     // The seed printed -0.5 as "0.50": the sign of values in (-1, 0) was lost.
     assert!(
-        text.contains("Changes during incident:\n- cpu: +13.45\n- temp: -0.50\n"),
+        text.contains("- temp: not scored: no values before the trigger (rank 2); low -0.25, avg 0.21, p50 0.25, p95 0.25, peak 0.25, change -0.50\n"),
         "{text}"
     );
-    assert!(text.contains("95th percentiles:\n- cpu: "), "{text}");
+    // Nothing was left out.
+    assert!(!text.contains("(left out"), "{text}");
 
     let recent = text.split("### Recent Data Points\n").nth(1).unwrap();
     let lines: Vec<&str> = recent.lines().collect();

@@ -171,7 +171,14 @@ fn differences(v4: &Map<String, Value>, today: &IncidentWindow) -> Vec<String> {
         // every read gives the statistics of its points so far (README,
         // "A window still recording shows what it has so far").
         (None, Some(summary)) if recording => {
-            let so_far = incident_recorder::summary::summarize(&today.data_points);
+            let mut so_far = incident_recorder::summary::summarize(&today.data_points);
+            // And its change scores so far (V12), against its trigger.
+            if let (Some(s), Some(trigger)) = (&mut so_far, today.trigger_time) {
+                s.change_scores = incident_recorder::change::score_points(
+                    &today.data_points,
+                    trigger.as_unix_ms(),
+                );
+            }
             assert_eq!(
                 *summary,
                 serde_json::to_value(&so_far).unwrap(),
@@ -225,6 +232,19 @@ fn differences(v4: &Map<String, Value>, today: &IncidentWindow) -> Vec<String> {
             );
             summary.remove("anomaly_points");
             summary.remove("anomalies_by_metric");
+            // New in V12, not stored for a window closed before it: the
+            // change scores, computed on read from its points.
+            assert_eq!(
+                s.change_scores,
+                incident_recorder::change::score_points(&today.data_points, fired.as_unix_ms()),
+                "{id}: change scores on read"
+            );
+            assert_eq!(
+                s.change_scores.len(),
+                s.samples.len(),
+                "{id}: every metric ranked"
+            );
+            summary.remove("change_scores");
         }
         (v4s, todays) => panic!(
             "{id}: status {} with summary in V4: {}, today: {}",
@@ -339,9 +359,21 @@ fn a_v4_database_migrates_and_gives_the_same_windows() {
     let (_dir, path) = copy_fixture();
     let store = Store::open(&path).expect("today's code opens a V4 database");
     let current = Store::schema_version();
+    // Every migration in migrations/ (versions may have gaps while branches
+    // that add them are apart), the last one the current version.
+    let mut every: Vec<i64> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_prefix('V')?.split_once("__")?.0.parse().ok()
+            })
+            .collect();
+    every.sort_unstable();
+    assert_eq!(every.last(), Some(&current));
     assert_eq!(
         schema_versions(&path),
-        (1..=current).collect::<Vec<_>>(),
+        every,
         "migrated to the current version"
     );
     assert_same_as_export(&store);

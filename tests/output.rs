@@ -221,3 +221,134 @@ fn a_flood_of_warnings_in_watch_is_bounded_timed_and_counted() {
     );
     assert!(err.lines().count() <= 12, "{err}");
 }
+
+/// A window shaped like one `watch --scrape` records from node_exporter:
+/// the first 500 series of the recorded scrape (tests/fixtures), 60
+/// samples 5 s apart before the trigger and 60 after; counters (`_total`)
+/// grow, gauges hold with jitter, and `node_load1` goes from 0.3 to 3 at
+/// the trigger. Returns the window's id.
+fn node_exporter_window(db: &Path) -> String {
+    let scrape = std::fs::read_to_string(fixture("node_exporter-1.5.0.prom")).unwrap();
+    let mut names: Vec<&str> = scrape
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(name, _)| name))
+        .filter(|n| *n != "node_load1")
+        .take(499)
+        .collect();
+    names.push("node_load1");
+    let mut seed = 7u64;
+    let mut jitter = || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let mut lines = Vec::new();
+    for i in 0..120i64 {
+        let mut metrics = serde_json::Map::new();
+        for (k, name) in names.iter().enumerate() {
+            let level = 1000.0 * (k + 1) as f64;
+            let v = if *name == "node_load1" {
+                (if i < 60 { 0.3 } else { 3.0 }) + 0.1 * jitter()
+            } else if name.contains("_total") {
+                level + 10.0 * (i as f64 + 0.4 * jitter())
+            } else {
+                level * (1.0 + 0.002 * jitter())
+            };
+            metrics.insert((*name).to_owned(), v.into());
+        }
+        if i == 60 {
+            lines.push(format!(
+                r#"{{"type":"trigger","resource":"node","ts":{}}}"#,
+                T0 + 300_000
+            ));
+        }
+        lines.push(sample(
+            "node",
+            5_000 * i,
+            &serde_json::Value::Object(metrics).to_string(),
+        ));
+    }
+    let o = run_with_stdin(
+        db,
+        &["ingest", "--pre", "5m", "--post", "5m", "--finish", "-"],
+        Some(&lines.join("\n")),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    json(db, &["list", "--json"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn show_and_context_of_500_series_lead_with_the_one_that_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("node.db");
+    let id = node_exporter_window(&db);
+
+    // show: the header, then the ten that moved most, the burn first.
+    let shown = ok(&db, &["show", &id]);
+    let table: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("METRIC "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 10, "{shown}");
+    assert!(table[0].starts_with("node_load1 "), "{shown}");
+    assert!(
+        shown.ends_with("\n490 more metrics (moved less): --all shows every one, --metric REGEX picks by name, --top N the N that moved most\n"),
+        "{shown}"
+    );
+    assert!(shown.lines().count() < 60, "{shown}");
+    let three = ok(&db, &["show", &id, "--top", "3"]);
+    assert!(three.contains("\n497 more metrics"), "{three}");
+    let all = ok(&db, &["show", &id, "--all"]);
+    assert!(!all.contains("more metrics"), "{all}");
+    assert!(
+        all.lines().count() > 1000,
+        "table and sparklines of all 500"
+    );
+
+    // The JSON carries every score and rank.
+    let w = json(&db, &["show", &id, "--json"]);
+    let scores = w["summary"]["change_scores"].as_object().unwrap();
+    assert_eq!(scores.len(), 500);
+    assert_eq!(scores["node_load1"]["rank"], 1);
+    let listed = json(&db, &["list", "--json"]);
+    assert_eq!(
+        listed[0]["summary"]["change_scores"]["node_load1"]["rank"],
+        1
+    );
+
+    // context: within 8 KB, whole lines, the burn named first, and a last
+    // line saying what it left out.
+    let text = ok(&db, &["context", &id]);
+    assert!(text.len() <= 8192, "{} bytes", text.len());
+    assert!(text.ends_with('\n'));
+    let top = text
+        .lines()
+        .skip_while(|l| !l.starts_with("### What changed most"))
+        .nth(2)
+        .unwrap();
+    assert!(top.starts_with("- node_load1: score +"), "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with("(left out to fit 8192 bytes: 490 metrics that moved less"),
+        "{last}"
+    );
+    // A bigger budget shows more; every line of the small digest is a
+    // whole line of it (nothing cut inside a line).
+    let big = ok(&db, &["context", &id, "--max-bytes", "1000000"]);
+    assert!(big.len() > text.len());
+    for line in text.lines().filter(|l| !l.starts_with("(left out")) {
+        assert!(big.lines().any(|b| b == line), "{line:?} cut");
+    }
+    let small = ok(&db, &["context", &id, "--max-bytes", "1024"]);
+    assert!(small.len() <= 1024, "{small}");
+    fails(
+        &run(&db, &["context", &id, "--max-bytes", "100"]),
+        2,
+        "1024",
+    );
+}

@@ -1,5 +1,5 @@
 //! The README's tour is true on a clean run: `demo` prints what the README
-//! shows, `show` gives the lines the README quotes (ids, dates and times
+//! shows, `show` and `context` give the lines the README quotes (ids, dates and times
 //! aside), and its SQL query finds the demo's incident.
 
 mod common;
@@ -68,6 +68,8 @@ fn the_tour_shows_what_the_binary_prints() {
         .to_owned();
     let show = block(&readme, "$ incident-recorder show ");
     quoted_in_order(&show[1..], &ok(&db, &["show", &id]), "show");
+    let context = block(&readme, "$ incident-recorder context ");
+    quoted_in_order(&context[1..], &ok(&db, &["context", &id]), "context");
 
     // The SQL query, as the README gives it to sqlite3, and its rows.
     let at = readme.find("sqlite3 incidents.db \"").unwrap() + "sqlite3 incidents.db \"".len();

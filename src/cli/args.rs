@@ -295,6 +295,13 @@ pub struct ShowArgs {
     /// An invalid expression is a usage error (exit 2).
     #[arg(long, value_name = "REGEX", value_parser = parse_metric_regex)]
     pub metric: Option<regex::Regex>,
+    /// Show the N metrics that moved most after the trigger (default 10;
+    /// every match with --metric).
+    #[arg(long, value_name = "N", conflicts_with = "all")]
+    pub top: Option<usize>,
+    /// Show every metric, ranked.
+    #[arg(long)]
+    pub all: bool,
     #[command(flatten)]
     pub output: JsonFlag,
 }
@@ -307,6 +314,12 @@ pub struct ContextArgs {
     /// The most recent window of this resource instead.
     #[arg(long, value_name = "ID")]
     pub resource: Option<String>,
+    /// Most bytes of the digest (at least 1024): it shows fewer metrics,
+    /// points, anomalies and notes until it fits, and its last line says
+    /// what it left out.
+    #[arg(long, value_name = "BYTES", default_value_t = incident_recorder::context::DEFAULT_MAX_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(incident_recorder::context::MIN_MAX_BYTES as u64..))]
+    pub max_bytes: usize,
 }
 
 /// `serve`: `watch --listen`'s read routes and token rules, on a database

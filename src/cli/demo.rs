@@ -115,7 +115,7 @@ pub fn run(db: &Path, a: DemoArgs) -> Result<ExitCode> {
         window.data_points.len()
     )?;
     writeln!(out, "\n== incident-recorder show {id}\n")?;
-    super::history::render_window(&window, Some(false), &mut out)?;
+    super::history::render_window(&window, Some(false), super::history::SHOW_TOP, &mut out)?;
     writeln!(out, "\n== incident-recorder context {id}")?;
     write!(
         out,

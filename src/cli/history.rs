@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use incident_recorder::{
-    IncidentWindow, Store, Timestamp, TriggerType, WindowFilter, WindowStatus,
+    IncidentSummary, IncidentWindow, Store, Timestamp, TriggerType, WindowFilter, WindowStatus,
 };
 
 use super::args::{ContextArgs, JsonFlag, ListArgs, PruneArgs, ShowArgs};
@@ -137,8 +137,15 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
         super::print_json(&w)?;
     } else {
         let running = store.recorder_presence()?;
+        let top = match (a.all, a.top) {
+            (true, _) => usize::MAX,
+            (false, Some(n)) => n,
+            // A name picked with --metric shows every match.
+            (false, None) if a.metric.is_some() => usize::MAX,
+            (false, None) => SHOW_TOP,
+        };
         let mut text = Vec::new();
-        render_window(&w, running, &mut text)?;
+        render_window(&w, running, top, &mut text)?;
         format::write_text(
             &mut std::io::stdout().lock(),
             &String::from_utf8_lossy(&text),
@@ -173,6 +180,8 @@ fn keep_metrics(w: &mut IncidentWindow, re: &regex::Regex) -> Result<()> {
         s.samples.retain(|m, _| re.is_match(m));
         s.anomaly_points.retain(|a| re.is_match(&a.metric));
         s.anomalies_by_metric.retain(|m, _| re.is_match(m));
+        // The ranks stay the window's: `--metric` picks, it does not re-rank.
+        s.change_scores.retain(|m, _| re.is_match(m));
         let kept: Vec<String> = all.iter().filter(|m| re.is_match(m)).cloned().collect();
         s.anomalies
             .retain(|d| kept.iter().any(|m| d.starts_with(&format!("{m} "))));
@@ -243,12 +252,76 @@ pub fn still_open(w: &IncidentWindow, running: Option<bool>) -> Vec<String> {
     lines
 }
 
-/// The text of `show`: header, triggers, summary table, sparklines.
+/// How many metrics `show` prints by default: the ones that moved most.
+pub const SHOW_TOP: usize = 10;
+
+/// The text of `show`: header, triggers (with an alert's words), then the
+/// `top` metrics that moved most after the trigger (table, anomalies,
+/// sparklines, in rank order), and a line counting the rest.
 pub fn render_window(
     w: &IncidentWindow,
     running: Option<bool>,
+    top: usize,
     out: &mut impl Write,
 ) -> Result<()> {
+    header(w, running, out)?;
+    let Some(summary) = w.summary.as_ref().filter(|s| !s.samples.is_empty()) else {
+        return Ok(());
+    };
+    let so_far = if w.status == WindowStatus::Recording {
+        " (so far)"
+    } else {
+        ""
+    };
+    let ranked = summary.metrics_by_rank();
+    let shown = &ranked[..ranked.len().min(top)];
+    writeln!(
+        out,
+        "\nsummary{so_far}, moved most first (MOVED: shift after the trigger, in robust deviations of the baseline before it)"
+    )?;
+    summary_table(summary, shown, out)?;
+    let unscored: Vec<String> = shown
+        .iter()
+        .filter_map(|m| {
+            let why = summary.change_scores.get(*m)?.unscored.as_deref()?;
+            Some(format!("{m} ({why})"))
+        })
+        .collect();
+    if !unscored.is_empty() {
+        writeln!(out, "not scored: {}", unscored.join(", "))?;
+    }
+    anomalies(summary, shown, out)?;
+    writeln!(out)?;
+    // Labels as they will print (escaped), so the sparklines line up.
+    let label_of = |metric: &str| format::terminal_safe(metric).into_owned();
+    let label = shown
+        .iter()
+        .map(|k| label_of(k).chars().count())
+        .max()
+        .unwrap_or(0);
+    let width = terminal_width().saturating_sub(label + 2).clamp(10, 120);
+    for metric in shown {
+        let series: Vec<Option<f64>> = w
+            .data_points
+            .iter()
+            .map(|p| p.metrics.get(*metric).copied())
+            .collect();
+        let name = label_of(metric);
+        writeln!(out, "{name:<label$}  {}", sparkline(&series, width))?;
+    }
+    let more = ranked.len() - shown.len();
+    if more > 0 {
+        writeln!(
+            out,
+            "\n{more} more metrics (moved less): --all shows every one, --metric REGEX picks by name, --top N the N that moved most"
+        )?;
+    }
+    Ok(())
+}
+
+/// `show`'s header: the window, its resource, trigger, times; the triggers
+/// with their words; the notes.
+fn header(w: &IncidentWindow, running: Option<bool>, out: &mut impl Write) -> Result<()> {
     let resource = match (&w.resource_name, &w.resource_type) {
         (Some(n), Some(t)) => format!("{} ({n}, {t})", w.resource_id),
         (Some(x), None) | (None, Some(x)) => format!("{} ({x})", w.resource_id),
@@ -259,6 +332,11 @@ pub fn render_window(
     writeln!(out, "trigger   {}", trigger_text(w))?;
     if let Some(t) = w.trigger_time {
         writeln!(out, "fired     {}", format::time(t))?;
+    }
+    if let Some(t) = w.triggers.iter().find(|t| t.opened_window) {
+        for line in incident_recorder::context::trigger_words(t) {
+            writeln!(out, "          {line}")?;
+        }
     }
     writeln!(out, "status    {}", w.status)?;
     if w.status == WindowStatus::Recording {
@@ -298,6 +376,11 @@ pub fn render_window(
                 line.push_str(" (opened the window)");
             }
             writeln!(out, "{line}")?;
+            if !t.opened_window {
+                for words in incident_recorder::context::trigger_words(t) {
+                    writeln!(out, "    {words}")?;
+                }
+            }
         }
     }
     if !w.notes.is_empty() {
@@ -306,12 +389,14 @@ pub fn render_window(
             writeln!(out, "  {} {}: {}", format::time(n.at), n.author, n.text)?;
         }
     }
-    let Some(summary) = w.summary.as_ref().filter(|s| !s.samples.is_empty()) else {
-        return Ok(());
-    };
-    writeln!(out, "\nsummary{so_far}")?;
+    Ok(())
+}
+
+/// The statistics of `shown` metrics, in that order, with their scores.
+fn summary_table(s: &IncidentSummary, shown: &[&str], out: &mut impl Write) -> Result<()> {
     let mut t = Table::new(&[
         ("METRIC", Align::Left),
+        ("MOVED", Align::Right),
         ("SAMPLES", Align::Right),
         ("LOW", Align::Right),
         ("AVG", Align::Right),
@@ -323,35 +408,56 @@ pub fn render_window(
     let get = |m: &std::collections::BTreeMap<String, f64>, k: &str| {
         m.get(k).map(|v| format::value(*v)).unwrap_or_default()
     };
-    for (metric, samples) in &summary.samples {
+    for metric in shown {
+        let moved = s
+            .change_scores
+            .get(*metric)
+            .and_then(|c| c.score)
+            .map_or("-".to_owned(), |v| format!("{v:+.1}"));
         t.row(vec![
-            metric.clone(),
-            samples.to_string(),
-            get(&summary.lows, metric),
-            get(&summary.averages, metric),
-            get(&summary.p50, metric),
-            get(&summary.p95, metric),
-            get(&summary.peaks, metric),
-            summary
-                .changes
-                .get(metric)
+            (*metric).to_owned(),
+            moved,
+            s.samples
+                .get(*metric)
+                .map(u64::to_string)
+                .unwrap_or_default(),
+            get(&s.lows, metric),
+            get(&s.averages, metric),
+            get(&s.p50, metric),
+            get(&s.p95, metric),
+            get(&s.peaks, metric),
+            s.changes
+                .get(*metric)
                 .map(|v| format::signed(*v))
                 .unwrap_or_default(),
         ]);
     }
     t.write(out)?;
-    if !summary.anomalies.is_empty() {
-        writeln!(
-            out,
-            "\nanomalies: {} samples far from the samples before the trigger (robust score)",
-            summary.anomalies.len()
-        )?;
-        if summary.anomalies_by_metric.is_empty() {
-            for a in &summary.anomalies {
-                writeln!(out, "  {}", anomaly_note(a))?;
-            }
+    Ok(())
+}
+
+/// The anomalies of the `shown` metrics, ranked; imported notes as they are.
+fn anomalies(s: &IncidentSummary, shown: &[&str], out: &mut impl Write) -> Result<()> {
+    if s.anomalies.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nanomalies: {} samples far from the samples before the trigger (robust score)",
+        s.anomalies.len()
+    )?;
+    if s.anomalies_by_metric.is_empty() {
+        for a in &s.anomalies {
+            writeln!(out, "  {}", anomaly_note(a))?;
         }
-        for (metric, a) in &summary.anomalies_by_metric {
+    }
+    let others = s
+        .anomalies_by_metric
+        .keys()
+        .filter(|m| !shown.contains(&m.as_str()))
+        .count();
+    for metric in shown {
+        if let Some(a) = s.anomalies_by_metric.get(*metric) {
             writeln!(
                 out,
                 "  {metric}: {} samples; strongest: {}",
@@ -360,24 +466,8 @@ pub fn render_window(
             )?;
         }
     }
-    writeln!(out)?;
-    // Labels as they will print (escaped), so the sparklines line up.
-    let shown = |metric: &str| format::terminal_safe(metric).into_owned();
-    let label = summary
-        .samples
-        .keys()
-        .map(|k| shown(k).chars().count())
-        .max()
-        .unwrap_or(0);
-    let width = terminal_width().saturating_sub(label + 2).clamp(10, 120);
-    for metric in summary.samples.keys() {
-        let series: Vec<Option<f64>> = w
-            .data_points
-            .iter()
-            .map(|p| p.metrics.get(metric).copied())
-            .collect();
-        let name = shown(metric);
-        writeln!(out, "{name:<label$}  {}", sparkline(&series, width))?;
+    if others > 0 {
+        writeln!(out, "  and in {others} metrics not shown")?;
     }
     Ok(())
 }
@@ -432,13 +522,17 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
             .ok_or_else(|| Failure::msg(format!("no incident window for resource {resource:?}")))?,
         (None, None) => unreachable!("clap requires an id or --resource"),
     };
-    let mut text = incident_recorder::context::format_window(&window);
+    let mut budget = incident_recorder::context::Budget {
+        max_bytes: a.max_bytes,
+        trailer: Vec::new(),
+    };
     if window.status == WindowStatus::Recording {
-        text.push_str("\n### Still recording\n");
+        budget.trailer.push("### Still recording".into());
         for line in still_open(&window, store.recorder_presence()?) {
-            text.push_str(&format!("- {line}\n"));
+            budget.trailer.push(format!("- {line}"));
         }
     }
+    let text = incident_recorder::context::format_window_within(&window, &budget);
     format::write_text(&mut std::io::stdout().lock(), &text)?;
     Ok(ExitCode::SUCCESS)
 }

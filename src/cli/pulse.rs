@@ -190,6 +190,11 @@ impl PulseWindow {
                 fired_at: fired,
                 resolved_at: None,
                 opened_window: true,
+                // Pulse's format has no field for an alert's words.
+                labels: Default::default(),
+                annotations: Default::default(),
+                rule: None,
+                ends_at: None,
             }],
             data_points,
             summary: self.summary.map(|s| IncidentSummary {

@@ -327,9 +327,27 @@ pub enum Applied {
 /// or resolves that alert.
 pub fn apply(recorder: &IncidentRecorder, event: &RuleEvent) -> incident_recorder::Result<Applied> {
     match event {
-        RuleEvent::Fired { resource, rule, at } => recorder
-            .start_recording_at(resource.as_str(), Trigger::alert(rule.clone()), *at)
-            .map(Applied::Opened),
+        RuleEvent::Fired { resource, rule, at } => {
+            let window = recorder.start_recording_at(
+                resource.as_str(),
+                Trigger::alert(rule.clone()),
+                *at,
+            )?;
+            // The expression beside the trigger (`show` prints it), though
+            // the trigger's id is the same text: the id is a name to resolve
+            // by, the rule is what fired.
+            let words = incident_recorder::TriggerWords {
+                rule: Some(rule.clone()),
+                ..Default::default()
+            };
+            if let Err(e) = recorder
+                .store()
+                .keep_trigger_words(window.as_str(), rule, *at, &words)
+            {
+                tracing::warn!(rule = %rule, error = %incident_recorder::error_chain(&e), "rule expression not kept");
+            }
+            Ok(Applied::Opened(window))
+        }
         RuleEvent::Resolved { resource, rule, at } => recorder
             .resolve_trigger_at(resource, rule, Some(*at))
             .map(Applied::Resolved),

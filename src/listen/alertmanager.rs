@@ -24,6 +24,14 @@
 //! two alerts). A notification without a fingerprint gets Alertmanager's
 //! own (FNV-1a over the sorted labels), so both spellings name one alert.
 //!
+//! The alert's own words are kept with its trigger (`window_triggers`,
+//! [`Store::keep_trigger_words`](crate::Store::keep_trigger_words)): its
+//! labels, its annotations (`summary`, `description`, `runbook_url`...) and
+//! its `generatorURL` (among the annotations, under that name), bounded by
+//! [`WindowTrigger::bound_words`]; a resolve keeps its `endsAt`. Words with
+//! a control character are not kept, and the alert's answer says so in its
+//! `note`: the alert itself is applied.
+//!
 //! Alertmanager repeats notifications (`repeat_interval`, a retry, every
 //! group change): the recorder skips a trigger it has already recorded (the
 //! same resource, alert and `startsAt`) and a resolve it has already
@@ -48,7 +56,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, clip};
-use crate::model::{Timestamp, WindowId};
+use crate::model::{Timestamp, WindowId, WindowTrigger};
 use crate::recorder::{
     AlertAdjustment, AlertOutcome, AlertResolve, IncidentRecorder, TriggerAction,
 };
@@ -70,6 +78,10 @@ struct Alert {
     status: String,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: Option<String>,
     #[serde(default, rename = "startsAt")]
     starts_at: Option<String>,
     #[serde(default, rename = "endsAt")]
@@ -316,7 +328,18 @@ fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Ou
     };
     match a.status.as_str() {
         "firing" => match recorder.record_alert(resource.as_str(), &trigger_id, starts) {
-            Ok(done) => firing(recorder, trigger_id.clone(), resource, starts, done),
+            Ok(done) => {
+                let (window, fired) = (done.window.clone(), starts.unwrap_or(done.taken_at));
+                let mut outcome = firing(recorder, trigger_id.clone(), resource, starts, done);
+                if let Some(problem) = keep_words(recorder, a, &window, &trigger_id, fired) {
+                    tracing::warn!(alert = %trigger_id, resource = %clip(resource), problem = %problem, "alert words not kept");
+                    outcome.note = Some(match outcome.note.take() {
+                        Some(n) => format!("{n}; {problem}"),
+                        None => problem,
+                    });
+                }
+                outcome
+            }
             Err(e) => known(e),
         },
         "resolved" => {
@@ -326,7 +349,21 @@ fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Ou
             };
             let window = recorder.recording_window(resource);
             match recorder.resolve_alert(resource, &trigger_id, starts, ends) {
-                Ok(done) => resolved(trigger_id.clone(), resource, window, &done),
+                Ok(done) => {
+                    // The end as sent, beside the time it was resolved at.
+                    if let (Some(starts), Some(ends), true) =
+                        (starts, ends, done.matched || done.repeat)
+                    {
+                        let kept =
+                            recorder
+                                .store()
+                                .keep_resolve_end(resource, &trigger_id, starts, ends);
+                        if let Err(e) = kept {
+                            tracing::warn!(alert = %trigger_id, error = %crate::error_chain(&e), "endsAt not kept");
+                        }
+                    }
+                    resolved(trigger_id.clone(), resource, window, &done)
+                }
                 Err(e) => known(e),
             }
         }
@@ -335,6 +372,44 @@ fn apply_one(recorder: &IncidentRecorder, a: &Alert, resource_label: &str) -> Ou
             clip(other)
         )),
     }
+}
+
+/// Keeps the alert's labels and annotations (its `generatorURL` among
+/// them) on the trigger it recorded, bounded ([`WindowTrigger::bound_words`]).
+/// Returns what went wrong, for the answer's note: words with a control
+/// character are not kept (the alert itself is), nor are words the
+/// database could not take (the trigger is recorded already).
+fn keep_words(
+    recorder: &IncidentRecorder,
+    a: &Alert,
+    window: &WindowId,
+    trigger_id: &str,
+    fired: Timestamp,
+) -> Option<String> {
+    let mut problems = Vec::new();
+    let mut words = crate::TriggerWords::default();
+    match WindowTrigger::bound_words(a.labels.clone(), false) {
+        Ok(labels) => words.labels = labels,
+        Err(e) => problems.push(format!("labels not kept: {e}")),
+    }
+    let mut annotations = a.annotations.clone();
+    if let Some(url) = a.generator_url.as_ref().filter(|u| !u.is_empty()) {
+        annotations.insert("generatorURL".into(), url.clone());
+    }
+    match WindowTrigger::bound_words(annotations, true) {
+        Ok(annotations) => words.annotations = annotations,
+        Err(e) => problems.push(format!("annotations not kept: {e}")),
+    }
+    let kept = recorder
+        .store()
+        .keep_trigger_words(window.as_str(), trigger_id, fired, &words);
+    if let Err(e) = kept {
+        problems.push(format!(
+            "the alert's words were not kept: {}",
+            crate::error_chain(&e)
+        ));
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 /// The answer for a firing alert the recorder took, logged.

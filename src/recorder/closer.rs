@@ -5,9 +5,10 @@
 //! The tick decides that a window closes (`window.rs`) and commits the
 //! decision as a queued close (`window_closes`); the closer thread does the
 //! work. For each window, in one short transaction: it seals the window's
-//! journal points into runs, computes its summary and anomalies from all its
-//! points with the pure functions of [`crate::summary`] and
-//! [`crate::anomaly`], and writes them with the final status. Then it trims
+//! journal points into runs, computes its summary, anomalies and change
+//! scores from all its points with the pure functions of [`crate::summary`],
+//! [`crate::anomaly`] and [`crate::change`], and writes them with the final
+//! status. Then it trims
 //! history, a bounded step at a time. It purges the journal behind sealed
 //! windows when idle (or once `PURGE_BACKLOG` points wait, or when `sync` asks):
 //! readers never see those rows, so no close waits behind them. Work queued
@@ -430,8 +431,9 @@ impl Item<'_> {
     }
 }
 
-/// What closing a window writes, from all its points: per-metric statistics
-/// and the anomalies against its pre-incident baseline. Pure.
+/// What closing a window writes, from all its points: per-metric statistics,
+/// the anomalies against its pre-incident baseline, and the change scores
+/// and ranks ([`crate::change`]). Pure.
 fn close_summary(
     points: &WindowPoints,
     opened_ms: i64,
@@ -444,8 +446,10 @@ fn close_summary(
         span: times.first().zip(times.last()).map(|(&f, &l)| (f, l)),
         ..Summary::default()
     };
+    let mut scores = Vec::with_capacity(names.len());
     for ((metric, series), (named, name)) in points.series().zip(names) {
         debug_assert_eq!(metric, *named);
+        scores.push((metric, crate::change::score_series(&series, opened_ms)));
         let values: Vec<f64> = series.iter().map(|&(_, v)| v).collect();
         if let Some(stats) = metric_stats(&values) {
             s.stats.push((metric, stats));
@@ -461,5 +465,6 @@ fn close_summary(
             });
         }
     }
+    s.changes = crate::change::rank(scores);
     s
 }

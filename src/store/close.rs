@@ -2,10 +2,10 @@
 //! (`window_closes`), sealing journal points into runs, writing a closed
 //! window's summary, and purging the journal behind the sealed windows.
 //!
-//! What to compute (statistics, anomalies) is not decided here: the closer
-//! (`recorder/closer.rs`) reads a window through [`WindowPoints`], computes
-//! with the pure functions of `summary` and `anomaly`, and hands the result
-//! to [`finish`]. Everything here runs inside the caller's transaction, so a
+//! What to compute (statistics, anomalies, change scores) is not decided
+//! here: the closer (`recorder/closer.rs`) reads a window through
+//! [`WindowPoints`], computes with the pure functions of `summary`, `anomaly`
+//! and `change`, and hands the result to [`finish`]. Everything here runs inside the caller's transaction, so a
 //! window's status, summary and sealed runs appear together.
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -15,7 +15,7 @@ use super::ids::{MetricId, PointId, WindowRow};
 use super::points::{MultiInsert, insert_rows};
 use super::series::{Known, Whereabouts, WindowPoints};
 use crate::error::Result;
-use crate::model::WindowStatus;
+use crate::model::{MetricChange, WindowStatus};
 use crate::summary::MetricStats;
 
 /// A close the tick decided (see `recorder/window.rs`): the window takes no
@@ -54,6 +54,9 @@ pub(crate) struct Summary {
     pub(crate) stats: Vec<(MetricId, MetricStats)>,
     /// Anomalies, in time order.
     pub(crate) anomalies: Vec<AnomalyRow>,
+    /// Change scores and ranks ([`crate::change::rank`]); a metric with
+    /// statistics and none here is stored unscored (scored on read).
+    pub(crate) changes: Vec<(MetricId, MetricChange)>,
 }
 
 /// Computes what closing a window writes, from all its points (in
@@ -348,10 +351,14 @@ pub(super) fn finish(tx: &Connection, c: &Closing, s: &Summary) -> Result<()> {
     }
     let mut insert = tx.prepare_cached(
         "INSERT INTO window_metric_stats
-            (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99,
+             change_score, change_rank, change_unscored)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
+    let changes: std::collections::BTreeMap<MetricId, &MetricChange> =
+        s.changes.iter().map(|(m, c)| (*m, c)).collect();
     for (metric, st) in &s.stats {
+        let change = changes.get(metric);
         insert.execute(params![
             c.window,
             metric,
@@ -362,7 +369,10 @@ pub(super) fn finish(tx: &Connection, c: &Closing, s: &Summary) -> Result<()> {
             st.change,
             st.p50,
             st.p95,
-            st.p99
+            st.p99,
+            change.and_then(|c| c.score),
+            change.map(|c| c.rank),
+            change.and_then(|c| c.unscored.as_deref()),
         ])?;
     }
     let mut anomaly = tx.prepare_cached(

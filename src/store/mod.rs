@@ -71,6 +71,7 @@ mod saved;
 mod schema;
 mod series;
 mod transfer;
+mod words;
 mod writer;
 
 use std::fs::File;
@@ -97,6 +98,7 @@ pub use requests::TriggerRequestStatus;
 pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
 pub(crate) use series::{Known, WindowPoints};
+pub use words::TriggerWords;
 pub(crate) use writer::{Handoff, NewWindow, SEAL_EVERY, Writer};
 
 mod embedded {

@@ -456,7 +456,12 @@ fn complete(
         w.summary = Some(summary(conn, at.window, points)?);
     }
     let recording = w.status == WindowStatus::Recording;
-    if with_points || recording {
+    // Closed before store version 12 (no stored scores): scored on read.
+    let unscored = w
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.change_scores.len() < s.samples.len());
+    if with_points || recording || unscored {
         let journal = match at.recent_from {
             Some(_) => journals.get(conn)?,
             None => None,
@@ -466,6 +471,12 @@ fn complete(
     if recording {
         // Not stored until it closes: the statistics of its points so far.
         w.summary = crate::summary::summarize(&w.data_points);
+    }
+    if recording || unscored {
+        let trigger_ms = w.trigger_time.unwrap_or(w.start_time).as_unix_ms();
+        if let Some(s) = &mut w.summary {
+            s.change_scores = crate::change::score_points(&w.data_points, trigger_ms);
+        }
         if !with_points {
             w.data_points = Vec::new();
         }
@@ -475,28 +486,30 @@ fn complete(
 
 fn triggers(conn: &Connection, window: WindowRow) -> Result<Vec<WindowTrigger>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT trigger_type, trigger_id, fired_ms, resolved_ms, opened_window
+        "SELECT trigger_type, trigger_id, fired_ms, resolved_ms, opened_window,
+                labels, annotations, rule, ends_ms
          FROM window_triggers WHERE window_id = ?1 ORDER BY fired_ms, id",
     )?;
-    let rows = stmt.query_map([window], |r| {
-        let kind: String = r.get(0)?;
-        Ok((
-            kind,
-            r.get(1)?,
-            r.get(2)?,
-            r.get::<_, Option<i64>>(3)?,
-            r.get(4)?,
-        ))
-    })?;
+    let mut rows = stmt.query([window])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (kind, trigger_id, fired, resolved, opened) = row?;
+    // Stored by the recorder as JSON objects of strings; a value some other
+    // program wrote that is not one reads as none.
+    let words = |text: Option<String>| -> BTreeMap<String, String> {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    };
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(0)?;
         out.push(WindowTrigger {
             trigger_type: kind.parse()?,
-            trigger_id,
-            fired_at: Timestamp::from_unix_ms(fired),
-            resolved_at: resolved.map(Timestamp::from_unix_ms),
-            opened_window: opened,
+            trigger_id: r.get(1)?,
+            fired_at: Timestamp::from_unix_ms(r.get(2)?),
+            resolved_at: r.get::<_, Option<i64>>(3)?.map(Timestamp::from_unix_ms),
+            opened_window: r.get(4)?,
+            labels: words(r.get(5)?),
+            annotations: words(r.get(6)?),
+            rule: r.get(7)?,
+            ends_at: r.get::<_, Option<i64>>(8)?.map(Timestamp::from_unix_ms),
         });
     }
     Ok(out)
@@ -512,7 +525,8 @@ fn summary(conn: &Connection, window: WindowRow, points: i64) -> Result<Incident
         ..IncidentSummary::default()
     };
     let mut stmt = conn.prepare_cached(
-        "SELECT m.name, s.samples, s.peak, s.low, s.average, s.change, s.p50, s.p95, s.p99
+        "SELECT m.name, s.samples, s.peak, s.low, s.average, s.change, s.p50, s.p95, s.p99,
+                s.change_rank, s.change_score, s.change_unscored
          FROM window_metric_stats s JOIN metrics m ON m.id = s.metric_id
          WHERE s.window_id = ?1",
     )?;
@@ -526,7 +540,17 @@ fn summary(conn: &Connection, window: WindowRow, points: i64) -> Result<Incident
         s.changes.insert(name.clone(), r.get(5)?);
         s.p50.insert(name.clone(), r.get(6)?);
         s.p95.insert(name.clone(), r.get(7)?);
-        s.p99.insert(name, r.get(8)?);
+        s.p99.insert(name.clone(), r.get(8)?);
+        // NULL for a window closed before store version 12: `complete`
+        // scores it from its points.
+        if let Some(rank) = r.get::<_, Option<u32>>(9)? {
+            let change = crate::model::MetricChange {
+                rank,
+                score: r.get(10)?,
+                unscored: r.get(11)?,
+            };
+            s.change_scores.insert(name, change);
+        }
     }
     let mut stmt = conn.prepare_cached(
         "SELECT m.name, a.ts_ms, a.value, a.score, a.description

@@ -178,6 +178,12 @@ impl Store {
                 let resolved = t.resolved_at.map(Timestamp::as_unix_ms);
                 let fired = t.fired_at.as_unix_ms();
                 insert_trigger(tx, row, &trigger, fired, resolved, t.opened_window)?;
+                super::words::keep_imported(tx, tx.last_insert_rowid(), t).map_err(|reason| {
+                    Error::InvalidWindow {
+                        id: clip(w.id.as_str()),
+                        reason,
+                    }
+                })?;
             }
             super::notes::insert(tx, row, &w.notes)?;
             let mut ids: Vec<Option<MetricId>> = vec![None; plan.names.len()];
@@ -197,7 +203,7 @@ impl Store {
                 recent_from: None,
             };
             seal(tx, at, &points, None)?;
-            // Statistics are recomputed; anomalies are kept as the file
+            // Statistics and change scores are recomputed; anomalies are kept as the file
             // gives them (they depend on the thresholds of the recorder that
             // found them), so none are scored here.
             let times = points.times();
@@ -212,6 +218,12 @@ impl Store {
                     })
                     .collect(),
                 anomalies: Vec::new(),
+                changes: crate::change::rank(
+                    points
+                        .series()
+                        .map(|(m, s)| (m, crate::change::score_series(&s, plan.opened_ms)))
+                        .collect(),
+                ),
             };
             let closing = Closing {
                 window: row,
