@@ -103,7 +103,7 @@ pub fn report(w: &IncidentWindow, now: Timestamp) -> String {
 
 /// `2026-12-06 01:51:24Z`: a time to read in a table (the JSON has the
 /// milliseconds).
-fn short(t: Timestamp) -> String {
+pub(super) fn short(t: Timestamp) -> String {
     let full = t.to_string();
     format!("{}Z", full.get(..19).unwrap_or(&full).replace('T', " "))
 }
@@ -184,6 +184,7 @@ fn render(w: &IncidentWindow, now: Timestamp, mode: Mode) -> String {
     );
     summary_table(&mut out, w, &order);
     triggers_table(&mut out, w);
+    super::words::alert_words(&mut out, w);
     anomalies_list(&mut out, w);
     notes_list(&mut out, w);
     metadata_table(&mut out, w);
