@@ -507,6 +507,12 @@ fn pictures_lead_with_what_moved_after_the_trigger_not_what_swung_widest() {
         table.find("<td>step</td>").unwrap() < table.find("<td>noisy</td>").unwrap(),
         "and the summary lists it first"
     );
+    let row = after(table, "<td>step</td>");
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.ends_with("<td>+9.1</td>"),
+        "with its score (10 / 1.1): {row}"
+    );
     let index = get(l, "/").body;
     assert!(
         index.contains("<span class=\"metric\">step</span>"),

@@ -250,7 +250,8 @@ fn summary_table(out: &mut String, w: &IncidentWindow, order: &[String]) {
     out.push_str(
         "<h2>Summary</h2><table class=\"summary\"><thead><tr><th>metric</th><th>samples</th>\
          <th>low</th><th>mean</th><th>p50</th><th>p95</th><th>peak</th><th>change</th>\
-         </tr></thead><tbody>",
+         <th title=\"shift after the trigger, in robust deviations of the baseline before it\">\
+         moved</th></tr></thead><tbody>",
     );
     let cell = |m: &std::collections::BTreeMap<String, f64>, name: &str| {
         m.get(name).map_or_else(String::new, |v| format!("{v:.4}"))
@@ -259,7 +260,7 @@ fn summary_table(out: &mut String, w: &IncidentWindow, order: &[String]) {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td></tr>",
+             <td>{}</td>{}</tr>",
             escape(name),
             s.samples.get(name).copied().unwrap_or_default(),
             cell(&s.lows, name),
@@ -268,9 +269,25 @@ fn summary_table(out: &mut String, w: &IncidentWindow, order: &[String]) {
             cell(&s.p95, name),
             cell(&s.peaks, name),
             cell(&s.changes, name),
+            moved(s.change_scores.get(name)),
         );
     }
     out.push_str("</tbody></table>");
+}
+
+/// The `moved` cell: the change score (signed: + went up), or a dash
+/// whose title says why there is none.
+fn moved(change: Option<&crate::model::MetricChange>) -> String {
+    match change {
+        Some(c) => match (c.score, &c.unscored) {
+            (Some(score), _) => format!("<td>{score:+.1}</td>"),
+            (None, why) => format!(
+                "<td title=\"{}\">–</td>",
+                escape(why.as_deref().unwrap_or("no score"))
+            ),
+        },
+        None => "<td></td>".into(),
+    }
 }
 
 fn triggers_table(out: &mut String, w: &IncidentWindow) {
