@@ -289,7 +289,12 @@ fn check_served(browser: &Browser, addr: &str, id: &str, shots: Option<&Path>) {
         let index = format!("http://{addr}/?token={TOKEN}");
         browser.screenshot(&index, &dir.join("index.png"), &["--window-size=1280,200"]);
         let window = format!("http://{addr}/w/{id}?token={TOKEN}");
-        browser.screenshot(&window, &dir.join("window.png"), &[]);
+        // Tall enough for the summary and what the alert said.
+        browser.screenshot(
+            &window,
+            &dir.join("window.png"),
+            &["--window-size=1200,1320"],
+        );
     }
 }
 
