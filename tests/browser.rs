@@ -3,7 +3,8 @@
 //! window, and a report file from disk with networking off, and the test
 //! checks what a person would see: the window listed, a chart per metric
 //! drawn with all its points, the trigger marked, the pre-incident part
-//! shaded, anomalies ringed, a `<script>` resource name shown as text. The page's script
+//! shaded, anomalies ringed, a `<script>` resource name and alert summary
+//! shown as text, the runbook a link only when it is a web URL. The page's script
 //! leaves what it drew on each chart's element (`data-points`,
 //! `data-trigger-px`, `data-shade-px`, `data-anomalies`, `data-drawn`), which
 //! `--dump-dom` shows; `--screenshot` must give a picture.
@@ -95,7 +96,36 @@ fn recorded(dir: &Path, resource: &str, points: usize, metrics: usize) -> (PathB
         serde_json::from_str(&ours(&["--db", db_arg, "list", "--json"])).unwrap();
     let w = &listed[0];
     assert_eq!(w["summary"]["data_points"], points as u64, "{w}");
-    (db, w["id"].as_str().unwrap().to_owned())
+    let id = w["id"].as_str().unwrap().to_owned();
+    say_words(&db, &id);
+    (db, id)
+}
+
+/// A runbook link that is a web URL, and one that is not.
+const RUNBOOK: &str = "https://runbooks.example/cpu-high";
+const NOT_A_LINK: &str = "javascript:alert(3)";
+
+/// Keeps on the window's alert the words an Alertmanager webhook would
+/// (`ingest` has no field for them): a summary holding [`EVIL`], a
+/// [`RUNBOOK`] and a `generatorURL` that is [`NOT_A_LINK`].
+fn say_words(db: &Path, id: &str) {
+    let store = incident_recorder::Store::open(db).unwrap();
+    let fired = store.window(id).unwrap().unwrap().triggers[0].fired_at;
+    let words = incident_recorder::TriggerWords {
+        labels: [("severity".to_owned(), "page".to_owned())].into(),
+        annotations: [
+            ("summary".to_owned(), format!("CPU over 90% on {EVIL}")),
+            ("runbook_url".to_owned(), RUNBOOK.to_owned()),
+            ("generatorURL".to_owned(), NOT_A_LINK.to_owned()),
+        ]
+        .into(),
+        rule: None,
+    };
+    assert!(
+        store
+            .keep_trigger_words(id, "cpu-high", fired, &words)
+            .unwrap()
+    );
 }
 
 struct Browser {
@@ -213,6 +243,18 @@ fn check_window_page(dom: &str, metrics: usize, points: usize) {
     }
     assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!dom.contains(EVIL), "the resource name became an element");
+    assert!(
+        dom.contains("CPU over 90% on &lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the alert's summary, as text"
+    );
+    assert!(
+        dom.contains(&format!("<a href=\"{RUNBOOK}\"")),
+        "the runbook, a link"
+    );
+    assert!(
+        dom.contains(NOT_A_LINK) && !dom.contains("href=\"javascript"),
+        "a javascript: URL shown, not linked"
+    );
 }
 
 fn listen_addr() -> String {
@@ -247,7 +289,12 @@ fn check_served(browser: &Browser, addr: &str, id: &str, shots: Option<&Path>) {
         let index = format!("http://{addr}/?token={TOKEN}");
         browser.screenshot(&index, &dir.join("index.png"), &["--window-size=1280,200"]);
         let window = format!("http://{addr}/w/{id}?token={TOKEN}");
-        browser.screenshot(&window, &dir.join("window.png"), &[]);
+        // Tall enough for the summary and what the alert said.
+        browser.screenshot(
+            &window,
+            &dir.join("window.png"),
+            &["--window-size=1200,1320"],
+        );
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Scripted, secs, t};
+use incident_recorder::Metrics;
+use incident_recorder::TriggerWords;
 use incident_recorder::listen::{ListenAuth, ListenConfig, Listener};
 use incident_recorder::{
     IncidentRecorder, ManualClock, RecorderConfig, Store, Timestamp, Trigger, web,
@@ -30,6 +32,12 @@ struct Site {
 /// A recorder on a file with one closed alert window on the resource
 /// [`EVIL`], listening with [`TOKEN`].
 fn site() -> Site {
+    site_of(Scripted::counting(&[EVIL, "web-1"]))
+}
+
+/// [`site`] with `provider`'s metrics: 8 samples, the alert `cpu-high` on
+/// [`EVIL`], 12 samples (the window closes).
+fn site_of(provider: Arc<Scripted>) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let config = RecorderConfig {
         sample_interval: secs(5),
@@ -40,7 +48,7 @@ fn site() -> Site {
     let clock = ManualClock::new(t(0));
     let recorder =
         Arc::new(IncidentRecorder::open_with_clock(config, Arc::new(clock.clone())).unwrap());
-    recorder.set_metrics_provider(Scripted::counting(&[EVIL, "web-1"]));
+    recorder.set_metrics_provider(provider);
     let tick = |n| {
         for _ in 0..n {
             recorder.record_sample().unwrap();
@@ -467,4 +475,107 @@ fn serve_keeps_serving_when_a_recorder_starts_on_the_file_it_read_alone() {
     }
     drop(again);
     drop(dir);
+}
+
+/// `body` from the first `after` on (empty if `after` is not in it).
+fn after<'a>(body: &'a str, after: &str) -> &'a str {
+    body.find(after).map_or("", |i| &body[i..])
+}
+
+#[test]
+fn pictures_lead_with_what_moved_after_the_trigger_not_what_swung_widest() {
+    // `noisy` swings 0..100 the whole time (the widest range); `step` goes
+    // from 100 to 110 at the trigger and stays: what the incident changed.
+    let s = site_of(Scripted::new(&[EVIL], |_, n| {
+        Ok(Metrics::new()
+            .with("noisy", if n % 2 == 0 { 0.0 } else { 100.0 })
+            .with("step", if n < 8 { 100.0 } else { 110.0 }))
+    }));
+    let w = s.recorder.store().window(&s.id).unwrap().unwrap();
+    let ranks = &w.summary.as_ref().unwrap().change_scores;
+    assert_eq!((ranks["step"].rank, ranks["noisy"].rank), (1, 2));
+    let l = &s.listener;
+    let page = get(l, &format!("/w/{}", s.id)).body;
+    let data = after(&page, "id=\"window-data\"");
+    let (step, noisy) = (
+        data.find("\"step\"").unwrap(),
+        data.find("\"noisy\"").unwrap(),
+    );
+    assert!(step < noisy, "the charts draw step first: {data}");
+    let table = after(&page, "class=\"summary\"");
+    assert!(
+        table.find("<td>step</td>").unwrap() < table.find("<td>noisy</td>").unwrap(),
+        "and the summary lists it first"
+    );
+    let row = after(table, "<td>step</td>");
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.ends_with("<td>+9.1</td>"),
+        "with its score (10 / 1.1): {row}"
+    );
+    let index = get(l, "/").body;
+    assert!(
+        index.contains("<span class=\"metric\">step</span>"),
+        "the listing's sparkline is step's"
+    );
+    let svg = get(l, &format!("/w/{}/chart.svg?top=1", s.id)).body;
+    assert!(svg.contains("data-metric=\"step\"") && !svg.contains("data-metric=\"noisy\""));
+}
+
+#[test]
+fn the_alerts_words_are_shown_as_text_and_only_web_urls_are_links() {
+    let s = site();
+    let store = s.recorder.store();
+    let w = store.window(&s.id).unwrap().unwrap();
+    let fired = w.triggers[0].fired_at;
+    let words = TriggerWords {
+        labels: [
+            ("alertname".to_owned(), "CpuHigh".to_owned()),
+            ("severity".to_owned(), "<b>page</b>".to_owned()),
+        ]
+        .into(),
+        annotations: [
+            ("summary".to_owned(), format!("CPU over 90% {EVIL}")),
+            (
+                "description".to_owned(),
+                "first line\nsecond line".to_owned(),
+            ),
+            ("runbook_url".to_owned(), "javascript:alert(2)".to_owned()),
+            (
+                "generatorURL".to_owned(),
+                "http://prom:9090/graph?g0.expr=cpu&x=\"y".to_owned(),
+            ),
+        ]
+        .into(),
+        rule: Some("cpu > 90 for 30s".to_owned()),
+    };
+    assert!(
+        store
+            .keep_trigger_words(&s.id, "cpu-high", fired, &words)
+            .unwrap()
+    );
+    let w = store.window(&s.id).unwrap().unwrap();
+    let a = get(&s.listener, &format!("/w/{}", s.id));
+    assert_eq!(a.header("content-security-policy"), Some(web::PAGE_CSP));
+    for body in [a.body, web::report(&w, Timestamp::now())] {
+        let said = after(&body, "What the alert said");
+        assert!(!said.is_empty(), "a section of the alert's words");
+        assert!(said.contains("CPU over 90% &lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!body.contains(EVIL), "a <script> in an annotation is text");
+        assert!(said.contains("first line\nsecond line"));
+        assert!(
+            said.contains("<code>cpu &gt; 90 for 30s</code>"),
+            "the rule"
+        );
+        assert!(said.contains("<b>severity</b>=<code>&lt;b&gt;page&lt;/b&gt;</code>"));
+        assert!(said.contains(">javascript:alert(2)</dd>"), "shown as text");
+        assert!(!body.contains("href=\"javascript"), "never a link");
+        let link = "http://prom:9090/graph?g0.expr=cpu&amp;x=&quot;y";
+        assert!(
+            said.contains(&format!(
+                "<a href=\"{link}\" rel=\"noopener noreferrer nofollow\""
+            )),
+            "generatorURL is a link, escaped"
+        );
+    }
 }

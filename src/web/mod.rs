@@ -16,6 +16,7 @@
 mod page;
 mod rank;
 mod svg;
+mod words;
 
 pub use page::{IndexQuery, index_page, report, report_csp, window_page};
 pub use rank::metric_order;

@@ -103,7 +103,7 @@ pub fn report(w: &IncidentWindow, now: Timestamp) -> String {
 
 /// `2026-12-06 01:51:24Z`: a time to read in a table (the JSON has the
 /// milliseconds).
-fn short(t: Timestamp) -> String {
+pub(super) fn short(t: Timestamp) -> String {
     let full = t.to_string();
     format!("{}Z", full.get(..19).unwrap_or(&full).replace('T', " "))
 }
@@ -184,6 +184,7 @@ fn render(w: &IncidentWindow, now: Timestamp, mode: Mode) -> String {
     );
     summary_table(&mut out, w, &order);
     triggers_table(&mut out, w);
+    super::words::alert_words(&mut out, w);
     anomalies_list(&mut out, w);
     notes_list(&mut out, w);
     metadata_table(&mut out, w);
@@ -249,7 +250,8 @@ fn summary_table(out: &mut String, w: &IncidentWindow, order: &[String]) {
     out.push_str(
         "<h2>Summary</h2><table class=\"summary\"><thead><tr><th>metric</th><th>samples</th>\
          <th>low</th><th>mean</th><th>p50</th><th>p95</th><th>peak</th><th>change</th>\
-         </tr></thead><tbody>",
+         <th title=\"shift after the trigger, in robust deviations of the baseline before it\">\
+         moved</th></tr></thead><tbody>",
     );
     let cell = |m: &std::collections::BTreeMap<String, f64>, name: &str| {
         m.get(name).map_or_else(String::new, |v| format!("{v:.4}"))
@@ -258,7 +260,7 @@ fn summary_table(out: &mut String, w: &IncidentWindow, order: &[String]) {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td></tr>",
+             <td>{}</td>{}</tr>",
             escape(name),
             s.samples.get(name).copied().unwrap_or_default(),
             cell(&s.lows, name),
@@ -267,9 +269,25 @@ fn summary_table(out: &mut String, w: &IncidentWindow, order: &[String]) {
             cell(&s.p95, name),
             cell(&s.peaks, name),
             cell(&s.changes, name),
+            moved(s.change_scores.get(name)),
         );
     }
     out.push_str("</tbody></table>");
+}
+
+/// The `moved` cell: the change score (signed: + went up), or a dash
+/// whose title says why there is none.
+fn moved(change: Option<&crate::model::MetricChange>) -> String {
+    match change {
+        Some(c) => match (c.score, &c.unscored) {
+            (Some(score), _) => format!("<td>{score:+.1}</td>"),
+            (None, why) => format!(
+                "<td title=\"{}\">–</td>",
+                escape(why.as_deref().unwrap_or("no score"))
+            ),
+        },
+        None => "<td></td>".into(),
+    }
 }
 
 fn triggers_table(out: &mut String, w: &IncidentWindow) {
