@@ -350,12 +350,21 @@ fn chrono_ms(text: &str) -> i64 {
 }
 
 /// Turns `db` (pushed by this build) back into what version 8 wrote: marks
-/// that do not say where they went (and no notes: version 10 undone too).
+/// that do not say where they went (and no notes, scores or trigger words:
+/// versions 10 and 12 undone too).
 fn back_to_version_8(db: &Path) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF;
          BEGIN;
+         ALTER TABLE window_metric_stats DROP COLUMN change_score;
+         ALTER TABLE window_metric_stats DROP COLUMN change_rank;
+         ALTER TABLE window_metric_stats DROP COLUMN change_unscored;
+         ALTER TABLE window_triggers DROP COLUMN labels;
+         ALTER TABLE window_triggers DROP COLUMN annotations;
+         ALTER TABLE window_triggers DROP COLUMN rule;
+         ALTER TABLE window_triggers DROP COLUMN ends_ms;
+         DELETE FROM refinery_schema_history WHERE version = 12;
          DROP TABLE note_pushes;
          DROP TABLE window_notes;
          DELETE FROM refinery_schema_history WHERE version = 10;

@@ -223,10 +223,12 @@ const COPY_DATA_POINTS: &str =
 const COPY_POINT_VALUES: &str =
     "COPY point_values (window_id, point_no, metric_id, ts, value) FROM STDIN (FORMAT binary)";
 const COPY_TRIGGERS: &str = "COPY window_triggers
-    (window_id, trigger_type, trigger_id, fired_ms, resolved_ms, opened_window)
+    (window_id, trigger_type, trigger_id, fired_ms, resolved_ms, opened_window,
+     labels, annotations, rule, ends_ms)
     FROM STDIN (FORMAT binary)";
 const COPY_STATS: &str = "COPY window_metric_stats
-    (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99)
+    (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99,
+     change_score, change_rank, change_unscored)
     FROM STDIN (FORMAT binary)";
 const COPY_NOTES: &str = "COPY window_notes (window_id, at_ms, author, text)
     FROM STDIN (FORMAT binary)";
@@ -711,14 +713,22 @@ impl Rows {
         }
         let triggers = self.triggers.get_or_insert_with(BinaryRows::new);
         for t in &w.window.triggers {
+            // As locally: NULL, not `{}`, for a trigger without them.
+            let words = |m: &BTreeMap<String, String>| {
+                (!m.is_empty()).then(|| serde_json::to_string(m).expect("strings serialize"))
+            };
             triggers
-                .row(6)
+                .row(10)
                 .int8(id)
                 .text(t.trigger_type.as_str())
                 .opt_text(t.trigger_id.as_deref())
                 .int8(t.fired_at.as_unix_ms())
                 .opt_int8(t.resolved_at.map(Timestamp::as_unix_ms))
-                .bool(t.opened_window);
+                .bool(t.opened_window)
+                .opt_jsonb(words(&t.labels).as_deref())
+                .opt_jsonb(words(&t.annotations).as_deref())
+                .opt_text(t.rule.as_deref())
+                .opt_int8(t.ends_at.map(Timestamp::as_unix_ms));
         }
         if !w.window.notes.is_empty() {
             let notes = self.notes.get_or_insert_with(BinaryRows::new);
@@ -735,8 +745,11 @@ impl Rows {
             let stats = self.stats.get_or_insert_with(BinaryRows::new);
             for (name, &peak) in &s.peaks {
                 let f = |m: &BTreeMap<String, f64>| m.get(name).copied().unwrap_or_default();
+                // Read as `show` reads them: stored at close, or (closed
+                // before the store's version 12) computed from the points.
+                let change = s.change_scores.get(name);
                 stats
-                    .row(10)
+                    .row(13)
                     .int8(id)
                     .int4(metric(name))
                     .int8(s.samples.get(name).copied().unwrap_or_default() as i64)
@@ -746,7 +759,10 @@ impl Rows {
                     .float8(f(&s.changes))
                     .float8(f(&s.p50))
                     .float8(f(&s.p95))
-                    .float8(f(&s.p99));
+                    .float8(f(&s.p99))
+                    .opt_float8(change.and_then(|c| c.score))
+                    .opt_int4(change.map(|c| i32::try_from(c.rank).unwrap_or(i32::MAX)))
+                    .opt_text(change.and_then(|c| c.unscored.as_deref()));
             }
         }
         if !w.details.anomalies.is_empty() {
