@@ -84,20 +84,19 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
-pub(crate) use close::{AnomalyRow, CloseWork, Closing, Summary};
+pub(crate) use close::{CloseWork, Closing, SealItem};
 pub(crate) use gate::{Settled, WriteGate};
 pub(crate) use push::{PushDetails, PushKey, PushTarget};
 pub use push::{PushState, RETRY_FIRST, RETRY_MAX};
 // (CloserConn is defined below.)
-pub(crate) use ids::{MetricId, PointId, WindowRow};
+pub(crate) use ids::WindowRow;
 pub(crate) use points::{PointBatch, Samples};
 pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
 pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
-pub(crate) use series::{Known, WindowPoints};
-pub(crate) use writer::{Handoff, NewWindow, Opened, SEAL_EVERY, Writer};
+pub(crate) use writer::{Handoff, NewWindow, Opened, Writer};
 
 mod embedded {
     refinery::embed_migrations!("migrations");

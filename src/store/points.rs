@@ -109,11 +109,6 @@ impl PointBatch {
         self.windows.is_empty()
     }
 
-    /// The window of each point, in order.
-    pub(crate) fn windows(&self) -> &[WindowRow] {
-        &self.windows
-    }
-
     /// Forgets everything (keeping the allocations).
     pub(crate) fn clear(&mut self) {
         self.samples.clear();

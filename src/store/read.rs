@@ -208,8 +208,11 @@ impl Store {
         stats.points = count(
             "SELECT coalesce(sum(summary_points), 0) FROM windows WHERE status <> 'recording'",
         )?;
+        // Closed windows' values are counted by their statistics (a metric
+        // without values has none); recording windows' as they are read.
         stats.values = count(
-            "SELECT coalesce(sum(last_value_id - first_value_id + 1), 0) FROM window_series",
+            "SELECT coalesce(sum(s.samples), 0) FROM window_metric_stats s
+             JOIN windows w ON w.id = s.window_id WHERE w.status <> 'recording'",
         )?;
         let mut recording = conn.prepare_cached(
             "SELECT id, opened_ms, recent_from FROM windows WHERE status = 'recording'",
@@ -223,12 +226,11 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        // Sealed values are counted above already; the journal's here.
         let mut journal = Journal::read(&conn)?;
-        stats.values += journal.values() as u64;
         for at in open {
             let points = WindowPoints::read(&conn, at, Some(&mut journal))?;
             stats.points += points.times().len() as u64;
+            stats.values += points.values.len() as u64;
         }
         stats.resources = count("SELECT count(DISTINCT resource_id) FROM windows")?;
         stats.metrics = count("SELECT count(*) FROM metrics")?;

@@ -196,7 +196,7 @@ impl Store {
                 opened_ms: plan.opened_ms,
                 recent_from: None,
             };
-            seal(tx, at, &points, None)?;
+            seal(tx, at, &points)?;
             // Statistics are recomputed; anomalies are kept as the file
             // gives them (they depend on the thresholds of the recorder that
             // found them), so none are scored here.
