@@ -124,7 +124,10 @@ DELETE FROM sqlite_sequence WHERE name = 'recent_points';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'recent_points', seq FROM v10_sequence;
 DROP TABLE v10_sequence;
 
--- Long format: a plain join, flattened into each query that uses it.
+-- Long format: a plain join, flattened into each query that uses it. The
+-- CROSS JOINs keep windows before series before samples in every plan:
+-- without statistics SQLite otherwise may scan samples for a query that
+-- bounds its windows by a range (tests/query_plans.rs has the shapes).
 CREATE VIEW incident_samples AS
 SELECT w.public_id                                          AS window_id,
        r.external_id                                        AS resource_id,
@@ -136,7 +139,7 @@ SELECT w.public_id                                          AS window_id,
        m.name                                               AS metric,
        v.value                                              AS value
 FROM windows w
-JOIN resources r ON r.id = w.resource_id
-JOIN series s    ON s.window_id = w.id
-JOIN metrics m   ON m.id = s.metric_id
-JOIN samples v   ON v.series_id = s.id;
+JOIN resources r      ON r.id = w.resource_id
+CROSS JOIN series s   ON s.window_id = w.id
+CROSS JOIN samples v  ON v.series_id = s.id
+JOIN metrics m        ON m.id = s.metric_id;
