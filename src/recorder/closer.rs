@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::anomaly::AnomalyConfig;
 use crate::error::{Error, Result};
-use crate::store::{CloseWork, Handoff, SealItem, Settled, Store, Trim};
+use crate::store::{CloseWork, Handoff, SealItem, Store, Trim};
 
 /// Windows sealed or closed per transaction at most, and the time after
 /// which a transaction takes no more. A tick that comes to wait for the
@@ -45,6 +45,9 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// The longest a point stays in the journal only (plus one seal's time),
 /// however slowly points come: the bound on `incident_samples`' lag.
 pub(crate) const SEAL_AFTER: Duration = Duration::from_secs(30);
+/// How long the recorder's reads (`IncidentRecorder::window` ...) wait for
+/// closes handed over before them.
+const SETTLE_BOUND: Duration = Duration::from_secs(2);
 
 /// The closer thread and its queue.
 pub(super) struct Closer {
@@ -62,7 +65,8 @@ struct Shared {
 struct Queue {
     batches: VecDeque<Batch>,
     /// `sync` or a stop asks for the journal to be sealed now.
-    tidy: bool,
+    /// A seal asked for by `sync` or a stop: the number it was handed as.
+    tidy: Option<u64>,
     stop: bool,
 }
 
@@ -86,6 +90,100 @@ impl Batch {
     }
 }
 
+/// Closing work handed to the closer and done by it, counted in batches.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    state: Mutex<Counts>,
+    changed: Condvar,
+}
+
+/// Invariant: `tidied <= done <= handed`.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Batches handed over.
+    handed: u64,
+    /// Batches whose windows are sealed, summarized and trimmed after.
+    done: u64,
+    /// Batches done and the journal sealed after them (as `sync` and a
+    /// stop ask).
+    tidied: u64,
+    /// Transactions the closer committed: tells a closer that is slow
+    /// from one that is stuck.
+    commits: u64,
+}
+
+impl Settled {
+    /// Counts one more batch handed over; returns its number.
+    pub(super) fn handed(&self) -> u64 {
+        let mut s = lock(&self.state);
+        s.handed += 1;
+        s.handed
+    }
+
+    /// Records that every batch up to `batch` is done.
+    pub(super) fn done(&self, batch: u64) {
+        let mut s = lock(&self.state);
+        s.done = s.done.max(batch);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Records that every batch up to `batch` is done and tidied.
+    pub(super) fn tidied(&self, batch: u64) {
+        let mut s = lock(&self.state);
+        s.done = s.done.max(batch);
+        s.tidied = s.tidied.max(batch);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Records that the closer committed one more transaction.
+    pub(super) fn progressed(&self) {
+        lock(&self.state).commits += 1;
+    }
+
+    /// Waits until every batch handed over so far is done (and tidied, if
+    /// `tidy`), as long as the closer commits something at least every
+    /// `stall`: a long backlog (thousands of windows closed by a bulk
+    /// import) is waited for, a database locked by another program is not.
+    /// Returns false if it gave up.
+    pub(super) fn wait_while_progressing(&self, stall: Duration, tidy: bool) -> bool {
+        loop {
+            let before = lock(&self.state).commits;
+            if self.wait_for(stall, tidy) {
+                return true;
+            }
+            if lock(&self.state).commits == before {
+                return false;
+            }
+        }
+    }
+
+    /// Waits until every batch handed over so far is done, at most `bound`.
+    /// Returns false if it gave up.
+    pub(super) fn wait(&self, bound: Duration) -> bool {
+        self.wait_for(bound, false)
+    }
+
+    fn wait_for(&self, bound: Duration, tidy: bool) -> bool {
+        let give_up = Instant::now() + bound;
+        let mut s = lock(&self.state);
+        let target = s.handed;
+        while if tidy { s.tidied } else { s.done } < target {
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -94,7 +192,8 @@ impl Closer {
     /// Starts the closer of `store`'s recorder; it first takes the closes a
     /// previous recorder left queued.
     pub(super) fn start(store: &Store, anomaly: AnomalyConfig) -> Result<Closer> {
-        let (mut conn, settled) = store.closer()?;
+        let mut conn = store.closer()?;
+        let settled = Arc::new(Settled::default());
         let pending = conn.pending_closes()?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
@@ -142,13 +241,24 @@ impl Closer {
         if handoff.is_empty() && trim.is_none() {
             return;
         }
+        // Numbered under the queue's lock: batches queue in their order.
+        let mut q = lock(&self.shared.queue);
         let number = self.settled.handed();
-        lock(&self.shared.queue).batches.push_back(Batch {
+        q.batches.push_back(Batch {
             number,
             handoff,
             trim,
         });
+        drop(q);
         self.shared.wake.notify_all();
+    }
+
+    /// Waits (at most [`SETTLE_BOUND`]) for the closes handed over so far,
+    /// so the recorder's own reads show the windows it closed as closed.
+    pub(super) fn settle(&self) {
+        if !self.settled.wait(SETTLE_BOUND) {
+            tracing::debug!("closing work still running; reading without it");
+        }
     }
 
     /// Waits until the work handed over so far is done (and the journal
@@ -156,7 +266,10 @@ impl Closer {
     /// least every `stall` (see [`Settled::wait_while_progressing`]).
     pub(super) fn drain(&self, stall: Duration, tidy: bool) -> bool {
         if tidy {
-            lock(&self.shared.queue).tidy = true;
+            // Counted as work handed over, so the wait below covers it.
+            let mut q = lock(&self.shared.queue);
+            q.tidy = Some(self.settled.handed());
+            drop(q);
             self.shared.wake.notify_all();
         }
         self.settled.wait_while_progressing(stall, tidy)
@@ -179,7 +292,7 @@ struct Worker {
     conn: crate::store::CloserConn,
     /// The highest `metrics` id after the last reclaim of unused names.
     names_high: i64,
-    /// Series runs trimmed since then: names they may have left unused.
+    /// Series trimmed since then: names they may have left unused.
     names_released: i64,
     settled: Arc<Settled>,
     shared: Arc<Shared>,
@@ -195,7 +308,7 @@ impl Worker {
         loop {
             let (next, tidy) = {
                 let mut q = lock(&self.shared.queue);
-                if q.batches.is_empty() && !q.stop && !q.tidy {
+                if q.batches.is_empty() && !q.stop && q.tidy.is_none() {
                     q = self
                         .shared
                         .wake
@@ -207,28 +320,24 @@ impl Worker {
                     return;
                 }
                 let next = q.batches.drain(..).reduce(Batch::merge);
-                (next, std::mem::take(&mut q.tidy))
+                (next, q.tidy.take())
             };
-            match next {
-                Some(batch) => {
-                    last = batch.number;
-                    self.batch(batch);
-                    self.settled.done(last);
-                    if tidy {
-                        self.seal_if(true);
-                    }
-                    self.settled.tidied(last);
+            if let Some(batch) = next {
+                last = last.max(batch.number);
+                self.batch(batch);
+                self.settled.done(last);
+            }
+            match tidy {
+                Some(number) => {
+                    self.seal_if(true);
+                    last = last.max(number);
                 }
                 None => {
-                    if tidy {
-                        self.seal_if(true);
-                    } else {
-                        self.seal_if(false);
-                        self.reclaim_names();
-                    }
-                    self.settled.tidied(last);
+                    self.seal_if(false);
+                    self.reclaim_names();
                 }
             }
+            self.settled.tidied(last);
         }
     }
 
@@ -333,7 +442,7 @@ impl Worker {
 
     /// Deletes the `metrics` rows nothing uses once
     /// [`RECLAIM_NAMES_AFTER`](crate::store::RECLAIM_NAMES_AFTER) names were
-    /// added, or as many series runs trimmed, since the last time (the check
+    /// added, or as many series trimmed, since the last time (the check
     /// scans the tables using them: so its cost is spread over that many).
     fn reclaim_names(&mut self) {
         let Some(high) = self.retry("counting metric names", |w| w.conn.metric_high()) else {
@@ -371,4 +480,39 @@ fn seal_some(work: &CloseWork<'_>, items: &[SealItem], anomaly: &AnomalyConfig) 
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_waits_for_every_batch_handed_before() {
+        let s = Settled::default();
+        assert!(s.wait(Duration::ZERO), "nothing handed: settled");
+        let b1 = s.handed();
+        let b2 = s.handed();
+        s.done(b1);
+        assert!(!s.wait(Duration::ZERO), "batch 2 is not done");
+        s.done(b2);
+        assert!(s.wait(Duration::ZERO));
+    }
+
+    /// A closer that commits nothing is given up on after the stall bound;
+    /// one that finishes is waited for.
+    #[test]
+    fn waiting_gives_up_only_without_progress() {
+        let s = Settled::default();
+        let b = s.handed();
+        assert!(!s.wait_while_progressing(Duration::from_millis(1), false));
+        s.progressed();
+        s.done(b);
+        assert!(s.wait_while_progressing(Duration::from_millis(1), false));
+        assert!(
+            !s.wait_while_progressing(Duration::from_millis(1), true),
+            "done, not tidied"
+        );
+        s.tidied(b);
+        assert!(s.wait_while_progressing(Duration::from_millis(1), true));
+    }
 }

@@ -828,6 +828,7 @@ impl IncidentRecorder {
 
     /// The window with this id (recording or closed), with points and summary.
     pub fn window(&self, id: &WindowId) -> Result<Option<IncidentWindow>> {
+        self.inner.closer.settle();
         self.inner.store.window(id.as_str())
     }
 
@@ -838,6 +839,7 @@ impl IncidentRecorder {
         resource_id: &str,
         limit: usize,
     ) -> Result<Vec<IncidentWindow>> {
+        self.inner.closer.settle();
         self.inner.store.windows(&WindowFilter {
             resource: Some(resource_id.to_owned()),
             limit,
@@ -849,6 +851,7 @@ impl IncidentRecorder {
     /// The most recent windows of all resources, at most `limit` (0 = all),
     /// recording ones included.
     pub fn recent_windows(&self, limit: usize) -> Result<Vec<IncidentWindow>> {
+        self.inner.closer.settle();
         self.inner.store.windows(&WindowFilter {
             limit,
             with_points: true,

@@ -143,6 +143,8 @@ impl CloserConn {
     /// after them, so it holds every point of the windows closing), by
     /// window.
     pub(crate) fn seal_plan(&mut self) -> Result<SealPlan> {
+        // The free space may have changed since the last seal.
+        super::writer::bound_wal(&self.conn, self.path.as_deref())?;
         let closes = pending_closes(&self.conn)?;
         let mut journal = Journal::read(&self.conn)?;
         let mut by_window: BTreeMap<WindowRow, Option<Closing>> =
@@ -415,7 +417,7 @@ mod tests {
     fn seals_move_each_window_s_own_points_and_close_with_the_summary() {
         let store = Store::open_in_memory().unwrap();
         let mut writer = store.writer().unwrap();
-        let (mut closer, _) = store.closer().unwrap();
+        let mut closer = store.closer().unwrap();
         let mut names = MetricNames::default();
         let cpu = names.intern("cpu").unwrap();
         let trigger = Trigger::manual();
@@ -507,7 +509,7 @@ mod tests {
     fn values_at_the_same_time_are_both_kept() {
         let store = Store::open_in_memory().unwrap();
         let mut writer = store.writer().unwrap();
-        let (mut closer, _) = store.closer().unwrap();
+        let mut closer = store.closer().unwrap();
         let mut names = MetricNames::default();
         let cpu = names.intern("cpu").unwrap();
         let trigger = Trigger::manual();

@@ -2,9 +2,9 @@
 //! recorded under them.
 //!
 //! Only sealed windows are deleted (closed windows are sealed: see
-//! migrations/V8), and a sealed window's values are contiguous runs, so
-//! deleting one frees whole pages instead of rewriting pages shared with
-//! other windows. Trimming runs in the closer, after the windows it closed,
+//! migrations/V11), and a sealed window's values are whole `series` with
+//! their `samples`, so deleting one frees whole pages (mostly) instead of
+//! rewriting pages shared with other windows. Trimming runs in the closer, after the windows it closed,
 //! never on the tick.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -35,7 +35,7 @@ pub struct PruneReport {
     /// have (never pushed, or refused): over the bound of unpushed windows
     /// trimming spares (see `store::push::spare_unpushed`).
     pub unpushed: usize,
-    /// Series runs (a window's values of one metric) deleted with them: an
+    /// Series (a window's values of one metric over a stretch) deleted with them: an
     /// upper bound of the metric names they may have left unused.
     pub series: usize,
     /// Metric names (`metrics` rows) no remaining window used, deleted
@@ -47,8 +47,8 @@ pub struct PruneReport {
 /// them, in an immediate transaction of its own on `conn`.
 ///
 /// The schema cascades deletes from `windows`, but SQLite runs a cascade as
-/// a sub-program per parent row, and `series_values` rows hang from their
-/// window only through the range in `window_series`. So enforcement is off
+/// a sub-program per parent row, and its cascade into the journal scans it
+/// (no index by window: a closed window has no journal rows). So enforcement is off
 /// for this transaction only (the pragma cannot change inside one) and
 /// [`delete_window`] deletes every dependent row itself; a unit test fails if
 /// a table hanging from `windows` is missing there.
@@ -193,7 +193,7 @@ const DELETES: [&str; 13] = [
 ];
 
 /// Deletes one closed window and everything recorded under it, children
-/// first; returns how many points and series runs it had. A unit test
+/// first; returns how many points and series it had. A unit test
 /// checks that these are all the tables hanging from `windows`.
 pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<(usize, usize)> {
     let series: i64 = tx

@@ -48,7 +48,6 @@ impl Store {
         filter: &WindowFilter,
         f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.settle();
         let conn = self.conn()?;
         // A read transaction: every window comes from the same snapshot.
         let tx = conn.snapshot()?;
@@ -65,7 +64,6 @@ impl Store {
         f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
         mut damaged: impl FnMut(Error),
     ) -> std::result::Result<(), E> {
-        self.settle();
         let conn = self.conn()?;
         let tx = conn.snapshot()?;
         each_window(
