@@ -93,9 +93,11 @@ const JOURNAL_METADATA: &str = "SELECT w.public_id, p.ts_ms, p.metadata
      WHERE p.metadata IS NOT NULL";
 
 fn version(conn: &Connection) -> i64 {
-    conn.query_row("SELECT max(version) FROM refinery_schema_history", [], |r| {
-        r.get(0)
-    })
+    conn.query_row(
+        "SELECT max(version) FROM refinery_schema_history",
+        [],
+        |r| r.get(0),
+    )
     .unwrap()
 }
 
@@ -113,7 +115,10 @@ fn a_v8_database_migrates_in_place_and_keeps_everything() {
     // The fixture holds what the comparison needs to mean something.
     let count = |i: usize| before[i].len();
     assert_eq!(count(0), 8, "windows");
-    assert!(count(1) >= 10 && count(2) > 10 && count(3) > 10, "{before:?}");
+    assert!(
+        count(1) >= 10 && count(2) > 10 && count(3) > 10,
+        "{before:?}"
+    );
     assert_eq!(count(4), 3, "notes");
     assert!(count(6) > 10, "sealed metadata");
     assert!(before[8].len() > 300, "values");
@@ -200,7 +205,13 @@ fn deleting_windows_in_plain_sql_removes_all_their_rows() {
     assert_eq!(journal_after, journal_before);
     // And the recording ones, journal included.
     conn.execute("DELETE FROM windows", []).unwrap();
-    for table in ["series", "samples", "recent_points", "recent_values", "point_metadata"] {
+    for table in [
+        "series",
+        "samples",
+        "recent_points",
+        "recent_values",
+        "point_metadata",
+    ] {
         let n: i64 = conn
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap();
@@ -250,14 +261,16 @@ fn a_window_v8_left_recording_goes_on_and_closes_whole() {
         retention: Duration::from_secs(30 * 24 * 3600),
         ..RecorderConfig::with_db_path(&path)
     };
-    let recorder = IncidentRecorder::open_with_clock(config, std::sync::Arc::new(clock.clone()))
-        .unwrap();
+    let recorder =
+        IncidentRecorder::open_with_clock(config, std::sync::Arc::new(clock.clone())).unwrap();
     let id = WindowId::new(id);
     assert_eq!(recorder.recording_window(&resource), Some(id.clone()));
     let next = last.saturating_add(Duration::from_secs(10));
     clock.set(next);
     let metrics: incident_recorder::Metrics = [("cpu".to_owned(), 97.5)].into_iter().collect();
-    recorder.push_sample(&resource, next, metrics, None).unwrap();
+    recorder
+        .push_sample(&resource, next, metrics, None)
+        .unwrap();
     recorder.stop_recording(&id).unwrap();
     recorder.sync().unwrap();
     let closed = recorder.window(&id).unwrap().unwrap();

@@ -247,7 +247,10 @@ fn documented_queries_and_natural_shapes_reach_values_only_through_indexes() {
         "SELECT count(*) FROM series s JOIN windows w ON w.id = s.window_id
          WHERE w.status = 'recording'",
     );
-    assert!(sealed_while_recording > 0, "the recording window has series");
+    assert!(
+        sealed_while_recording > 0,
+        "the recording window has series"
+    );
     let journal: i64 = count(&conn, "SELECT count(*) FROM recent_points");
     assert!(journal > 0, "and journal points");
 

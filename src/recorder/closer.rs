@@ -209,10 +209,7 @@ impl Closer {
                 windows = pending.len(),
                 "finishing closes a previous recorder left"
             );
-            closer.submit(
-                Handoff { closes: pending },
-                None,
-            );
+            closer.submit(Handoff { closes: pending }, None);
         }
         let handle = std::thread::Builder::new()
             .name("incident-recorder-closer".into())
@@ -396,7 +393,8 @@ impl Worker {
         while next < items.len() {
             let from = next;
             let done = self.retry("sealing windows", |w| {
-                w.conn.work(|work| seal_some(work, &items[from..], &anomaly))
+                w.conn
+                    .work(|work| seal_some(work, &items[from..], &anomaly))
             });
             self.settled.progressed();
             next = match done {

@@ -522,8 +522,7 @@ mod tests {
             deadline_ms: 1_000_000,
             daily_limit: 0,
         };
-        let Ok(Opened::Window(w, _)) = writer.open_window(&names, &new, &Samples::default())
-        else {
+        let Ok(Opened::Window(w, _)) = writer.open_window(&names, &new, &Samples::default()) else {
             panic!()
         };
         let mut batch = PointBatch::default();

@@ -165,7 +165,7 @@ impl WindowPoints {
         Ok(())
     }
 
-/// Puts values and metadata in their order. A resource's points are
+    /// Puts values and metadata in their order. A resource's points are
     /// written in time order, so this is a check more than a sort; equal
     /// times keep the order they were read in (stable).
     pub(crate) fn finish(&mut self) {
