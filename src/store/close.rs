@@ -284,16 +284,16 @@ static SAMPLES: MultiInsert =
 /// numbered after every existing one, so its samples go at the end of
 /// `samples`; and `point_metadata` rows.
 pub(super) fn seal(tx: &Connection, at: Whereabouts, points: &WindowPoints) -> Result<()> {
-    let mut next: i64 = tx
+    let first: i64 = tx
         .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM series")?
         .query_row([], |r| r.get(0))?;
     let mut rows: Vec<(i64, i64, f64)> = Vec::with_capacity(points.values.len());
     let mut series: Vec<(i64, MetricId, i64)> = Vec::new();
-    for run in points.values.chunk_by(|a, b| a.0 == b.0 && a.1 < b.1) {
+    let runs = points.values.chunk_by(|a, b| a.0 == b.0 && a.1 < b.1);
+    for (id, run) in (first..).zip(runs) {
         let (metric, from) = (run[0].0, run[0].1);
-        series.push((next, metric, from));
-        rows.extend(run.iter().map(|&(_, ts, v)| (next, ts - from, v)));
-        next += 1;
+        series.push((id, metric, from));
+        rows.extend(run.iter().map(|&(_, ts, v)| (id, ts - from, v)));
     }
     let mut insert = tx.prepare_cached(
         "INSERT INTO series (id, window_id, metric_id, from_ms) VALUES (?1, ?2, ?3, ?4)",
