@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::anomaly::AnomalyConfig;
 use crate::error::{Error, Result};
-use crate::store::{CloseWork, Handoff, SealItem, Store, Trim};
+use crate::store::{CloseWork, Handoff, PointId, SealItem, Store, Trim};
 
 /// Windows sealed or closed per transaction at most, and the time after
 /// which a transaction takes no more. A tick that comes to wait for the
@@ -387,26 +387,34 @@ impl Worker {
         let Some(plan) = self.retry("reading the journal", |w| w.conn.seal_plan()) else {
             return;
         };
-        let items = &plan.items;
+        let (items, upto) = (&plan.items, plan.upto);
         let anomaly = self.anomaly.clone();
         let mut next = 0;
+        let mut whole = true;
         while next < items.len() {
             let from = next;
             let done = self.retry("sealing windows", |w| {
                 w.conn
-                    .work(|work| seal_some(work, &items[from..], &anomaly))
+                    .work(|work| seal_some(work, &items[from..], upto, &anomaly))
             });
             self.settled.progressed();
             next = match done {
                 Some(n) => from + n,
                 // One of them fails for good: alone, so the others go on.
                 None => {
-                    self.retry("sealing a window", |w| {
-                        w.conn.work(|work| work.seal(&items[from], &anomaly))
-                    });
+                    whole &= self
+                        .retry("sealing a window", |w| {
+                            w.conn.work(|work| work.seal(&items[from], upto, &anomaly))
+                        })
+                        .is_some();
                     from + 1
                 }
             };
+        }
+        // A window left unsealed keeps the journal below `upto` for the
+        // next seal.
+        if whole {
+            self.retry("deleting the sealed journal", |w| w.conn.end_seal(upto));
         }
         self.last_seal = Instant::now();
         tracing::trace!(windows = items.len(), elapsed = ?started.elapsed(), "sealed the journal");
@@ -468,13 +476,18 @@ impl Worker {
 
 /// Seals the first of `items`, then more while the transaction's budget
 /// lasts and no tick waits for the turn; returns how many it sealed.
-fn seal_some(work: &CloseWork<'_>, items: &[SealItem], anomaly: &AnomalyConfig) -> Result<usize> {
+fn seal_some(
+    work: &CloseWork<'_>,
+    items: &[SealItem],
+    upto: PointId,
+    anomaly: &AnomalyConfig,
+) -> Result<usize> {
     let started = Instant::now();
     let mut n = 0;
     while n < items.len()
         && (n == 0 || (n < TX_ITEMS && started.elapsed() < TX_TIME && !work.tick_waiting()))
     {
-        work.seal(&items[n], anomaly)?;
+        work.seal(&items[n], upto, anomaly)?;
         n += 1;
     }
     Ok(n)

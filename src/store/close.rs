@@ -4,13 +4,17 @@
 //!
 //! One way: the closer (`recorder/closer.rs`) asks for a [`SealPlan`] (the
 //! queued closes and the journal, read in one pass) and runs
-//! [`CloseWork::seal`] for each window of it, a few per transaction. For one
-//! window, in one transaction, that reads its journal part (from the plan),
-//! appends it as new series, deletes its journal rows and, if it closes,
+//! [`CloseWork::seal`] for each window of it, a few per transaction, then
+//! [`CloserConn::end_seal`]. For one window, in one transaction, `seal`
+//! appends its journal part (from the plan) as new series, moves its
+//! `recent_from` past it (readers skip journal rows below it) and, if it closes,
 //! reads all its values back, computes its statistics and anomalies with the
 //! pure functions of [`crate::summary`] and [`crate::anomaly`] ([`summarize`])
 //! and writes them with its final status: a closed window is never seen
-//! without its summary, and its values are never in two places.
+//! without its summary, and no reader sees a value twice. `end_seal` then
+//! deletes the journal below the plan's mark by key ranges, in one
+//! transaction: deleting each window's rows in its own transaction rewrote
+//! every journal page once per window (the windows' points interleave).
 
 use std::collections::BTreeMap;
 
@@ -79,9 +83,12 @@ pub(crate) struct SealItem {
 
 /// What a seal does, window by window (oldest first): every window with
 /// journal points or a queued close.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SealPlan {
     pub(crate) items: Vec<SealItem>,
+    /// Past every journal id read: the journal below it is sealed once
+    /// every item is ([`CloserConn::end_seal`]).
+    pub(crate) upto: PointId,
 }
 
 /// The closer's work inside one of its transactions: any number of window
@@ -99,20 +106,27 @@ impl CloseWork<'_> {
         self.gate.urgent_waiting()
     }
 
-    /// Seals `item`: appends its journal part as series, deletes those
-    /// journal rows and, if it closes, writes its summary, anomalies and
-    /// final status. Returns false if the window is closed already or gone
-    /// (its journal rows and queued close are dropped then).
-    pub(crate) fn seal(&self, item: &SealItem, anomaly: &AnomalyConfig) -> Result<bool> {
+    /// Seals `item` (of a plan read up to `upto`): appends its journal part
+    /// as series and moves the window's `recent_from` past it (its journal
+    /// rows are then dead to every reader, and deleted with the rest by
+    /// [`CloserConn::end_seal`]) and, if it closes, writes its summary,
+    /// anomalies and final status. Returns false if the window is closed
+    /// already or gone (its queued close is dropped then).
+    pub(crate) fn seal(
+        &self,
+        item: &SealItem,
+        upto: PointId,
+        anomaly: &AnomalyConfig,
+    ) -> Result<bool> {
         let tx = self.tx;
         let Some(at) = whereabouts(tx, item.window)? else {
-            delete_journal_rows(tx, &item.part.journal_ids)?;
             tx.prepare_cached("DELETE FROM window_closes WHERE window_id = ?1")?
                 .execute([item.window])?;
             return Ok(false);
         };
         seal(tx, at, &item.part)?;
-        delete_journal_rows(tx, &item.part.journal_ids)?;
+        tx.prepare_cached("UPDATE windows SET recent_from = ?2 WHERE id = ?1")?
+            .execute(params![item.window, upto])?;
         if let Some(c) = &item.closing {
             let mut all = WindowPoints::default();
             all.read_sealed(tx, at)?;
@@ -147,6 +161,7 @@ impl CloserConn {
         super::writer::bound_wal(&self.conn, self.path.as_deref())?;
         let closes = pending_closes(&self.conn)?;
         let mut journal = Journal::read(&self.conn)?;
+        let upto = PointId(journal.last.map_or(0, |id| id.0) + 1);
         let mut by_window: BTreeMap<WindowRow, Option<Closing>> =
             journal.by_window.keys().map(|&w| (w, None)).collect();
         for c in closes {
@@ -160,7 +175,26 @@ impl CloserConn {
                 closing,
             })
             .collect();
-        Ok(SealPlan { items })
+        Ok(SealPlan { items, upto })
+    }
+
+    /// Ends a seal whose every item was sealed: the windows without journal
+    /// points have none before `upto` either, and the journal below `upto`
+    /// (sealed, or of windows deleted meanwhile) goes, in one transaction,
+    /// by ranges of its keys: whole pages freed, not a page per window.
+    pub(crate) fn end_seal(&mut self, upto: PointId) -> Result<()> {
+        self.transaction(|tx| {
+            tx.prepare_cached(
+                "UPDATE windows SET recent_from = ?1
+                 WHERE recent_from IS NOT NULL AND recent_from < ?1",
+            )?
+            .execute([upto])?;
+            tx.prepare_cached("DELETE FROM recent_values WHERE point_id < ?1")?
+                .execute([upto])?;
+            tx.prepare_cached("DELETE FROM recent_points WHERE id < ?1")?
+                .execute([upto])?;
+            Ok(())
+        })
     }
 
     /// True if the journal holds [`SEAL_POINTS`] points per recording
@@ -264,15 +298,6 @@ fn whereabouts(tx: &Connection, window: WindowRow) -> Result<Option<Whereabouts>
             })
         })
         .optional()?)
-}
-
-/// Deletes journal points by id (their values go by the cascade).
-fn delete_journal_rows(tx: &Connection, ids: &[PointId]) -> Result<()> {
-    let mut stmt = tx.prepare_cached("DELETE FROM recent_points WHERE id = ?1")?;
-    for id in ids {
-        stmt.execute([id])?;
-    }
-    Ok(())
 }
 
 static SAMPLES: MultiInsert =
@@ -402,11 +427,12 @@ mod tests {
         closer
             .work(|w| {
                 for item in &plan.items {
-                    w.seal(item, &anomaly)?;
+                    w.seal(item, plan.upto, &anomaly)?;
                 }
                 Ok(())
             })
             .unwrap();
+        closer.end_seal(plan.upto).unwrap();
     }
 
     /// Windows recorded together (their journal points interleave) are

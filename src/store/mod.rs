@@ -92,7 +92,7 @@ pub(crate) use gate::WriteGate;
 pub(crate) use push::{PushDetails, PushKey, PushTarget};
 pub use push::{PushState, RETRY_FIRST, RETRY_MAX};
 // (CloserConn is defined below.)
-pub(crate) use ids::WindowRow;
+pub(crate) use ids::{PointId, WindowRow};
 pub(crate) use points::{PointBatch, Samples};
 pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;

@@ -47,26 +47,35 @@ pub(crate) struct Whereabouts {
 #[derive(Debug, Default)]
 pub(crate) struct Journal {
     pub(crate) by_window: HashMap<WindowRow, WindowPoints>,
+    /// The highest journal id read (live or not), if any.
+    pub(crate) last: Option<PointId>,
 }
 
 impl Journal {
-    /// Reads every journal point.
+    /// Reads every live journal point: from its window's `recent_from` on
+    /// (rows below it are sealed already, waiting for the end of the seal).
     pub(crate) fn read(conn: &Connection) -> Result<Journal> {
         let mut stmt = conn.prepare_cached(
-            "SELECT p.window_id, p.id, p.ts_ms, p.metadata, v.metric_id, v.value
+            "SELECT p.window_id, p.id, p.ts_ms, p.metadata, v.metric_id, v.value,
+                    p.id >= w.recent_from
              FROM recent_points p
+             LEFT JOIN windows w ON w.id = p.window_id
              LEFT JOIN recent_values v ON v.point_id = p.id
              ORDER BY p.id",
         )?;
         let mut rows = stmt.query([])?;
         let mut by_window: HashMap<WindowRow, WindowPoints> = HashMap::new();
+        let mut last = None;
         while let Some(r) = rows.next()? {
-            by_window.entry(r.get(0)?).or_default().take_row(r, 1)?;
+            last = Some(r.get::<_, PointId>(1)?);
+            if r.get::<_, Option<bool>>(6)? == Some(true) {
+                by_window.entry(r.get(0)?).or_default().take_row(r, 1)?;
+            }
         }
         for points in by_window.values_mut() {
             points.finish();
         }
-        Ok(Journal { by_window })
+        Ok(Journal { by_window, last })
     }
 
     /// The journal part of `window` (empty if none), taken out.
