@@ -718,11 +718,13 @@ impl IncidentRecorder {
         self.wait_for_closer(false)
     }
 
-    /// Returns once the closing work of every window closed so far is done:
-    /// sealed, with its summary, history trimmed after it, and the journal
-    /// purged behind it. Queries through [`store`](Self::store) wait for the
-    /// windows themselves (briefly); call this before reading the database
-    /// through another connection (your own SQLite handle on the file). It
+    /// Returns once the closing work of every window closed so far is done
+    /// (sealed, with its summary, history trimmed after it) and the journal
+    /// is sealed (`incident_samples` then has every committed point). This
+    /// recorder's own reads ([`window`](Self::window), ...) wait for the
+    /// closes (briefly); [`store`](Self::store)'s queries do not: call this
+    /// before reading through them or another connection (your own SQLite
+    /// handle on the file). It
     /// waits as long as the work goes on; it fails if the database stays
     /// locked by another program for 10 s (the work is done later).
     pub fn sync(&self) -> Result<()> {
