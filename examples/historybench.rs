@@ -267,7 +267,50 @@ fn sql(a: &Args, h: &History, report: &mut Report, plans: bool) {
             note,
             serde_json::json!({"rows": rows, "source": q.source, "scans": scans}),
         );
+        sqlite3_cli(a, h, report, q, bind);
     }
+}
+
+/// Issue 19's measure: the query in the `sqlite3` CLI, a process started
+/// per run (cold CLI, warm page cache), output discarded. The parameter
+/// (an id, quote-free) goes in as a literal, as a user would type it.
+fn sqlite3_cli(
+    a: &Args,
+    h: &History,
+    report: &mut Report,
+    q: &history::DocQuery,
+    bind: Option<&str>,
+) {
+    let sql = match bind {
+        Some(v) if !v.contains('\'') => q.sql.replace("?1", &format!("'{v}'")),
+        Some(_) => return,
+        None => q.sql.to_owned(),
+    };
+    let run = || {
+        let started = Instant::now();
+        let out = std::process::Command::new("sqlite3")
+            .arg("-readonly")
+            .arg(&h.path)
+            .arg(&sql)
+            .stdout(std::process::Stdio::null())
+            .status();
+        match out {
+            Ok(s) if s.success() => Some(started.elapsed()),
+            _ => None,
+        }
+    };
+    if run().is_none() {
+        progress(format!("sqlite3 CLI: {} did not run; skipped", q.name));
+        return;
+    }
+    let (stat, _) = measure(a.reps, |_| run());
+    report.add(
+        "sqlite3",
+        q.name,
+        stat,
+        "`sqlite3 -readonly` process, cold".to_owned(),
+        serde_json::json!({"source": q.source}),
+    );
 }
 
 fn reads(a: &Args, h: &History, report: &mut Report) {

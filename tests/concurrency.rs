@@ -20,8 +20,8 @@ const INVARIANTS: [&str; 5] = [
     // a sealed point whose values are not all there: every metric of a
     // window has as many sealed values as the others
     "SELECT count(*) FROM (SELECT window_id FROM
-        (SELECT window_id, metric_id, sum(last_value_id - first_value_id + 1) AS n
-         FROM window_series GROUP BY window_id, metric_id)
+        (SELECT s.window_id, s.metric_id, count(*) AS n
+         FROM series s JOIN samples v ON v.series_id = s.id GROUP BY s.window_id, s.metric_id)
         GROUP BY window_id HAVING count(*) <> 8 OR count(DISTINCT n) <> 1)",
     // a closed window without its statistics
     "SELECT count(*) FROM windows w WHERE w.status <> 'recording'
@@ -29,8 +29,8 @@ const INVARIANTS: [&str; 5] = [
              OR (SELECT count(*) FROM window_metric_stats s WHERE s.window_id = w.id) <> 8)",
     // a closed window whose summary does not count its (sealed) points
     "SELECT count(*) FROM windows w WHERE w.status <> 'recording'
-        AND w.summary_points <> (SELECT sum(s.last_value_id - s.first_value_id + 1)
-                                 FROM window_series s WHERE s.window_id = w.id) / 8",
+        AND w.summary_points <> (SELECT count(*) FROM series s JOIN samples v
+                                 ON v.series_id = s.id WHERE s.window_id = w.id) / 8",
     // a closed window with points left in the journal
     "SELECT count(*) FROM windows WHERE status <> 'recording' AND recent_from IS NOT NULL",
 ];

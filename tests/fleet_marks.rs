@@ -365,6 +365,32 @@ fn back_to_version_8(db: &Path) {
          ALTER TABLE window_triggers DROP COLUMN rule;
          ALTER TABLE window_triggers DROP COLUMN ends_ms;
          DELETE FROM refinery_schema_history WHERE version = 12;
+         -- Version 11's series and samples back into version 8's runs.
+         DROP VIEW incident_samples;
+         CREATE TABLE series_values (id INTEGER PRIMARY KEY, offset_ms INTEGER NOT NULL,
+                                     value REAL NOT NULL);
+         CREATE TABLE window_series (
+             window_id INTEGER NOT NULL REFERENCES windows(id) ON DELETE CASCADE,
+             metric_id INTEGER NOT NULL REFERENCES metrics(id),
+             first_value_id INTEGER NOT NULL, last_value_id INTEGER NOT NULL,
+             CHECK (first_value_id <= last_value_id),
+             PRIMARY KEY (window_id, metric_id, first_value_id)) WITHOUT ROWID;
+         CREATE TEMP TABLE numbered AS
+             SELECT row_number() OVER (ORDER BY v.series_id, v.offset_ms) AS id,
+                    v.series_id AS series_id, s.window_id AS window_id,
+                    s.metric_id AS metric_id,
+                    s.from_ms + v.offset_ms - w.opened_ms AS offset_ms, v.value AS value
+             FROM samples v JOIN series s ON s.id = v.series_id
+             JOIN windows w ON w.id = s.window_id;
+         INSERT INTO series_values SELECT id, offset_ms, value FROM numbered ORDER BY id;
+         INSERT INTO window_series
+             SELECT window_id, metric_id, min(id), max(id) FROM numbered GROUP BY series_id;
+         DROP TABLE numbered;
+         DROP TABLE samples;
+         DROP TABLE series;
+         -- (version 8's view; version 11 drops it unread)
+         CREATE VIEW incident_samples AS SELECT 1 AS version_8;
+         DELETE FROM refinery_schema_history WHERE version = 11;
          DROP TABLE note_pushes;
          DROP TABLE window_notes;
          DELETE FROM refinery_schema_history WHERE version = 10;

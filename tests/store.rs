@@ -16,7 +16,7 @@ const POINTS: &str =
     "SELECT count(*) FROM (SELECT DISTINCT window_id, ts_ms FROM incident_samples)";
 /// Value rows stored, sealed or in the journal (garbage included).
 const STORED_VALUES: &str =
-    "SELECT (SELECT count(*) FROM series_values) + (SELECT count(*) FROM recent_values)";
+    "SELECT (SELECT count(*) FROM samples) + (SELECT count(*) FROM recent_values)";
 
 /// Every table's row count, to compare against expectations in one assert.
 fn table_counts(conn: &rusqlite::Connection) -> [i64; 6] {
@@ -35,14 +35,13 @@ fn assert_no_orphans(conn: &rusqlite::Connection) {
     let fk_violations: i64 = count(conn, "SELECT count(*) FROM pragma_foreign_key_check");
     assert_eq!(fk_violations, 0);
     for sql in [
-        // Every sealed value is in one run, and no run overlaps another.
-        "SELECT count(*) FROM series_values v
-         WHERE (SELECT count(*) FROM window_series s
-                WHERE v.id BETWEEN s.first_value_id AND s.last_value_id) <> 1",
-        // The journal was purged up to its horizon.
-        "SELECT count(*) FROM recent_points WHERE id < coalesce(
-             (SELECT min(recent_from) FROM windows WHERE recent_from IS NOT NULL),
-             (SELECT max(id) + 1 FROM recent_points))",
+        // Every sealed value is in a series of a window.
+        "SELECT count(*) FROM samples WHERE series_id NOT IN (SELECT id FROM series)",
+        "SELECT count(*) FROM series WHERE window_id NOT IN (SELECT id FROM windows)",
+        // The journal holds points of recording windows only.
+        "SELECT count(*) FROM recent_points p
+         WHERE NOT EXISTS (SELECT 1 FROM windows w
+                           WHERE w.id = p.window_id AND w.status = 'recording')",
         "SELECT count(*) FROM recent_values WHERE point_id NOT IN (SELECT id FROM recent_points)",
         "SELECT count(*) FROM window_metric_stats WHERE window_id NOT IN (SELECT id FROM windows)",
         "SELECT count(*) FROM window_triggers WHERE window_id NOT IN (SELECT id FROM windows)",
@@ -617,7 +616,7 @@ fn windows_recorded_together_keep_their_own_points() {
         );
         let row = |sql: &str| -> i64 { conn.query_row(sql, [id.as_str()], |r| r.get(0)).unwrap() };
         let sealed = row(
-            "SELECT sum(s.last_value_id - s.first_value_id + 1) FROM window_series s
+            "SELECT count(*) FROM series s JOIN samples v ON v.series_id = s.id
              JOIN windows w ON w.id = s.window_id
              WHERE w.public_id = ?1 AND w.recent_from IS NULL",
         );

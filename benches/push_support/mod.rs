@@ -153,10 +153,9 @@ impl RawRows {
         let conn = rusqlite::Connection::open(db).unwrap();
         let mut stmt = conn
             .prepare(
-                "SELECT s.window_id, w.opened_ms + v.offset_ms AS ts, w.opened_ms + v.offset_ms,
+                "SELECT s.window_id, s.from_ms + v.offset_ms AS ts, s.from_ms + v.offset_ms,
                         s.metric_id, v.value
-                 FROM window_series s JOIN windows w ON w.id = s.window_id
-                 JOIN series_values v ON v.id BETWEEN s.first_value_id AND s.last_value_id
+                 FROM series s JOIN samples v ON v.series_id = s.id
                  ORDER BY s.window_id, ts, s.metric_id",
             )
             .unwrap();

@@ -852,21 +852,60 @@ pub const README_RESOURCE_LAST_5: &str = "SELECT ts, metric, value FROM incident
 /// metric": README.md's query above without its `LIMIT`, every row.
 pub const ISSUE_RESOURCE_METRIC: &str = "SELECT ts, metric, value FROM incident_samples WHERE resource_id = ?1 AND metric = 'cpu' ORDER BY ts_ms DESC";
 
-/// docs/schema.md, `series_values`: one metric of a window, its sealed
-/// runs in time order (`'iw-20261124100000-1f2e3d4c-1'` there).
-pub const SCHEMA_WINDOW_SERIES: &str = "SELECT w.opened_ms + v.offset_ms AS ts_ms, v.value
+/// docs/schema.md, `series` and `samples`: one metric of a window without
+/// the view, in time order (`'iw-20261124100000-1f2e3d4c-1'` there).
+pub const SCHEMA_WINDOW_SERIES: &str = "SELECT s.from_ms + v.offset_ms AS ts_ms, v.value
 FROM windows w
-JOIN metrics m       ON m.name = 'cpu'
-JOIN window_series s ON s.window_id = w.id AND s.metric_id = m.id
-JOIN series_values v ON v.id BETWEEN s.first_value_id AND s.last_value_id
-WHERE w.public_id = ?1
-ORDER BY s.first_value_id, v.id";
+JOIN series s  ON s.window_id = w.id
+JOIN metrics m ON m.id = s.metric_id
+JOIN samples v ON v.series_id = s.id
+WHERE w.public_id = ?1 AND m.name = 'cpu'
+ORDER BY ts_ms";
 
 /// docs/schema.md, `recent_points`: a recording window's points still in
 /// the journal, through its id range.
-pub const SCHEMA_RECORDING_POINTS: &str = "SELECT p.* FROM windows w
+pub const SCHEMA_RECORDING_POINTS: &str = "SELECT p.ts_ms, m.name AS metric, v.value
+FROM windows w
 JOIN recent_points p ON p.id >= w.recent_from AND p.window_id = w.id
+JOIN recent_values v ON v.point_id = p.id
+JOIN metrics m       ON m.id = v.metric_id
 WHERE w.public_id = ?1";
+
+/// Issue 19's shapes: the window by scalar subquery (the newest closed
+/// one), the README tour's shape.
+pub const SHAPE_SUBQUERY_CLOSED: &str = "SELECT ts, value FROM incident_samples
+WHERE window_id = (SELECT public_id FROM windows WHERE status <> 'recording'
+                   ORDER BY start_ms DESC LIMIT 1)
+  AND metric = 'cpu'";
+
+/// Issue 19: windows by `IN (SELECT ...)` (the 10 newest closed).
+pub const SHAPE_IN_SELECT: &str = "SELECT window_id, ts, value FROM incident_samples
+WHERE window_id IN (SELECT public_id FROM windows WHERE status <> 'recording'
+                    ORDER BY start_ms DESC LIMIT 10)
+  AND metric = 'cpu'";
+
+/// Issue 19: a join with `windows` filtered on its columns (the windows
+/// that started in a day: the first of the history).
+pub const SHAPE_JOIN_WINDOWS: &str = "SELECT i.window_id, i.ts_ms, i.value
+FROM windows w JOIN incident_samples i ON i.window_id = w.public_id
+WHERE w.start_ms < (SELECT min(start_ms) FROM windows) + 86400000 AND i.metric = 'cpu'";
+
+/// Issue 19: a join with `resources` filtered on its columns.
+pub const SHAPE_JOIN_RESOURCES: &str = "SELECT i.window_id, i.ts_ms, i.value
+FROM resources r JOIN incident_samples i ON i.resource_id = r.external_id
+WHERE r.external_id = ?1 AND i.metric = 'cpu'";
+
+/// Issue 19: a resource and a time range (its last day).
+pub const SHAPE_RESOURCE_RANGE: &str = "SELECT ts_ms, value FROM incident_samples
+WHERE resource_id = ?1 AND metric = 'cpu'
+  AND ts_ms >= (SELECT max(start_ms) FROM windows) - 86400000";
+
+/// Issue 19: one metric across the windows of a time range (a day),
+/// bounded through `windows`.
+pub const SHAPE_METRIC_ACROSS: &str = "SELECT i.window_id, max(i.value)
+FROM windows w JOIN incident_samples i ON i.window_id = w.public_id
+WHERE w.start_ms >= (SELECT max(start_ms) FROM windows) - 86400000 AND i.metric = 'cpu'
+GROUP BY i.window_id";
 
 /// docs/schema.md, `window_pushes`: the push backlog.
 pub const SCHEMA_BACKLOG: &str = "SELECT count(*) FROM windows w
@@ -914,13 +953,13 @@ pub const QUERIES: &[DocQuery] = &[
     },
     DocQuery {
         name: "schema_closed_window_cpu_series",
-        source: "docs/schema.md, series_values",
+        source: "docs/schema.md, series and samples",
         sql: SCHEMA_WINDOW_SERIES,
         param: Param::ClosedWindow,
     },
     DocQuery {
         name: "schema_recording_window_cpu_series",
-        source: "variant: docs/schema.md's series_values query on a recording window",
+        source: "variant: docs/schema.md's series query on a recording window",
         sql: SCHEMA_WINDOW_SERIES,
         param: Param::RecordingWindow,
     },
@@ -929,6 +968,42 @@ pub const QUERIES: &[DocQuery] = &[
         source: "docs/schema.md, recent_points",
         sql: SCHEMA_RECORDING_POINTS,
         param: Param::RecordingWindow,
+    },
+    DocQuery {
+        name: "issue19_subquery_newest_closed_window",
+        source: "issue 19: window by scalar subquery (closed)",
+        sql: SHAPE_SUBQUERY_CLOSED,
+        param: Param::None,
+    },
+    DocQuery {
+        name: "issue19_in_select_10_windows",
+        source: "issue 19: windows by IN (SELECT ...)",
+        sql: SHAPE_IN_SELECT,
+        param: Param::None,
+    },
+    DocQuery {
+        name: "issue19_join_windows_first_day",
+        source: "issue 19: join with windows on start_ms",
+        sql: SHAPE_JOIN_WINDOWS,
+        param: Param::None,
+    },
+    DocQuery {
+        name: "issue19_join_resources",
+        source: "issue 19: join with resources",
+        sql: SHAPE_JOIN_RESOURCES,
+        param: Param::Resource,
+    },
+    DocQuery {
+        name: "issue19_resource_last_day",
+        source: "issue 19: a resource and a time range",
+        sql: SHAPE_RESOURCE_RANGE,
+        param: Param::Resource,
+    },
+    DocQuery {
+        name: "issue19_cpu_across_last_day_windows",
+        source: "issue 19: one metric across the windows of a day",
+        sql: SHAPE_METRIC_ACROSS,
+        param: Param::None,
     },
     DocQuery {
         name: "schema_push_backlog",

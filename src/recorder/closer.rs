@@ -1,31 +1,27 @@
-//! The closer: closing work, off the tick.
+//! The closer: closing and sealing, off the tick.
 //!
 //! # Design
 //!
 //! The tick decides that a window closes (`window.rs`) and commits the
-//! decision as a queued close (`window_closes`); the closer thread does the
-//! work. For each window, in one short transaction: it seals the window's
-//! journal points into runs, computes its summary, anomalies and change
-//! scores from all its points with the pure functions of [`crate::summary`],
-//! [`crate::anomaly`] and [`crate::change`], and writes them with the final
-//! status. Then it trims
-//! history, a bounded step at a time. It purges the journal behind sealed
-//! windows when idle (or once `PURGE_BACKLOG` points wait, or when `sync` asks):
-//! readers never see those rows, so no close waits behind them. Work queued
-//! while it was busy is merged into one batch. Its
-//! transactions take the store's write gate only when no tick waits for it,
-//! so a tick never waits longer than one of them, however many windows close
-//! together (a thousand VMs alerting at once).
+//! decision as a queued close (`window_closes`) with its last points; it
+//! only ever appends to the journal. The closer thread does the rest, with
+//! the store's [`seal_plan`](crate::store::CloserConn::seal_plan) and
+//! [`CloseWork::seal`]: it seals the journal as a whole (every window's
+//! journal points move into `series` / `samples`), and a window whose close
+//! is queued gets its summary (statistics, anomalies, change scores) and final status in the transaction that
+//! seals its last points. It seals when closes are queued, when the journal
+//! holds `SEAL_POINTS` (`store/close.rs`) points per recording window, and at least every
+//! [`SEAL_AFTER`] while it holds any: how far `incident_samples` lags a
+//! recording window. Then it trims history, a bounded step at a time.
 //!
-//! It also seals recording windows every `SEAL_EVERY` journal points (the
-//! writer hands them over), and, as a safety valve, windows whose journal
-//! points lie far behind everyone else's (a slow resource's window kept open
-//! for hours), so the journal stays short and cheap to scan.
+//! Its transactions take the store's write gate only when no tick waits for
+//! it, and end early when one comes to wait, so a tick never waits longer
+//! than one window's seal, however many windows close together (a thousand
+//! VMs alerting at once). Work it could not do before the recorder stops
+//! stays queued in the database and is done by the next one.
 //!
-//! Work is handed over in batches, counted by the store's [`Settled`], which
-//! queries through the recorder's store wait for: a window the recorder
-//! closed reads as closed. Work the closer could not do before the recorder
-//! stops stays queued in the database and is done by the next one.
+//! Work is handed over in batches, counted by [`Settled`], which the
+//! recorder's `sync` and stop wait for.
 //!
 //! Invariant: the closer never takes the recorder's state lock.
 
@@ -34,31 +30,24 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::anomaly::{AnomalyConfig, window_anomalies};
+use crate::anomaly::AnomalyConfig;
 use crate::error::{Error, Result};
-use crate::store::{AnomalyRow, Handoff, MetricId, Settled, Store, Summary, Trim, WindowPoints};
-use crate::summary::metric_stats;
+use crate::store::{CloseWork, Handoff, PointId, SealItem, Store, Trim};
 
-/// Journal points a purge deletes per transaction.
-const PURGE_STEP: i64 = 20_000;
-/// The safety valve: a window is sealed by the closer itself when its
-/// journal points lie this many points, or `VALVE_PER_WINDOW` per window in
-/// the journal, behind the newest.
-const VALVE_LAG: i64 = 200_000;
-const VALVE_PER_WINDOW: i64 = 4 * crate::store::SEAL_EVERY as i64;
 /// Windows sealed or closed per transaction at most, and the time after
 /// which a transaction takes no more. A tick that comes to wait for the
-/// write turn meanwhile ends the transaction at the next item: it waits for
-/// one window's work at most.
+/// write turn meanwhile ends the transaction at the next window: it waits
+/// for one window's work at most.
 const TX_ITEMS: usize = 64;
 const TX_TIME: Duration = Duration::from_millis(10);
 /// How often the closer looks at the journal when nothing is handed over.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
-/// Journal points behind the horizon past which the journal is purged
-/// right after a batch; below, it is purged when the closer is idle (the
-/// purge is invisible to readers, and a window closing next should not wait
-/// behind it). Bounds the dead rows in the file (~100 B a point).
-const PURGE_BACKLOG: i64 = 8_192;
+/// The longest a point stays in the journal only (plus one seal's time),
+/// however slowly points come: the bound on `incident_samples`' lag.
+pub(crate) const SEAL_AFTER: Duration = Duration::from_secs(30);
+/// How long the recorder's reads (`IncidentRecorder::window` ...) wait for
+/// closes handed over before them.
+const SETTLE_BOUND: Duration = Duration::from_secs(2);
 
 /// The closer thread and its queue.
 pub(super) struct Closer {
@@ -75,8 +64,9 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     batches: VecDeque<Batch>,
-    /// `sync` asks for the journal to be purged now.
-    tidy: bool,
+    /// `sync` or a stop asks for the journal to be sealed now.
+    /// A seal asked for by `sync` or a stop: the number it was handed as.
+    tidy: Option<u64>,
     stop: bool,
 }
 
@@ -91,13 +81,106 @@ impl Batch {
     /// closer was busy goes in the same transactions.
     fn merge(mut self, next: Batch) -> Batch {
         self.handoff.closes.extend(next.handoff.closes);
-        self.handoff.seals.extend(next.handoff.seals);
         Batch {
             number: next.number,
             handoff: self.handoff,
             // The later trim's cutoff includes the earlier's.
             trim: next.trim.or(self.trim),
         }
+    }
+}
+
+/// Closing work handed to the closer and done by it, counted in batches.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    state: Mutex<Counts>,
+    changed: Condvar,
+}
+
+/// Invariant: `tidied <= done <= handed`.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Batches handed over.
+    handed: u64,
+    /// Batches whose windows are sealed, summarized and trimmed after.
+    done: u64,
+    /// Batches done and the journal sealed after them (as `sync` and a
+    /// stop ask).
+    tidied: u64,
+    /// Transactions the closer committed: tells a closer that is slow
+    /// from one that is stuck.
+    commits: u64,
+}
+
+impl Settled {
+    /// Counts one more batch handed over; returns its number.
+    pub(super) fn handed(&self) -> u64 {
+        let mut s = lock(&self.state);
+        s.handed += 1;
+        s.handed
+    }
+
+    /// Records that every batch up to `batch` is done.
+    pub(super) fn done(&self, batch: u64) {
+        let mut s = lock(&self.state);
+        s.done = s.done.max(batch);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Records that every batch up to `batch` is done and tidied.
+    pub(super) fn tidied(&self, batch: u64) {
+        let mut s = lock(&self.state);
+        s.done = s.done.max(batch);
+        s.tidied = s.tidied.max(batch);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Records that the closer committed one more transaction.
+    pub(super) fn progressed(&self) {
+        lock(&self.state).commits += 1;
+    }
+
+    /// Waits until every batch handed over so far is done (and tidied, if
+    /// `tidy`), as long as the closer commits something at least every
+    /// `stall`: a long backlog (thousands of windows closed by a bulk
+    /// import) is waited for, a database locked by another program is not.
+    /// Returns false if it gave up.
+    pub(super) fn wait_while_progressing(&self, stall: Duration, tidy: bool) -> bool {
+        loop {
+            let before = lock(&self.state).commits;
+            if self.wait_for(stall, tidy) {
+                return true;
+            }
+            if lock(&self.state).commits == before {
+                return false;
+            }
+        }
+    }
+
+    /// Waits until every batch handed over so far is done, at most `bound`.
+    /// Returns false if it gave up.
+    pub(super) fn wait(&self, bound: Duration) -> bool {
+        self.wait_for(bound, false)
+    }
+
+    fn wait_for(&self, bound: Duration, tidy: bool) -> bool {
+        let give_up = Instant::now() + bound;
+        let mut s = lock(&self.state);
+        let target = s.handed;
+        while if tidy { s.tidied } else { s.done } < target {
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
     }
 }
 
@@ -109,7 +192,8 @@ impl Closer {
     /// Starts the closer of `store`'s recorder; it first takes the closes a
     /// previous recorder left queued.
     pub(super) fn start(store: &Store, anomaly: AnomalyConfig) -> Result<Closer> {
-        let (mut conn, settled) = store.closer()?;
+        let mut conn = store.closer()?;
+        let settled = Arc::new(Settled::default());
         let pending = conn.pending_closes()?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
@@ -125,13 +209,7 @@ impl Closer {
                 windows = pending.len(),
                 "finishing closes a previous recorder left"
             );
-            closer.submit(
-                Handoff {
-                    closes: pending.into_iter().map(|c| (c, None)).collect(),
-                    seals: Vec::new(),
-                },
-                None,
-            );
+            closer.submit(Handoff { closes: pending }, None);
         }
         let handle = std::thread::Builder::new()
             .name("incident-recorder-closer".into())
@@ -143,6 +221,7 @@ impl Closer {
                     settled,
                     shared,
                     anomaly,
+                    last_seal: Instant::now(),
                 }
                 .run()
             })
@@ -159,21 +238,35 @@ impl Closer {
         if handoff.is_empty() && trim.is_none() {
             return;
         }
+        // Numbered under the queue's lock: batches queue in their order.
+        let mut q = lock(&self.shared.queue);
         let number = self.settled.handed();
-        lock(&self.shared.queue).batches.push_back(Batch {
+        q.batches.push_back(Batch {
             number,
             handoff,
             trim,
         });
+        drop(q);
         self.shared.wake.notify_all();
     }
 
+    /// Waits (at most [`SETTLE_BOUND`]) for the closes handed over so far,
+    /// so the recorder's own reads show the windows it closed as closed.
+    pub(super) fn settle(&self) {
+        if !self.settled.wait(SETTLE_BOUND) {
+            tracing::debug!("closing work still running; reading without it");
+        }
+    }
+
     /// Waits until the work handed over so far is done (and the journal
-    /// purged behind it, if `tidy`), as long as the closer gets something
-    /// done at least every `stall` (see [`Settled::wait_while_progressing`]).
+    /// sealed, if `tidy`), as long as the closer gets something done at
+    /// least every `stall` (see [`Settled::wait_while_progressing`]).
     pub(super) fn drain(&self, stall: Duration, tidy: bool) -> bool {
         if tidy {
-            lock(&self.shared.queue).tidy = true;
+            // Counted as work handed over, so the wait below covers it.
+            let mut q = lock(&self.shared.queue);
+            q.tidy = Some(self.settled.handed());
+            drop(q);
             self.shared.wake.notify_all();
         }
         self.settled.wait_while_progressing(stall, tidy)
@@ -196,11 +289,13 @@ struct Worker {
     conn: crate::store::CloserConn,
     /// The highest `metrics` id after the last reclaim of unused names.
     names_high: i64,
-    /// Series runs trimmed since then: names they may have left unused.
+    /// Series trimmed since then: names they may have left unused.
     names_released: i64,
     settled: Arc<Settled>,
     shared: Arc<Shared>,
     anomaly: AnomalyConfig,
+    /// When the journal was last sealed (see [`SEAL_AFTER`]).
+    last_seal: Instant,
 }
 
 impl Worker {
@@ -210,7 +305,7 @@ impl Worker {
         loop {
             let (next, tidy) = {
                 let mut q = lock(&self.shared.queue);
-                if q.batches.is_empty() && !q.stop && !q.tidy {
+                if q.batches.is_empty() && !q.stop && q.tidy.is_none() {
                     q = self
                         .shared
                         .wake
@@ -222,23 +317,24 @@ impl Worker {
                     return;
                 }
                 let next = q.batches.drain(..).reduce(Batch::merge);
-                (next, std::mem::take(&mut q.tidy))
+                (next, q.tidy.take())
             };
-            match next {
-                Some(batch) => {
-                    last = batch.number;
-                    self.batch(batch);
-                    self.settled.done(last);
-                    if tidy || self.purge_due() {
-                        self.purge();
-                        self.settled.tidied(last);
-                    }
+            if let Some(batch) = next {
+                last = last.max(batch.number);
+                self.batch(batch);
+                self.settled.done(last);
+            }
+            match tidy {
+                Some(number) => {
+                    self.seal_if(true);
+                    last = last.max(number);
                 }
                 None => {
-                    self.maintain();
-                    self.settled.tidied(last);
+                    self.seal_if(false);
+                    self.reclaim_names();
                 }
             }
+            self.settled.tidied(last);
         }
     }
 
@@ -271,54 +367,65 @@ impl Worker {
         }
     }
 
-    fn batch(&mut self, batch: Batch) {
-        let Batch { handoff, trim, .. } = batch;
-        let items: Vec<Item<'_>> = handoff
-            .seals
-            .iter()
-            .map(|(w, k, upto)| Item::Seal(*w, k, *upto))
-            .chain(
-                handoff
-                    .closes
-                    .iter()
-                    .map(|(c, k)| Item::Close(c, k.as_ref())),
-            )
-            .collect();
+    /// Seals the journal (and closes the windows queued) when due: `any`
+    /// journal point at all, `SEAL_POINTS` (`store/close.rs`) per recording window, or any
+    /// point once [`SEAL_AFTER`] has passed since the last seal.
+    fn seal_if(&mut self, any: bool) {
+        let any = any || self.last_seal.elapsed() >= SEAL_AFTER;
+        if self
+            .retry("checking the journal", |w| w.conn.seal_due(any))
+            .unwrap_or(false)
+        {
+            self.seal();
+        }
+    }
+
+    /// One seal: every window with journal points or a queued close, a few
+    /// per transaction (a waiting tick goes first in between).
+    fn seal(&mut self) {
+        let started = Instant::now();
+        let Some(plan) = self.retry("reading the journal", |w| w.conn.seal_plan()) else {
+            return;
+        };
+        let (items, upto) = (&plan.items, plan.upto);
+        let anomaly = self.anomaly.clone();
         let mut next = 0;
+        let mut whole = true;
         while next < items.len() {
-            // As many as fit in one transaction's budget, then the next
-            // transaction: a waiting tick goes first in between.
             let from = next;
-            let anomaly = self.anomaly.clone();
-            let done = self.retry("closing windows", |w| {
-                w.conn.work(|work| {
-                    let started = Instant::now();
-                    let mut i = from;
-                    // At least one; then more while the budget lasts and
-                    // no tick waits for the turn.
-                    while i < items.len()
-                        && (i == from
-                            || (i - from < TX_ITEMS
-                                && started.elapsed() < TX_TIME
-                                && !work.tick_waiting()))
-                    {
-                        items[i].run(work, &anomaly)?;
-                        i += 1;
-                    }
-                    Ok(i)
-                })
+            let done = self.retry("sealing windows", |w| {
+                w.conn
+                    .work(|work| seal_some(work, &items[from..], upto, &anomaly))
             });
             self.settled.progressed();
             next = match done {
-                Some(i) => i,
+                Some(n) => from + n,
                 // One of them fails for good: alone, so the others go on.
                 None => {
-                    self.retry("closing a window", |w| {
-                        w.conn.work(|work| items[from].run(work, &anomaly))
-                    });
+                    whole &= self
+                        .retry("sealing a window", |w| {
+                            w.conn.work(|work| work.seal(&items[from], upto, &anomaly))
+                        })
+                        .is_some();
                     from + 1
                 }
             };
+        }
+        // A window left unsealed keeps the journal below `upto` for the
+        // next seal.
+        if whole {
+            self.retry("deleting the sealed journal", |w| w.conn.end_seal(upto));
+        }
+        self.last_seal = Instant::now();
+        tracing::trace!(windows = items.len(), elapsed = ?started.elapsed(), "sealed the journal");
+    }
+
+    fn batch(&mut self, batch: Batch) {
+        let Batch { handoff, trim, .. } = batch;
+        if !handoff.is_empty() {
+            // The closes are read back from the database (with any left
+            // by a previous recorder), with the journal.
+            self.seal();
         }
         if let Some(t) = trim {
             // Bounded steps: a large backlog of expired windows never holds
@@ -339,50 +446,9 @@ impl Worker {
         }
     }
 
-    /// True if more than [`PURGE_BACKLOG`] journal points wait to be purged.
-    fn purge_due(&mut self) -> bool {
-        self.retry("checking the journal", |w| w.conn.purgeable())
-            .is_some_and(|n| n > PURGE_BACKLOG)
-    }
-
-    /// Purges the journal behind the sealed windows, a step at a time,
-    /// pausing whenever new work comes in.
-    fn purge(&mut self) {
-        loop {
-            let Some(n) = self.retry("purging the journal", |w| w.conn.purge(PURGE_STEP)) else {
-                return;
-            };
-            if n < PURGE_STEP as usize || !lock(&self.shared.queue).batches.is_empty() {
-                return;
-            }
-        }
-    }
-
-    /// With nothing handed over: the safety valve, then a purge.
-    fn maintain(&mut self) {
-        let started = Instant::now();
-        let laggards = self
-            .retry("checking the journal", |w| {
-                w.conn.laggards(VALVE_LAG, VALVE_PER_WINDOW, 100)
-            })
-            .unwrap_or_default();
-        for window in laggards {
-            if !lock(&self.shared.queue).batches.is_empty() {
-                break;
-            }
-            tracing::debug!(?window, "sealing a window far behind in the journal");
-            self.retry("sealing a window far behind", |w| {
-                w.conn.seal_window(window, None, None)
-            });
-        }
-        self.purge();
-        self.reclaim_names();
-        tracing::trace!(elapsed = ?started.elapsed(), "closer maintenance");
-    }
-
     /// Deletes the `metrics` rows nothing uses once
     /// [`RECLAIM_NAMES_AFTER`](crate::store::RECLAIM_NAMES_AFTER) names were
-    /// added, or as many series runs trimmed, since the last time (the check
+    /// added, or as many series trimmed, since the last time (the check
     /// scans the tables using them: so its cost is spread over that many).
     fn reclaim_names(&mut self) {
         let Some(high) = self.retry("counting metric names", |w| w.conn.metric_high()) else {
@@ -408,63 +474,56 @@ impl Worker {
     }
 }
 
-/// One piece of handed-over work.
-enum Item<'a> {
-    Seal(
-        crate::store::WindowRow,
-        &'a crate::store::Known,
-        crate::store::PointId,
-    ),
-    Close(&'a crate::store::Closing, Option<&'a crate::store::Known>),
-}
-
-impl Item<'_> {
-    fn run(&self, work: &crate::store::CloseWork<'_>, anomaly: &AnomalyConfig) -> Result<bool> {
-        match self {
-            Item::Seal(window, known, upto) => work.seal_window(*window, Some(known), Some(*upto)),
-            Item::Close(c, known) => {
-                work.close_window(c, *known, &mut |points, opened_ms, names| {
-                    close_summary(points, opened_ms, names, anomaly)
-                })
-            }
-        }
-    }
-}
-
-/// What closing a window writes, from all its points: per-metric statistics,
-/// the anomalies against its pre-incident baseline, and the change scores
-/// and ranks ([`crate::change`]). Pure.
-fn close_summary(
-    points: &WindowPoints,
-    opened_ms: i64,
-    names: &[(MetricId, String)],
+/// Seals the first of `items`, then more while the transaction's budget
+/// lasts and no tick waits for the turn; returns how many it sealed.
+fn seal_some(
+    work: &CloseWork<'_>,
+    items: &[SealItem],
+    upto: PointId,
     anomaly: &AnomalyConfig,
-) -> Summary {
-    let times = points.times();
-    let mut s = Summary {
-        points: times.len() as i64,
-        span: times.first().zip(times.last()).map(|(&f, &l)| (f, l)),
-        ..Summary::default()
-    };
-    let mut scores = Vec::with_capacity(names.len());
-    for ((metric, series), (named, name)) in points.series().zip(names) {
-        debug_assert_eq!(metric, *named);
-        scores.push((metric, crate::change::score_series(&series, opened_ms)));
-        let values: Vec<f64> = series.iter().map(|&(_, v)| v).collect();
-        if let Some(stats) = metric_stats(&values) {
-            s.stats.push((metric, stats));
-        }
-        let threshold = anomaly.threshold_for(name);
-        for a in window_anomalies(&series, opened_ms, threshold, anomaly.min_baseline_points) {
-            s.anomalies.push(AnomalyRow {
-                metric,
-                ts_ms: a.ts_ms,
-                value: a.value,
-                score: a.score,
-                description: a.describe(name),
-            });
-        }
+) -> Result<usize> {
+    let started = Instant::now();
+    let mut n = 0;
+    while n < items.len()
+        && (n == 0 || (n < TX_ITEMS && started.elapsed() < TX_TIME && !work.tick_waiting()))
+    {
+        work.seal(&items[n], upto, anomaly)?;
+        n += 1;
     }
-    s.changes = crate::change::rank(scores);
-    s
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settled_waits_for_every_batch_handed_before() {
+        let s = Settled::default();
+        assert!(s.wait(Duration::ZERO), "nothing handed: settled");
+        let b1 = s.handed();
+        let b2 = s.handed();
+        s.done(b1);
+        assert!(!s.wait(Duration::ZERO), "batch 2 is not done");
+        s.done(b2);
+        assert!(s.wait(Duration::ZERO));
+    }
+
+    /// A closer that commits nothing is given up on after the stall bound;
+    /// one that finishes is waited for.
+    #[test]
+    fn waiting_gives_up_only_without_progress() {
+        let s = Settled::default();
+        let b = s.handed();
+        assert!(!s.wait_while_progressing(Duration::from_millis(1), false));
+        s.progressed();
+        s.done(b);
+        assert!(s.wait_while_progressing(Duration::from_millis(1), false));
+        assert!(
+            !s.wait_while_progressing(Duration::from_millis(1), true),
+            "done, not tidied"
+        );
+        s.tidied(b);
+        assert!(s.wait_while_progressing(Duration::from_millis(1), true));
+    }
 }

@@ -742,11 +742,13 @@ impl IncidentRecorder {
         self.wait_for_closer(false)
     }
 
-    /// Returns once the closing work of every window closed so far is done:
-    /// sealed, with its summary, history trimmed after it, and the journal
-    /// purged behind it. Queries through [`store`](Self::store) wait for the
-    /// windows themselves (briefly); call this before reading the database
-    /// through another connection (your own SQLite handle on the file). It
+    /// Returns once the closing work of every window closed so far is done
+    /// (sealed, with its summary, history trimmed after it) and the journal
+    /// is sealed (`incident_samples` then has every committed point). This
+    /// recorder's own reads ([`window`](Self::window), ...) wait for the
+    /// closes (briefly); [`store`](Self::store)'s queries do not: call this
+    /// before reading through them or another connection (your own SQLite
+    /// handle on the file). It
     /// waits as long as the work goes on; it fails if the database stays
     /// locked by another program for 10 s (the work is done later). Points
     /// and closes waiting for a [`commit_interval`](RecorderConfig::commit_interval)
@@ -853,6 +855,7 @@ impl IncidentRecorder {
 
     /// The window with this id (recording or closed), with points and summary.
     pub fn window(&self, id: &WindowId) -> Result<Option<IncidentWindow>> {
+        self.inner.closer.settle();
         self.inner.store.window(id.as_str())
     }
 
@@ -863,6 +866,7 @@ impl IncidentRecorder {
         resource_id: &str,
         limit: usize,
     ) -> Result<Vec<IncidentWindow>> {
+        self.inner.closer.settle();
         self.inner.store.windows(&WindowFilter {
             resource: Some(resource_id.to_owned()),
             limit,
@@ -874,6 +878,7 @@ impl IncidentRecorder {
     /// The most recent windows of all resources, at most `limit` (0 = all),
     /// recording ones included.
     pub fn recent_windows(&self, limit: usize) -> Result<Vec<IncidentWindow>> {
+        self.inner.closer.settle();
         self.inner.store.windows(&WindowFilter {
             limit,
             with_points: true,

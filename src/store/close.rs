@@ -1,22 +1,33 @@
 //! Closing work, the store's half: the queue of closes the tick decided
-//! (`window_closes`), sealing journal points into runs, writing a closed
-//! window's summary, and purging the journal behind the sealed windows.
+//! (`window_closes`) and the seal, which moves the journal's points into
+//! `series` / `samples` and closes the windows whose close is queued.
 //!
-//! What to compute (statistics, anomalies, change scores) is not decided
-//! here: the closer (`recorder/closer.rs`) reads a window through
-//! [`WindowPoints`], computes with the pure functions of `summary`, `anomaly`
-//! and `change`, and hands the result to [`finish`]. Everything here runs inside the caller's transaction, so a
-//! window's status, summary and sealed runs appear together.
+//! One way: the closer (`recorder/closer.rs`) asks for a [`SealPlan`] (the
+//! queued closes and the journal, read in one pass) and runs
+//! [`CloseWork::seal`] for each window of it, a few per transaction, then
+//! [`CloserConn::end_seal`]. For one window, in one transaction, `seal`
+//! appends its journal part (from the plan) as new series, moves its
+//! `recent_from` past it (readers skip journal rows below it) and, if it closes,
+//! reads all its values back, computes its statistics and anomalies with the
+//! pure functions of [`crate::summary`], [`crate::anomaly`] and
+//! [`crate::change`] ([`summarize`]) and writes them with its final status: a closed window is never seen
+//! without its summary, and no reader sees a value twice. `end_seal` then
+//! deletes the journal below the plan's mark by key ranges, in one
+//! transaction: deleting each window's rows in its own transaction rewrote
+//! every journal page once per window (the windows' points interleave).
+
+use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::CloserConn;
 use super::ids::{MetricId, PointId, WindowRow};
 use super::points::{MultiInsert, insert_rows};
-use super::series::{Known, Whereabouts, WindowPoints};
+use super::series::{Journal, Whereabouts, WindowPoints};
+use crate::anomaly::{AnomalyConfig, window_anomalies};
 use crate::error::Result;
 use crate::model::{MetricChange, WindowStatus};
-use crate::summary::MetricStats;
+use crate::summary::{MetricStats, metric_stats};
 
 /// A close the tick decided (see `recorder/window.rs`): the window takes no
 /// more points, and the closer seals it with this status and end.
@@ -42,8 +53,8 @@ pub(crate) struct AnomalyRow {
     pub(crate) description: String,
 }
 
-/// What closing a window writes besides its status: computed by the closer
-/// from the window's points.
+/// What closing a window writes besides its status, computed from its
+/// points ([`summarize`]; an import computes its own).
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
     /// Points in the window.
@@ -59,15 +70,35 @@ pub(crate) struct Summary {
     pub(crate) changes: Vec<(MetricId, MetricChange)>,
 }
 
-/// Computes what closing a window writes, from all its points (in
-/// time order), its trigger time and the names of its metrics.
-pub(crate) type CloseSummary<'a> =
-    dyn FnMut(&WindowPoints, i64, &[(MetricId, String)]) -> Summary + 'a;
+/// Journal points per recording window after which the journal is sealed,
+/// and the age after which it is sealed anyway (see `recorder/closer.rs`):
+/// the bound on how far the sealed tables (and `incident_samples`) lag the
+/// journal. Each seal adds a `series` row per window and metric (~30 bytes
+/// with its index entry), so seals of fewer points cost more bytes per point.
+pub(crate) const SEAL_POINTS: i64 = 32;
 
-/// The closer's work inside one of its transactions: any number of seals
-/// and closes, committed together (fewer, larger transactions write fewer
-/// pages: each commit rewrites the partly filled pages it touched). The
-/// journal's purge has transactions of its own ([`CloserConn::purge`]).
+/// One window's part of a seal: its journal points, and its close if one is
+/// queued.
+#[derive(Debug)]
+pub(crate) struct SealItem {
+    pub(crate) window: WindowRow,
+    pub(crate) part: WindowPoints,
+    pub(crate) closing: Option<Closing>,
+}
+
+/// What a seal does, window by window (oldest first): every window with
+/// journal points or a queued close.
+#[derive(Debug)]
+pub(crate) struct SealPlan {
+    pub(crate) items: Vec<SealItem>,
+    /// Past every journal id read: the journal below it is sealed once
+    /// every item is ([`CloserConn::end_seal`]).
+    pub(crate) upto: PointId,
+}
+
+/// The closer's work inside one of its transactions: any number of window
+/// seals, committed together (fewer, larger transactions write fewer pages:
+/// each commit rewrites the partly filled pages it touched).
 pub(crate) struct CloseWork<'a> {
     tx: &'a Connection,
     gate: &'a super::WriteGate,
@@ -80,69 +111,37 @@ impl CloseWork<'_> {
         self.gate.urgent_waiting()
     }
 
-    /// Seals the journal points of recording `window` with ids before
-    /// `upto` (the end of the journal if `None`), read through `known` if it
-    /// covers them; the window's journal part then starts at `upto`.
-    /// Returns false if the window is closed already or gone.
-    pub(crate) fn seal_window(
+    /// Seals `item` (of a plan read up to `upto`): appends its journal part
+    /// as series and moves the window's `recent_from` past it (its journal
+    /// rows are then dead to every reader, and deleted with the rest by
+    /// [`CloserConn::end_seal`]) and, if it closes, writes its summary,
+    /// anomalies and final status. Returns false if the window is closed
+    /// already or gone (its queued close is dropped then).
+    pub(crate) fn seal(
         &self,
-        window: WindowRow,
-        known: Option<&Known>,
-        upto: Option<PointId>,
+        item: &SealItem,
+        upto: PointId,
+        anomaly: &AnomalyConfig,
     ) -> Result<bool> {
         let tx = self.tx;
-        let Some(at) = whereabouts(tx, window)? else {
-            return Ok(false);
-        };
-        let Some(from) = at.recent_from else {
-            return Ok(true);
-        };
-        let upto = match upto {
-            Some(upto) => upto,
-            None => super::points::next_point_id(tx)?,
-        };
-        if upto <= from {
-            return Ok(true);
-        }
-        let mut journal = WindowPoints::default();
-        journal.read_journal(tx, window, from..upto, known)?;
-        journal.finish();
-        seal(tx, at, &journal, Some(upto))?;
-        Ok(true)
-    }
-
-    /// Closes `c`: seals what is left of it in the journal (read through
-    /// `known` if it covers it), computes its summary with `close_summary` from
-    /// all its points, and writes that with its final status. Returns false
-    /// if it was closed already or is gone.
-    pub(crate) fn close_window(
-        &self,
-        c: &Closing,
-        known: Option<&Known>,
-        close_summary: &mut CloseSummary<'_>,
-    ) -> Result<bool> {
-        let tx = self.tx;
-        let Some(at) = whereabouts(tx, c.window)? else {
+        let Some(at) = whereabouts(tx, item.window)? else {
             tx.prepare_cached("DELETE FROM window_closes WHERE window_id = ?1")?
-                .execute([c.window])?;
+                .execute([item.window])?;
             return Ok(false);
         };
-        let mut all = WindowPoints::default();
-        all.read_sealed(tx, at)?;
-        let mut journal = WindowPoints::default();
-        if let Some(from) = at.recent_from {
-            journal.read_journal(tx, c.window, from..PointId::END, known)?;
-            journal.finish();
+        seal(tx, at, &item.part)?;
+        tx.prepare_cached("UPDATE windows SET recent_from = ?2 WHERE id = ?1")?
+            .execute(params![item.window, upto])?;
+        if let Some(c) = &item.closing {
+            let mut all = WindowPoints::default();
+            all.read_sealed(tx, at)?;
+            all.finish();
+            let mut names: Vec<(MetricId, String)> = Vec::new();
+            for run in all.values.chunk_by(|a, b| a.0 == b.0) {
+                names.push((run[0].0, metric_name(tx, run[0].0)?));
+            }
+            finish(tx, c, &summarize(&all, at.opened_ms, &names, anomaly))?;
         }
-        seal(tx, at, &journal, None)?;
-        all.append(journal);
-        all.finish();
-        let mut names: Vec<(MetricId, String)> = Vec::new();
-        for run in all.values.chunk_by(|a, b| a.0 == b.0) {
-            names.push((run[0].0, metric_name(tx, run[0].0)?));
-        }
-        let summary = close_summary(&all, at.opened_ms, &names);
-        finish(tx, c, &summary)?;
         Ok(true)
     }
 }
@@ -154,63 +153,108 @@ impl CloserConn {
         self.transaction(|tx| f(&CloseWork { tx, gate: &gate }))
     }
 
-    /// [`CloseWork::seal_window`] in a transaction of its own.
-    pub(crate) fn seal_window(
-        &mut self,
-        window: WindowRow,
-        known: Option<&Known>,
-        upto: Option<PointId>,
-    ) -> Result<bool> {
-        self.work(|w| w.seal_window(window, known, upto))
-    }
-
-    /// [`CloseWork::close_window`] in a transaction of its own.
-    #[cfg(test)]
-    pub(crate) fn close_window(
-        &mut self,
-        c: &Closing,
-        known: Option<&Known>,
-        close_summary: &mut CloseSummary<'_>,
-    ) -> Result<bool> {
-        self.work(|w| w.close_window(c, known, close_summary))
-    }
-
     /// The closes queued and not done, oldest window first.
     pub(crate) fn pending_closes(&mut self) -> Result<Vec<Closing>> {
         pending_closes(&self.conn)
     }
 
-    /// Deletes up to `limit` journal points behind the horizon (see
-    /// [`purge`]), in one transaction.
-    pub(crate) fn purge(&mut self, limit: i64) -> Result<usize> {
-        self.transaction(|tx| purge(tx, limit))
+    /// What a seal does now: the queued closes, then the journal (read
+    /// after them, so it holds every point of the windows closing), by
+    /// window.
+    pub(crate) fn seal_plan(&mut self) -> Result<SealPlan> {
+        // The free space may have changed since the last seal.
+        super::writer::bound_wal(&self.conn, self.path.as_deref())?;
+        let closes = pending_closes(&self.conn)?;
+        let mut journal = Journal::read(&self.conn)?;
+        let upto = PointId(journal.last.map_or(0, |id| id.0) + 1);
+        let mut by_window: BTreeMap<WindowRow, Option<Closing>> =
+            journal.by_window.keys().map(|&w| (w, None)).collect();
+        for c in closes {
+            by_window.insert(c.window, Some(c));
+        }
+        let items = by_window
+            .into_iter()
+            .map(|(window, closing)| SealItem {
+                window,
+                part: journal.take(window),
+                closing,
+            })
+            .collect();
+        Ok(SealPlan { items, upto })
     }
 
-    /// How many journal ids lie behind the horizon, waiting to be purged
-    /// (an upper bound on the points: ids of trimmed windows count too).
-    pub(crate) fn purgeable(&mut self) -> Result<i64> {
-        Ok(purgeable(&self.conn)?.map_or(0, |(lowest, horizon)| (horizon - lowest).max(0)))
+    /// Ends a seal whose every item was sealed: the windows without journal
+    /// points have none before `upto` either, and the journal below `upto`
+    /// (sealed, or of windows deleted meanwhile) goes, in one transaction,
+    /// by ranges of its keys: whole pages freed, not a page per window.
+    pub(crate) fn end_seal(&mut self, upto: PointId) -> Result<()> {
+        self.transaction(|tx| {
+            tx.prepare_cached(
+                "UPDATE windows SET recent_from = ?1
+                 WHERE recent_from IS NOT NULL AND recent_from < ?1",
+            )?
+            .execute([upto])?;
+            tx.prepare_cached("DELETE FROM recent_values WHERE point_id < ?1")?
+                .execute([upto])?;
+            tx.prepare_cached("DELETE FROM recent_points WHERE id < ?1")?
+                .execute([upto])?;
+            Ok(())
+        })
     }
 
-    /// Windows holding the journal's horizon back by more than `lag`
-    /// points (see [`laggards`]), given how many windows have journal
-    /// points: `lag` at least, or `per_window` points for each of them.
-    pub(crate) fn laggards(
-        &mut self,
-        lag: i64,
-        per_window: i64,
-        limit: i64,
-    ) -> Result<Vec<WindowRow>> {
-        let in_journal: i64 = self
+    /// True if the journal holds [`SEAL_POINTS`] points per recording
+    /// window (counted by the span of its ids: an upper bound), or any
+    /// point at all if `any`.
+    pub(crate) fn seal_due(&mut self, any: bool) -> Result<bool> {
+        let (span, recording): (i64, i64) = self
             .conn
-            .prepare_cached("SELECT count(*) FROM windows WHERE recent_from IS NOT NULL")?
-            .query_row([], |r| r.get(0))?;
-        laggards(
-            &self.conn,
-            lag.max(per_window.saturating_mul(in_journal)),
-            limit,
-        )
+            .prepare_cached(
+                "SELECT coalesce((SELECT max(id) - min(id) + 1 FROM recent_points), 0),
+                        (SELECT count(*) FROM windows WHERE status = 'recording')",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(span > 0 && (any || span >= SEAL_POINTS * recording.max(1)))
     }
+}
+
+/// What closing a window writes, from all its points (in metric, then time
+/// order) and the names of its metrics (in the same order): points,
+/// span, per-metric statistics and the anomalies against its pre-incident
+/// baseline (before `opened_ms`), and the change scores and ranks
+/// ([`crate::change`]). Pure.
+pub(crate) fn summarize(
+    points: &WindowPoints,
+    opened_ms: i64,
+    names: &[(MetricId, String)],
+    anomaly: &AnomalyConfig,
+) -> Summary {
+    let times = points.times();
+    let mut s = Summary {
+        points: times.len() as i64,
+        span: times.first().zip(times.last()).map(|(&f, &l)| (f, l)),
+        ..Summary::default()
+    };
+    let mut scores = Vec::with_capacity(names.len());
+    for ((metric, series), (named, name)) in points.series().zip(names) {
+        debug_assert_eq!(metric, *named);
+        scores.push((metric, crate::change::score_series(&series, opened_ms)));
+        let values: Vec<f64> = series.iter().map(|&(_, v)| v).collect();
+        if let Some(stats) = metric_stats(&values) {
+            s.stats.push((metric, stats));
+        }
+        let threshold = anomaly.threshold_for(name);
+        for a in window_anomalies(&series, opened_ms, threshold, anomaly.min_baseline_points) {
+            s.anomalies.push(AnomalyRow {
+                metric,
+                ts_ms: a.ts_ms,
+                value: a.value,
+                score: a.score,
+                description: a.describe(name),
+            });
+        }
+    }
+    s.changes = crate::change::rank(scores);
+    s
 }
 
 /// Queues closes decided by the tick, in the tick's transaction.
@@ -225,8 +269,8 @@ pub(super) fn record_closes(tx: &Connection, closings: &[Closing]) -> Result<()>
     Ok(())
 }
 
-/// The closes queued and not done (left by a recorder that stopped or
-/// crashed before its closer got to them), oldest window first.
+/// The closes queued and not done (decided by the tick, or left by a
+/// recorder that stopped or crashed first), oldest window first.
 fn pending_closes(conn: &Connection) -> Result<Vec<Closing>> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.window_id, c.status, c.end_ms, w.start_ms FROM window_closes c
@@ -271,58 +315,43 @@ fn whereabouts(tx: &Connection, window: WindowRow) -> Result<Option<Whereabouts>
         .optional()?)
 }
 
-static SERIES_VALUES: MultiInsert =
-    MultiInsert::new("INSERT INTO series_values (id, offset_ms, value)", 3);
+static SAMPLES: MultiInsert =
+    MultiInsert::new("INSERT INTO samples (series_id, offset_ms, value)", 3);
 
-/// Seals the journal points read into `points` (its journal part: values
-/// and metadata read by [`WindowPoints::read_journal`], nothing sealed):
-/// one run per metric, appended after every existing run, and their
-/// metadata. The window's journal part then starts at `next_from`, or is
-/// none (`None`: it closes). Journal rows stay until [`purge`] reaches them.
-pub(super) fn seal(
-    tx: &Connection,
-    at: Whereabouts,
-    points: &WindowPoints,
-    next_from: Option<PointId>,
-) -> Result<()> {
-    let mut next: i64 = tx
-        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM series_values")?
+/// Appends `points` (values and metadata, sorted by [`WindowPoints::finish`])
+/// to `at`'s sealed points: a new `series` row per metric (and a second one
+/// where two values of a metric share a time: a series' times are its key),
+/// numbered after every existing one, so its samples go at the end of
+/// `samples`; and `point_metadata` rows.
+pub(super) fn seal(tx: &Connection, at: Whereabouts, points: &WindowPoints) -> Result<()> {
+    let first: i64 = tx
+        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM series")?
         .query_row([], |r| r.get(0))?;
     let mut rows: Vec<(i64, i64, f64)> = Vec::with_capacity(points.values.len());
-    let mut runs: Vec<(MetricId, i64, i64)> = Vec::new();
-    for run in points.values.chunk_by(|a, b| a.0 == b.0) {
-        let first = next;
-        for &(_, ts, value) in run {
-            rows.push((next, ts - at.opened_ms, value));
-            next += 1;
-        }
-        runs.push((run[0].0, first, next - 1));
+    let mut series: Vec<(i64, MetricId, i64)> = Vec::new();
+    let runs = points.values.chunk_by(|a, b| a.0 == b.0 && a.1 < b.1);
+    for (id, run) in (first..).zip(runs) {
+        let (metric, from) = (run[0].0, run[0].1);
+        series.push((id, metric, from));
+        rows.extend(run.iter().map(|&(_, ts, v)| (id, ts - from, v)));
     }
-    insert_rows(
-        tx,
-        &SERIES_VALUES,
-        &rows,
-        |stmt, i, &(id, offset, value)| {
-            stmt.raw_bind_parameter(i, id)?;
-            stmt.raw_bind_parameter(i + 1, offset)?;
-            stmt.raw_bind_parameter(i + 2, value)
-        },
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO series (id, window_id, metric_id, from_ms) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let mut run = tx.prepare_cached(
-        "INSERT INTO window_series (window_id, metric_id, first_value_id, last_value_id)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (metric, first, last) in runs {
-        run.execute(params![at.window, metric, first, last])?;
+    for (id, metric, from) in series {
+        insert.execute(params![id, at.window, metric, from])?;
     }
+    insert_rows(tx, &SAMPLES, &rows, |stmt, i, &(id, offset, value)| {
+        stmt.raw_bind_parameter(i, id)?;
+        stmt.raw_bind_parameter(i + 1, offset)?;
+        stmt.raw_bind_parameter(i + 2, value)
+    })?;
     let mut meta = tx.prepare_cached(
         "INSERT INTO point_metadata (window_id, offset_ms, metadata) VALUES (?1, ?2, ?3)",
     )?;
     for (ts, m) in &points.metadata {
         meta.execute(params![at.window, ts - at.opened_ms, m])?;
     }
-    tx.prepare_cached("UPDATE windows SET recent_from = ?2 WHERE id = ?1")?
-        .execute(params![at.window, next_from])?;
     Ok(())
 }
 
@@ -399,56 +428,6 @@ fn metric_name(tx: &Connection, metric: MetricId) -> Result<String> {
         .query_row([metric], |r| r.get(0))?)
 }
 
-/// Deletes up to `limit` journal points (with their values) below the
-/// journal's horizon: the smallest `recent_from` of any window, or
-/// everything if no window has journal points. Those points are sealed (or
-/// belong to windows trimmed since). Returns how many it deleted.
-fn purge(tx: &Connection, limit: i64) -> Result<usize> {
-    let Some((lowest, horizon)) = purgeable(tx)? else {
-        return Ok(0);
-    };
-    let upto = horizon.min(lowest.saturating_add(limit));
-    if upto <= lowest {
-        return Ok(0);
-    }
-    tx.prepare_cached("DELETE FROM recent_values WHERE point_id < ?1")?
-        .execute([upto])?;
-    Ok(tx
-        .prepare_cached("DELETE FROM recent_points WHERE id < ?1")?
-        .execute([upto])?)
-}
-
-/// The journal's lowest id and its horizon (the smallest `recent_from`, or
-/// past the head if no window has journal points): ids from the first up
-/// to the second can be purged. `None` if the journal is empty.
-fn purgeable(tx: &Connection) -> Result<Option<(i64, i64)>> {
-    let (lowest, horizon): (Option<i64>, i64) = tx
-        .prepare_cached(
-            "SELECT (SELECT min(id) FROM recent_points),
-                    coalesce((SELECT min(recent_from) FROM windows WHERE recent_from IS NOT NULL),
-                             (SELECT coalesce(max(id), 0) + 1 FROM recent_points))",
-        )?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(lowest.map(|l| (l, horizon)))
-}
-
-/// How far the journal's horizon lags its head, in points, and the windows
-/// holding it back the most: those with journal points more than `lag`
-/// ids behind the head, oldest first (at most `limit`).
-fn laggards(tx: &Connection, lag: i64, limit: i64) -> Result<Vec<WindowRow>> {
-    let head: i64 = tx
-        .prepare_cached("SELECT coalesce(max(id), 0) FROM recent_points")?
-        .query_row([], |r| r.get(0))?;
-    let rows = tx
-        .prepare_cached(
-            "SELECT id FROM windows WHERE recent_from IS NOT NULL AND recent_from < ?1
-             ORDER BY recent_from LIMIT ?2",
-        )?
-        .query_map(params![head - lag, limit], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<WindowRow>>>()?;
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,16 +435,29 @@ mod tests {
     use crate::names::MetricNames;
     use crate::store::{NewWindow, PointBatch, Samples, Store};
 
-    /// Windows recorded together (their journal points interleave) close
-    /// with exactly their own points: `a` sealed part way while recording,
-    /// `b` whose seal never happened (the recorder stopped first: its list
-    /// no longer covers its journal part, which is scanned instead), `c`
-    /// without a list (as after a restart). The journal is purged behind.
+    fn seal_all(closer: &mut CloserConn) {
+        let plan = closer.seal_plan().unwrap();
+        let anomaly = AnomalyConfig::default();
+        closer
+            .work(|w| {
+                for item in &plan.items {
+                    w.seal(item, plan.upto, &anomaly)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        closer.end_seal(plan.upto).unwrap();
+    }
+
+    /// Windows recorded together (their journal points interleave) are
+    /// sealed while recording and at close with exactly their own points:
+    /// the journal is empty after, each closed window has its summary, and
+    /// every row's keys hold.
     #[test]
-    fn closing_seals_each_window_s_own_points_with_or_without_id_lists() {
+    fn seals_move_each_window_s_own_points_and_close_with_the_summary() {
         let store = Store::open_in_memory().unwrap();
         let mut writer = store.writer().unwrap();
-        let (mut closer, _) = store.closer().unwrap();
+        let mut closer = store.closer().unwrap();
         let mut names = MetricNames::default();
         let cpu = names.intern("cpu").unwrap();
         let trigger = Trigger::manual();
@@ -484,39 +476,28 @@ mod tests {
             }
         };
         let windows = [open("a"), open("b"), open("c")];
-        let mut seals = Vec::new();
         for i in 0..200 {
             let mut batch = PointBatch::default();
             for (n, &w) in windows.iter().enumerate() {
                 batch.push(w, i * 1000, [(cpu, 1000.0 * n as f64 + i as f64)], None);
             }
-            seals.extend(writer.commit(&names, &batch, &[]).unwrap().seals);
+            writer.commit(&names, &batch, &[]).unwrap();
+            if i == 120 {
+                assert!(closer.seal_due(false).unwrap(), "32 points per window wait");
+                seal_all(&mut closer);
+                assert!(!closer.seal_due(true).unwrap(), "the journal is empty");
+            }
         }
-        assert_eq!(seals.len(), 3, "each window was due for sealing once");
-        // Only `a`'s seal happens.
-        let (a, known, upto) = seals.iter().find(|(w, _, _)| *w == windows[0]).unwrap();
-        assert!(closer.seal_window(*a, Some(known), Some(*upto)).unwrap());
-        writer.points.remove(&windows[2]); // `c` is found by its range
         let closings = windows.map(|window| Closing {
             window,
             status: WindowStatus::Complete,
             start_ms: 0,
             end_ms: 200_000,
         });
-        let handoff = writer
+        writer
             .commit(&names, &PointBatch::default(), &closings)
             .unwrap();
-        for (c, ids) in &handoff.closes {
-            let closed = closer
-                .close_window(c, ids.as_ref(), &mut |points, _, _| Summary {
-                    points: points.times().len() as i64,
-                    span: Some((points.times()[0], *points.times().last().unwrap())),
-                    ..Summary::default()
-                })
-                .unwrap();
-            assert!(closed);
-        }
-        while closer.purge(50).unwrap() > 0 {}
+        seal_all(&mut closer);
         let conn = store.conn().unwrap();
         for (n, &w) in windows.iter().enumerate() {
             let at = Whereabouts {
@@ -528,26 +509,75 @@ mod tests {
             let values: Vec<f64> = points.values.iter().map(|&(_, _, v)| v).collect();
             let expected: Vec<f64> = (0..200).map(|i| 1000.0 * n as f64 + f64::from(i)).collect();
             assert_eq!(values, expected, "window {n}");
-            let (status, points, from): (String, i64, Option<i64>) = conn
+            let (status, points, from, stats): (String, i64, Option<i64>, i64) = conn
                 .query_row(
-                    "SELECT status, summary_points, recent_from FROM windows WHERE id = ?1",
+                    "SELECT status, summary_points, recent_from,
+                            (SELECT samples FROM window_metric_stats WHERE window_id = w.id)
+                     FROM windows w WHERE id = ?1",
                     [w],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .unwrap();
-            assert_eq!((status.as_str(), points, from), ("complete", 200, None));
+            assert_eq!(
+                (status.as_str(), points, from, stats),
+                ("complete", 200, None, 200)
+            );
+            let series: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM series WHERE window_id = ?1",
+                    [w],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(series, 2, "one series sealed while recording, one at close");
         }
         let journal: i64 = conn
             .query_row("SELECT count(*) FROM recent_points", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(journal, 0, "the journal is purged behind sealed windows");
-        let runs: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM window_series WHERE window_id = ?1",
-                [windows[0]],
-                |r| r.get(0),
-            )
+        assert_eq!(journal, 0, "sealing deletes the journal rows it moved");
+        let broken: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
             .unwrap();
-        assert_eq!(runs, 2, "a: one run sealed while recording, one at close");
+        assert_eq!(broken, 0);
+    }
+
+    /// Two values of a metric at the same time (a series' key is its time)
+    /// go to two series: both kept.
+    #[test]
+    fn values_at_the_same_time_are_both_kept() {
+        let store = Store::open_in_memory().unwrap();
+        let mut writer = store.writer().unwrap();
+        let mut closer = store.closer().unwrap();
+        let mut names = MetricNames::default();
+        let cpu = names.intern("cpu").unwrap();
+        let trigger = Trigger::manual();
+        let new = NewWindow {
+            resource: Resource::from("a"),
+            trigger: &trigger,
+            fired_ms: 0,
+            trigger_ms: 0,
+            start_ms: 0,
+            deadline_ms: 1_000_000,
+        };
+        let (w, _) = writer
+            .open_window(&names, &new, &Samples::default())
+            .unwrap();
+        let mut batch = PointBatch::default();
+        for (ts, v) in [(1000, 1.0), (2000, 2.0), (2000, 3.0), (3000, 4.0)] {
+            batch.push(w, ts, [(cpu, v)], None);
+        }
+        writer.commit(&names, &batch, &[]).unwrap();
+        seal_all(&mut closer);
+        let conn = store.conn().unwrap();
+        let at = Whereabouts {
+            window: w,
+            opened_ms: 0,
+            recent_from: None,
+        };
+        let points = WindowPoints::read(&conn, at, None).unwrap();
+        let got: Vec<(i64, f64)> = points.values.iter().map(|&(_, t, v)| (t, v)).collect();
+        assert_eq!(got, [(1000, 1.0), (2000, 2.0), (2000, 3.0), (3000, 4.0)]);
     }
 }

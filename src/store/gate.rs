@@ -7,13 +7,8 @@
 //! orders them: the tick goes first whenever it is waiting. Other processes
 //! still meet the recorder in SQLite's lock (bounded by `busy_timeout`).
 //!
-//! [`Settled`] lets a query through the recorder's store see what the
-//! recorder has already decided: a window the tick closed is sealed by the
-//! closer a moment later, and a query waits for that (briefly) instead of
-//! showing it as still recording.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 /// Who holds the write turn and who waits for it urgently.
 #[derive(Debug, Default)]
@@ -74,100 +69,6 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Closing work handed to the closer and done by it, counted in batches.
-#[derive(Debug, Default)]
-pub(crate) struct Settled {
-    state: Mutex<Counts>,
-    changed: Condvar,
-}
-
-/// Invariant: `tidied <= done <= handed`.
-#[derive(Debug, Default)]
-struct Counts {
-    /// Batches handed over.
-    handed: u64,
-    /// Batches whose windows are sealed, summarized and trimmed after.
-    done: u64,
-    /// Batches done and the journal purged behind them (invisible to
-    /// readers: housekeeping).
-    tidied: u64,
-    /// Transactions the closer committed: tells a closer that is slow
-    /// from one that is stuck.
-    commits: u64,
-}
-
-impl Settled {
-    /// Counts one more batch handed over; returns its number.
-    pub(crate) fn handed(&self) -> u64 {
-        let mut s = lock(&self.state);
-        s.handed += 1;
-        s.handed
-    }
-
-    /// Records that every batch up to `batch` is done.
-    pub(crate) fn done(&self, batch: u64) {
-        let mut s = lock(&self.state);
-        s.done = s.done.max(batch);
-        drop(s);
-        self.changed.notify_all();
-    }
-
-    /// Records that every batch up to `batch` is done and tidied.
-    pub(crate) fn tidied(&self, batch: u64) {
-        let mut s = lock(&self.state);
-        s.done = s.done.max(batch);
-        s.tidied = s.tidied.max(batch);
-        drop(s);
-        self.changed.notify_all();
-    }
-
-    /// Records that the closer committed one more transaction.
-    pub(crate) fn progressed(&self) {
-        lock(&self.state).commits += 1;
-    }
-
-    /// Waits until every batch handed over so far is done (and tidied, if
-    /// `tidy`), as long as the closer commits something at least every
-    /// `stall`: a long backlog (thousands of windows closed by a bulk
-    /// import) is waited for, a database locked by another program is not.
-    /// Returns false if it gave up.
-    pub(crate) fn wait_while_progressing(&self, stall: Duration, tidy: bool) -> bool {
-        loop {
-            let before = lock(&self.state).commits;
-            if self.wait_for(stall, tidy) {
-                return true;
-            }
-            if lock(&self.state).commits == before {
-                return false;
-            }
-        }
-    }
-
-    /// Waits until every batch handed over so far is done, at most `bound`.
-    /// Returns false if it gave up.
-    pub(crate) fn wait(&self, bound: Duration) -> bool {
-        self.wait_for(bound, false)
-    }
-
-    fn wait_for(&self, bound: Duration, tidy: bool) -> bool {
-        let give_up = Instant::now() + bound;
-        let mut s = lock(&self.state);
-        let target = s.handed;
-        while if tidy { s.tidied } else { s.done } < target {
-            let left = give_up.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            s = self
-                .changed
-                .wait_timeout(s, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,35 +105,5 @@ mod tests {
         assert!(!urgent.join().unwrap(), "the urgent writer went first");
         patient.join().unwrap();
         assert!(patient_done.load(Ordering::SeqCst));
-    }
-
-    #[test]
-    fn settled_waits_for_every_batch_handed_before() {
-        let s = Settled::default();
-        assert!(s.wait(Duration::ZERO), "nothing handed: settled");
-        let b1 = s.handed();
-        let b2 = s.handed();
-        s.done(b1);
-        assert!(!s.wait(Duration::ZERO), "batch 2 is not done");
-        s.done(b2);
-        assert!(s.wait(Duration::ZERO));
-    }
-
-    /// A closer that commits nothing is given up on after the stall bound;
-    /// one that finishes is waited for.
-    #[test]
-    fn waiting_gives_up_only_without_progress() {
-        let s = Settled::default();
-        let b = s.handed();
-        assert!(!s.wait_while_progressing(Duration::from_millis(1), false));
-        s.progressed();
-        s.done(b);
-        assert!(s.wait_while_progressing(Duration::from_millis(1), false));
-        assert!(
-            !s.wait_while_progressing(Duration::from_millis(1), true),
-            "done, not tidied"
-        );
-        s.tidied(b);
-        assert!(s.wait_while_progressing(Duration::from_millis(1), true));
     }
 }

@@ -43,8 +43,3 @@ row_id!(
     /// `resources.id`: a resource's row.
     ResourceRow
 );
-
-impl PointId {
-    /// Past every journal id: the open end of a range.
-    pub(crate) const END: PointId = PointId(i64::MAX);
-}

@@ -3,18 +3,20 @@
 //! # Design
 //!
 //! History lives in normalized tables (see `docs/schema.md` and
-//! `migrations/`). A window's points are written twice, each time in the
-//! order that suits the writer of the moment (see migrations/V8): the tick
+//! `migrations/`): every row names what it belongs to by a key that cascades
+//! from `windows`. A window's points are written twice, each time in the
+//! order that suits the writer of the moment (see migrations/V11): the tick
 //! appends them to a journal (`recent_points`, `recent_values`), touching
-//! only the tails of two tables; the closer, off the tick, seals them into
-//! runs (`window_series`, `series_values`), one per metric, contiguous, which
-//! is what readers want. A closed window is sealed, with its summary, in the
-//! transaction that closes it.
+//! only the tails of two tables; the closer, off the tick, seals the journal
+//! every few seconds into `series` (one metric of one window over one
+//! stretch) and `samples` (keyed by series and time), which is what readers
+//! want. A closed window is sealed, with its summary, in the transaction
+//! that closes it.
 //!
 //! Modules by job: [`writer`] (the recorder's connection: a tick's commit,
 //! opening windows), [`points`] (appending to the journal), [`close`]
-//! (sealing, summaries written, the journal purged), [`series`] (reading a
-//! window's points from both halves), [`retention`] (trimming and `delete`),
+//! (where a window closes: the seal, summaries computed and written),
+//! [`series`] (reading a window's points from both halves), [`retention`] (trimming and `delete`),
 //! [`notes`] (notes on windows), [`requests`] (trigger requests), [`read`]
 //! (queries), [`reading`] (read-only opens, for users who may read the
 //! database but not write it), [`replay`], [`saved`],
@@ -45,16 +47,17 @@
 //! A tick's points go in as multi-row `INSERT`s through cached statements
 //! (`prepare_cached`) in one transaction; journal point ids are assigned in
 //! memory from the journal's high mark read inside that transaction (never
-//! reused, even once the journal is purged empty), and metric names are
+//! reused, even once the journal is sealed empty), and metric names are
 //! mapped to ids through an in-memory cache, so the hot path does no lookups
 //! by name. `synchronous=NORMAL` in WAL mode makes a commit durable against
 //! process crashes without an fsync per transaction (the WAL is synced at
 //! checkpoints); checkpoints run every 10,000 WAL pages rather than SQLite's
 //! 1,000 (see [`WAL_AUTOCHECKPOINT`]) and `journal_size_limit` keeps the WAL
 //! from growing without bound. The journal has no index by window (each tick
-//! would dirty one index page per recording window): the writer remembers
-//! the journal ids of the windows it records. Sealed runs are found by rowid
-//! range, and deleted (trimmed) the same way, freeing whole pages.
+//! would dirty one index page per recording window): it holds seconds of
+//! points, and a seal reads it whole, once. Sealed values are found through
+//! `series_by_window` and `samples`' key, and deleted (trimmed) the same way,
+//! freeing whole pages.
 
 mod close;
 mod gate;
@@ -85,21 +88,20 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
 
-pub(crate) use close::{AnomalyRow, CloseWork, Closing, Summary};
-pub(crate) use gate::{Settled, WriteGate};
+pub(crate) use close::{CloseWork, Closing, SealItem};
+pub(crate) use gate::WriteGate;
 pub(crate) use push::{PushDetails, PushKey, PushTarget};
 pub use push::{PushState, RETRY_FIRST, RETRY_MAX};
 // (CloserConn is defined below.)
-pub(crate) use ids::{MetricId, PointId, WindowRow};
+pub(crate) use ids::{PointId, WindowRow};
 pub(crate) use points::{PointBatch, Samples};
 pub use read::{ListingCursor, StoreStats, WindowFilter};
 pub(crate) use replay::Recorded;
 pub use requests::TriggerRequestStatus;
 pub use retention::{DeleteReport, DeleteSelection, PruneReport};
 pub(crate) use retention::{RECLAIM_NAMES_AFTER, Trim};
-pub(crate) use series::{Known, WindowPoints};
 pub use words::TriggerWords;
-pub(crate) use writer::{Handoff, NewWindow, SEAL_EVERY, Writer};
+pub(crate) use writer::{Handoff, NewWindow, Writer};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -153,12 +155,11 @@ use reading::Conn;
 /// How long the closer waits for another program's write lock per try.
 const CLOSER_BUSY_TIMEOUT: Duration = Duration::from_millis(20);
 
-/// How long a query waits for the recorder's closing work (see [`Settled`]).
-const SETTLE_BOUND: Duration = Duration::from_secs(2);
-
 /// The closer's connection: its transactions take the write gate patiently.
 pub(crate) struct CloserConn {
     conn: Conn,
+    /// The database file, whose free space bounds the WAL.
+    path: Option<PathBuf>,
     gate: std::sync::Arc<WriteGate>,
     pins: std::sync::Arc<points::MetricPins>,
 }
@@ -212,8 +213,6 @@ pub struct Store {
     pin_reads: bool,
     /// Write turns of this process's writers (see [`gate`]).
     gate: std::sync::Arc<WriteGate>,
-    /// Closing work of this store's recorder, which queries wait for.
-    settled: std::sync::Arc<Settled>,
     /// `metrics` rows this process's writer may still write (kept by
     /// [`retention::reclaim_metric_names`]).
     pins: std::sync::Arc<points::MetricPins>,
@@ -366,7 +365,6 @@ impl Store {
             snapshot: false,
             pin_reads: false,
             gate: Default::default(),
-            settled: Default::default(),
             pins: Default::default(),
         })
     }
@@ -405,8 +403,8 @@ impl Store {
     }
 
     /// A dedicated connection for the recorder's closing work, with the
-    /// write gate (taken patiently) and the count of work done.
-    pub(crate) fn closer(&self) -> Result<(CloserConn, std::sync::Arc<Settled>)> {
+    /// write gate (taken patiently).
+    pub(crate) fn closer(&self) -> Result<CloserConn> {
         if self.read_only {
             return Err(Error::Unavailable("the store was opened read-only"));
         }
@@ -417,22 +415,13 @@ impl Store {
         // tick may be waiting for the gate: it gives up quickly and retries
         // without the gate (see `recorder/closer.rs`).
         conn.busy_timeout(CLOSER_BUSY_TIMEOUT)?;
-        Ok((
-            CloserConn {
-                conn,
-                gate: self.gate.clone(),
-                pins: self.pins.clone(),
-            },
-            self.settled.clone(),
-        ))
-    }
-
-    /// Waits (briefly) for the closing work this store's recorder handed
-    /// over before now, so a query sees the windows the recorder closed.
-    fn settle(&self) {
-        if !self.settled.wait(SETTLE_BOUND) {
-            tracing::debug!("closing work still running; reading without it");
-        }
+        writer::bound_wal(&conn, self.path.as_deref())?;
+        Ok(CloserConn {
+            conn,
+            gate: self.gate.clone(),
+            pins: self.pins.clone(),
+            path: self.path.clone(),
+        })
     }
 
     /// Takes the advisory lock that makes a recorder the only writer of

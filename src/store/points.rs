@@ -5,7 +5,7 @@
 //! Point ids are assigned here from the journal's high mark, stable because the
 //! caller holds the write lock, and only grow: the journal is append-only,
 //! so a tick dirties only the tails of its two tables (see migrations/V3
-//! and V8), and a window's journal points have ids from its `recent_from` on.
+//! and V11), and a window's journal points have ids from its `recent_from` on.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -107,11 +107,6 @@ impl PointBatch {
     /// True when nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.windows.is_empty()
-    }
-
-    /// The window of each point, in order.
-    pub(crate) fn windows(&self) -> &[WindowRow] {
-        &self.windows
     }
 
     /// Forgets everything (keeping the allocations).
@@ -244,7 +239,7 @@ pub(super) fn metric_row(tx: &Connection, name: &str) -> Result<MetricId> {
 
 /// The id the next journal point gets: past every id the journal ever had
 /// (`AUTOINCREMENT` keeps the high mark in `sqlite_sequence`), so ids are
-/// never reused, even after a purge emptied the journal.
+/// never reused, even after a seal emptied the journal.
 pub(super) fn next_point_id(tx: &Connection) -> Result<PointId> {
     Ok(tx
         .prepare_cached(

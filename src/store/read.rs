@@ -70,7 +70,6 @@ const WINDOW_COLUMNS: &str = "SELECT w.id, w.public_id, r.external_id, r.name, r
 impl Store {
     /// The window with public id `id`, with its points and summary.
     pub fn window(&self, id: &str) -> Result<Option<IncidentWindow>> {
-        self.settle();
         let conn = self.conn()?;
         let sql = [WINDOW_COLUMNS, " WHERE w.public_id = ?1"].concat();
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -85,7 +84,6 @@ impl Store {
     /// then by id descending, so the order is stable for equal start times.
     /// Recording windows are included and count toward the limit.
     pub fn windows(&self, filter: &WindowFilter) -> Result<Vec<IncidentWindow>> {
-        self.settle();
         let conn = self.conn()?;
         let mut out = Vec::new();
         each_window(
@@ -127,7 +125,6 @@ impl Store {
         after: Option<ListingCursor>,
         mut f: impl FnMut(ListingCursor, IncidentWindow) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.settle();
         let conn = self.conn()?;
         let order = match after {
             None => Order::NewestFirst,
@@ -153,7 +150,6 @@ impl Store {
         &self,
         filter: &WindowFilter,
     ) -> Result<(Vec<IncidentWindow>, Vec<crate::Error>)> {
-        self.settle();
         let conn = self.conn()?;
         let mut out = Vec::new();
         let mut damaged = Vec::new();
@@ -190,7 +186,6 @@ impl Store {
 
     /// Counts and sizes of the whole database.
     pub fn stats(&self) -> Result<StoreStats> {
-        self.settle();
         let conn = self.conn()?;
         let mut stats = StoreStats::default();
         let mut stmt =
@@ -204,12 +199,15 @@ impl Store {
             Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
         // Closed windows count theirs; recording ones are counted point by
-        // point (sealed runs and journal), which is short: they are few.
+        // point (sealed series and journal), which is short: they are few.
         stats.points = count(
             "SELECT coalesce(sum(summary_points), 0) FROM windows WHERE status <> 'recording'",
         )?;
+        // Closed windows' values are counted by their statistics (a metric
+        // without values has none); recording windows' as they are read.
         stats.values = count(
-            "SELECT coalesce(sum(last_value_id - first_value_id + 1), 0) FROM window_series",
+            "SELECT coalesce(sum(s.samples), 0) FROM window_metric_stats s
+             JOIN windows w ON w.id = s.window_id WHERE w.status <> 'recording'",
         )?;
         let mut recording = conn.prepare_cached(
             "SELECT id, opened_ms, recent_from FROM windows WHERE status = 'recording'",
@@ -223,12 +221,11 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        // Sealed values are counted above already; the journal's here.
         let mut journal = Journal::read(&conn)?;
-        stats.values += journal.values() as u64;
         for at in open {
             let points = WindowPoints::read(&conn, at, Some(&mut journal))?;
             stats.points += points.times().len() as u64;
+            stats.values += points.values.len() as u64;
         }
         stats.resources = count("SELECT count(DISTINCT resource_id) FROM windows")?;
         stats.metrics = count("SELECT count(*) FROM metrics")?;
@@ -581,7 +578,7 @@ fn summary(conn: &Connection, window: WindowRow, points: i64) -> Result<Incident
     Ok(s)
 }
 
-/// The points of a window, from its sealed runs and its journal part, in
+/// The points of a window, from its sealed series and its journal part, in
 /// time order, each with its metrics in name order.
 fn points(
     conn: &Connection,

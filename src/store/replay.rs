@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::ids::{MetricId, PointId};
+use super::ids::MetricId;
 use super::series::{Whereabouts, WindowPoints};
 use super::writer::Writer;
 use crate::error::Result;
@@ -304,14 +304,7 @@ impl Writer {
                 points: Vec::new(),
             });
         };
-        // A window this writer records: its journal points by their ids.
-        let mut stored = WindowPoints::default();
-        stored.read_sealed(&self.conn, at)?;
-        if let Some(from) = at.recent_from {
-            let known = self.points.get(&at.window);
-            stored.read_journal(&self.conn, at.window, from..PointId::END, known)?;
-        }
-        stored.finish();
+        let stored = WindowPoints::read(&self.conn, at, None)?;
         let times = stored.times();
         let mut points: Vec<(i64, Vec<(MetricId, f64)>)> =
             times.iter().map(|&ts| (ts, Vec::new())).collect();

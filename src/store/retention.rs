@@ -2,9 +2,9 @@
 //! recorded under them.
 //!
 //! Only sealed windows are deleted (closed windows are sealed: see
-//! migrations/V8), and a sealed window's values are contiguous runs, so
-//! deleting one frees whole pages instead of rewriting pages shared with
-//! other windows. Trimming runs in the closer, after the windows it closed,
+//! migrations/V11), and a sealed window's values are whole `series` with
+//! their `samples`, so deleting one frees whole pages (mostly) instead of
+//! rewriting pages shared with other windows. Trimming runs in the closer, after the windows it closed,
 //! never on the tick.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -35,7 +35,7 @@ pub struct PruneReport {
     /// have (never pushed, or refused): over the bound of unpushed windows
     /// trimming spares (see `store::push::spare_unpushed`).
     pub unpushed: usize,
-    /// Series runs (a window's values of one metric) deleted with them: an
+    /// Series (a window's values of one metric over a stretch) deleted with them: an
     /// upper bound of the metric names they may have left unused.
     pub series: usize,
     /// Metric names (`metrics` rows) no remaining window used, deleted
@@ -47,8 +47,8 @@ pub struct PruneReport {
 /// them, in an immediate transaction of its own on `conn`.
 ///
 /// The schema cascades deletes from `windows`, but SQLite runs a cascade as
-/// a sub-program per parent row, and `series_values` rows hang from their
-/// window only through the range in `window_series`. So enforcement is off
+/// a sub-program per parent row, and its cascade into the journal scans it
+/// (no index by window: a closed window has no journal rows). So enforcement is off
 /// for this transaction only (the pragma cannot change inside one) and
 /// [`delete_window`] deletes every dependent row itself; a unit test fails if
 /// a table hanging from `windows` is missing there.
@@ -111,7 +111,7 @@ pub(crate) fn reclaim_metric_names(conn: &Connection, pins: &MetricPins) -> Resu
 /// to `metrics` is checked (a unit test fails if one is missing).
 const RECLAIM_SQL: &str = "DELETE FROM metrics
      WHERE id NOT IN (SELECT id FROM temp.pinned_metrics)
-       AND id NOT IN (SELECT metric_id FROM window_series)
+       AND id NOT IN (SELECT metric_id FROM series)
        AND id NOT IN (SELECT metric_id FROM recent_values)
        AND id NOT IN (SELECT metric_id FROM window_metric_stats)
        AND id NOT IN (SELECT metric_id FROM window_anomalies WHERE metric_id IS NOT NULL)";
@@ -173,8 +173,14 @@ fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport
 
 /// What [`delete_window`] deletes by window id, children first: every table
 /// hanging from `windows` by a foreign key (a unit test checks it).
-const DELETES: [&str; 10] = [
-    "DELETE FROM window_series WHERE window_id = ?1",
+const DELETES: [&str; 13] = [
+    // A closed window has no journal rows (recent_from is NULL: no range).
+    "DELETE FROM recent_values WHERE point_id IN (SELECT id FROM recent_points
+         WHERE id >= (SELECT recent_from FROM windows WHERE id = ?1) AND window_id = ?1)",
+    "DELETE FROM recent_points
+         WHERE id >= (SELECT recent_from FROM windows WHERE id = ?1) AND window_id = ?1",
+    "DELETE FROM samples WHERE series_id IN (SELECT id FROM series WHERE window_id = ?1)",
+    "DELETE FROM series WHERE window_id = ?1",
     "DELETE FROM note_pushes WHERE note_id IN (SELECT id FROM window_notes WHERE window_id = ?1)",
     "DELETE FROM window_notes WHERE window_id = ?1",
     "DELETE FROM point_metadata WHERE window_id = ?1",
@@ -187,20 +193,13 @@ const DELETES: [&str; 10] = [
 ];
 
 /// Deletes one closed window and everything recorded under it, children
-/// first; returns how many points and series runs it had. A unit test
+/// first; returns how many points and series it had. A unit test
 /// checks that these are all the tables hanging from `windows`.
 pub(super) fn delete_window(tx: &Connection, id: WindowRow) -> Result<(usize, usize)> {
-    let runs: Vec<(i64, i64)> = tx
-        .prepare_cached(
-            "SELECT first_value_id, last_value_id FROM window_series WHERE window_id = ?1",
-        )?
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let series = runs.len();
-    let mut values = tx.prepare_cached("DELETE FROM series_values WHERE id BETWEEN ?1 AND ?2")?;
-    for (first, last) in runs {
-        values.execute([first, last])?;
-    }
+    let series: i64 = tx
+        .prepare_cached("SELECT count(*) FROM series WHERE window_id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    let series = series as usize;
     let points: Option<i64> = tx
         .prepare_cached("SELECT summary_points FROM windows WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;
@@ -238,26 +237,21 @@ pub enum DeleteSelection<'a> {
     },
 }
 
-/// The journal part of a recording window (when no recorder runs): its
-/// journal rows have no foreign key, and a later window given the same row
-/// id must not inherit them.
-fn delete_journal(tx: &Connection, id: WindowRow, from: i64) -> Result<usize> {
-    tx.prepare_cached(
-        "DELETE FROM recent_values WHERE point_id IN
-             (SELECT id FROM recent_points WHERE id >= ?2 AND window_id = ?1)",
-    )?
-    .execute(params![id, from])?;
-    Ok(tx
-        .prepare_cached("DELETE FROM recent_points WHERE id >= ?2 AND window_id = ?1")?
-        .execute(params![id, from])?)
+/// The journal points of a recording window (when no recorder runs),
+/// counted before [`delete_window`] deletes them.
+fn journal_points(tx: &Connection, id: WindowRow, from: i64) -> Result<usize> {
+    let n: i64 = tx
+        .prepare_cached("SELECT count(*) FROM recent_points WHERE id >= ?2 AND window_id = ?1")?
+        .query_row(params![id, from], |r| r.get(0))?;
+    Ok(n as usize)
 }
 
 /// A recording window's sealed points (sealed while it recorded).
 fn sealed_points(tx: &Connection, id: WindowRow) -> Result<usize> {
     let n: i64 = tx
         .prepare_cached(
-            "SELECT count(DISTINCT v.offset_ms) FROM window_series s
-             JOIN series_values v ON v.id BETWEEN s.first_value_id AND s.last_value_id
+            "SELECT count(DISTINCT s.from_ms + v.offset_ms) FROM series s
+             JOIN samples v ON v.series_id = s.id
              WHERE s.window_id = ?1",
         )?
         .query_row([id], |r| r.get(0))?;
@@ -358,7 +352,7 @@ impl Store {
                 if w.recording {
                     report.points += sealed_points(&tx, w.row)?;
                     if let Some(from) = w.recent_from {
-                        report.points += delete_journal(&tx, w.row, from)?;
+                        report.points += journal_points(&tx, w.row, from)?;
                     }
                 }
                 report.points += delete_window(&tx, w.row)?.0;
@@ -464,8 +458,6 @@ mod tests {
                 break;
             }
         }
-        // series_values hangs from window_series by range, not by key, and
-        // is deleted by those ranges.
         let deleted: BTreeSet<&str> = DELETES
             .iter()
             .map(|sql| sql.split_whitespace().nth(2).unwrap())

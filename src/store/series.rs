@@ -1,18 +1,17 @@
-//! Reading a window's stored points: its sealed runs and its journal part.
+//! Reading a window's stored points: its sealed series and its journal part.
 //!
-//! A window's points are in two places (see migrations/V8): sealed, as one
-//! run of `series_values` per metric (and per seal), with `point_metadata`
-//! for the points that carry some; and, until the closer seals them, in the
-//! journal (`recent_points` / `recent_values`), from the window's
-//! `recent_from` on, interleaved with the points of every window recording at
-//! the same time. A point is a time: its values are in the series, its
-//! metadata beside them.
+//! A window's points are in two places (see migrations/V11): sealed, as
+//! `series` rows (one metric over one stretch of time) with their `samples`,
+//! and `point_metadata` for the points that carry some; and, until the next
+//! seal (seconds: see `close.rs`), in the journal (`recent_points` /
+//! `recent_values`), from the window's `recent_from` on, interleaved with
+//! the points of every window recording at the same time. A point is a
+//! time: its values are in the series, its metadata beside them.
 //!
 //! Every reader of points (queries, replays, the closer) goes through
 //! [`WindowPoints`], so the two halves are always read the same way.
 
 use std::collections::HashMap;
-use std::ops::Range;
 
 use rusqlite::Connection;
 
@@ -30,71 +29,64 @@ pub(crate) struct WindowPoints {
     pub(crate) journal_ids: Vec<PointId>,
 }
 
-/// The journal ids of a recording window's points that a writer knows: every
-/// point of the window with an id from `from` on is in `ids` (ascending).
-/// A list that starts later than the window's `recent_from` misses points
-/// (its earlier part was handed over to be sealed, and that did not happen:
-/// the recorder stopped first); readers then scan instead.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Known {
-    pub(crate) from: PointId,
-    pub(crate) ids: Vec<PointId>,
-}
-
 /// A window's place in the store, as its row says.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Whereabouts {
     pub(crate) window: WindowRow,
-    /// The trigger time, which sealed offsets are relative to.
+    /// The trigger time, which `point_metadata` offsets are relative to.
     pub(crate) opened_ms: i64,
-    /// The first journal id it may still have points at; `None` once sealed.
+    /// The first journal id it may have points at; `None` once closed.
     pub(crate) recent_from: Option<PointId>,
 }
 
-/// The journal parts of every recording window, read in one pass, for
-/// readers of many windows: each window's part spans the journal from its
-/// `recent_from` on, interleaved with the others', so reading them one by
-/// one would visit the journal once per window (quadratic in the windows
-/// recording together, seconds for `list` in a storm of a thousand).
+/// The whole journal, read in one pass, by window. The journal holds the
+/// last seconds of every recording window (the closer seals it as a whole:
+/// see `close.rs`), so one pass is bounded; it serves the seal and readers
+/// of many windows, for whom a scan per window would read the journal once
+/// per window.
 #[derive(Debug, Default)]
 pub(crate) struct Journal {
-    by_window: HashMap<WindowRow, WindowPoints>,
+    pub(crate) by_window: HashMap<WindowRow, WindowPoints>,
+    /// The highest journal id read (live or not), if any.
+    pub(crate) last: Option<PointId>,
 }
 
 impl Journal {
-    /// Reads the journal points of every window that still has some.
+    /// Reads every live journal point: from its window's `recent_from` on
+    /// (rows below it are sealed already, waiting for the end of the seal).
     pub(crate) fn read(conn: &Connection) -> Result<Journal> {
         let mut stmt = conn.prepare_cached(
-            "SELECT p.window_id, p.id, p.ts_ms, p.metadata, v.metric_id, v.value
+            "SELECT p.window_id, p.id, p.ts_ms, p.metadata, v.metric_id, v.value,
+                    p.id >= w.recent_from
              FROM recent_points p
-             JOIN windows w ON w.id = p.window_id AND p.id >= w.recent_from
+             LEFT JOIN windows w ON w.id = p.window_id
              LEFT JOIN recent_values v ON v.point_id = p.id
-             WHERE p.id >= (SELECT min(recent_from) FROM windows WHERE recent_from IS NOT NULL)
              ORDER BY p.id",
         )?;
         let mut rows = stmt.query([])?;
         let mut by_window: HashMap<WindowRow, WindowPoints> = HashMap::new();
+        let mut last = None;
         while let Some(r) = rows.next()? {
-            by_window.entry(r.get(0)?).or_default().take_row(r, 1)?;
+            last = Some(r.get::<_, PointId>(1)?);
+            if r.get::<_, Option<bool>>(6)? == Some(true) {
+                by_window.entry(r.get(0)?).or_default().take_row(r, 1)?;
+            }
         }
-        Ok(Journal { by_window })
-    }
-
-    /// Values held (of every window).
-    pub(crate) fn values(&self) -> usize {
-        self.by_window.values().map(|w| w.values.len()).sum()
+        for points in by_window.values_mut() {
+            points.finish();
+        }
+        Ok(Journal { by_window, last })
     }
 
     /// The journal part of `window` (empty if none), taken out.
-    fn take(&mut self, window: WindowRow) -> WindowPoints {
+    pub(crate) fn take(&mut self, window: WindowRow) -> WindowPoints {
         self.by_window.remove(&window).unwrap_or_default()
     }
 }
 
 impl WindowPoints {
-    /// Everything `at` holds: sealed runs, then its journal part, from
-    /// `journal` if given, else found by scanning the journal from
-    /// `recent_from`.
+    /// Everything `at` holds: sealed series, then its journal part, from
+    /// `journal` if given, else read from `recent_from` on.
     pub(crate) fn read(
         conn: &Connection,
         at: Whereabouts,
@@ -105,7 +97,7 @@ impl WindowPoints {
         if let Some(from) = at.recent_from {
             match journal {
                 Some(j) => out.append(j.take(at.window)),
-                None => out.read_journal(conn, at.window, from..PointId::END, None)?,
+                None => out.read_journal(conn, at.window, from)?,
             }
         }
         out.finish();
@@ -136,20 +128,18 @@ impl WindowPoints {
         Ok(())
     }
 
-    /// Adds the sealed runs and metadata of `at`.
+    /// Adds the sealed series and metadata of `at`.
     pub(crate) fn read_sealed(&mut self, conn: &Connection, at: Whereabouts) -> Result<()> {
-        // In the order of the runs: window_series' key, then the run's ids.
+        // In the order of series_by_window, then of each series' key.
         let mut stmt = conn.prepare_cached(
-            "SELECT s.metric_id, v.offset_ms, v.value
-             FROM window_series s
-             JOIN series_values v ON v.id BETWEEN s.first_value_id AND s.last_value_id
+            "SELECT s.metric_id, s.from_ms + v.offset_ms, v.value
+             FROM series s JOIN samples v ON v.series_id = s.id
              WHERE s.window_id = ?1
-             ORDER BY s.metric_id, s.first_value_id, v.id",
+             ORDER BY s.metric_id, s.from_ms, s.id, v.offset_ms",
         )?;
         let mut rows = stmt.query([at.window])?;
         while let Some(r) = rows.next()? {
-            self.values
-                .push((r.get(0)?, at.opened_ms + r.get::<_, i64>(1)?, r.get(2)?));
+            self.values.push((r.get(0)?, r.get(1)?, r.get(2)?));
         }
         let mut stmt = conn.prepare_cached(
             "SELECT offset_ms, metadata FROM point_metadata WHERE window_id = ?1 ORDER BY offset_ms",
@@ -162,56 +152,24 @@ impl WindowPoints {
         Ok(())
     }
 
-    /// Adds the journal points of `window` with ids in `ids`: those the
-    /// writer's list `known` holds, if it covers the range, else every one
-    /// found by scanning the journal over the range (see [`Known`]).
+    /// Adds the journal points of `window`, from id `from` on: a range of
+    /// the journal's key, filtered by window (the journal has no index by
+    /// window: see migrations/V11).
     pub(crate) fn read_journal(
         &mut self,
         conn: &Connection,
         window: WindowRow,
-        ids: Range<PointId>,
-        known: Option<&Known>,
+        from: PointId,
     ) -> Result<()> {
-        let mut take = |r: &rusqlite::Row<'_>| self.take_row(r, 0);
-        let mut scan = |from: PointId, to: PointId| -> Result<()> {
-            let mut stmt = conn.prepare_cached(
-                "SELECT p.id, p.ts_ms, p.metadata, v.metric_id, v.value
-                 FROM recent_points p LEFT JOIN recent_values v ON v.point_id = p.id
-                 WHERE p.id >= ?2 AND p.id < ?3 AND p.window_id = ?1
-                 ORDER BY p.id",
-            )?;
-            let mut rows = stmt.query((window, from, to))?;
-            while let Some(r) = rows.next()? {
-                take(r)?;
-            }
-            Ok(())
-        };
-        let Some(known) = known.filter(|k| k.from <= ids.start) else {
-            return scan(ids.start, ids.end);
-        };
-        let wanted: &[PointId] = {
-            let lo = known.ids.partition_point(|id| *id < ids.start);
-            let hi = known.ids.partition_point(|id| *id < ids.end);
-            &known.ids[lo..hi]
-        };
-        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
-            return Ok(());
-        };
-        // Dense (the window alone, or few others, recording): one scan over
-        // its ids is cheaper than a lookup per point.
-        if wanted.len() as i64 * 4 > last.0 - first.0 {
-            return scan(first, PointId(last.0 + 1));
-        }
         let mut stmt = conn.prepare_cached(
             "SELECT p.id, p.ts_ms, p.metadata, v.metric_id, v.value
              FROM recent_points p LEFT JOIN recent_values v ON v.point_id = p.id
-             WHERE p.id = ?1 AND p.window_id = ?2",
+             WHERE p.id >= ?2 AND p.window_id = ?1
+             ORDER BY p.id",
         )?;
-        for &id in wanted {
-            let mut rows = stmt.query((id, window))?;
-            while let Some(r) = rows.next()? {
-                take(r)?;
-            }
+        let mut rows = stmt.query((window, from))?;
+        while let Some(r) = rows.next()? {
+            self.take_row(r, 0)?;
         }
         Ok(())
     }

@@ -48,7 +48,6 @@ impl Store {
         filter: &WindowFilter,
         f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        self.settle();
         let conn = self.conn()?;
         // A read transaction: every window comes from the same snapshot.
         let tx = conn.snapshot()?;
@@ -65,7 +64,6 @@ impl Store {
         f: impl FnMut(IncidentWindow) -> std::result::Result<(), E>,
         mut damaged: impl FnMut(Error),
     ) -> std::result::Result<(), E> {
-        self.settle();
         let conn = self.conn()?;
         let tx = conn.snapshot()?;
         each_window(
@@ -202,7 +200,7 @@ impl Store {
                 opened_ms: plan.opened_ms,
                 recent_from: None,
             };
-            seal(tx, at, &points, None)?;
+            seal(tx, at, &points)?;
             // Statistics and change scores are recomputed; anomalies are kept as the file
             // gives them (they depend on the thresholds of the recorder that
             // found them), so none are scored here.

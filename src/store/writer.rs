@@ -8,7 +8,6 @@
 //! ahead of the closer's, so closing work never delays a tick by more than
 //! one of its (short) transactions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -18,7 +17,7 @@ use super::ids::{MetricId, PointId, ResourceRow, WindowRow};
 use super::points::{
     MetricIds, Owners, PointBatch, Samples, insert_batch, insert_points, next_point_id,
 };
-use super::series::{Known, Whereabouts, WindowPoints};
+use super::series::{Journal, Whereabouts, WindowPoints};
 use super::{Conn, WriteGate};
 use crate::error::{Error, Result};
 use crate::model::{Resource, Timestamp, Trigger, WindowId};
@@ -54,36 +53,26 @@ pub(crate) struct NewWindow<'a> {
     pub(crate) deadline_ms: i64,
 }
 
-/// Closing work a commit hands to the closer: the closes it queued, and
-/// recording windows whose journal part is due for sealing, each with the
-/// journal ids of its points this writer knows (`None`: find them by range;
-/// see [`Known`]).
+/// Closing work a commit hands to the closer: the closes it queued (the
+/// closer reads them back from `window_closes`; this wakes it).
 #[derive(Debug, Default)]
 pub(crate) struct Handoff {
-    /// Closes, with the closed window's journal ids if known.
-    pub(crate) closes: Vec<(Closing, Option<Known>)>,
-    /// Recording windows to seal up to (not including) a journal id.
-    pub(crate) seals: Vec<(WindowRow, Known, PointId)>,
+    /// Closes queued by the commit.
+    pub(crate) closes: Vec<Closing>,
 }
 
 impl Handoff {
     /// True if there is nothing to hand over.
     pub(crate) fn is_empty(&self) -> bool {
-        self.closes.is_empty() && self.seals.is_empty()
+        self.closes.is_empty()
     }
 }
-
-/// Journal points after which a recording window's are sealed, in one run
-/// per metric: the journal then holds at most about this many points per
-/// recording window, so reading a recording window scans little of it, and
-/// a burst of closes has at most this much left to seal per window.
-pub(crate) const SEAL_EVERY: usize = 128;
 
 /// Page cache of the writer, in KiB (SQLite's default is 2,000).
 ///
 /// A tick touches only the tails of the journal's two tables, so the cache
 /// mostly holds the journal itself, which the closer reads back as it seals
-/// (with 1,000 windows recording, about 128 points each, ~25 MB). The bundled
+/// (with 1,000 windows recording, about 32 points each, ~6 MB). The bundled
 /// SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so all connections
 /// of the process share one LRU and a connection at its own limit takes the
 /// least recently used page of any other: the margin above the hot set is
@@ -103,12 +92,6 @@ pub(crate) struct Writer {
     pub(super) metric_ids: MetricIds,
     /// Rows for `recent_values`, reused between commits.
     scratch: Vec<(i64, MetricId, f64)>,
-    /// The journal ids of the committed, unsealed points of each recording
-    /// window this writer opened or recovered, ascending; handed to the
-    /// closer when the window closes or has [`SEAL_EVERY`] of them. Closing
-    /// reads a window's journal points by these ids: its id range also holds
-    /// the points of every window recording at the same time.
-    pub(super) points: HashMap<WindowRow, Known>,
     /// Windows read back to recognise replayed samples (see `replay.rs`).
     pub(super) replay: super::replay::ReplayCache,
     /// This database's random tag (`store_info`), in every new window id.
@@ -145,7 +128,6 @@ impl Writer {
             gate,
             metric_ids: MetricIds::new(pins),
             scratch: Vec::new(),
-            points: HashMap::new(),
             replay: Default::default(),
         };
         writer.bound_wal()?;
@@ -168,15 +150,7 @@ impl Writer {
     /// of growing to 40 MB first. Set at open and every 256 commits.
     fn bound_wal(&mut self) -> Result<()> {
         self.commits = 0;
-        let page: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        let free = self.path.as_deref().and_then(super::free_bytes);
-        let pages = free.map_or(super::WAL_AUTOCHECKPOINT, |free| {
-            (free as i64 / 8 / page).clamp(64, super::WAL_AUTOCHECKPOINT)
-        });
-        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
-        self.conn
-            .pragma_update(None, "journal_size_limit", pages * page)?;
-        Ok(())
+        bound_wal(&self.conn, self.path.as_deref())
     }
 
     /// After a commit failed for want of space: checkpoints and truncates the
@@ -222,8 +196,7 @@ impl Writer {
     }
 
     /// Writes queued points and the closes decided since the last commit, in
-    /// one transaction. Returns the closing work for the closer: the closed
-    /// windows' point lists, and the lists of windows due for sealing.
+    /// one transaction. Returns the closing work for the closer.
     pub(crate) fn commit(
         &mut self,
         names: &MetricNames,
@@ -235,41 +208,18 @@ impl Writer {
             self.bound_wal()?;
         }
         let committed = self.transaction(|tx, metric_ids, scratch| {
-            let ids = insert_batch(tx, names, metric_ids, scratch, batch)?;
-            record_closes(tx, closings)?;
-            Ok(ids)
+            insert_batch(tx, names, metric_ids, scratch, batch)?;
+            record_closes(tx, closings)
         });
         if let Err(e) = &committed
             && e.is_disk_full()
         {
             self.relieve_full_disk();
         }
-        let new_ids = committed?;
-        // Committed: only now do the lists take the new ids.
-        let mut handoff = Handoff::default();
-        for (id, w) in new_ids.clone().zip(batch.windows()) {
-            if let Some(known) = self.points.get_mut(w) {
-                known.ids.push(PointId(id));
-            }
-        }
-        for c in closings {
-            let known = self.points.remove(&c.window);
-            handoff.closes.push((*c, known));
-        }
-        // Every point of these windows so far has an id before `upto`.
-        let upto = PointId(new_ids.end);
-        for (&window, known) in self.points.iter_mut() {
-            if known.ids.len() >= SEAL_EVERY {
-                let due = std::mem::replace(
-                    known,
-                    Known {
-                        from: upto,
-                        ids: Vec::new(),
-                    },
-                );
-                handoff.seals.push((window, due, upto));
-            }
-        }
+        committed?;
+        let handoff = Handoff {
+            closes: closings.to_vec(),
+        };
         if !closings.is_empty() {
             self.replay.clear();
         }
@@ -325,7 +275,7 @@ impl Writer {
         pre: &Samples,
     ) -> Result<(WindowRow, WindowId)> {
         let tag = self.tag.clone();
-        let (opened, ids) = self.transaction(|tx, metric_ids, scratch| {
+        let opened = self.transaction(|tx, metric_ids, scratch| {
             let resource_id = upsert_resource(tx, w.resource)?;
             let row = WindowRow(tx.query_row(
                 "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0),
@@ -351,14 +301,9 @@ impl Writer {
                 next_point_id(tx)?
             ])?;
             insert_trigger(tx, row, w.trigger, w.trigger_ms, None, true)?;
-            let ids = insert_points(tx, names, metric_ids, scratch, pre, Owners::One(row))?;
-            let known = Known {
-                from: PointId(ids.start),
-                ids: ids.map(PointId).collect(),
-            };
-            Ok(((row, public_id), known))
+            insert_points(tx, names, metric_ids, scratch, pre, Owners::One(row))?;
+            Ok((row, public_id))
         })?;
-        self.points.insert(opened.0, ids);
         // Its resource's cached spans end where it starts now.
         self.replay.clear();
         Ok(opened)
@@ -427,12 +372,8 @@ impl Writer {
     }
 
     /// The windows still marked `recording` whose close is not queued (those
-    /// are the closer's), oldest first, with their points counted; their
-    /// journal ids become this writer's lists.
-    ///
-    /// One scan from the oldest window's `recent_from` finds the journal
-    /// points of all of them (a scan per window would read the shared range
-    /// once each).
+    /// are the closer's), oldest first, with their points counted (sealed
+    /// and in the journal, read in one pass).
     pub(crate) fn recording_windows(&mut self) -> Result<Vec<RecoveredWindow>> {
         let conn: &Connection = &self.conn;
         let found: Vec<(RecoveredWindow, Option<PointId>)> = conn
@@ -459,30 +400,11 @@ impl Writer {
                 Ok((w, r.get(5)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let from = found.iter().filter_map(|&(_, from)| from).min();
-        let mut lists: HashMap<WindowRow, (Vec<PointId>, Option<i64>)> = found
-            .iter()
-            .map(|(w, _)| (w.row, (Vec::new(), None)))
-            .collect();
-        let starts: HashMap<WindowRow, PointId> = found
-            .iter()
-            .filter_map(|(w, from)| from.map(|f| (w.row, f)))
-            .collect();
-        if let Some(from) = from {
-            let mut stmt =
-                conn.prepare("SELECT id, window_id, ts_ms FROM recent_points WHERE id >= ?1")?;
-            let mut rows = stmt.query([from])?;
-            while let Some(r) = rows.next()? {
-                let (id, window): (PointId, WindowRow) = (r.get(0)?, r.get(1)?);
-                if starts.get(&window).is_some_and(|start| id >= *start)
-                    && let Some((ids, last_ts)) = lists.get_mut(&window)
-                {
-                    ids.push(id);
-                    let ts: i64 = r.get(2)?;
-                    *last_ts = Some(last_ts.map_or(ts, |t: i64| t.max(ts)));
-                }
-            }
-        }
+        let mut journal = if found.is_empty() {
+            Journal::default()
+        } else {
+            Journal::read(conn)?
+        };
         let mut alerts = conn.prepare(
             "SELECT trigger_id, fired_ms FROM window_triggers
              WHERE window_id = ?1 AND trigger_type = 'alert'
@@ -490,31 +412,37 @@ impl Writer {
              ORDER BY id",
         )?;
         let mut windows = Vec::with_capacity(found.len());
-        for (mut w, _) in found {
+        for (mut w, recent_from) in found {
             w.unresolved_alerts = alerts
                 .query_map([w.row], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
-            // Points sealed while it recorded (see SEAL_EVERY).
-            let mut sealed = WindowPoints::default();
-            sealed.read_sealed(
-                conn,
-                Whereabouts {
-                    window: w.row,
-                    opened_ms: w.opened_ms,
-                    recent_from: None,
-                },
-            )?;
-            let sealed_times = sealed.times();
-            if let Some((ids, last_ts)) = lists.remove(&w.row) {
-                w.points = sealed_times.len() + ids.len();
-                w.last_ts = last_ts.max(sealed_times.last().copied());
-                let from = starts.get(&w.row).copied().unwrap_or(PointId(0));
-                self.points.insert(w.row, Known { from, ids });
-            }
+            let at = Whereabouts {
+                window: w.row,
+                opened_ms: w.opened_ms,
+                recent_from,
+            };
+            let times = WindowPoints::read(conn, at, Some(&mut journal))?.times();
+            w.points = times.len();
+            w.last_ts = times.last().copied();
             windows.push(w);
         }
         Ok(windows)
     }
+}
+
+/// Sets `conn`'s checkpoint interval and WAL size limit from the free space
+/// of the file system holding `path` (see [`Writer::bound_wal`]): every
+/// connection that commits (the writer, the closer) checkpoints and
+/// truncates the WAL by the same bound.
+pub(super) fn bound_wal(conn: &Connection, path: Option<&std::path::Path>) -> Result<()> {
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let free = path.and_then(super::free_bytes);
+    let pages = free.map_or(super::WAL_AUTOCHECKPOINT, |free| {
+        (free as i64 / 8 / page).clamp(64, super::WAL_AUTOCHECKPOINT)
+    });
+    conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+    conn.pragma_update(None, "journal_size_limit", pages * page)?;
+    Ok(())
 }
 
 /// [`new_public_id`], or, in the unlikely case that an imported window
