@@ -173,8 +173,9 @@ fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport
 
 /// What [`delete_window`] deletes by window id, children first: every table
 /// hanging from `windows` by a foreign key (a unit test checks it).
-const DELETES: [&str; 10] = [
+const DELETES: [&str; 11] = [
     "DELETE FROM window_series WHERE window_id = ?1",
+    "DELETE FROM process_samples WHERE window_id = ?1",
     "DELETE FROM note_pushes WHERE note_id IN (SELECT id FROM window_notes WHERE window_id = ?1)",
     "DELETE FROM window_notes WHERE window_id = ?1",
     "DELETE FROM point_metadata WHERE window_id = ?1",

@@ -1,0 +1,280 @@
+//! What was running: the ring of process snapshots and when they are written.
+//!
+//! With a [`ProcessProvider`] set, each tick takes one snapshot (outside the
+//! recorder's lock) and keeps it in a ring beside the metric buffers. The
+//! rules:
+//!
+//! - The ring holds the snapshots of the pre-incident window: at most
+//!   `pre_incident_window / sample_interval` (rounded up), between 1 and
+//!   [`MAX_RING`] = 64. Older ones are dropped.
+//! - When a window of the provider's resource opens, the ring's snapshots
+//!   taken at or after the window's start are written with it (the minutes
+//!   before the trigger).
+//! - While that window records, every `every`-th snapshot is written
+//!   ([`DEFAULT_EVERY`] = 5: one every 5 samples).
+//! - Writes wait in [`ProcessRing::pending`] until the tick's end, in one
+//!   transaction of their own; a failed write is logged and dropped (the
+//!   metrics are what a window must keep).
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::processes::ProcessSnapshot;
+use crate::provider::process::ProcessProvider;
+use crate::store::WindowRow;
+
+/// Most snapshots the ring keeps.
+pub const MAX_RING: usize = 64;
+/// Default: one snapshot written every this many samples while a window records.
+pub const DEFAULT_EVERY: u32 = 5;
+
+/// The provider and how often its snapshots are written while recording.
+#[derive(Clone)]
+pub(super) struct ProcessSlot {
+    pub(super) provider: Arc<dyn ProcessProvider>,
+    pub(super) every: u32,
+}
+
+/// The ring and the snapshots due for writing.
+#[derive(Default)]
+pub(super) struct ProcessRing {
+    snaps: VecDeque<Arc<ProcessSnapshot>>,
+    cap: usize,
+    /// Write every this many snapshots while a window records.
+    every: u32,
+    /// The recording window last seen, and snapshots taken in it since the
+    /// last one written.
+    window: Option<(WindowRow, u32)>,
+    pending: Vec<(WindowRow, Arc<ProcessSnapshot>)>,
+}
+
+/// Ring size for a pre-incident window sampled every `interval`.
+pub(super) fn ring_size(pre: Duration, interval: Duration) -> usize {
+    let interval = interval.as_millis().max(1);
+    let n = pre.as_millis().div_ceil(interval);
+    usize::try_from(n).unwrap_or(MAX_RING).clamp(1, MAX_RING)
+}
+
+impl ProcessRing {
+    /// An empty ring of `cap` snapshots, writing every `every`-th while a
+    /// window records.
+    pub(super) fn new(cap: usize, every: u32) -> ProcessRing {
+        ProcessRing {
+            cap: cap.clamp(1, MAX_RING),
+            every: every.max(1),
+            ..ProcessRing::default()
+        }
+    }
+
+    /// Takes a tick's snapshot; `recording` is the provider's resource's
+    /// window, if one records. Every `every`-th snapshot of a window is due.
+    pub(super) fn push(&mut self, snap: ProcessSnapshot, recording: Option<WindowRow>) {
+        let snap = Arc::new(snap);
+        if self.snaps.len() >= self.cap {
+            self.snaps.pop_front();
+        }
+        self.snaps.push_back(Arc::clone(&snap));
+        let Some(row) = recording else {
+            self.window = None;
+            return;
+        };
+        let taken = match self.window {
+            Some((w, n)) if w == row => n + 1,
+            _ => 1,
+        };
+        if taken >= self.every {
+            self.pending.push((row, snap));
+            self.window = Some((row, 0));
+        } else {
+            self.window = Some((row, taken));
+        }
+    }
+
+    /// A window of the provider's resource opened at `start_ms`: the ring's
+    /// snapshots from then on are due with it. If the ring has none (the
+    /// recorder just started), the next snapshot is due instead.
+    pub(super) fn opened(&mut self, row: WindowRow, start_ms: i64) {
+        let before = self.pending.len();
+        for s in &self.snaps {
+            if s.at.as_unix_ms() >= start_ms {
+                self.pending.push((row, Arc::clone(s)));
+            }
+        }
+        let taken = if self.pending.len() == before {
+            self.every - 1
+        } else {
+            0
+        };
+        self.window = Some((row, taken));
+    }
+
+    /// The snapshots due for writing, taken out.
+    pub(super) fn take_pending(&mut self) -> Vec<(WindowRow, Arc<ProcessSnapshot>)> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// How many snapshots the ring holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.snaps.len()
+    }
+}
+
+impl super::Inner {
+    /// The process provider, if one is set.
+    fn process_slot(&self) -> Option<ProcessSlot> {
+        self.processes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Takes this tick's process snapshot into the ring (before the tick's
+    /// samples, so a window they open gets it). An error or a panic of the
+    /// provider skips the snapshot.
+    pub(super) fn snapshot_processes(&self) {
+        let Some(slot) = self.process_slot() else {
+            return;
+        };
+        let at = self.clock.now();
+        let taken = catch_unwind(AssertUnwindSafe(|| slot.provider.snapshot()));
+        let processes = match taken {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %crate::error_chain(&e), "process snapshot failed; skipped");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("process provider panicked; snapshot skipped");
+                return;
+            }
+        };
+        let mut state = self.state();
+        let recording = state
+            .resources
+            .get(slot.provider.resource_id())
+            .and_then(|r| r.window.as_ref())
+            .filter(|w| !w.closing)
+            .map(|w| w.row);
+        let ring = state
+            .procs
+            .get_or_insert_with(|| ProcessRing::new(self.ring_size(), slot.every));
+        ring.push(ProcessSnapshot { at, processes }, recording);
+    }
+
+    fn ring_size(&self) -> usize {
+        ring_size(self.config.pre_incident_window, self.config.sample_interval)
+    }
+
+    /// A window opened for `resource` at `start_ms`: the ring's snapshots
+    /// are due with it, if the process provider reports that resource.
+    pub(super) fn processes_opened(
+        &self,
+        ring: &mut Option<ProcessRing>,
+        resource: &str,
+        row: WindowRow,
+        start_ms: i64,
+    ) {
+        let Some(slot) = self.process_slot() else {
+            return;
+        };
+        if slot.provider.resource_id() == resource {
+            ring.get_or_insert_with(|| ProcessRing::new(self.ring_size(), slot.every))
+                .opened(row, start_ms);
+        }
+    }
+
+    /// Writes the snapshots due, in a transaction of their own.
+    pub(super) fn write_processes(&self, state: &mut super::State) {
+        let Some(ring) = state.procs.as_mut() else {
+            return;
+        };
+        let due = ring.take_pending();
+        if due.is_empty() {
+            return;
+        }
+        if let Err(e) = state.writer.write_processes(&due) {
+            tracing::warn!(error = %crate::error_chain(&e), "could not write process snapshots; dropped");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Timestamp;
+
+    fn snap(ms: i64) -> ProcessSnapshot {
+        ProcessSnapshot {
+            at: Timestamp::from_unix_ms(ms),
+            processes: Vec::new(),
+        }
+    }
+
+    fn times(due: &[(WindowRow, Arc<ProcessSnapshot>)]) -> Vec<(i64, i64)> {
+        due.iter().map(|(w, s)| (w.0, s.at.as_unix_ms())).collect()
+    }
+
+    #[test]
+    fn the_ring_keeps_only_the_pre_incident_minutes() {
+        assert_eq!(
+            ring_size(Duration::from_secs(300), Duration::from_secs(5)),
+            60
+        );
+        assert_eq!(
+            ring_size(Duration::from_secs(3600), Duration::from_secs(1)),
+            MAX_RING
+        );
+        assert_eq!(ring_size(Duration::ZERO, Duration::from_secs(5)), 1);
+        let mut ring = ProcessRing::new(3, 5);
+        for t in 0..10 {
+            ring.push(snap(t * 1000), None);
+        }
+        assert_eq!(ring.len(), 3);
+        assert!(
+            ring.take_pending().is_empty(),
+            "nothing is due without a window"
+        );
+    }
+
+    #[test]
+    fn an_opening_window_gets_the_ring_from_its_start_then_every_nth() {
+        let mut ring = ProcessRing::new(10, 3);
+        for t in 0..6 {
+            ring.push(snap(t * 1000), None);
+        }
+        let w = WindowRow(7);
+        ring.opened(w, 3000);
+        assert_eq!(
+            times(&ring.take_pending()),
+            vec![(7, 3000), (7, 4000), (7, 5000)]
+        );
+        for t in 6..13 {
+            ring.push(snap(t * 1000), Some(w));
+        }
+        assert_eq!(times(&ring.take_pending()), vec![(7, 8000), (7, 11000)]);
+        // Closed: no more writes.
+        ring.push(snap(13_000), None);
+        assert!(ring.take_pending().is_empty());
+    }
+
+    #[test]
+    fn a_new_window_starts_its_own_count() {
+        let mut ring = ProcessRing::new(10, 2);
+        ring.push(snap(0), Some(WindowRow(1)));
+        ring.push(snap(1000), Some(WindowRow(2)));
+        ring.push(snap(2000), Some(WindowRow(2)));
+        assert_eq!(times(&ring.take_pending()), vec![(2, 2000)]);
+    }
+
+    #[test]
+    fn a_window_opened_on_an_empty_ring_gets_the_next_snapshot() {
+        let mut ring = ProcessRing::new(10, 5);
+        ring.opened(WindowRow(3), 0);
+        assert!(ring.take_pending().is_empty());
+        ring.push(snap(1000), Some(WindowRow(3)));
+        assert_eq!(times(&ring.take_pending()), vec![(3, 1000)]);
+    }
+}
