@@ -144,6 +144,94 @@ fn rank(a: &ProcessSample, b: &ProcessSample) -> std::cmp::Ordering {
         .then(a.pid.cmp(&b.pid))
 }
 
+/// One process over a window's snapshots: what `show`, `context` and the
+/// web page print.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ProcessSummary {
+    /// Process id.
+    pub pid: u32,
+    /// Executable name.
+    pub name: String,
+    /// Owner, as last seen.
+    pub user: Option<String>,
+    /// Command line, as last seen.
+    pub cmdline: Option<String>,
+    /// Highest CPU %, of one core.
+    pub peak_cpu: f64,
+    /// Mean CPU % over the snapshots it was in.
+    pub mean_cpu: f64,
+    /// Highest resident memory, bytes.
+    pub peak_rss: u64,
+    /// Highest read and write rates, bytes per second.
+    pub peak_read_bps: Option<f64>,
+    /// See `peak_read_bps`.
+    pub peak_write_bps: Option<f64>,
+    /// Snapshots it was in.
+    pub seen: usize,
+    /// First seen after the trigger: in no snapshot taken before it (while
+    /// there were snapshots before it).
+    pub new: bool,
+}
+
+/// Folds a window's snapshots by process (pid and name: a reused pid with
+/// another name is another process), busiest first (peak CPU, then peak
+/// memory). `trigger` marks the processes new after it.
+pub fn summarize(snaps: &[ProcessSnapshot], trigger: Option<Timestamp>) -> Vec<ProcessSummary> {
+    let mut by: std::collections::HashMap<(u32, &str), ProcessSummary> =
+        std::collections::HashMap::new();
+    let cut = trigger.map(|t| t.as_unix_ms());
+    let any_before = cut.is_some_and(|c| snaps.iter().any(|s| s.at.as_unix_ms() < c));
+    let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    };
+    for snap in snaps {
+        let before = cut.is_some_and(|c| snap.at.as_unix_ms() < c);
+        for p in &snap.processes {
+            let e = by
+                .entry((p.pid, p.name.as_str()))
+                .or_insert_with(|| ProcessSummary {
+                    pid: p.pid,
+                    name: p.name.clone(),
+                    user: None,
+                    cmdline: None,
+                    peak_cpu: 0.0,
+                    mean_cpu: 0.0,
+                    peak_rss: 0,
+                    peak_read_bps: None,
+                    peak_write_bps: None,
+                    seen: 0,
+                    new: any_before,
+                });
+            if before {
+                e.new = false;
+            }
+            e.user = p.user.clone().or(e.user.take());
+            e.cmdline = p.cmdline.clone().or(e.cmdline.take());
+            e.peak_cpu = e.peak_cpu.max(p.cpu);
+            e.mean_cpu += p.cpu;
+            e.peak_rss = e.peak_rss.max(p.rss);
+            e.peak_read_bps = max(e.peak_read_bps, p.read_bps);
+            e.peak_write_bps = max(e.peak_write_bps, p.write_bps);
+            e.seen += 1;
+        }
+    }
+    let mut out: Vec<ProcessSummary> = by
+        .into_values()
+        .map(|mut e| {
+            e.mean_cpu /= e.seen.max(1) as f64;
+            e
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.peak_cpu
+            .total_cmp(&a.peak_cpu)
+            .then(b.peak_rss.cmp(&a.peak_rss))
+            .then(a.pid.cmp(&b.pid))
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +260,36 @@ mod tests {
     fn text_is_cut_on_a_character_boundary_without_control_characters() {
         assert_eq!(clip_text("a\u{1b}[31méé", 5), "a [31");
         assert_eq!(clip_text("éé", 3), "é");
+    }
+
+    #[test]
+    fn summaries_rank_by_peak_cpu_and_mark_processes_new_after_the_trigger() {
+        let at = |ms, ps| ProcessSnapshot {
+            at: Timestamp::from_unix_ms(ms),
+            processes: ps,
+        };
+        let snaps = vec![
+            at(1000, vec![p(1, 10.0, 100), p(2, 5.0, 50)]),
+            at(3000, vec![p(1, 20.0, 100), p(3, 95.0, 10)]),
+        ];
+        let s = summarize(&snaps, Some(Timestamp::from_unix_ms(2000)));
+        let rows: Vec<(u32, f64, f64, bool)> = s
+            .iter()
+            .map(|e| (e.pid, e.peak_cpu, e.mean_cpu, e.new))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (3, 95.0, 95.0, true),
+                (1, 20.0, 15.0, false),
+                (2, 5.0, 5.0, false)
+            ]
+        );
+        // With nothing before the trigger, nothing can be called new.
+        assert!(
+            summarize(&snaps[1..], Some(Timestamp::from_unix_ms(2000)))
+                .iter()
+                .all(|e| !e.new)
+        );
     }
 }

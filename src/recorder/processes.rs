@@ -277,4 +277,80 @@ mod tests {
         ring.push(snap(1000), Some(WindowRow(3)));
         assert_eq!(times(&ring.take_pending()), vec![(3, 1000)]);
     }
+
+    struct FakeHost {
+        clock: Arc<crate::ManualClock>,
+    }
+
+    impl crate::MetricsProvider for FakeHost {
+        fn current_metrics(
+            &self,
+            _: &str,
+        ) -> std::result::Result<crate::Metrics, crate::ProviderError> {
+            Ok(crate::Metrics::new().with("cpu", 50.0))
+        }
+        fn monitored_resource_ids(&self) -> Vec<String> {
+            vec!["host".into()]
+        }
+    }
+
+    impl ProcessProvider for FakeHost {
+        fn resource_id(&self) -> &str {
+            "host"
+        }
+        fn snapshot(&self) -> std::result::Result<Vec<crate::ProcessSample>, crate::ProviderError> {
+            // The pid tells the snapshot's time, in seconds.
+            Ok(vec![crate::ProcessSample {
+                pid: (crate::Clock::now(&*self.clock).as_unix_ms() / 1000) as u32,
+                name: "burn".into(),
+                cmdline: Some("burn --hard".into()),
+                user: Some("irtest".into()),
+                cpu: 99.0,
+                rss: 1 << 20,
+                read_bps: Some(0.0),
+                write_bps: None,
+            }])
+        }
+    }
+
+    #[test]
+    fn a_window_is_written_with_its_pre_incident_snapshots_then_every_nth() {
+        use crate::{IncidentRecorder, ManualClock, RecorderConfig, Trigger};
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_ms(1_000_000)));
+        let config = RecorderConfig {
+            sample_interval: Duration::from_secs(1),
+            pre_incident_window: Duration::from_secs(3),
+            post_incident_window: Duration::from_secs(60),
+            ..RecorderConfig::default()
+        };
+        let recorder = IncidentRecorder::open_with_clock(config, clock.clone()).unwrap();
+        let host = Arc::new(FakeHost {
+            clock: clock.clone(),
+        });
+        recorder.set_metrics_provider(host.clone());
+        recorder.set_process_provider(host, 2);
+        for _ in 0..5 {
+            recorder.record_sample().unwrap();
+            clock.advance(Duration::from_secs(1));
+        }
+        // Ticks at 1000..=1004 s; the ring holds 3: 1002, 1003, 1004.
+        let id = recorder.start_recording("host", Trigger::manual()).unwrap();
+        for _ in 0..4 {
+            recorder.record_sample().unwrap();
+            clock.advance(Duration::from_secs(1));
+        }
+        recorder.stop_recording(&id).unwrap();
+        let snaps = recorder.store().window_processes(id.as_str()).unwrap();
+        let pids: Vec<u32> = snaps.iter().map(|s| s.processes[0].pid).collect();
+        // The window starts at its oldest buffered point within 3 s of the
+        // trigger at 1005 s (1003 s): the ring's 1003 and 1004 from then
+        // on, then every 2nd of 1005..=1008 while it records.
+        let window = recorder.window(&id).unwrap().unwrap();
+        assert_eq!(window.start_time.as_unix_ms(), 1_003_000);
+        assert_eq!(pids, vec![1003, 1004, 1006, 1008]);
+        assert_eq!(
+            snaps[0].processes[0].cmdline.as_deref(),
+            Some("burn --hard")
+        );
+    }
 }
