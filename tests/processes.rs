@@ -28,8 +28,8 @@ fn burn() -> Burn {
 }
 
 /// Runs `watch --trigger-now` for 6 s with a busy child, then returns the
-/// window's `show --json` and `show` text and the child's pid.
-fn record(extra: &[&str]) -> (Value, String, u32) {
+/// window's `show --json`, `show` text and `context` text and the child's pid.
+fn record(extra: &[&str]) -> (Value, String, String, u32) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("procs.db");
     let b = burn();
@@ -51,7 +51,8 @@ fn record(extra: &[&str]) -> (Value, String, u32) {
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let shown = json(&db, &["show", "--json", &id]);
     let text = ok(&db, &["show", &id]);
-    (shown, text, pid)
+    let context = ok(&db, &["context", &id]);
+    (shown, text, context, pid)
 }
 
 fn rows_of(shown: &Value, pid: u32) -> Vec<Value> {
@@ -66,7 +67,7 @@ fn rows_of(shown: &Value, pid: u32) -> Vec<Value> {
 
 #[test]
 fn a_burn_during_the_window_is_in_its_process_table_by_name_and_pid() {
-    let (shown, text, pid) = record(&[]);
+    let (shown, text, context, pid) = record(&[]);
     let rows = rows_of(&shown, pid);
     assert!(!rows.is_empty(), "pid {pid} not in {shown}");
     assert_eq!(rows[0]["name"], "sh");
@@ -85,11 +86,18 @@ fn a_burn_during_the_window_is_in_its_process_table_by_name_and_pid() {
         .unwrap_or_else(|| panic!("pid {pid} not in the table:\n{table}"));
     assert!(line.contains(" sh "), "{line}");
     assert!(line.contains("while :; do :; done"), "{line}");
+    // The digest names it too, within its default 8 KB.
+    assert!(context.len() <= 8 * 1024, "{} bytes", context.len());
+    let section = context
+        .split("### Top processes")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no process section in {context}"));
+    assert!(section.contains(&format!("- pid {pid} sh (")), "{section}");
 }
 
 #[test]
 fn no_cmdline_keeps_command_lines_out() {
-    let (shown, _, pid) = record(&["--no-cmdline", "--top-processes", "100"]);
+    let (shown, _, _, pid) = record(&["--no-cmdline", "--top-processes", "100"]);
     let snaps = shown["processes"].as_array().expect("a processes field");
     assert!(snaps.iter().all(|s| {
         s["processes"]
@@ -103,7 +111,57 @@ fn no_cmdline_keeps_command_lines_out() {
 
 #[test]
 fn top_processes_zero_records_none() {
-    let (shown, text, _) = record(&["--top-processes", "0"]);
+    let (shown, text, context, _) = record(&["--top-processes", "0"]);
+    assert!(!context.contains("### Top processes"));
     assert!(shown.get("processes").is_none(), "{shown}");
     assert!(!text.contains("processes, busiest first"));
+}
+
+#[test]
+fn ingest_processes_lines_before_and_during_a_window_are_kept_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ingest.db");
+    let t0: i64 = 1_732_440_000_000;
+    let proc_line = |ts: i64, pid: u32, cpu: f64| {
+        format!(
+            r#"{{"type":"processes","resource":"vm-1","ts":{ts},"processes":[{{"pid":{pid},"name":"java","cpu":{cpu},"rss":2147483648,"user":"app","cmdline":"java -jar app.jar"}},{{"pid":7,"name":"sshd","cpu":0.1,"rss":1000}}]}}"#
+        )
+    };
+    let mut lines = Vec::new();
+    for i in 0..6 {
+        lines.push(format!(
+            r#"{{"type":"sample","resource":"vm-1","ts":{},"metrics":{{"cpu":{}}}}}"#,
+            t0 + i * 5000,
+            10 + i * 15
+        ));
+        match i {
+            1 => lines.push(proc_line(t0 + 5000, 42, 20.0)),
+            3 => lines.push(format!(
+                r#"{{"type":"trigger","resource":"vm-1","trigger":"alert","trigger_id":"cpu-high","ts":{}}}"#,
+                t0 + 15_000
+            )),
+            4 => lines.push(proc_line(t0 + 20_000, 43, 180.5)),
+            _ => {}
+        }
+    }
+    // A bad line is refused with its line number; the rest is kept.
+    lines.push(r#"{"type":"processes","resource":"vm-1","processes":[{"pid":1}]}"#.into());
+    let out = run_with_stdin(&db, &["ingest", "--finish"], Some(&lines.join("\n")));
+    assert!(stderr(&out).contains("line 10"), "{}", stderr(&out));
+    let list = json(&db, &["list", "--json"]);
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let shown = json(&db, &["show", "--json", &id]);
+    let snaps = shown["processes"].as_array().expect("a processes field");
+    // The one before the trigger (from the ring) and the one during it.
+    let firsts: Vec<&Value> = snaps.iter().map(|s| &s["processes"][0]["pid"]).collect();
+    assert_eq!(firsts, vec![42, 43], "{shown}");
+    let text = ok(&db, &["show", &id]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("43 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("java") && line.contains("180.5") && line.contains("new"),
+        "{line}"
+    );
 }

@@ -538,7 +538,8 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
             budget.trailer.push(format!("- {line}"));
         }
     }
-    let text = incident_recorder::context::format_window_within(&window, &budget);
+    let procs = store.window_processes(window.id.as_str())?;
+    let text = incident_recorder::context::format_window_with_processes(&window, &procs, &budget);
     format::write_text(&mut std::io::stdout().lock(), &text)?;
     Ok(ExitCode::SUCCESS)
 }

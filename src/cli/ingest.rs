@@ -270,6 +270,20 @@ impl Ingest<'_> {
                     Err(e) => self.reject(n, &incident_recorder::error_chain(&e)),
                 }
             }
+            Line::Processes {
+                resource,
+                processes,
+                ..
+            } => {
+                self.flush()?;
+                self.seen(&resource);
+                let at = at.expect("set above");
+                match self.recorder.push_processes(&resource, at, processes) {
+                    Ok(true) => {}
+                    Ok(false) => self.reject(n, "too many resources with process snapshots"),
+                    Err(e) => self.reject(n, &incident_recorder::error_chain(&e)),
+                }
+            }
             Line::Stop { resource, .. } => {
                 self.flush()?;
                 self.seen(&resource);

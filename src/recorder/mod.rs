@@ -196,8 +196,8 @@ struct State {
     /// the database at open, or kept when a resource's state was dropped);
     /// moved into a resource's state when it is seen.
     recorded_until: RecordedUntil,
-    /// Process snapshots, made with the first (see `processes.rs`).
-    procs: Option<processes::ProcessRing>,
+    /// Process snapshots by resource (see `processes.rs`).
+    procs: processes::Rings,
 }
 
 /// One resource: its buffer, its open window, what we know of it.
@@ -440,7 +440,7 @@ impl IncidentRecorder {
                 failing: 0,
                 recorded_until: HashMap::default(),
                 name_table: reclaim::NameTable::default(),
-                procs: None,
+                procs: processes::Rings::default(),
             }),
             closer,
             _lock: lock,
@@ -503,7 +503,6 @@ impl IncidentRecorder {
             .processes
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(processes::ProcessSlot { provider, every });
-        self.inner.state().procs = None;
     }
 
     /// Starts the sampling thread: one [`record_sample`](Self::record_sample)
@@ -1668,7 +1667,7 @@ impl Inner {
             &pre,
         )?;
         stats.points_written += points as u64;
-        self.processes_opened(procs, id, row, opening.start_ms);
+        Inner::processes_opened(procs, id, row, opening.start_ms);
         r.recorded_until = r.recorded_until.max(last_ts);
         tracing::info!(window = %public_id, trigger = %trigger.kind, buffered = points, "started incident recording");
         let mut w = ActiveWindow {

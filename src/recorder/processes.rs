@@ -152,52 +152,113 @@ impl super::Inner {
             }
         };
         let mut state = self.state();
+        let resource = slot.provider.resource_id();
+        self.keep_snapshot(
+            &mut state,
+            resource,
+            ProcessSnapshot { at, processes },
+            slot.every,
+        );
+    }
+
+    /// Puts `snap` in `resource`'s ring (made on first use, at most
+    /// `max_resources` rings), due for writing as the ring's rules say.
+    fn keep_snapshot(
+        &self,
+        state: &mut super::State,
+        resource: &str,
+        snap: ProcessSnapshot,
+        every: u32,
+    ) -> bool {
         let recording = state
             .resources
-            .get(slot.provider.resource_id())
+            .get(resource)
             .and_then(|r| r.window.as_ref())
             .filter(|w| !w.closing)
             .map(|w| w.row);
-        let ring = state
-            .procs
-            .get_or_insert_with(|| ProcessRing::new(self.ring_size(), slot.every));
-        ring.push(ProcessSnapshot { at, processes }, recording);
+        if !state.procs.contains_key(resource) {
+            if state.procs.len() >= self.max_rows_of_rings() {
+                return false;
+            }
+            state
+                .procs
+                .insert(resource.into(), ProcessRing::new(self.ring_size(), every));
+        }
+        let ring = state.procs.get_mut(resource).expect("just made");
+        ring.push(snap, recording);
+        true
+    }
+
+    /// Most resources with a ring: the recorder's resource limit.
+    fn max_rows_of_rings(&self) -> usize {
+        self.config.max_resources.max(1)
     }
 
     fn ring_size(&self) -> usize {
         ring_size(self.config.pre_incident_window, self.config.sample_interval)
     }
 
-    /// A window opened for `resource` at `start_ms`: the ring's snapshots
-    /// are due with it, if the process provider reports that resource.
+    /// A window opened for `resource` at `start_ms`: its ring's snapshots
+    /// (if it has one) are due with it.
     pub(super) fn processes_opened(
-        &self,
-        ring: &mut Option<ProcessRing>,
+        rings: &mut Rings,
         resource: &str,
         row: WindowRow,
         start_ms: i64,
     ) {
-        let Some(slot) = self.process_slot() else {
-            return;
-        };
-        if slot.provider.resource_id() == resource {
-            ring.get_or_insert_with(|| ProcessRing::new(self.ring_size(), slot.every))
-                .opened(row, start_ms);
+        if let Some(ring) = rings.get_mut(resource) {
+            ring.opened(row, start_ms);
         }
     }
 
     /// Writes the snapshots due, in a transaction of their own.
     pub(super) fn write_processes(&self, state: &mut super::State) {
-        let Some(ring) = state.procs.as_mut() else {
-            return;
-        };
-        let due = ring.take_pending();
+        let due: Vec<_> = state
+            .procs
+            .values_mut()
+            .flat_map(ProcessRing::take_pending)
+            .collect();
         if due.is_empty() {
             return;
         }
         if let Err(e) = state.writer.write_processes(&due) {
             tracing::warn!(error = %crate::error_chain(&e), "could not write process snapshots; dropped");
         }
+    }
+}
+
+/// Process rings by resource.
+pub(super) type Rings = std::collections::HashMap<Box<str>, ProcessRing>;
+
+impl super::IncidentRecorder {
+    /// Takes a snapshot of `resource`'s top processes from elsewhere (an
+    /// `ingest` `processes` line, a monitor of containers): kept in the
+    /// resource's ring like a provider's, and written to its recording
+    /// window at once (a pushed snapshot is never thinned: the sender picks
+    /// its rate). The processes are cut to the bounds of
+    /// [`crate::processes`] and to the top [`crate::processes::MAX_TOP`] by
+    /// CPU and by memory. Returns false if the recorder already holds
+    /// rings for `max_resources` resources (the snapshot is dropped).
+    pub fn push_processes(
+        &self,
+        resource: &str,
+        at: crate::model::Timestamp,
+        processes: Vec<crate::ProcessSample>,
+    ) -> crate::Result<bool> {
+        super::validate_resource_id(resource)?;
+        crate::validate::storable(at)?;
+        let processes = crate::processes::top_processes(
+            processes
+                .into_iter()
+                .map(crate::ProcessSample::bounded)
+                .collect(),
+            crate::processes::MAX_TOP,
+        );
+        let inner = &self.inner;
+        let mut state = inner.state();
+        let kept = inner.keep_snapshot(&mut state, resource, ProcessSnapshot { at, processes }, 1);
+        inner.write_processes(&mut state);
+        Ok(kept)
     }
 }
 
