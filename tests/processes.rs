@@ -165,3 +165,43 @@ fn ingest_processes_lines_before_and_during_a_window_are_kept_with_it() {
         "{line}"
     );
 }
+
+#[test]
+fn native_export_keeps_process_snapshots_and_import_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let t0: i64 = 1_732_440_000_000;
+    let lines = [
+        format!(r#"{{"type":"sample","resource":"vm-1","ts":{t0},"metrics":{{"cpu":10}}}}"#),
+        format!(r#"{{"type":"trigger","resource":"vm-1","ts":{t0}}}"#),
+        format!(
+            r#"{{"type":"processes","resource":"vm-1","ts":{},"processes":[{{"pid":42,"name":"java","cpu":99,"rss":1000,"cmdline":"java -jar a.jar"}}]}}"#,
+            t0 + 1000
+        ),
+        format!(
+            r#"{{"type":"sample","resource":"vm-1","ts":{},"metrics":{{"cpu":90}}}}"#,
+            t0 + 5000
+        ),
+    ];
+    let out = run_with_stdin(&db, &["ingest", "--finish"], Some(&lines.join("\n")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = dir.path().join("export.json");
+    ok(&db, &["export", "--output", file.to_str().unwrap()]);
+    let other = dir.path().join("b.db");
+    ok(&other, &["import", file.to_str().unwrap()]);
+    let id = json(&db, &["list", "--json"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = json(&db, &["show", "--json", &id])["processes"].clone();
+    let after = json(&other, &["show", "--json", &id])["processes"].clone();
+    assert_eq!(before[0]["processes"][0]["cmdline"], "java -jar a.jar");
+    assert_eq!(before, after);
+    // Pulse has no field for them, and says so.
+    let pulse = run(&db, &["export", "--format", "pulse"]);
+    assert!(
+        stderr(&pulse).contains("left out the process snapshots of 1 windows"),
+        "{}",
+        stderr(&pulse)
+    );
+}
