@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::{Child, Command};
+use std::sync::Arc;
 
 use common::bin::*;
 use serde_json::Value;
@@ -203,5 +204,70 @@ fn native_export_keeps_process_snapshots_and_import_reads_them_back() {
         stderr(&pulse).contains("left out the process snapshots of 1 windows"),
         "{}",
         stderr(&pulse)
+    );
+}
+
+/// GET `path` from `serve`'s listener, without a body framing subtlety:
+/// `Connection: close`, and the answer read to its end.
+fn http_get(l: &incident_recorder::listen::Listener, token: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(l.local_addr()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, text)
+}
+
+#[test]
+fn the_window_page_and_its_json_carry_the_processes() {
+    use incident_recorder::listen::{ListenAuth, ListenConfig, Listener};
+    use incident_recorder::{
+        IncidentRecorder, Metrics, ProcessSample, RecorderConfig, Store, Timestamp, Trigger,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.db");
+    let recorder = IncidentRecorder::open(RecorderConfig::with_db_path(&path)).unwrap();
+    let t0 = Timestamp::now();
+    recorder
+        .push_sample("vm-1", t0, Metrics::new().with("cpu", 10.0), None)
+        .unwrap();
+    let evil = ProcessSample {
+        pid: 4242,
+        name: "<script>x</script>".into(),
+        cmdline: Some("run --hard".into()),
+        user: Some("app".into()),
+        cpu: 150.0,
+        rss: 1 << 30,
+        read_bps: None,
+        write_bps: None,
+    };
+    assert!(recorder.push_processes("vm-1", t0, vec![evil]).unwrap());
+    let id = recorder.start_recording("vm-1", Trigger::manual()).unwrap();
+    recorder.stop_recording(&id).unwrap();
+    drop(recorder);
+    let store = Arc::new(Store::open_read_only(&path).unwrap());
+    let token = "a-test-token-of-enough-length-0123456789";
+    let config = ListenConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        ListenAuth::Bearer(token.into()),
+    );
+    let served = Listener::serve_store(store, config).unwrap();
+    let (status, page) = http_get(&served, token, &format!("/w/{id}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h2>Processes</h2>"), "{page}");
+    assert!(page.contains("<td>4242</td><td>&lt;script&gt;x&lt;/script&gt;</td>"));
+    let (status, body) = http_get(&served, token, &format!("/windows/{id}"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"processes\"") && body.contains("\"pid\": 4242"),
+        "{body}"
     );
 }

@@ -1687,6 +1687,8 @@ impl Inner {
         }
         let close_now = w.closing;
         r.window = Some(w);
+        // The ring's snapshots of its pre-incident minutes, now.
+        self.write_processes(state);
         if close_now {
             let now = Timestamp::from_unix_ms(self.time(state));
             self.flush(state, now, false)?;
