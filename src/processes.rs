@@ -68,7 +68,9 @@ impl ProcessSample {
         self.name = clip_text(&self.name, MAX_NAME_BYTES);
         self.user = self.user.map(|u| clip_text(&u, MAX_USER_BYTES));
         self.cmdline = self.cmdline.map(|c| clip_text(&c, MAX_CMDLINE_BYTES));
-        let finite = |v: f64| if v.is_finite() && v >= 0.0 { v } else { 0.0 };
+        fn finite(v: f64) -> f64 {
+            if v.is_finite() && v >= 0.0 { v } else { 0.0 }
+        }
         self.cpu = finite(self.cpu);
         self.read_bps = self.read_bps.map(finite);
         self.write_bps = self.write_bps.map(finite);

@@ -416,7 +416,7 @@ impl Importer<'_> {
             }
         };
         let imported = self.store.import_window(&window);
-        if matches!(imported, Ok(_))
+        if imported.is_ok()
             && !procs.is_empty()
             && let Err(e) = self.store.add_window_processes(window.id.as_str(), &procs)
         {
