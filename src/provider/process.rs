@@ -33,7 +33,8 @@ pub trait ProcessProvider: Send + Sync {
 /// This machine's processes, through `sysinfo`.
 ///
 /// CPU % and I/O rates are differences between two snapshots, so the first
-/// snapshot reports CPU 0 and no rates.
+/// snapshot reports CPU 0 and no rates (and a process gets rates only from
+/// the second snapshot in a row that keeps it).
 pub struct HostProcesses {
     resource_id: String,
     limits: ProcessLimits,
@@ -43,8 +44,9 @@ pub struct HostProcesses {
 struct HostState {
     system: System,
     users: Users,
-    /// Time of the previous refresh, for rates.
-    previous: Option<Instant>,
+    /// I/O counters (read, written) of the processes the previous snapshot
+    /// kept, and when they were read: for rates.
+    io: HashMap<u32, (u64, u64, Instant)>,
 }
 
 impl std::fmt::Debug for HostProcesses {
@@ -72,16 +74,16 @@ impl HostProcesses {
             state: Mutex::new(HostState {
                 system: System::new().map_err(err("the process table"))?,
                 users: Users::new_with_refreshed_list().map_err(err("the user list"))?,
-                previous: None,
+                io: HashMap::new(),
             }),
         })
     }
 
-    fn refresh_kind(&self) -> ProcessRefreshKind {
+    /// What the second pass reads, for the kept processes only: I/O
+    /// counters, owner, command line.
+    fn detail_kind(&self) -> ProcessRefreshKind {
         let kind = ProcessRefreshKind::nothing()
             .without_tasks()
-            .with_cpu()
-            .with_memory()
             .with_disk_usage()
             .with_user(UpdateKind::OnlyIfNotSet);
         if self.limits.cmdline {
@@ -97,45 +99,62 @@ impl ProcessProvider for HostProcesses {
         &self.resource_id
     }
 
+    /// Two passes, so the cost per process stays one small read: CPU and
+    /// memory of every process, then I/O counters, owner and command line
+    /// of the kept ones only. I/O rates are the difference of a kept
+    /// process's counters from the previous snapshot that kept it (none for
+    /// one that was not kept then).
     fn snapshot(&self) -> Result<Vec<ProcessSample>, ProviderError> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
-        state
+        state.system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing()
+                .without_tasks()
+                .with_cpu()
+                .with_memory(),
+        );
+        let all: Vec<ProcessSample> = state
             .system
-            .refresh_processes_specifics(ProcessesToUpdate::All, true, self.refresh_kind());
-        let now = Instant::now();
-        let secs = state
-            .previous
-            .replace(now)
-            .map(|p| now.duration_since(p).as_secs_f64())
-            .filter(|s| *s > 0.0);
-        let mut names: HashMap<sysinfo::Uid, String> = HashMap::new();
-        let mut all = Vec::with_capacity(state.system.processes().len());
-        let mut owners: HashMap<Pid, sysinfo::Uid> = HashMap::new();
-        for (pid, p) in state.system.processes() {
-            let disk = p.disk_usage();
-            if let Some(uid) = p.user_id() {
-                owners.insert(*pid, uid.clone());
-            }
-            all.push(ProcessSample {
+            .processes()
+            .iter()
+            .map(|(pid, p)| ProcessSample {
                 pid: pid.as_u32(),
                 name: p.name().to_string_lossy().into_owned(),
                 cmdline: None,
                 user: None,
                 cpu: f64::from(p.cpu_usage()),
                 rss: p.memory(),
-                read_bps: secs.map(|s| disk.read_bytes as f64 / s),
-                write_bps: secs.map(|s| disk.written_bytes as f64 / s),
-            });
-        }
+                read_bps: None,
+                write_bps: None,
+            })
+            .collect();
         let mut top = top_processes(all, self.limits.top);
-        // Only the kept few get their command line and user name resolved.
+        let pids: Vec<Pid> = top.iter().map(|s| Pid::from_u32(s.pid)).collect();
+        state.system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&pids),
+            false,
+            self.detail_kind(),
+        );
+        let now = Instant::now();
+        let mut names: HashMap<sysinfo::Uid, String> = HashMap::new();
+        let mut io = HashMap::with_capacity(top.len());
         for s in &mut top {
-            let pid = Pid::from_u32(s.pid);
-            if self.limits.cmdline
-                && let Some(p) = state.system.process(pid)
-                && !p.cmd().is_empty()
-            {
+            let Some(p) = state.system.process(Pid::from_u32(s.pid)) else {
+                continue;
+            };
+            let disk = p.disk_usage();
+            let totals = (disk.total_read_bytes, disk.total_written_bytes);
+            if let Some(&(r, w, at)) = state.io.get(&s.pid) {
+                let secs = now.duration_since(at).as_secs_f64();
+                if secs > 0.0 && totals.0 >= r && totals.1 >= w {
+                    s.read_bps = Some((totals.0 - r) as f64 / secs);
+                    s.write_bps = Some((totals.1 - w) as f64 / secs);
+                }
+            }
+            io.insert(s.pid, (totals.0, totals.1, now));
+            if self.limits.cmdline && !p.cmd().is_empty() {
                 let joined: Vec<String> = p
                     .cmd()
                     .iter()
@@ -143,7 +162,7 @@ impl ProcessProvider for HostProcesses {
                     .collect();
                 s.cmdline = Some(joined.join(" "));
             }
-            if let Some(uid) = owners.get(&pid) {
+            if let Some(uid) = p.user_id() {
                 let name = names.entry(uid.clone()).or_insert_with(|| {
                     match state.users.get_user_by_id(uid) {
                         Some(u) => u.name().to_owned(),
@@ -153,6 +172,7 @@ impl ProcessProvider for HostProcesses {
                 s.user = Some(name.clone());
             }
         }
+        state.io = io;
         Ok(top.into_iter().map(ProcessSample::bounded).collect())
     }
 }
