@@ -47,6 +47,8 @@ struct HostState {
     /// I/O counters (read, written) of the processes the previous snapshot
     /// kept, and when they were read: for rates.
     io: HashMap<u32, (u64, u64, Instant)>,
+    /// CPU ticks of every process at the previous `/proc` pass.
+    ticks: linux::Ticks,
 }
 
 impl std::fmt::Debug for HostProcesses {
@@ -75,8 +77,35 @@ impl HostProcesses {
                 system: System::new().map_err(err("the process table"))?,
                 users: Users::new_with_refreshed_list().map_err(err("the user list"))?,
                 io: HashMap::new(),
+                ticks: linux::Ticks::default(),
             }),
         })
+    }
+
+    /// The first pass through `sysinfo` (where `/proc` cannot be read).
+    fn read_all_sysinfo(system: &mut System) -> Vec<ProcessSample> {
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing()
+                .without_tasks()
+                .with_cpu()
+                .with_memory(),
+        );
+        system
+            .processes()
+            .iter()
+            .map(|(pid, p)| ProcessSample {
+                pid: pid.as_u32(),
+                name: p.name().to_string_lossy().into_owned(),
+                cmdline: None,
+                user: None,
+                cpu: f64::from(p.cpu_usage()),
+                rss: p.memory(),
+                read_bps: None,
+                write_bps: None,
+            })
+            .collect()
     }
 
     /// What the second pass reads, for the kept processes only: I/O
@@ -107,29 +136,10 @@ impl ProcessProvider for HostProcesses {
     fn snapshot(&self) -> Result<Vec<ProcessSample>, ProviderError> {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
-        state.system.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing()
-                .without_tasks()
-                .with_cpu()
-                .with_memory(),
-        );
-        let all: Vec<ProcessSample> = state
-            .system
-            .processes()
-            .iter()
-            .map(|(pid, p)| ProcessSample {
-                pid: pid.as_u32(),
-                name: p.name().to_string_lossy().into_owned(),
-                cmdline: None,
-                user: None,
-                cpu: f64::from(p.cpu_usage()),
-                rss: p.memory(),
-                read_bps: None,
-                write_bps: None,
-            })
-            .collect();
+        let all = match linux::read_all(&mut state.ticks) {
+            Some(all) => all,
+            None => Self::read_all_sysinfo(&mut state.system),
+        };
         let mut top = top_processes(all, self.limits.top);
         let pids: Vec<Pid> = top.iter().map(|s| Pid::from_u32(s.pid)).collect();
         state.system.refresh_processes_specifics(
@@ -174,6 +184,89 @@ impl ProcessProvider for HostProcesses {
         }
         state.io = io;
         Ok(top.into_iter().map(ProcessSample::bounded).collect())
+    }
+}
+
+/// The first pass on Linux: one read of `/proc/PID/stat` per process (CPU
+/// ticks, resident pages, name), about a third of `sysinfo`'s cost.
+mod linux {
+    use std::collections::HashMap;
+    use std::io::Read;
+    use std::time::Instant;
+
+    use crate::processes::ProcessSample;
+
+    /// CPU ticks (user + system) per pid, and when they were read.
+    #[derive(Default)]
+    pub(super) struct Ticks {
+        by_pid: HashMap<u32, u64>,
+        at: Option<Instant>,
+    }
+
+    /// Every process's name, CPU % since the previous pass and resident
+    /// bytes; `None` where `/proc` cannot be read (not Linux).
+    pub(super) fn read_all(ticks: &mut Ticks) -> Option<Vec<ProcessSample>> {
+        let dir = std::fs::read_dir("/proc").ok()?;
+        // SAFETY: sysconf only reads a configuration value.
+        let (hz, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let (hz, page) = (hz.max(1) as f64, page.max(1) as u64);
+        let now = Instant::now();
+        let secs = ticks.at.map(|t| now.duration_since(t).as_secs_f64());
+        let mut by_pid = HashMap::with_capacity(ticks.by_pid.len());
+        let mut out = Vec::new();
+        let mut buf = String::with_capacity(512);
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            buf.clear();
+            let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            if f.read_to_string(&mut buf).is_err() {
+                continue;
+            }
+            let Some((name, rest)) = buf.split_once(" (").and_then(|(_, r)| r.rsplit_once(") "))
+            else {
+                continue;
+            };
+            // After the name: state is field 3; utime 14, stime 15, rss 24.
+            let f: Vec<&str> = rest.split(' ').collect();
+            let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+            let (Some(ut), Some(st), Some(rss)) = (num(14), num(15), num(24)) else {
+                continue;
+            };
+            let total = ut + st;
+            by_pid.insert(pid, total);
+            let cpu = match (secs, ticks.by_pid.get(&pid)) {
+                (Some(s), Some(&before)) if s > 0.0 && total >= before => {
+                    (total - before) as f64 / hz / s * 100.0
+                }
+                _ => 0.0,
+            };
+            out.push(ProcessSample {
+                pid,
+                name: name.to_owned(),
+                cmdline: None,
+                user: None,
+                cpu,
+                rss: rss * page,
+                read_bps: None,
+                write_bps: None,
+            });
+        }
+        ticks.by_pid = by_pid;
+        ticks.at = Some(now);
+        Some(out)
     }
 }
 
