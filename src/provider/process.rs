@@ -30,7 +30,9 @@ pub trait ProcessProvider: Send + Sync {
     fn snapshot(&self) -> Result<Vec<ProcessSample>, ProviderError>;
 }
 
-/// This machine's processes, through `sysinfo`.
+/// This machine's processes: on Linux every process's CPU and memory from
+/// one read of `/proc/PID/stat` each, elsewhere through `sysinfo`; the kept
+/// processes' I/O, owner and command line through `sysinfo`.
 ///
 /// CPU % and I/O rates are differences between two snapshots, so the first
 /// snapshot reports CPU 0 and no rates (and a process gets rates only from
@@ -276,7 +278,7 @@ mod tests {
     use crate::processes::{MAX_CMDLINE_BYTES, MAX_NAME_BYTES};
 
     #[test]
-    fn the_host_snapshot_includes_this_process() {
+    fn a_host_snapshot_is_bounded_and_not_empty() {
         let host = HostProcesses::new(
             "h",
             ProcessLimits {
