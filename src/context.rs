@@ -3,7 +3,8 @@
 //! What an assistant needs first comes first: which window, which
 //! resource, when, what triggered it and the alert's own words; then the
 //! metrics that moved most after the trigger (ranked by [`crate::change`]),
-//! each with its numbers; the anomalies; the notes people wrote; the last
+//! each with its numbers; the anomalies; the top processes (when the window
+//! has process snapshots); the notes people wrote; the last
 //! points of the top metrics. The digest fits [`Budget::max_bytes`] (8 KB by
 //! default: a node_exporter window has hundreds of series, and the whole of
 //! it would be hundreds of KB): it shows fewer metrics, points, anomalies
@@ -14,6 +15,7 @@
 use std::fmt::Write;
 
 use crate::model::{IncidentSummary, IncidentWindow, Timestamp, WindowStatus, WindowTrigger};
+use crate::processes::{ProcessSnapshot, ProcessSummary};
 
 /// How many of the most recent points the digest lists.
 pub const RECENT_POINTS: usize = 10;
@@ -31,6 +33,10 @@ pub const MIN_MAX_BYTES: usize = 1024;
 /// may be up to [`WindowTrigger::MAX_VALUE_BYTES`]); longer ones are cut
 /// with [`WindowTrigger::CUT_MARKER`].
 pub const MAX_WORD_BYTES: usize = 512;
+/// Processes the digest lists (busiest by peak CPU; the rest are counted).
+pub const TOP_PROCESSES: usize = 10;
+/// Longest command line the digest prints, in characters.
+const PROCESS_CMDLINE_CHARS: usize = 120;
 /// Metrics per line of the recent points (the top ones).
 const RECENT_METRICS: usize = TOP_METRICS;
 
@@ -62,6 +68,7 @@ struct Limits {
     recent_metrics: usize,
     anomalies: usize,
     notes: usize,
+    processes: usize,
 }
 
 /// Each attempt shows less than the one before, until one fits.
@@ -72,6 +79,7 @@ const LADDER: [Limits; 7] = [
         recent_metrics: RECENT_METRICS,
         anomalies: MAX_ANOMALIES,
         notes: MAX_NOTES,
+        processes: 10,
     },
     Limits {
         top: TOP_METRICS,
@@ -79,6 +87,7 @@ const LADDER: [Limits; 7] = [
         recent_metrics: 3,
         anomalies: MAX_ANOMALIES,
         notes: 10,
+        processes: 10,
     },
     Limits {
         top: TOP_METRICS,
@@ -86,6 +95,7 @@ const LADDER: [Limits; 7] = [
         recent_metrics: 0,
         anomalies: 5,
         notes: 5,
+        processes: 5,
     },
     Limits {
         top: 5,
@@ -93,6 +103,7 @@ const LADDER: [Limits; 7] = [
         recent_metrics: 0,
         anomalies: 5,
         notes: 3,
+        processes: 5,
     },
     Limits {
         top: 3,
@@ -100,6 +111,7 @@ const LADDER: [Limits; 7] = [
         recent_metrics: 0,
         anomalies: 3,
         notes: 1,
+        processes: 3,
     },
     Limits {
         top: 1,
@@ -107,6 +119,7 @@ const LADDER: [Limits; 7] = [
         recent_metrics: 0,
         anomalies: 1,
         notes: 0,
+        processes: 0,
     },
     Limits {
         top: 0,
@@ -114,6 +127,7 @@ const LADDER: [Limits; 7] = [
         recent_metrics: 0,
         anomalies: 0,
         notes: 0,
+        processes: 0,
     },
 ];
 
@@ -133,10 +147,22 @@ pub fn format_window(w: &IncidentWindow) -> String {
 /// header larger than the budget), its first lines that fit. The last line
 /// says what was left out, if anything was.
 pub fn format_window_within(w: &IncidentWindow, budget: &Budget) -> String {
+    format_window_with_processes(w, &[], budget)
+}
+
+/// Like [`format_window_within`], with a "Top processes" section from the
+/// window's process snapshots (the busiest [`TOP_PROCESSES`] by peak CPU,
+/// fewer when the budget is tight).
+pub fn format_window_with_processes(
+    w: &IncidentWindow,
+    procs: &[ProcessSnapshot],
+    budget: &Budget,
+) -> String {
     let max = budget.max_bytes.max(MIN_MAX_BYTES);
     let mut last = String::new();
+    let procs = crate::processes::summarize(procs, w.trigger_time);
     for limits in LADDER {
-        let (text, left_out) = render(w, limits, &budget.trailer);
+        let (text, left_out) = render(w, &procs, limits, &budget.trailer);
         let full = with_left_out(text, &left_out, max);
         if full.len() <= max {
             return full;
@@ -168,7 +194,12 @@ fn with_left_out(mut text: String, left_out: &[String], max: usize) -> String {
 }
 
 /// One attempt: the digest with `limits`, and what it left out.
-fn render(w: &IncidentWindow, limits: Limits, trailer: &[String]) -> (String, Vec<String>) {
+fn render(
+    w: &IncidentWindow,
+    procs: &[ProcessSummary],
+    limits: Limits,
+    trailer: &[String],
+) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut left_out = Vec::new();
     header(&mut out, w);
@@ -180,6 +211,7 @@ fn render(w: &IncidentWindow, limits: Limits, trailer: &[String]) -> (String, Ve
     if let Some(s) = &w.summary {
         summary(&mut out, w, s, &ranked, limits, &mut left_out);
     }
+    processes(&mut out, procs, limits.processes, &mut left_out);
     notes(&mut out, w, limits.notes, &mut left_out);
     recent(&mut out, w, &ranked, limits, &mut left_out);
     if !trailer.is_empty() {
@@ -405,6 +437,43 @@ fn anomalies(
             "the anomalies of {} more metrics",
             metrics.len() - limit
         ));
+    }
+}
+
+/// The busiest processes during the window: what was running.
+fn processes(out: &mut String, procs: &[ProcessSummary], limit: usize, left_out: &mut Vec<String>) {
+    if procs.is_empty() {
+        return;
+    }
+    let shown = procs.len().min(limit);
+    if shown < procs.len() {
+        left_out.push(format!("{} more processes", procs.len() - shown));
+    }
+    if shown == 0 {
+        return;
+    }
+    out.push_str(
+        "\n### Top processes (peak CPU in % of one core; new: first seen after the trigger)\n",
+    );
+    for p in &procs[..shown] {
+        let _ = write!(
+            out,
+            "- pid {} {} ({}): cpu peak {}, avg {}; rss peak {} MB",
+            p.pid,
+            one_line(&p.name),
+            p.user.as_deref().map_or("?".into(), one_line),
+            format_number(p.peak_cpu),
+            format_number(p.mean_cpu),
+            format_number(p.peak_rss as f64 / 1_048_576.0),
+        );
+        if p.new {
+            out.push_str("; new");
+        }
+        if let Some(cmd) = &p.cmdline {
+            let cut: String = cmd.chars().take(PROCESS_CMDLINE_CHARS).collect();
+            let _ = write!(out, "; cmd: {}", one_line(&cut));
+        }
+        out.push('\n');
     }
 }
 

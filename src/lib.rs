@@ -83,6 +83,7 @@ pub mod fleet;
 pub mod listen;
 mod model;
 mod names;
+pub mod processes;
 pub mod provider;
 mod recorder;
 mod store;
@@ -100,7 +101,9 @@ pub use model::{
     Timestamp, Trigger, TriggerType, WindowAnomaly, WindowId, WindowNote, WindowStatus,
     WindowTrigger,
 };
+pub use processes::{ProcessSample, ProcessSnapshot};
 pub use provider::MetricsProvider;
+pub use provider::process::ProcessProvider;
 pub use recorder::{
     AlertAdjustment, AlertOutcome, AlertResolve, IncidentRecorder, PushReport, RecorderStats,
     Recovery, RejectedValue, Sample, TriggerAction, TriggerOutcome,

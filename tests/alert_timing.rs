@@ -113,8 +113,10 @@ impl Rig {
     fn window(&self, answer: &Value) -> IncidentWindow {
         let id = answer["alerts"][0]["window"].as_str().expect("a window");
         // Through the recorder: its reads wait for the closes it decided.
-        let id = id.parse().expect("a window id");
-        self.recorder.window(&id).unwrap().expect("stored")
+        self.recorder
+            .window(&incident_recorder::WindowId::from(id))
+            .unwrap()
+            .expect("stored")
     }
 
     fn windows(&self) -> Vec<IncidentWindow> {

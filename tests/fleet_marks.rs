@@ -350,13 +350,15 @@ fn chrono_ms(text: &str) -> i64 {
 }
 
 /// Turns `db` (pushed by this build) back into what version 8 wrote: marks
-/// that do not say where they went (and no notes, scores or trigger words:
-/// versions 10 and 12 undone too).
+/// that do not say where they went (and no notes, series, scores, trigger
+/// words or process snapshots: versions 10 to 13 undone too, newest first).
 fn back_to_version_8(db: &Path) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF;
          BEGIN;
+         DROP TABLE process_samples;
+         DELETE FROM refinery_schema_history WHERE version = 13;
          ALTER TABLE window_metric_stats DROP COLUMN change_score;
          ALTER TABLE window_metric_stats DROP COLUMN change_rank;
          ALTER TABLE window_metric_stats DROP COLUMN change_unscored;

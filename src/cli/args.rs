@@ -159,6 +159,15 @@ pub struct WatchArgs {
     /// Open a manual window at once.
     #[arg(long)]
     pub trigger_now: bool,
+    /// Processes kept per snapshot by CPU and by memory (top K of each,
+    /// at most 100; 0: no process snapshots). Windows of the host get the
+    /// snapshots of their pre-incident minutes and one every 5 samples.
+    #[arg(long, value_name = "K", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub top_processes: u32,
+    /// Leave command lines out of process snapshots (arguments can hold
+    /// secrets).
+    #[arg(long)]
+    pub no_cmdline: bool,
     /// Stop after this long (default: until Ctrl-C or SIGTERM).
     #[arg(long = "for", value_name = "DURATION", value_parser = duration::parse_positive)]
     pub run_for: Option<Duration>,

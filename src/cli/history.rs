@@ -133,8 +133,13 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
     if let Some(re) = &a.metric {
         keep_metrics(&mut w, re)?;
     }
+    let procs = store.window_processes(w.id.as_str())?;
     if a.output.json {
-        super::print_json(&w)?;
+        let mut value = serde_json::to_value(&w)?;
+        if !procs.is_empty() {
+            value["processes"] = serde_json::to_value(&procs)?;
+        }
+        super::print_json(&value)?;
     } else {
         let running = store.recorder_presence()?;
         let top = match (a.all, a.top) {
@@ -146,6 +151,7 @@ pub fn show(db: &Path, a: ShowArgs) -> Result<ExitCode> {
         };
         let mut text = Vec::new();
         render_window(&w, running, top, &mut text)?;
+        super::processes::render(&procs, w.trigger_time, &mut text)?;
         format::write_text(
             &mut std::io::stdout().lock(),
             &String::from_utf8_lossy(&text),
@@ -532,7 +538,8 @@ pub fn context(db: &Path, a: ContextArgs) -> Result<ExitCode> {
             budget.trailer.push(format!("- {line}"));
         }
     }
-    let text = incident_recorder::context::format_window_within(&window, &budget);
+    let procs = store.window_processes(window.id.as_str())?;
+    let text = incident_recorder::context::format_window_with_processes(&window, &procs, &budget);
     format::write_text(&mut std::io::stdout().lock(), &text)?;
     Ok(ExitCode::SUCCESS)
 }

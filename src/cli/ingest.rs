@@ -217,7 +217,8 @@ impl Ingest<'_> {
         // A line without `ts` acts at the latest time of this input (lines
         // before its first timed line, at that line's time): the same time
         // however often the input is replayed.
-        let at = Some(line.time().unwrap_or_else(|| self.clock.now()));
+        let line_time = line.time();
+        let at = Some(line_time.unwrap_or_else(|| self.clock.now()));
         match line {
             Line::Sample(sample) => {
                 self.seen(&sample.resource);
@@ -267,6 +268,20 @@ impl Ingest<'_> {
                 match self.recorder.resolve_trigger_at(&resource, &trigger_id, at) {
                     Ok(true) => self.report.resolves += 1,
                     Ok(false) => self.report.resolves_unmatched += 1,
+                    Err(e) => self.reject(n, &incident_recorder::error_chain(&e)),
+                }
+            }
+            Line::Processes {
+                resource,
+                processes,
+                ..
+            } => {
+                self.flush()?;
+                self.seen(&resource);
+                let at = line_time.unwrap_or_else(|| self.clock.now());
+                match self.recorder.push_processes(&resource, at, processes) {
+                    Ok(true) => {}
+                    Ok(false) => self.reject(n, "too many resources with process snapshots"),
                     Err(e) => self.reject(n, &incident_recorder::error_chain(&e)),
                 }
             }

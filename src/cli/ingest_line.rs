@@ -5,7 +5,13 @@
 //! {"type":"trigger","resource":"vm-101","trigger":"alert","trigger_id":"cpu-high","ts":"2026-11-24T10:00:00Z"}
 //! {"type":"resolve","resource":"vm-101","trigger_id":"cpu-high"}
 //! {"type":"stop","resource":"vm-101"}
+//! {"type":"processes","resource":"vm-101","ts":1732440000000,"processes":[{"pid":42,"name":"java","cpu":180.5,"rss":2147483648,"user":"app","cmdline":"java -jar app.jar"}]}
 //! ```
+//!
+//! A `processes` line is a snapshot of the resource's top processes: kept
+//! in the recorder's ring for a window that opens later (its pre-incident
+//! minutes), written at once to a window that records (see
+//! `IncidentRecorder::push_processes`).
 //!
 //! `ts` is Unix milliseconds (a number or a string of digits; a number below
 //! 10^11 looks like seconds and is refused) or an RFC 3339 string; it is
@@ -50,6 +56,15 @@ pub enum Line {
         #[serde(default)]
         ts: Option<LineTime>,
     },
+    /// A snapshot of the resource's top processes (fields of
+    /// `incident_recorder::ProcessSample`: pid, name, cpu, rss required;
+    /// cmdline, user, read_bps, write_bps optional).
+    Processes {
+        resource: String,
+        #[serde(default)]
+        ts: Option<LineTime>,
+        processes: Vec<incident_recorder::ProcessSample>,
+    },
 }
 
 /// A `sample` line.
@@ -75,9 +90,10 @@ impl Line {
     pub fn time(&self) -> Option<Timestamp> {
         match self {
             Line::Sample(s) => Some(s.ts.0),
-            Line::Trigger { ts, .. } | Line::Resolve { ts, .. } | Line::Stop { ts, .. } => {
-                ts.map(|t| t.0)
-            }
+            Line::Trigger { ts, .. }
+            | Line::Resolve { ts, .. }
+            | Line::Stop { ts, .. }
+            | Line::Processes { ts, .. } => ts.map(|t| t.0),
         }
     }
 }

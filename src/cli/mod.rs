@@ -51,6 +51,7 @@ mod live;
 mod logging;
 mod manual;
 mod note;
+mod processes;
 mod pulse;
 mod push;
 mod rules;

@@ -9,6 +9,8 @@
 //! * `pulse`: the seed's `incident_windows.json` (see `pulse`), so Pulse
 //!   users can bring their history in, or take it back out. Pulse files only
 //!   hold completed windows, so a pulse export leaves recording ones out.
+//!   Pulse has no field for process snapshots: a pulse export leaves them
+//!   out (a native one keeps them, in each window's `processes`).
 //! * `csv` (export only, see `csv`): one row per value, for spreadsheets.
 //! * `html` (export only): one window as a self-contained page
 //!   (`incident_recorder::web::report`), what the listener's `/w/ID` shows.
@@ -58,6 +60,7 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
         ..WindowFilter::default()
     };
     let (mut windows, mut points, mut skipped) = (0u64, 0u64, 0u64);
+    let mut procs_left = 0u64;
     let mut damaged = Vec::new();
     let skip_damaged = a.skip_damaged;
     // Without --skip-damaged a damaged window stops the export (and says
@@ -89,7 +92,16 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
             walk(
                 &mut |window| -> Result<()> {
                     w.write_all(if windows == 0 { b"\n" } else { b",\n" })?;
-                    serde_json::to_writer(&mut *w, &window)?;
+                    // Process snapshots ride along as a `processes` field
+                    // (import reads it back); Pulse has no field for them.
+                    let procs = store.window_processes(window.id.as_str())?;
+                    if procs.is_empty() {
+                        serde_json::to_writer(&mut *w, &window)?;
+                    } else {
+                        let mut value = serde_json::to_value(&window)?;
+                        value["processes"] = serde_json::to_value(&procs)?;
+                        serde_json::to_writer(&mut *w, &value)?;
+                    }
                     windows += 1;
                     points += window.data_points.len() as u64;
                     Ok(())
@@ -107,6 +119,9 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
                         skipped += 1;
                         return Ok(());
                     };
+                    if !store.window_processes(window.id.as_str())?.is_empty() {
+                        procs_left += 1;
+                    }
                     indented.clear();
                     serde_json::to_writer_pretty(&mut indented, &pulse)?;
                     w.write_all(if windows == 0 { b"\n    " } else { b",\n    " })?;
@@ -146,6 +161,11 @@ pub fn export(db: &Path, a: ExportArgs) -> Result<ExitCode> {
     eprintln!("exported {windows} windows ({points} points) to {target}");
     if skipped > 0 {
         eprintln!("left out {skipped} recording windows: Pulse files hold completed windows only");
+    }
+    if procs_left > 0 {
+        eprintln!(
+            "left out the process snapshots of {procs_left} windows: Pulse files have no field for them (--format native keeps them)"
+        );
     }
     for e in &damaged {
         let e = incident_recorder::error_chain(e);
@@ -357,6 +377,13 @@ pub fn import(db: &Path, a: ImportArgs) -> Result<ExitCode> {
     Ok(super::partial_if(counts.rejected > 0))
 }
 
+/// A native window's process snapshots (absent: none).
+#[derive(serde::Deserialize)]
+struct WithProcesses {
+    #[serde(default)]
+    processes: Vec<incident_recorder::ProcessSnapshot>,
+}
+
 /// Stores windows as the visitor hands them over.
 struct Importer<'a> {
     store: &'a Store,
@@ -375,14 +402,35 @@ impl Importer<'_> {
                 .and_then(PulseWindow::into_window),
             Format::Csv | Format::Html => Err("CSV and HTML files cannot be imported".into()),
         };
-        let window = match parsed {
+        let procs = match format {
+            Format::Native => serde_json::from_str::<WithProcesses>(raw.get())
+                .map(|p| p.processes)
+                .map_err(|e| format!("its processes: {e}")),
+            _ => Ok(Vec::new()),
+        };
+        let (window, procs) = match parsed.and_then(|w| procs.map(|p| (w, p))) {
             Ok(w) => w,
             Err(why) => {
                 self.reject(index, &why);
                 return true;
             }
         };
-        match self.store.import_window(&window) {
+        let imported = self.store.import_window(&window);
+        if imported.is_ok()
+            && !procs.is_empty()
+            && let Err(e) = self.store.add_window_processes(window.id.as_str(), &procs)
+        {
+            self.fatal = Some(
+                Err::<(), _>(e)
+                    .context(format!(
+                        "cannot import the processes of window {}",
+                        window.id
+                    ))
+                    .unwrap_err(),
+            );
+            return false;
+        }
+        match imported {
             Ok(true) => {
                 self.counts.imported += 1;
                 self.counts.points += window.data_points.len() as u64;

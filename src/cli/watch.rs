@@ -38,6 +38,7 @@ use super::args::WatchArgs;
 use super::error::{Context, Result};
 use super::live::Live;
 use super::rules::{self, Applied, Rule, RuleEvent, RuleProvider};
+use incident_recorder::provider::process::{HostProcesses, ProcessLimits};
 
 /// How often the status line is refreshed.
 const REFRESH: Duration = Duration::from_millis(200);
@@ -95,6 +96,15 @@ pub fn run(db: &Path, a: WatchArgs) -> Result<ExitCode> {
         tx.clone(),
     );
     recorder.set_metrics_provider(Arc::new(provider));
+    if sources.host && a.top_processes > 0 {
+        let limits = ProcessLimits {
+            top: a.top_processes as usize,
+            cmdline: !a.no_cmdline,
+        };
+        let procs = HostProcesses::new(resource.as_str(), limits)
+            .context("cannot read this host's processes")?;
+        recorder.set_process_provider(Arc::new(procs), 0);
+    }
     on_signal(tx)?;
     resolve_orphan_alerts(&recorder, &rules, a.listen.addr.is_some())?;
 

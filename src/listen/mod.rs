@@ -588,8 +588,22 @@ fn windows(s: &Shared, r: &Request) -> Response {
 }
 
 fn window(s: &Shared, id: &str) -> Response {
-    match s.source.read(|store| store.window(id)) {
-        Ok(Some(w)) => Response::json(200, &w),
+    match s.source.read(|store| {
+        let Some(w) = store.window(id)? else {
+            return Ok(None);
+        };
+        let procs = store.window_processes(id)?;
+        Ok(Some((w, procs)))
+    }) {
+        // The process snapshots, if any, in a `processes` field (as `show --json`).
+        Ok(Some((w, procs))) if !procs.is_empty() => match serde_json::to_value(&w) {
+            Ok(mut value) => {
+                value["processes"] = serde_json::to_value(&procs).unwrap_or_default();
+                Response::json(200, &value)
+            }
+            Err(e) => Response::error(500, e.to_string()),
+        },
+        Ok(Some((w, _))) => Response::json(200, &w),
         Ok(None) => Response::error(404, Error::WindowNotFound(clip(id)).to_string()),
         Err(e) => recorder_error(s, &e),
     }

@@ -220,7 +220,17 @@ pub(super) fn window(s: &Shared, r: &Request, rest: &str) -> Response {
             resp
         }
         ("chart.svg", Some((metrics, top))) => svg(&w, metrics, top),
-        _ => html(200, web::window_page(&w, now)),
+        _ => {
+            let procs = match s.source.read(|store| store.window_processes(id)) {
+                Ok(p) => p,
+                Err(e) => return failed(&e),
+            };
+            let table = web::process_table(&procs, w.trigger_time);
+            html(
+                200,
+                web::with_process_table(web::window_page(&w, now), &table),
+            )
+        }
     }
 }
 

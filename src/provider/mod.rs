@@ -10,9 +10,12 @@
 //! [`prometheus::ScrapeProvider`] reads Prometheus exporters; and
 //! [`combine::CombinedProvider`] puts several providers behind one, which is
 //! how `watch` samples the host and scrape targets together.
+//! [`process::ProcessProvider`] is the other kind of source: snapshots of
+//! the top processes, written with a resource's windows.
 
 pub mod combine;
 pub mod host;
+pub mod process;
 pub mod prometheus;
 
 use std::cell::Cell;

@@ -54,6 +54,7 @@ mod alerts;
 mod closer;
 mod detect;
 mod fetch;
+mod processes;
 mod reclaim;
 mod tick;
 mod window;
@@ -75,6 +76,7 @@ use tick::ProviderSlot;
 use window::{ActiveWindow, CloseReason, Lifecycle, OnRecover, OnSample, OnTrigger};
 
 pub use alerts::{AlertOutcome, AlertResolve};
+pub use processes::DEFAULT_EVERY as DEFAULT_PROCESS_EVERY;
 pub use window::Adjusted as AlertAdjustment;
 
 pub(crate) use crate::validate::{self, validate_resource_id};
@@ -142,6 +144,8 @@ pub(crate) struct Inner {
     clock: Arc<dyn Clock>,
     store: Store,
     provider: RwLock<Option<ProviderSlot>>,
+    /// The process provider, if any (see `processes.rs`).
+    processes: RwLock<Option<processes::ProcessSlot>>,
     /// The provider's worker threads; held by one tick at a time.
     fetcher: Mutex<fetch::Fetcher>,
     state: Mutex<State>,
@@ -192,6 +196,8 @@ struct State {
     /// the database at open, or kept when a resource's state was dropped);
     /// moved into a resource's state when it is seen.
     recorded_until: RecordedUntil,
+    /// Process snapshots by resource (see `processes.rs`).
+    procs: processes::Rings,
 }
 
 /// One resource: its buffer, its open window, what we know of it.
@@ -415,6 +421,7 @@ impl IncidentRecorder {
             clock,
             store,
             provider: RwLock::new(None),
+            processes: RwLock::new(None),
             fetcher: Mutex::new(fetch::Fetcher::new()),
             state: Mutex::new(State {
                 writer,
@@ -433,6 +440,7 @@ impl IncidentRecorder {
                 failing: 0,
                 recorded_until: HashMap::default(),
                 name_table: reclaim::NameTable::default(),
+                procs: processes::Rings::default(),
             }),
             closer,
             _lock: lock,
@@ -473,6 +481,28 @@ impl IncidentRecorder {
             .provider
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(ProviderSlot::new(provider));
+    }
+
+    /// Sets (or replaces) the process provider: each tick takes a snapshot
+    /// of its top processes, and the windows of its resource get the
+    /// snapshots of their pre-incident minutes and one every `every` samples
+    /// while they record (0: [`DEFAULT_PROCESS_EVERY`]). See
+    /// [`crate::processes`] for the bounds.
+    pub fn set_process_provider(
+        &self,
+        provider: Arc<dyn crate::provider::process::ProcessProvider>,
+        every: u32,
+    ) {
+        let every = if every == 0 {
+            DEFAULT_PROCESS_EVERY
+        } else {
+            every
+        };
+        *self
+            .inner
+            .processes
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(processes::ProcessSlot { provider, every });
     }
 
     /// Starts the sampling thread: one [`record_sample`](Self::record_sample)
@@ -1594,6 +1624,7 @@ impl Inner {
             resources,
             stats,
             closings,
+            procs,
             ..
         } = &mut *state;
         let r = resources.get_mut(id).expect("the caller created it");
@@ -1641,6 +1672,7 @@ impl Inner {
             &pre,
         )?;
         stats.points_written += points as u64;
+        Inner::processes_opened(procs, id, row, opening.start_ms);
         r.recorded_until = r.recorded_until.max(last_ts);
         tracing::info!(window = %public_id, trigger = %trigger.kind, buffered = points, "started incident recording");
         let mut w = ActiveWindow {
@@ -1660,6 +1692,8 @@ impl Inner {
         }
         let close_now = w.closing;
         r.window = Some(w);
+        // The ring's snapshots of its pre-incident minutes, now.
+        self.write_processes(state);
         if close_now {
             let now = Timestamp::from_unix_ms(self.time(state));
             self.flush(state, now, false)?;

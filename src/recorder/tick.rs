@@ -94,6 +94,7 @@ impl Inner {
     /// processes.
     pub(super) fn tick(self: &Arc<Self>) -> Result<()> {
         let started = Instant::now();
+        self.snapshot_processes();
         let now = self.clock.now();
         let now_ms = now.as_unix_ms();
         let provider = self
@@ -161,6 +162,7 @@ impl Inner {
         self.expire(&mut state, now.as_unix_ms(), listed.then_some(fingerprint));
         self.reclaim_names(&mut state);
         let committed = self.commit_when_due(&mut state, now);
+        self.write_processes(&mut state);
         let served = self.serve_requests(&mut state, now);
         state.stats.tick_seconds += started.elapsed().as_secs_f64();
         committed.and(served)

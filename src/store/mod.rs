@@ -64,6 +64,7 @@ mod gate;
 mod ids;
 mod notes;
 mod points;
+mod processes;
 mod push;
 mod read;
 mod reading;

@@ -173,7 +173,7 @@ fn trim_windows(tx: &Connection, trim: Trim, step: usize) -> Result<(PruneReport
 
 /// What [`delete_window`] deletes by window id, children first: every table
 /// hanging from `windows` by a foreign key (a unit test checks it).
-const DELETES: [&str; 13] = [
+const DELETES: [&str; 14] = [
     // A closed window has no journal rows (recent_from is NULL: no range).
     "DELETE FROM recent_values WHERE point_id IN (SELECT id FROM recent_points
          WHERE id >= (SELECT recent_from FROM windows WHERE id = ?1) AND window_id = ?1)",
@@ -181,6 +181,7 @@ const DELETES: [&str; 13] = [
          WHERE id >= (SELECT recent_from FROM windows WHERE id = ?1) AND window_id = ?1",
     "DELETE FROM samples WHERE series_id IN (SELECT id FROM series WHERE window_id = ?1)",
     "DELETE FROM series WHERE window_id = ?1",
+    "DELETE FROM process_samples WHERE window_id = ?1",
     "DELETE FROM note_pushes WHERE note_id IN (SELECT id FROM window_notes WHERE window_id = ?1)",
     "DELETE FROM window_notes WHERE window_id = ?1",
     "DELETE FROM point_metadata WHERE window_id = ?1",

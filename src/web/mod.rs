@@ -14,11 +14,13 @@
 //! exactly those scripts and styles.
 
 mod page;
+mod processes;
 mod rank;
 mod svg;
 mod words;
 
 pub use page::{IndexQuery, index_page, report, report_csp, window_page};
+pub use processes::{process_table, with_process_table};
 pub use rank::metric_order;
 pub use svg::{MAX_SVG_METRICS, chart_svg, sparkline};
 
