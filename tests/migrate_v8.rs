@@ -129,7 +129,7 @@ fn a_v8_database_migrates_in_place_and_keeps_everything() {
 
     Store::open(&path).unwrap();
     let conn = Connection::open(&path).unwrap();
-    assert_eq!(version(&conn), 11);
+    assert_eq!(version(&conn), Store::schema_version());
     let mut after: Vec<Vec<String>> = SAME.iter().map(|q| rows(&conn, q)).collect();
     after.push(rows(&conn, VALUES_V9));
     after.push(rows(&conn, JOURNAL_METADATA));
