@@ -548,7 +548,8 @@ fn read_batches(
                 Ok(Some(w)) => {
                     // A process row counts as a value: it weighs about as
                     // much in memory and on the wire.
-                    values += w.values + w.processes.iter().map(|s| s.processes.len()).sum::<usize>();
+                    values +=
+                        w.values + w.processes.iter().map(|s| s.processes.len()).sum::<usize>();
                     batch.push(w);
                 }
                 Ok(None) => {}
