@@ -15,6 +15,7 @@ use super::copy::BinaryRows;
 use super::error::PushError;
 use super::target::Target;
 use crate::model::{IncidentWindow, Timestamp, WindowId};
+use crate::processes::ProcessSnapshot;
 use crate::store::{PushDetails, PushKey, PushTarget, Store};
 
 /// Windows listed from the local database per query (and ids compared
@@ -175,6 +176,8 @@ struct LocalWindow {
     window: IncidentWindow,
     details: PushDetails,
     values: usize,
+    /// Its process snapshots (`process_samples`, central version 5).
+    processes: Vec<ProcessSnapshot>,
 }
 
 /// What became of one window.
@@ -229,6 +232,9 @@ const COPY_TRIGGERS: &str = "COPY window_triggers
 const COPY_STATS: &str = "COPY window_metric_stats
     (window_id, metric_id, samples, peak, low, average, change, p50, p95, p99,
      change_score, change_rank, change_unscored)
+    FROM STDIN (FORMAT binary)";
+const COPY_PROCESSES: &str = "COPY process_samples
+    (window_id, ts_ms, pid, name, cmdline, \"user\", cpu, rss, read_bps, write_bps)
     FROM STDIN (FORMAT binary)";
 const COPY_NOTES: &str = "COPY window_notes (window_id, at_ms, author, text)
     FROM STDIN (FORMAT binary)";
@@ -540,7 +546,10 @@ fn read_batches(
             after = key.row;
             match load(store, key) {
                 Ok(Some(w)) => {
-                    values += w.values;
+                    // A process row counts as a value: it weighs about as
+                    // much in memory and on the wire.
+                    values +=
+                        w.values + w.processes.iter().map(|s| s.processes.len()).sum::<usize>();
                     batch.push(w);
                 }
                 Ok(None) => {}
@@ -568,13 +577,18 @@ fn read_batches(
 /// Reads the window of `key` with everything its central copy needs;
 /// `None` if it was deleted since it was listed.
 ///
-/// The window and its details are read by separate queries, and trimming
-/// may delete the window in between; the details come last and by row id
-/// (never reused), so a window deleted before they were read is `None`, and
-/// one deleted after was read whole before.
+/// The window, its process snapshots and its details are read by separate
+/// queries, and trimming may delete the window in between; the details come
+/// last and by row id (never reused), so a window deleted before they were
+/// read is `None`, and one deleted after was read whole before.
 fn load(store: &Store, key: PushKey) -> Result<Option<LocalWindow>, PushError> {
     let Some(window) = store.window(key.public_id.as_str())? else {
         return Ok(None);
+    };
+    let processes = match store.window_processes(key.public_id.as_str()) {
+        Ok(p) => p,
+        Err(crate::Error::WindowNotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
     let Some(details) = store.push_details(key.row)? else {
         return Ok(None);
@@ -586,6 +600,7 @@ fn load(store: &Store, key: PushKey) -> Result<Option<LocalWindow>, PushError> {
         window,
         details,
         values,
+        processes,
     }))
 }
 
@@ -676,6 +691,7 @@ struct Rows {
     stats: Option<BinaryRows>,
     anomalies: Option<BinaryRows>,
     notes: Option<BinaryRows>,
+    processes: Option<BinaryRows>,
 }
 
 impl Rows {
@@ -765,6 +781,25 @@ impl Rows {
                     .opt_text(change.and_then(|c| c.unscored.as_deref()));
             }
         }
+        if !w.processes.is_empty() {
+            let processes = self.processes.get_or_insert_with(BinaryRows::new);
+            for snap in &w.processes {
+                for p in &snap.processes {
+                    processes
+                        .row(10)
+                        .int8(id)
+                        .int8(snap.at.as_unix_ms())
+                        .int8(i64::from(p.pid))
+                        .text(&p.name)
+                        .opt_text(p.cmdline.as_deref())
+                        .opt_text(p.user.as_deref())
+                        .float8(p.cpu)
+                        .int8(i64::try_from(p.rss).unwrap_or(i64::MAX))
+                        .opt_float8(p.read_bps)
+                        .opt_float8(p.write_bps);
+                }
+            }
+        }
         if !w.details.anomalies.is_empty() {
             let anomalies = self.anomalies.get_or_insert_with(BinaryRows::new);
             for a in &w.details.anomalies {
@@ -794,6 +829,7 @@ impl Rows {
             (COPY_STATS, self.stats, "copying summaries"),
             (COPY_ANOMALIES, self.anomalies, "copying anomalies"),
             (COPY_NOTES, self.notes, "copying notes"),
+            (COPY_PROCESSES, self.processes, "copying process snapshots"),
         ] {
             let Some(rows) = rows.filter(|r| r.len() > 0) else {
                 continue;
