@@ -32,6 +32,19 @@ fn ranked(db: &Path, id: &str) -> Vec<String> {
     names.into_iter().map(|(_, n)| n).collect()
 }
 
+/// A series a reader takes for CPU, moved the way a burn moves it: the
+/// host's `cpu`, node_exporter's CPU seconds (as rates) in user or system
+/// mode, or the 1-minute load average going up; idle time going down.
+fn is_cpu_burn(name: &str, score: f64) -> bool {
+    let mode = |m: &str| {
+        name.starts_with("node_cpu_seconds_total_per_s{")
+            && name.ends_with(&format!("mode=\"{m}\"}}"))
+    };
+    let up =
+        name == "cpu" || mode("user") || mode("system") || name == "load1" || name == "node_load1";
+    (up && score > 0.0) || (mode("idle") && score < 0.0)
+}
+
 /// The recorded values of `metric`, before and after the trigger.
 fn before_after(w: &Value, metric: &str) -> (Vec<f64>, Vec<f64>) {
     let fired = w["trigger_time"].as_str().unwrap();
@@ -108,6 +121,32 @@ fn show_and_context_of_the_burn_read_back_whole() {
         .unwrap();
     assert!(
         top.starts_with(&format!("- {}: score ", ranks[0])),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "fails on this real capture: the change score ranks cpu=\"1\" system time (-0.01 core/s on a near-zero spread) and memory Writeback above the burn; user time is 4th, cpu 9th"]
+/// What issue 20 asks of the change score: a real 2-core burn leads `show`
+/// (a CPU series that went the burn's way in the top 3) and `context`
+/// names it.
+fn a_cpu_series_leads_show_of_the_burn() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("burn.db");
+    let id = import_burn(&db);
+    let w = json(&db, &["show", &id, "--json"]);
+    let scores = &w["summary"]["change_scores"];
+    let ranks = ranked(&db, &id);
+    let score = |n: &str| scores[n]["score"].as_f64().unwrap();
+    let cpu = ranks.iter().take(3).find(|n| is_cpu_burn(n, score(n)));
+    assert!(
+        cpu.is_some(),
+        "no CPU series in the top 3: {:?}",
+        &ranks[..10]
+    );
+    let text = ok(&db, &["context", &id]);
+    assert!(
+        text.contains(&format!("- {}: score ", cpu.unwrap())),
         "{text}"
     );
 }
