@@ -94,7 +94,12 @@ fn firing_opens_at_starts_at_repeats_change_nothing_and_resolved_acts_at_ends_at
     );
 
     r.ticks(14); // 70 s on: past the deadline
-    let w = r.recorder.store().window(&id).unwrap().unwrap();
+    // Through the recorder: its reads wait for the closes it decided.
+    let w = r
+        .recorder
+        .window(&incident_recorder::WindowId::from(id.as_str()))
+        .unwrap()
+        .unwrap();
     assert_eq!(w.status, WindowStatus::Complete);
     assert_eq!(w.end_time, Some(ends.saturating_add(secs(60))));
     let windows = r

@@ -61,6 +61,9 @@ fn site_of(provider: Arc<Scripted>) -> Site {
         .unwrap()
         .to_string();
     tick(12);
+    // The window closed at its deadline: wait for the closer to seal it, so
+    // every request sees it closed (store reads do not wait for the closer).
+    recorder.sync().unwrap();
     let auth = ListenAuth::Bearer(TOKEN.into());
     let listener = Listener::start(
         Arc::clone(&recorder),
