@@ -113,7 +113,7 @@ fn check(before: &[f64], after: &[f64]) -> Result<(), NoScore> {
 }
 
 /// The median shift of `after` from `before` in units of `before`'s robust
-/// spread, in `[-200, 200]`: [`shift`] at the incident's median.
+/// spread, in `[-200, 200]`: `shift` at the incident's median.
 ///
 /// ```
 /// use incident_recorder::change::median_shift;

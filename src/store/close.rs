@@ -163,7 +163,7 @@ impl CloserConn {
     /// window.
     pub(crate) fn seal_plan(&mut self) -> Result<SealPlan> {
         // The free space may have changed since the last seal.
-        super::writer::bound_wal(&self.conn, self.path.as_deref())?;
+        super::bound_wal(&self.conn, self.path.as_deref())?;
         let closes = pending_closes(&self.conn)?;
         let mut journal = Journal::read(&self.conn)?;
         let upto = PointId(journal.last.map_or(0, |id| id.0) + 1);

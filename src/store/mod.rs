@@ -416,7 +416,7 @@ impl Store {
         // tick may be waiting for the gate: it gives up quickly and retries
         // without the gate (see `recorder/closer.rs`).
         conn.busy_timeout(CLOSER_BUSY_TIMEOUT)?;
-        writer::bound_wal(&conn, self.path.as_deref())?;
+        bound_wal(&conn, self.path.as_deref())?;
         Ok(CloserConn {
             conn,
             gate: self.gate.clone(),
@@ -727,4 +727,19 @@ impl From<rusqlite::Error> for Error {
             _ => Error::Sqlite(e.into()),
         }
     }
+}
+
+/// Sets `conn`'s checkpoint interval and WAL size limit from the free space
+/// of the file system holding `path` (see [`Writer::bound_wal`]): every
+/// connection that commits (the writer, the closer) checkpoints and
+/// truncates the WAL by the same bound.
+fn bound_wal(conn: &Connection, path: Option<&std::path::Path>) -> Result<()> {
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let free = path.and_then(free_bytes);
+    let pages = free.map_or(WAL_AUTOCHECKPOINT, |free| {
+        (free as i64 / 8 / page).clamp(64, WAL_AUTOCHECKPOINT)
+    });
+    conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+    conn.pragma_update(None, "journal_size_limit", pages * page)?;
+    Ok(())
 }

@@ -150,7 +150,7 @@ impl Writer {
     /// of growing to 40 MB first. Set at open and every 256 commits.
     fn bound_wal(&mut self) -> Result<()> {
         self.commits = 0;
-        bound_wal(&self.conn, self.path.as_deref())
+        super::bound_wal(&self.conn, self.path.as_deref())
     }
 
     /// After a commit failed for want of space: checkpoints and truncates the
@@ -428,21 +428,6 @@ impl Writer {
         }
         Ok(windows)
     }
-}
-
-/// Sets `conn`'s checkpoint interval and WAL size limit from the free space
-/// of the file system holding `path` (see [`Writer::bound_wal`]): every
-/// connection that commits (the writer, the closer) checkpoints and
-/// truncates the WAL by the same bound.
-pub(super) fn bound_wal(conn: &Connection, path: Option<&std::path::Path>) -> Result<()> {
-    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let free = path.and_then(super::free_bytes);
-    let pages = free.map_or(super::WAL_AUTOCHECKPOINT, |free| {
-        (free as i64 / 8 / page).clamp(64, super::WAL_AUTOCHECKPOINT)
-    });
-    conn.pragma_update(None, "wal_autocheckpoint", pages)?;
-    conn.pragma_update(None, "journal_size_limit", pages * page)?;
-    Ok(())
 }
 
 /// [`new_public_id`], or, in the unlikely case that an imported window

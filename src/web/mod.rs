@@ -24,6 +24,8 @@ pub use processes::{process_table, with_process_table};
 pub use rank::metric_order;
 pub use svg::{MAX_SVG_METRICS, chart_svg, sparkline};
 
+use crate::model::Timestamp;
+
 /// The policy of every served page: scripts, styles and images only from
 /// the listener itself, fetches only to it, no frames, no forms elsewhere.
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -86,6 +88,13 @@ pub const ASSETS: &[Asset] = &[
 /// The asset served at `path`, if any.
 pub fn asset(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
+}
+
+/// `2026-12-06 01:51:24Z`: a time to read in a table (the JSON has the
+/// milliseconds).
+fn short(t: Timestamp) -> String {
+    let full = t.to_string();
+    format!("{}Z", full.get(..19).unwrap_or(&full).replace('T', " "))
 }
 
 /// `text` with `& < > " '` escaped, for HTML text and quoted attributes

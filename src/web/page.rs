@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use super::{APP_CSS, APP_JS, UPLOT_CSS, UPLOT_JS, csp_hash, data_block, escape, url_part};
+use super::{APP_CSS, APP_JS, UPLOT_CSS, UPLOT_JS, csp_hash, data_block, escape, short, url_part};
 use crate::context::format_duration_ms;
 use crate::model::{IncidentWindow, Timestamp, WindowStatus};
 
@@ -99,13 +99,6 @@ pub fn window_page(w: &IncidentWindow, now: Timestamp) -> String {
 /// data inline, so it opens from disk without any network.
 pub fn report(w: &IncidentWindow, now: Timestamp) -> String {
     render(w, now, Mode::Report)
-}
-
-/// `2026-12-06 01:51:24Z`: a time to read in a table (the JSON has the
-/// milliseconds).
-pub(super) fn short(t: Timestamp) -> String {
-    let full = t.to_string();
-    format!("{}Z", full.get(..19).unwrap_or(&full).replace('T', " "))
 }
 
 fn resource_label(w: &IncidentWindow) -> String {

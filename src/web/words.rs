@@ -9,8 +9,7 @@
 
 use std::fmt::Write;
 
-use super::escape;
-use super::page::short;
+use super::{escape, short};
 use crate::context::has_words;
 use crate::model::{IncidentWindow, WindowTrigger};
 
