@@ -679,29 +679,15 @@ mod tests {
     #[test]
     fn notes_are_listed_last_twenty_with_the_rest_counted() {
         let at = Timestamp::from_unix_ms(1_795_514_400_000);
-        let w = IncidentWindow {
-            id: crate::WindowId::new("iw-1"),
-            resource_id: "db-02".into(),
-            resource_name: None,
-            resource_type: None,
-            trigger_type: crate::TriggerType::Manual,
-            trigger_id: None,
-            trigger_time: None,
-            start_time: at,
-            end_time: Some(at),
-            deadline: None,
-            status: WindowStatus::Complete,
-            triggers: Vec::new(),
-            notes: (0..25)
+        let w = window(
+            (0..25)
                 .map(|i| crate::WindowNote {
                     at,
                     author: "ops".into(),
                     text: format!("step {i}"),
                 })
                 .collect(),
-            data_points: Vec::new(),
-            summary: None,
-        };
+        );
         let text = format_window(&w);
         assert!(text.contains("### Notes\n- "), "{text}");
         assert!(
