@@ -6,6 +6,8 @@
 
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
+use crate::error::{Error, Result, clip};
+
 macro_rules! row_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -43,3 +45,15 @@ row_id!(
     /// `resources.id`: a resource's row.
     ResourceRow
 );
+
+impl WindowRow {
+    /// The row of the window whose public id is `id`; a window that does not
+    /// exist is [`Error::WindowNotFound`].
+    pub(super) fn of(conn: &rusqlite::Connection, id: &str) -> Result<WindowRow> {
+        use rusqlite::OptionalExtension;
+        conn.prepare_cached("SELECT id FROM windows WHERE public_id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::WindowNotFound(clip(id)))
+    }
+}

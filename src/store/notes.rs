@@ -3,7 +3,7 @@
 //! it, deleted with it (a foreign key cascades, and `retention` deletes them
 //! with the rest of a window).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::Store;
 use super::ids::WindowRow;
@@ -103,11 +103,7 @@ impl Store {
         let _turn = self.gate.patient();
         let tx =
             rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
-        let row: Option<WindowRow> = tx
-            .prepare_cached("SELECT id FROM windows WHERE public_id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        let row = row.ok_or_else(|| Error::WindowNotFound(clip(id)))?;
+        let row = WindowRow::of(&tx, id)?;
         let added = insert(&tx, row, std::slice::from_ref(note))?;
         tx.commit()?;
         Ok(added == 1)

@@ -12,12 +12,12 @@
 //! window sampled every 5 s holds about 64 + 24 = 88 snapshots, ≤ 1,760
 //! rows: ≤ 180 KB without command lines, ≤ 1.1 MB with the longest ones.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::Store;
 use super::ids::WindowRow;
 use super::writer::Writer;
-use crate::error::{Error, Result, clip};
+use crate::error::{Error, Result};
 use crate::model::Timestamp;
 use crate::processes::{ProcessSample, ProcessSnapshot};
 
@@ -112,11 +112,7 @@ impl Store {
     /// none). A window that does not exist is [`Error::WindowNotFound`].
     pub fn window_processes(&self, id: &str) -> Result<Vec<ProcessSnapshot>> {
         let conn = self.conn()?;
-        let row: Option<WindowRow> = conn
-            .prepare_cached("SELECT id FROM windows WHERE public_id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        let row = row.ok_or_else(|| Error::WindowNotFound(clip(id)))?;
+        let row = WindowRow::of(&conn, id)?;
         read(&conn, row)
     }
 
@@ -134,11 +130,7 @@ impl Store {
         let _turn = self.gate.patient();
         let tx =
             rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
-        let row: Option<WindowRow> = tx
-            .prepare_cached("SELECT id FROM windows WHERE public_id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        let row = row.ok_or_else(|| Error::WindowNotFound(clip(id)))?;
+        let row = WindowRow::of(&tx, id)?;
         let refs: Vec<&ProcessSnapshot> = snapshots.iter().collect();
         let added = insert(&tx, row, &refs)?;
         tx.commit()?;

@@ -11,10 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::Store;
-use crate::error::{Error, Result, clip};
+use super::ids::WindowRow;
+use crate::error::{Error, Result};
 use crate::model::{Timestamp, WindowTrigger};
 
 /// What a trigger said, to keep on its row.
@@ -56,11 +57,7 @@ impl Store {
             return Ok(false);
         }
         self.words_transaction(|tx| {
-            let row: Option<i64> = tx
-                .prepare_cached("SELECT id FROM windows WHERE public_id = ?1")?
-                .query_row([window], |r| r.get(0))
-                .optional()?;
-            let row = row.ok_or_else(|| Error::WindowNotFound(clip(window)))?;
+            let row = WindowRow::of(tx, window)?;
             Ok(tx
                 .prepare_cached(
                     "UPDATE window_triggers SET labels = ?4, annotations = ?5, rule = ?6
